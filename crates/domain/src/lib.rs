@@ -1,0 +1,28 @@
+//! The domain of mailplane: the types a request is parsed into and the rules of every
+//! account update `mode`.
+//!
+//! Nothing here performs I/O. A rule is a pure function of an [`AccountAggregate`] (the
+//! account with everything its rules look at, loaded by the store) and an
+//! [`AccountCommand`]; it answers with a [`Change`] the store persists, or a [`RuleError`].
+
+mod email;
+mod error;
+mod ids;
+mod model;
+mod modes;
+mod scope;
+mod secret;
+
+pub use email::{parse_domain, EmailAddress, InvalidEmail};
+pub use error::{RuleError, RuleErrorKind};
+pub use ids::{AccountId, IdError, SendMailId, Zoid, Zuid};
+pub use model::{
+    AccountAddress, AccountAggregate, AccountKind, AccountState, Identity, IdentityMode, Relay,
+    Role, SmtpConnection, UserAccount,
+};
+pub use modes::{
+    apply, AccountCommand, Change, IdentitySelector, Mode, NewIdentity, NewRelay, Op,
+    MAX_IDENTITIES_PER_ACCOUNT,
+};
+pub use scope::{Access, Resource, Scope, ScopeSet};
+pub use secret::Secret;

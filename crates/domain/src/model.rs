@@ -1,0 +1,138 @@
+//! The state the rules read: an account with its addresses and identities, and the other
+//! accounts of its user.
+
+use crate::{AccountId, EmailAddress, SendMailId, Zuid};
+
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The spelling used on the wire and in the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+            /// The accepted spellings, for error messages.
+            pub fn choices() -> String {
+                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// A user's role in the organization.
+    Role { SuperAdmin = "super_admin", Admin = "admin", Member = "member" }
+);
+
+impl Role {
+    pub fn is_admin(self) -> bool {
+        matches!(self, Role::SuperAdmin | Role::Admin)
+    }
+}
+
+wire_enum!(
+    /// The hosted account, or a mailbox elsewhere that the user reads here.
+    AccountKind { Hosted = "ZOHO_ACCOUNT", Pop = "POP_ACCOUNT", Imap = "IMAP_ACCOUNT" }
+);
+
+wire_enum!(
+    /// How a send-mail identity relates to the account (`sendMailDetails[].mode`).
+    IdentityMode {
+        Mailbox = "mailbox",
+        Alias = "alias",
+        Group = "group",
+        ExtMailbox = "extmailbox",
+        ExtFrom = "extfrom",
+        BackupAcc = "backupacc",
+    }
+);
+
+wire_enum!(
+    /// The kind of connection to an external SMTP relay.
+    SmtpConnection { Plain = "plain", Ssl = "ssl", Tls = "tls" }
+);
+
+/// The flags and identity of one account, as the rules see them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountState {
+    pub id: AccountId,
+    pub zuid: Zuid,
+    pub kind: AccountKind,
+    pub enabled: bool,
+    pub outgoing_blocked: bool,
+    pub incoming_blocked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountAddress {
+    pub address: EmailAddress,
+    pub is_primary: bool,
+}
+
+/// The relay settings of an `extfrom` identity, without its password: rules never need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relay {
+    pub server_name: String,
+    pub server_port: u16,
+    pub user_name: String,
+    pub smtp_connection: SmtpConnection,
+}
+
+/// A stored send-mail identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub id: SendMailId,
+    pub from_address: EmailAddress,
+    pub display_name: String,
+    pub mode: IdentityMode,
+    pub relay: Option<Relay>,
+}
+
+/// One account of the user who owns the account being changed (including that account).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserAccount {
+    pub id: AccountId,
+    pub kind: AccountKind,
+    pub sequence: u32,
+    /// For an external account, the address of the mailbox elsewhere.
+    pub external_address: Option<EmailAddress>,
+}
+
+/// Everything the rule of any mode reads, loaded by the store in the command's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountAggregate {
+    pub account: AccountState,
+    /// The display name of the account's user (the default of its mailbox identity).
+    pub user_display_name: String,
+    /// The organization's domain names, lower-case.
+    pub org_domains: Vec<String>,
+    /// The account's own addresses (hosted accounts only): one primary, the rest aliases.
+    pub addresses: Vec<AccountAddress>,
+    pub identities: Vec<Identity>,
+    /// The user's accounts, by sequence.
+    pub user_accounts: Vec<UserAccount>,
+    /// The addresses named by the command that belong to another account. The store fills
+    /// this from [`crate::AccountCommand::addresses_to_check`].
+    pub taken_elsewhere: Vec<EmailAddress>,
+}
+
+impl AccountAggregate {
+    pub fn primary_address(&self) -> Option<&EmailAddress> {
+        self.addresses.iter().find(|a| a.is_primary).map(|a| &a.address)
+    }
+
+    pub fn has_address(&self, address: &EmailAddress) -> bool {
+        self.addresses.iter().any(|a| &a.address == address)
+    }
+
+    pub fn is_taken_elsewhere(&self, address: &EmailAddress) -> bool {
+        self.taken_elsewhere.contains(address)
+    }
+}

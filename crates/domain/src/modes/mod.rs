@@ -1,0 +1,260 @@
+//! The account update modes: one module per mode, one entry point, [`apply`].
+
+mod account_order;
+mod email_update;
+mod send_mail;
+mod status;
+
+use serde_json::Value;
+
+use crate::{
+    AccountAggregate, AccountId, AccountKind, EmailAddress, IdentityMode, Relay, RuleError,
+    Secret, SendMailId, SmtpConnection,
+};
+
+pub use send_mail::MAX_IDENTITIES_PER_ACCOUNT;
+
+/// The `mode` values of `PUT …/accounts/{accountId}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    AddSendMailDetails,
+    DeleteSendMailDetails,
+    EmailUpdate,
+    EnableMailAccount,
+    DisableMailAccount,
+    MailAccountOrderUpdate,
+    UpdateOutgoingStatus,
+    UpdateIncomingStatus,
+}
+
+impl Mode {
+    pub const ALL: &'static [Mode] = &[
+        Mode::AddSendMailDetails,
+        Mode::DeleteSendMailDetails,
+        Mode::EmailUpdate,
+        Mode::EnableMailAccount,
+        Mode::DisableMailAccount,
+        Mode::MailAccountOrderUpdate,
+        Mode::UpdateOutgoingStatus,
+        Mode::UpdateIncomingStatus,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::AddSendMailDetails => "addsendmaildetails",
+            Mode::DeleteSendMailDetails => "deletesendmaildetails",
+            Mode::EmailUpdate => "emailupdate",
+            Mode::EnableMailAccount => "enableMailAccount",
+            Mode::DisableMailAccount => "disableMailAccount",
+            Mode::MailAccountOrderUpdate => "mailaccountorderupdate",
+            Mode::UpdateOutgoingStatus => "updateOutgoingStatus",
+            Mode::UpdateIncomingStatus => "updateIncomingStatus",
+        }
+    }
+
+    /// Mode names are matched exactly, as Zoho spells them.
+    pub fn parse(s: &str) -> Option<Mode> {
+        Mode::ALL.iter().copied().find(|m| m.as_str() == s)
+    }
+
+    /// Modes that only an administrator may use (offered on the admin URL only).
+    pub fn admin_only(self) -> bool {
+        matches!(self, Mode::UpdateIncomingStatus)
+    }
+
+    /// The body keys the mode takes besides `zuid` and `mode`.
+    pub fn keys(self) -> &'static [&'static str] {
+        match self {
+            Mode::AddSendMailDetails => &["sendMailDetails"],
+            Mode::DeleteSendMailDetails => &["sendMailId", "fromAddress"],
+            Mode::EmailUpdate => &["emailAddress"],
+            Mode::EnableMailAccount | Mode::DisableMailAccount => &[],
+            Mode::MailAccountOrderUpdate => &["accList"],
+            Mode::UpdateOutgoingStatus => &["outgoingBlocked"],
+            Mode::UpdateIncomingStatus => &["incomingBlocked"],
+        }
+    }
+}
+
+/// The relay fields of one `sendMailDetails` element, as given (each optional: which ones
+/// are required depends on the identity's mode, a rule checked in [`apply`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewRelay {
+    pub server_name: Option<String>,
+    pub server_port: Option<u16>,
+    pub user_name: Option<String>,
+    pub password: Option<Secret>,
+    pub smtp_connection: Option<SmtpConnection>,
+}
+
+impl NewRelay {
+    pub fn is_empty(&self) -> bool {
+        *self == NewRelay::default()
+    }
+}
+
+/// One element of `sendMailDetails`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewIdentity {
+    pub from_address: Option<EmailAddress>,
+    pub display_name: String,
+    pub mode: IdentityMode,
+    pub relay: NewRelay,
+}
+
+/// Which identity `deletesendmaildetails` removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySelector {
+    Id(SendMailId),
+    Address(EmailAddress),
+}
+
+/// A request body, parsed: one variant per mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountCommand {
+    AddSendMailDetails(Vec<NewIdentity>),
+    DeleteSendMailDetails(IdentitySelector),
+    EmailUpdate(EmailAddress),
+    EnableMailAccount,
+    DisableMailAccount,
+    MailAccountOrderUpdate(Vec<AccountId>),
+    UpdateOutgoingStatus { blocked: bool },
+    UpdateIncomingStatus { blocked: bool },
+}
+
+impl AccountCommand {
+    pub fn mode(&self) -> Mode {
+        match self {
+            AccountCommand::AddSendMailDetails(_) => Mode::AddSendMailDetails,
+            AccountCommand::DeleteSendMailDetails(_) => Mode::DeleteSendMailDetails,
+            AccountCommand::EmailUpdate(_) => Mode::EmailUpdate,
+            AccountCommand::EnableMailAccount => Mode::EnableMailAccount,
+            AccountCommand::DisableMailAccount => Mode::DisableMailAccount,
+            AccountCommand::MailAccountOrderUpdate(_) => Mode::MailAccountOrderUpdate,
+            AccountCommand::UpdateOutgoingStatus { .. } => Mode::UpdateOutgoingStatus,
+            AccountCommand::UpdateIncomingStatus { .. } => Mode::UpdateIncomingStatus,
+        }
+    }
+
+    /// The addresses whose ownership by *other* accounts the rule needs to know; the store
+    /// looks them up into [`AccountAggregate::taken_elsewhere`].
+    pub fn addresses_to_check(&self) -> Vec<EmailAddress> {
+        match self {
+            AccountCommand::EmailUpdate(a) => vec![a.clone()],
+            AccountCommand::AddSendMailDetails(ids) => {
+                ids.iter().filter_map(|i| i.from_address.clone()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// One write the store performs for an accepted command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    SetEnabled(bool),
+    SetOutgoingBlocked(bool),
+    SetIncomingBlocked(bool),
+    /// Makes `new` the primary address; `old` stays on the account as an alias. When
+    /// `new` is not yet an address of the account it is added.
+    SetPrimaryAddress { new: EmailAddress, old: EmailAddress, add_new: bool },
+    /// Adds an identity, replacing the one with the same `fromAddress` if `replaces`.
+    UpsertIdentity {
+        replaces: Option<SendMailId>,
+        from_address: EmailAddress,
+        display_name: String,
+        mode: IdentityMode,
+        relay: Option<(Relay, Secret)>,
+    },
+    DeleteIdentity(SendMailId),
+    /// The full new order of the user's accounts: sequence 1, 2, … in this order.
+    SetAccountOrder(Vec<AccountId>),
+}
+
+/// What an accepted command changes, with the audit view of it (never a secret).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub ops: Vec<Op>,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// Applies the rule of the command's mode to the aggregate.
+pub fn apply(agg: &AccountAggregate, cmd: AccountCommand) -> Result<Change, RuleError> {
+    let mode = cmd.mode();
+    if agg.account.kind != AccountKind::Hosted && mode != Mode::MailAccountOrderUpdate {
+        return Err(RuleError::invalid(
+            "accountId",
+            format!(
+                "accountId {} is an external account ({}); {} applies to hosted accounts only",
+                agg.account.id,
+                agg.account.kind.as_str(),
+                mode.as_str()
+            ),
+        ));
+    }
+    match cmd {
+        AccountCommand::AddSendMailDetails(new) => send_mail::add(agg, new),
+        AccountCommand::DeleteSendMailDetails(sel) => send_mail::delete(agg, sel),
+        AccountCommand::EmailUpdate(addr) => email_update::apply(agg, addr),
+        AccountCommand::EnableMailAccount => Ok(status::enabled(agg, true)),
+        AccountCommand::DisableMailAccount => Ok(status::enabled(agg, false)),
+        AccountCommand::UpdateOutgoingStatus { blocked } => Ok(status::outgoing(agg, blocked)),
+        AccountCommand::UpdateIncomingStatus { blocked } => Ok(status::incoming(agg, blocked)),
+        AccountCommand::MailAccountOrderUpdate(list) => account_order::apply(agg, list),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::*;
+
+    pub fn addr(s: &str) -> EmailAddress {
+        EmailAddress::parse(s).unwrap()
+    }
+
+    /// Rebecca of the demo organization: a hosted account with one alias, a mailbox
+    /// identity and two external accounts.
+    pub fn rebecca() -> AccountAggregate {
+        let id = AccountId::new(2560636000000008002).unwrap();
+        AccountAggregate {
+            account: AccountState {
+                id,
+                zuid: Zuid::new(11111111).unwrap(),
+                kind: AccountKind::Hosted,
+                enabled: true,
+                outgoing_blocked: false,
+                incoming_blocked: false,
+            },
+            user_display_name: "Rebecca".into(),
+            org_domains: vec!["zylker.com".into()],
+            addresses: vec![
+                AccountAddress { address: addr("becky@zylker.com"), is_primary: true },
+                AccountAddress { address: addr("rebecca.alias@zylker.com"), is_primary: false },
+            ],
+            identities: vec![Identity {
+                id: SendMailId::new(1).unwrap(),
+                from_address: addr("becky@zylker.com"),
+                display_name: "Rebecca".into(),
+                mode: IdentityMode::Mailbox,
+                relay: None,
+            }],
+            user_accounts: vec![
+                UserAccount { id, kind: AccountKind::Hosted, sequence: 1, external_address: None },
+                UserAccount {
+                    id: AccountId::new(5111110000000008001).unwrap(),
+                    kind: AccountKind::Pop,
+                    sequence: 2,
+                    external_address: Some(addr("rebecca@pop.example.com")),
+                },
+                UserAccount {
+                    id: AccountId::new(5111110000000009001).unwrap(),
+                    kind: AccountKind::Imap,
+                    sequence: 3,
+                    external_address: Some(addr("rebecca@imap.example.com")),
+                },
+            ],
+            taken_elsewhere: vec![],
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! `addsendmaildetails` and `deletesendmaildetails`: the identities an account may send as.
+
+use serde_json::{json, Value};
+
+use super::{Change, IdentitySelector, NewIdentity, NewRelay, Op};
+use crate::{
+    AccountAggregate, EmailAddress, Identity, IdentityMode, Relay, RuleError, SmtpConnection,
+};
+
+/// At most this many identities per account.
+pub const MAX_IDENTITIES_PER_ACCOUNT: usize = 50;
+
+fn audit_view(from: &EmailAddress, display: &str, mode: IdentityMode, relay: Option<&Relay>) -> Value {
+    let mut v = json!({ "fromAddress": from.as_str(), "displayName": display, "mode": mode.as_str() });
+    if let Some(r) = relay {
+        v["serverName"] = json!(r.server_name);
+        v["serverPort"] = json!(r.server_port);
+        v["userName"] = json!(r.user_name);
+        v["smtpConnection"] = json!(r.smtp_connection.as_str());
+    }
+    v
+}
+
+fn identity_view(i: &Identity) -> Value {
+    audit_view(&i.from_address, &i.display_name, i.mode, i.relay.as_ref())
+}
+
+/// Checks the relay fields against the mode: complete for `extfrom`, absent otherwise.
+fn relay_for(field: &str, mode: IdentityMode, relay: NewRelay) -> Result<Option<(Relay, crate::Secret)>, RuleError> {
+    if mode != IdentityMode::ExtFrom {
+        if relay.is_empty() {
+            return Ok(None);
+        }
+        return Err(RuleError::invalid(
+            field,
+            format!(
+                "{field}: serverName, serverPort, userName, password and smtpConnection are only allowed with mode extfrom"
+            ),
+        ));
+    }
+    let NewRelay { server_name, server_port, user_name, password, smtp_connection } = relay;
+    let need = |name: &str| RuleError::missing(format!("{field}.{name}"));
+    let server_name = server_name.ok_or_else(|| need("serverName"))?;
+    let server_port = server_port.ok_or_else(|| need("serverPort"))?;
+    let user_name = user_name.ok_or_else(|| need("userName"))?;
+    let password = password.ok_or_else(|| need("password"))?;
+    let smtp_connection = smtp_connection.unwrap_or(SmtpConnection::Plain);
+    Ok(Some((Relay { server_name, server_port, user_name, smtp_connection }, password)))
+}
+
+/// Checks that the account may send as `from` with this mode.
+fn check_address(agg: &AccountAggregate, field: &str, mode: IdentityMode, from: &EmailAddress) -> Result<(), RuleError> {
+    let fail = |why: String| Err(RuleError::invalid(format!("{field}.fromAddress"), why));
+    match mode {
+        IdentityMode::Mailbox if !agg.has_address(from) => {
+            fail(format!("{field}.fromAddress {from} is not an address of this account (mode mailbox)"))
+        }
+        IdentityMode::Alias if !agg.addresses.iter().any(|a| &a.address == from && !a.is_primary) => {
+            fail(format!("{field}.fromAddress {from} is not an alias of this account (mode alias)"))
+        }
+        IdentityMode::Group => Err(RuleError::invalid(
+            format!("{field}.mode"),
+            format!("{field}.mode group is not supported yet: mailplane has no groups"),
+        )),
+        IdentityMode::ExtMailbox
+            if !agg.user_accounts.iter().any(|a| a.external_address.as_ref() == Some(from)) =>
+        {
+            fail(format!(
+                "{field}.fromAddress {from} is not the address of one of the user's external accounts (mode extmailbox)"
+            ))
+        }
+        IdentityMode::ExtFrom | IdentityMode::BackupAcc if agg.is_taken_elsewhere(from) => {
+            Err(RuleError::conflict(
+                format!("{field}.fromAddress"),
+                format!("{field}.fromAddress {from} is an address of another account"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub(super) fn add(agg: &AccountAggregate, new: Vec<NewIdentity>) -> Result<Change, RuleError> {
+    if new.is_empty() {
+        return Err(RuleError::missing("sendMailDetails"));
+    }
+    let mut ops = Vec::with_capacity(new.len());
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    let mut seen: Vec<EmailAddress> = Vec::new();
+    let mut added = 0usize;
+    for (i, n) in new.into_iter().enumerate() {
+        let field = format!("sendMailDetails[{i}]");
+        let from = match (n.from_address, n.mode) {
+            (Some(a), _) => a,
+            (None, IdentityMode::Mailbox) => agg
+                .primary_address()
+                .cloned()
+                .ok_or_else(|| RuleError::missing(format!("{field}.fromAddress")))?,
+            (None, _) => return Err(RuleError::missing(format!("{field}.fromAddress"))),
+        };
+        let len = n.display_name.chars().count();
+        if !(1..=100).contains(&len) {
+            return Err(RuleError::invalid(
+                format!("{field}.displayName"),
+                format!("{field}.displayName must be 1 to 100 characters"),
+            ));
+        }
+        if seen.contains(&from) {
+            return Err(RuleError::invalid(
+                format!("{field}.fromAddress"),
+                format!("{field}.fromAddress {from} appears more than once in this request"),
+            ));
+        }
+        check_address(agg, &field, n.mode, &from)?;
+        let relay = relay_for(&field, n.mode, n.relay)?;
+        let existing = agg.identities.iter().find(|x| x.from_address == from);
+        match existing {
+            Some(x) => before.push(identity_view(x)),
+            None => added += 1,
+        }
+        after.push(audit_view(&from, &n.display_name, n.mode, relay.as_ref().map(|(r, _)| r)));
+        seen.push(from.clone());
+        ops.push(Op::UpsertIdentity {
+            replaces: existing.map(|x| x.id),
+            from_address: from,
+            display_name: n.display_name,
+            mode: n.mode,
+            relay,
+        });
+    }
+    if agg.identities.len() + added > MAX_IDENTITIES_PER_ACCOUNT {
+        return Err(RuleError::invalid(
+            "sendMailDetails",
+            format!(
+                "sendMailDetails would give the account more than {MAX_IDENTITIES_PER_ACCOUNT} identities (it has {})",
+                agg.identities.len()
+            ),
+        ));
+    }
+    Ok(Change { ops, before: json!({ "sendMailDetails": before }), after: json!({ "sendMailDetails": after }) })
+}
+
+pub(super) fn delete(agg: &AccountAggregate, sel: IdentitySelector) -> Result<Change, RuleError> {
+    let (field, found) = match &sel {
+        IdentitySelector::Id(id) => ("sendMailId", agg.identities.iter().find(|x| x.id == *id)),
+        IdentitySelector::Address(a) => ("fromAddress", agg.identities.iter().find(|x| &x.from_address == a)),
+    };
+    let Some(identity) = found else {
+        return Err(RuleError::invalid(field, format!("{field} does not name an identity of this account")));
+    };
+    if identity.mode == IdentityMode::Mailbox && Some(&identity.from_address) == agg.primary_address() {
+        return Err(RuleError::invalid(
+            field,
+            format!("{field}: the mailbox identity of the primary address cannot be deleted (replace it instead)"),
+        ));
+    }
+    Ok(Change {
+        ops: vec![Op::DeleteIdentity(identity.id)],
+        before: json!({ "sendMailDetails": [identity_view(identity)] }),
+        after: json!({ "sendMailDetails": [] }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{addr, rebecca};
+    use crate::*;
+
+    fn extfrom(from: &str) -> NewIdentity {
+        NewIdentity {
+            from_address: Some(addr(from)),
+            display_name: "Rebecca".into(),
+            mode: IdentityMode::ExtFrom,
+            relay: NewRelay {
+                server_name: Some("mail.zoho.com".into()),
+                server_port: Some(465),
+                user_name: Some(from.into()),
+                password: Some(Secret::new("Smknel@88".into())),
+                smtp_connection: Some(SmtpConnection::Plain),
+            },
+        }
+    }
+
+    fn add(agg: &AccountAggregate, v: Vec<NewIdentity>) -> Result<Change, RuleError> {
+        crate::apply(agg, AccountCommand::AddSendMailDetails(v))
+    }
+
+    #[test]
+    fn extfrom_seed_sample_is_accepted_without_leaking_the_password() {
+        let c = add(&rebecca(), vec![extfrom("rebecca@zylker.com")]).unwrap();
+        assert!(matches!(&c.ops[0], Op::UpsertIdentity { replaces: None, relay: Some(_), .. }));
+        let audit = format!("{} {} {:?}", c.before, c.after, c.ops);
+        assert!(!audit.contains("Smknel@88"), "{audit}");
+    }
+
+    #[test]
+    fn extfrom_needs_every_relay_field() {
+        let mut n = extfrom("x@example.com");
+        n.relay.password = None;
+        let e = add(&rebecca(), vec![n]).unwrap_err();
+        assert_eq!((e.kind, e.field.as_str()), (RuleErrorKind::Missing, "sendMailDetails[0].password"));
+    }
+
+    #[test]
+    fn relay_fields_on_other_modes_are_refused() {
+        let mut n = extfrom("becky@zylker.com");
+        n.mode = IdentityMode::Mailbox;
+        assert_eq!(add(&rebecca(), vec![n]).unwrap_err().kind, RuleErrorKind::Invalid);
+    }
+
+    #[test]
+    fn mailbox_defaults_to_primary_and_replaces_existing() {
+        let n = NewIdentity { from_address: None, display_name: "Becky".into(), mode: IdentityMode::Mailbox, relay: NewRelay::default() };
+        let c = add(&rebecca(), vec![n]).unwrap();
+        assert!(matches!(&c.ops[0], Op::UpsertIdentity { replaces: Some(_), from_address, .. } if from_address.as_str() == "becky@zylker.com"));
+    }
+
+    #[test]
+    fn mode_rules() {
+        let agg = rebecca();
+        let mk = |from: &str, mode| NewIdentity { from_address: Some(addr(from)), display_name: "R".into(), mode, relay: NewRelay::default() };
+        assert!(add(&agg, vec![mk("rebecca.alias@zylker.com", IdentityMode::Alias)]).is_ok());
+        assert!(add(&agg, vec![mk("becky@zylker.com", IdentityMode::Alias)]).is_err());
+        assert!(add(&agg, vec![mk("other@zylker.com", IdentityMode::Mailbox)]).is_err());
+        assert!(add(&agg, vec![mk("rebecca@pop.example.com", IdentityMode::ExtMailbox)]).is_ok());
+        assert!(add(&agg, vec![mk("nobody@example.com", IdentityMode::ExtMailbox)]).is_err());
+        assert!(add(&agg, vec![mk("team@zylker.com", IdentityMode::Group)]).is_err());
+        assert!(add(&agg, vec![mk("backup@example.com", IdentityMode::BackupAcc)]).is_ok());
+        let mut taken = agg.clone();
+        taken.taken_elsewhere.push(addr("admin@zylker.com"));
+        let e = add(&taken, vec![extfrom("admin@zylker.com")]).unwrap_err();
+        assert_eq!(e.kind, RuleErrorKind::Conflict);
+    }
+
+    #[test]
+    fn duplicates_in_one_request_and_the_cap_are_refused() {
+        let agg = rebecca();
+        assert!(add(&agg, vec![extfrom("a@example.com"), extfrom("A@example.com")]).is_err());
+        let many = (0..MAX_IDENTITIES_PER_ACCOUNT).map(|i| extfrom(&format!("x{i}@example.com"))).collect();
+        let e = add(&agg, many).unwrap_err();
+        assert_eq!(e.field, "sendMailDetails");
+        let fits = (0..MAX_IDENTITIES_PER_ACCOUNT - 1).map(|i| extfrom(&format!("x{i}@example.com"))).collect();
+        assert!(add(&agg, fits).is_ok());
+    }
+
+    #[test]
+    fn primary_mailbox_identity_cannot_be_deleted() {
+        let agg = rebecca();
+        let sel = IdentitySelector::Address(addr("becky@zylker.com"));
+        assert!(crate::apply(&agg, AccountCommand::DeleteSendMailDetails(sel)).is_err());
+        let sel = IdentitySelector::Id(SendMailId::new(99).unwrap());
+        assert!(crate::apply(&agg, AccountCommand::DeleteSendMailDetails(sel)).is_err());
+    }
+}
