@@ -1,0 +1,221 @@
+//! mailplane's storage.
+//!
+//! [`Store`] is an enum over backends with the same methods, so the layers above never
+//! name a backend. Today there is one, SQLite; PostgreSQL joins as a second variant.
+//! Every write runs the whole load → rule → persist → audit sequence in one transaction.
+
+mod access;
+mod model;
+pub mod relay_key;
+pub mod secrets;
+mod sqlite;
+
+use std::path::PathBuf;
+
+use mailplane_domain::{AccountCommand, AccountId, RuleError, ScopeSet, Zoid, Zuid};
+
+pub use access::{Denied, Grant, Principal};
+pub use model::{
+    AccountView, Bootstrapped, DemoTokens, NewUser, OrgView, RelayPassword, RequestMeta, UserRef,
+};
+pub use relay_key::RelayKey;
+pub use sqlite::SqliteStore;
+
+/// Failures of the storage itself. Their text is for logs, never for clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("file error: {0}")]
+    Io(std::io::Error),
+    #[error("encryption error")]
+    Crypto,
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("unexpected data in the database: {0}")]
+    Corrupt(String),
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+/// Why a write was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The target does not exist or is out of the grant's reach (the two look alike).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A rule refused the change.
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    /// The caller's role does not allow this particular change (403).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for WriteError {
+    fn from(e: rusqlite::Error) -> Self {
+        WriteError::Store(StoreError::Db(e))
+    }
+}
+
+/// Why `bootstrap` or `--demo` refused to run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for ProvisionError {
+    fn from(e: rusqlite::Error) -> Self {
+        ProvisionError::Store(StoreError::Db(e))
+    }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    SqliteFile(PathBuf),
+}
+
+impl Location {
+    /// Parses `--db`: `sqlite:PATH` or `sqlite://PATH` (a file).
+    pub fn parse_url(url: &str) -> Result<Self, StoreError> {
+        if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let path = rest.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err(StoreError::Config(format!("{url}: the SQLite URL names no file")));
+            }
+            return Ok(Location::SqliteFile(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(StoreError::Config(
+                "PostgreSQL is not supported by this build yet; use sqlite:PATH".into(),
+            ));
+        }
+        Err(StoreError::Config(format!("{url}: expected a URL such as sqlite:/path/to/mailplane.db")))
+    }
+}
+
+/// The store: one variant per backend.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database.
+    pub async fn open(location: Location, key: RelayKey) -> Result<Store, StoreError> {
+        match location {
+            Location::SqliteFile(path) => Ok(Store::Sqlite(SqliteStore::open(path, key).await?)),
+        }
+    }
+
+    /// The principal behind a token; `None` for an unknown, expired or revoked token.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.authenticate(token).await,
+        }
+    }
+
+    /// Applies an account update. `zoid_in_url` is the organization of the admin URL,
+    /// `body_zuid` the request's optional `zuid`.
+    pub async fn apply(
+        &self,
+        grant: &Grant,
+        meta: &RequestMeta,
+        zoid_in_url: Option<Zoid>,
+        account: AccountId,
+        body_zuid: Option<Zuid>,
+        cmd: AccountCommand,
+    ) -> Result<AccountView, WriteError> {
+        match self {
+            Store::Sqlite(s) => s.apply(grant, meta, zoid_in_url, account, body_zuid, cmd).await,
+        }
+    }
+
+    /// One account within the grant's reach.
+    pub async fn account(&self, grant: &Grant, account: AccountId) -> Result<Option<AccountView>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.account(grant, account).await,
+        }
+    }
+
+    /// The accounts of the grant's own user, by sequence.
+    pub async fn own_accounts(&self, grant: &Grant) -> Result<Vec<AccountView>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.own_accounts(grant).await,
+        }
+    }
+
+    pub async fn organization(&self, grant: &Grant, zoid: Zoid) -> Result<Option<OrgView>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.organization(grant, zoid).await,
+        }
+    }
+
+    /// A page of the organization's hosted accounts, one per user, by zuid.
+    pub async fn org_accounts(&self, grant: &Grant, zoid: Zoid, start: u32, limit: u32) -> Result<Option<Vec<AccountView>>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.org_accounts(grant, zoid, start, limit).await,
+        }
+    }
+
+    /// The hosted account of one user of the organization.
+    pub async fn org_user_account(&self, grant: &Grant, zoid: Zoid, user: UserRef) -> Result<Option<AccountView>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.org_user_account(grant, zoid, user).await,
+        }
+    }
+
+    pub async fn create_user(&self, grant: &Grant, meta: &RequestMeta, zoid: Zoid, user: NewUser) -> Result<AccountView, WriteError> {
+        match self {
+            Store::Sqlite(s) => s.create_user(grant, meta, zoid, user).await,
+        }
+    }
+
+    /// Removes users and their accounts, all or nothing.
+    pub async fn delete_users(&self, grant: &Grant, meta: &RequestMeta, zoid: Zoid, users: Vec<UserRef>) -> Result<(), WriteError> {
+        match self {
+            Store::Sqlite(s) => s.delete_users(grant, meta, zoid, users).await,
+        }
+    }
+
+    /// Creates an organization with its super admin and a token of all scopes.
+    pub async fn bootstrap(&self, org_name: &str, domain: &str, admin_email: mailplane_domain::EmailAddress, admin_password_hash: Option<String>) -> Result<Bootstrapped, ProvisionError> {
+        match self {
+            Store::Sqlite(s) => s.bootstrap(org_name, domain, admin_email, admin_password_hash).await,
+        }
+    }
+
+    /// Creates the demo organization of the contract (§9) on an empty database.
+    pub async fn seed_demo(&self) -> Result<DemoTokens, ProvisionError> {
+        match self {
+            Store::Sqlite(s) => s.seed_demo().await,
+        }
+    }
+
+    /// Issues an access token for an existing user; `expires_in_secs` of `None` never expires.
+    pub async fn issue_token(&self, zuid: Zuid, scopes: ScopeSet, expires_in_secs: Option<u64>) -> Result<String, ProvisionError> {
+        match self {
+            Store::Sqlite(s) => s.issue_token(zuid, scopes, expires_in_secs).await,
+        }
+    }
+
+    /// Revokes a token; `false` when no such live token exists.
+    pub async fn revoke_token(&self, token: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.revoke_token(token).await,
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

@@ -1,0 +1,94 @@
+//! Who is calling and what they may reach.
+//!
+//! A [`Principal`] comes only from [`crate::Store::authenticate`]; a [`Grant`] comes only
+//! from a principal whose scopes and role allow the operation. Every store method that
+//! reads or writes an account takes a `Grant`, so a handler cannot skip the check.
+
+use mailplane_domain::{Access, Resource, Role, ScopeSet, Zoid, Zuid};
+
+/// The user behind a valid token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub(crate) token_id: i64,
+    pub(crate) zuid: Zuid,
+    pub(crate) zoid: Zoid,
+    pub(crate) role: Role,
+    pub(crate) scopes: ScopeSet,
+}
+
+/// Why a principal may not perform an operation at all (before any target is looked at).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// The token lacks every scope that would allow it (401 `INVALID_OAUTHSCOPE`).
+    Scope,
+    /// The scope is right but the user's role is not (403).
+    Role,
+}
+
+/// How far a grant reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// The principal's own accounts (user authentication).
+    Own(Zuid),
+    /// Every account of the organization (admin authentication).
+    Organization(Zoid),
+}
+
+/// Permission to perform one class of operation, within a reach.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub(crate) actor: Principal,
+    pub(crate) reach: Reach,
+}
+
+impl Principal {
+    pub fn zuid(&self) -> Zuid {
+        self.zuid
+    }
+    pub fn zoid(&self) -> Zoid {
+        self.zoid
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// For `/api/accounts/...`: the principal's own accounts.
+    pub fn user_grant(&self, access: Access) -> Result<Grant, Denied> {
+        if !self.scopes.allows(Resource::Accounts, access) {
+            return Err(Denied::Scope);
+        }
+        Ok(Grant { actor: self.clone(), reach: Reach::Own(self.zuid) })
+    }
+
+    /// For `/api/organization/...`: the accounts of the principal's organization, for an
+    /// admin or super admin.
+    pub fn admin_grant(&self, access: Access) -> Result<Grant, Denied> {
+        if !self.scopes.allows(Resource::OrganizationAccounts, access) {
+            return Err(Denied::Scope);
+        }
+        if !self.role.is_admin() {
+            return Err(Denied::Role);
+        }
+        Ok(Grant { actor: self.clone(), reach: Reach::Organization(self.zoid) })
+    }
+}
+
+impl Grant {
+    pub fn actor(&self) -> &Principal {
+        &self.actor
+    }
+
+    /// Whether an organization named in a URL is within reach. Another organization is
+    /// answered like a missing one.
+    pub fn reaches_org(&self, zoid: Zoid) -> bool {
+        matches!(self.reach, Reach::Organization(z) if z == zoid)
+    }
+
+    /// Whether an account owned by `zuid` in organization `zoid` is within reach.
+    pub(crate) fn reaches_account(&self, owner: Zuid, owner_org: Zoid) -> bool {
+        match self.reach {
+            Reach::Own(z) => z == owner,
+            Reach::Organization(o) => o == owner_org,
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! What the store hands back and takes in, besides the domain's own types.
+
+use mailplane_domain::{
+    AccountAddress, AccountId, AccountKind, EmailAddress, Identity, Role, Secret, Zoid, Zuid,
+};
+
+/// An account with everything the account object of the API shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountView {
+    pub account_id: AccountId,
+    pub zuid: Zuid,
+    pub zoid: Zoid,
+    pub role: Role,
+    pub first_name: String,
+    pub last_name: String,
+    pub display_name: String,
+    pub kind: AccountKind,
+    pub sequence: u32,
+    pub external_address: Option<EmailAddress>,
+    pub enabled: bool,
+    pub outgoing_blocked: bool,
+    pub incoming_blocked: bool,
+    pub imap_enabled: bool,
+    pub pop_enabled: bool,
+    pub activesync_enabled: bool,
+    pub created_ms: i64,
+    pub last_login_ms: i64,
+    pub time_zone: String,
+    pub language: String,
+    pub country: String,
+    /// Hosted accounts: the primary address first, then aliases by name.
+    pub addresses: Vec<AccountAddress>,
+    pub identities: Vec<Identity>,
+}
+
+impl AccountView {
+    pub fn primary_address(&self) -> Option<&EmailAddress> {
+        self.addresses
+            .iter()
+            .find(|a| a.is_primary)
+            .map(|a| &a.address)
+            .or(self.external_address.as_ref())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgView {
+    pub zoid: Zoid,
+    pub name: String,
+    pub primary_domain: String,
+    pub domains: Vec<String>,
+    pub users_count: u64,
+    pub mailbox_count: u64,
+    pub super_admin: Option<EmailAddress>,
+    pub created_ms: i64,
+}
+
+/// A user to create, with its hosted account.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub primary_email: EmailAddress,
+    /// Already hashed (argon2id): hashing is slow and happens before the write path.
+    pub password_hash: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub display_name: Option<String>,
+    pub role: Role,
+    pub country: String,
+    pub language: String,
+    pub time_zone: String,
+}
+
+impl NewUser {
+    /// A user with defaults for everything but the address and role.
+    pub fn minimal(primary_email: EmailAddress, role: Role) -> Self {
+        Self {
+            primary_email,
+            password_hash: None,
+            first_name: String::new(),
+            last_name: String::new(),
+            display_name: None,
+            role,
+            country: "us".into(),
+            language: "en".into(),
+            time_zone: "UTC".into(),
+        }
+    }
+}
+
+/// A user named by id or by address (`DELETE …/accounts` takes either list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRef {
+    Zuid(Zuid),
+    Email(EmailAddress),
+}
+
+/// Facts about a request that go into the audit row.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub client_addr: String,
+}
+
+/// What `bootstrap` created.
+#[derive(Debug, Clone)]
+pub struct Bootstrapped {
+    pub zoid: Zoid,
+    pub zuid: Zuid,
+    pub account_id: AccountId,
+    pub access_token: String,
+}
+
+/// The tokens of the demo organization.
+#[derive(Debug, Clone)]
+pub struct DemoTokens {
+    pub admin_token: String,
+    pub user_token: String,
+}
+
+/// A relay password for the store to encrypt, carried as a domain secret.
+pub type RelayPassword = Secret;

@@ -1,0 +1,58 @@
+//! User passwords (argon2id) and access tokens (random, stored as SHA-256 digests).
+
+use argon2::password_hash::{rand_core::OsRng as HashRng, PasswordHasher, SaltString};
+use argon2::Argon2;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::StoreError;
+
+/// Every access token starts with this, so secret scanners can recognise a leaked one.
+pub const ACCESS_TOKEN_PREFIX: &str = "mpat_";
+
+/// Hashes a user password with argon2id and a random salt (PHC string format).
+pub fn hash_password(password: &str) -> Result<String, StoreError> {
+    let salt = SaltString::generate(&mut HashRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| StoreError::Crypto)
+}
+
+/// A new access token: the prefix and 256 random bits, base64url.
+pub fn new_access_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{ACCESS_TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// What the database holds of a token.
+pub fn token_digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+
+    #[test]
+    fn tokens_are_long_random_and_digested() {
+        let a = new_access_token();
+        assert!(a.starts_with(ACCESS_TOKEN_PREFIX));
+        assert!(a.len() >= ACCESS_TOKEN_PREFIX.len() + 43);
+        assert_ne!(a, new_access_token());
+        assert_eq!(token_digest(&a).len(), 64);
+        assert!(!token_digest(&a).contains(&a[5..]));
+    }
+
+    #[test]
+    fn password_hash_is_argon2id_and_verifies() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        let parsed = PasswordHash::new(&h).unwrap();
+        assert!(Argon2::default().verify_password(b"correct horse", &parsed).is_ok());
+        assert!(Argon2::default().verify_password(b"wrong", &parsed).is_err());
+    }
+}

@@ -1,0 +1,221 @@
+//! The SQLite backend: one file in WAL mode with `synchronous=FULL`.
+//!
+//! Writes go through one connection, taken under a mutex and run in `BEGIN IMMEDIATE`
+//! transactions: SQLite allows one writer at a time anyway, and holding the write lock
+//! from the first read of a read-then-write means no two changes can interleave (no lost
+//! updates). Reads use a small pool of other connections, which WAL lets run beside the
+//! writer.
+
+mod provision;
+mod read;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mailplane_domain::{AccountCommand, AccountId, EmailAddress, ScopeSet, Zoid, Zuid};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::{
+    AccountView, Bootstrapped, DemoTokens, Grant, NewUser, OrgView, Principal, ProvisionError,
+    RelayKey, RequestMeta, StoreError, UserRef, WriteError,
+};
+
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MAX_IDLE_READERS: usize = 8;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    key: RelayKey,
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Config(format!("{}: could not enable WAL mode (got {mode})", path.display())));
+    }
+    // FULL: a commit is on disk before it returns, so an acknowledged change survives a
+    // power cut, not just a crash of the process.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version as usize > MIGRATIONS.len() {
+        return Err(StoreError::Config(format!(
+            "the database has schema version {version}, newer than this build knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tracing::info!(version = i + 1, "applying SQLite migration");
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl SqliteStore {
+    pub async fn open(path: PathBuf, key: RelayKey) -> Result<Self, StoreError> {
+        tokio::task::spawn_blocking(move || {
+            let mut writer = open_connection(&path)?;
+            migrate(&mut writer)?;
+            Ok(SqliteStore {
+                inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()), key }),
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` on a read connection, off the async runtime.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().map_err(|_| StoreError::Task("reader pool poisoned".into()))?.pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&inner.path)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut idle) = inner.readers.lock() {
+                if idle.len() < MAX_IDLE_READERS {
+                    idle.push(conn);
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` inside one `BEGIN IMMEDIATE` transaction on the write connection; commits
+    /// when it returns `Ok`, rolls back otherwise.
+    async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>, &RelayKey) -> Result<T, E> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock poisons it; the connection itself is still
+            // sound (an open transaction is rolled back when it is dropped), so go on.
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| E::from(StoreError::Db(e)))?;
+            let out = f(&tx, &inner.key)?;
+            tx.commit().map_err(|e| E::from(StoreError::Db(e)))?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+    }
+
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+        let digest = crate::secrets::token_digest(token);
+        self.read(move |c| provision::authenticate(c, &digest)).await
+    }
+
+    pub async fn apply(
+        &self,
+        grant: &Grant,
+        meta: &RequestMeta,
+        zoid_in_url: Option<Zoid>,
+        account: AccountId,
+        body_zuid: Option<Zuid>,
+        cmd: AccountCommand,
+    ) -> Result<AccountView, WriteError> {
+        let (grant, meta) = (grant.clone(), meta.clone());
+        self.write(move |tx, key| write::apply(tx, key, &grant, &meta, zoid_in_url, account, body_zuid, cmd))
+            .await
+    }
+
+    pub async fn account(&self, grant: &Grant, account: AccountId) -> Result<Option<AccountView>, StoreError> {
+        let grant = grant.clone();
+        self.read(move |c| {
+            Ok(read::account_view(c, account)?.filter(|v| grant.reaches_account(v.zuid, v.zoid)))
+        })
+        .await
+    }
+
+    pub async fn own_accounts(&self, grant: &Grant) -> Result<Vec<AccountView>, StoreError> {
+        let zuid = grant.actor.zuid;
+        self.read(move |c| read::user_account_views(c, zuid)).await
+    }
+
+    pub async fn organization(&self, grant: &Grant, zoid: Zoid) -> Result<Option<OrgView>, StoreError> {
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
+        }
+        self.read(move |c| read::org_view(c, zoid)).await
+    }
+
+    pub async fn org_accounts(&self, grant: &Grant, zoid: Zoid, start: u32, limit: u32) -> Result<Option<Vec<AccountView>>, StoreError> {
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
+        }
+        self.read(move |c| read::org_account_views(c, zoid, start, limit).map(Some)).await
+    }
+
+    pub async fn org_user_account(&self, grant: &Grant, zoid: Zoid, user: UserRef) -> Result<Option<AccountView>, StoreError> {
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
+        }
+        self.read(move |c| {
+            let Some(zuid) = read::resolve_user(c, zoid, &user)? else { return Ok(None) };
+            read::hosted_account_of(c, zuid)
+        })
+        .await
+    }
+
+    pub async fn create_user(&self, grant: &Grant, meta: &RequestMeta, zoid: Zoid, user: NewUser) -> Result<AccountView, WriteError> {
+        let (grant, meta) = (grant.clone(), meta.clone());
+        self.write(move |tx, _| provision::create_user_via_api(tx, &grant, &meta, zoid, user)).await
+    }
+
+    pub async fn delete_users(&self, grant: &Grant, meta: &RequestMeta, zoid: Zoid, users: Vec<UserRef>) -> Result<(), WriteError> {
+        let (grant, meta) = (grant.clone(), meta.clone());
+        self.write(move |tx, _| provision::delete_users(tx, &grant, &meta, zoid, users)).await
+    }
+
+    pub async fn bootstrap(&self, org_name: &str, domain: &str, admin_email: EmailAddress, admin_password_hash: Option<String>) -> Result<Bootstrapped, ProvisionError> {
+        let (org_name, domain) = (org_name.to_string(), domain.to_string());
+        self.write(move |tx, _| provision::bootstrap(tx, &org_name, &domain, admin_email, admin_password_hash)).await
+    }
+
+    pub async fn seed_demo(&self) -> Result<DemoTokens, ProvisionError> {
+        self.write(|tx, _| provision::seed_demo(tx)).await
+    }
+
+    pub async fn issue_token(&self, zuid: Zuid, scopes: ScopeSet, expires_in_secs: Option<u64>) -> Result<String, ProvisionError> {
+        self.write(move |tx, _| provision::issue_token(tx, zuid, &scopes, expires_in_secs)).await
+    }
+
+    pub async fn revoke_token(&self, token: &str) -> Result<bool, StoreError> {
+        let digest = crate::secrets::token_digest(token);
+        self.write(move |tx, _| provision::revoke_token(tx, &digest)).await
+    }
+}
