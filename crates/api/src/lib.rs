@@ -1,0 +1,99 @@
+//! mailplane's HTTP layer: the routes of the Zoho Mail Accounts API, their wire formats
+//! and the error envelope.
+
+mod auth;
+mod command;
+mod error;
+mod lenient;
+mod routes;
+mod view;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use mailplane_store::{RequestMeta, Store};
+use rand::RngCore;
+use tracing::Instrument;
+
+pub use error::ApiError;
+
+/// Bodies above this are refused with 413 (contract §4).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// The base of the `URI` fields, without a trailing slash.
+    pub public_url: String,
+}
+
+pub fn router(state: AppState) -> Router {
+    use routes::{accounts, organization};
+    Router::new()
+        .route("/api/accounts", get(accounts::list_own))
+        .route("/api/accounts/{account_id}", get(accounts::get_own).put(accounts::update_own))
+        .route("/api/organization", get(organization::get_own_org))
+        .route("/api/organization/{zoid}", get(organization::get_org))
+        .route(
+            "/api/organization/{zoid}/accounts",
+            get(organization::list_org_accounts)
+                .post(organization::create_account)
+                .delete(organization::delete_accounts),
+        )
+        .route(
+            "/api/organization/{zoid}/accounts/{account}",
+            get(organization::get_org_account).put(accounts::update_in_org),
+        )
+        .fallback(|| async { ApiError::UrlNotConfigured })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+fn new_request_id() -> String {
+    let mut b = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Gives each request an id and its audit facts, and logs one line when it is answered:
+/// method, path (never the query or headers, which may carry secrets), status, time.
+async fn log_request(mut req: Request, next: Next) -> Response {
+    let id = new_request_id();
+    let client_addr = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    req.extensions_mut().insert(RequestMeta { request_id: id.clone(), client_addr });
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let span = tracing::info_span!("request", id = %id);
+    let started = Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| tracing::info!(%method, %path, status = resp.status().as_u16(), ms = format!("{ms:.2}"), "request"));
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// Serves until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

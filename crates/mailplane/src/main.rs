@@ -1,1 +1,44 @@
-fn main() {}
+//! The `mailplane` command: the server (`serve`) and the operator's tools (`bootstrap`,
+//! `token`).
+
+mod admin;
+mod cli;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MAILPLANE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            cli::Command::Serve(args) => serve::run(cli.storage, args).await,
+            cli::Command::Bootstrap(args) => admin::bootstrap(cli.storage, args).await,
+            cli::Command::Token(cli::TokenCommand::Issue(args)) => admin::issue_token(cli.storage, args).await,
+            cli::Command::Token(cli::TokenCommand::Revoke(args)) => admin::revoke_token(cli.storage, args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Reading the `Authorization` header into a principal.
+
+use axum::http::{header, HeaderMap};
+use mailplane_store::{Principal, Store};
+
+use crate::error::ApiError;
+
+/// The token of `Zoho-oauthtoken <token>` or `Bearer <token>` (scheme case-insensitive).
+fn token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers.get(header::AUTHORIZATION).ok_or(ApiError::MissingTicket)?;
+    let text = value.to_str().map_err(|_| ApiError::InvalidToken)?.trim();
+    let (scheme, rest) = text.split_once(char::is_whitespace).ok_or(ApiError::InvalidToken)?;
+    let token = rest.trim();
+    let known = scheme.eq_ignore_ascii_case("Zoho-oauthtoken") || scheme.eq_ignore_ascii_case("Bearer");
+    if !known || token.is_empty() || token.len() > 512 {
+        return Err(ApiError::InvalidToken);
+    }
+    Ok(token)
+}
+
+pub async fn authenticate(store: &Store, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let token = token(headers)?;
+    store.authenticate(token).await?.ok_or(ApiError::InvalidToken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+
+    fn with(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn schemes() {
+        assert_eq!(token(&with("Zoho-oauthtoken abc")).unwrap(), "abc");
+        assert_eq!(token(&with("zoho-oauthtoken   abc ")).unwrap(), "abc");
+        assert_eq!(token(&with("Bearer abc")).unwrap(), "abc");
+        assert!(matches!(token(&with("Basic abc")), Err(ApiError::InvalidToken)));
+        assert!(matches!(token(&with("Zoho-oauthtoken")), Err(ApiError::InvalidToken)));
+        assert!(matches!(token(&HeaderMap::new()), Err(ApiError::MissingTicket)));
+    }
+
+    proptest! {
+        #[test]
+        fn header_parser_never_panics(s in "[ -~]{0,100}") {
+            if let Ok(v) = HeaderValue::from_str(&s) {
+                let mut h = HeaderMap::new();
+                h.insert(header::AUTHORIZATION, v);
+                let _ = token(&h);
+            }
+        }
+    }
+}

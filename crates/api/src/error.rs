@@ -1,0 +1,118 @@
+//! The one error type of the HTTP boundary and its one mapping to Zoho's error envelope:
+//! `{"status":{"code":N,"description":"…"},"data":{"errorCode":"…","moreInfo":"…"}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mailplane_domain::{RuleError, RuleErrorKind};
+use mailplane_store::{Denied, StoreError, WriteError};
+use serde_json::json;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// No `Authorization` header (Zoho answers 400 `INVALID_TICKET`).
+    MissingTicket,
+    /// Unknown, malformed, expired or revoked token.
+    InvalidToken,
+    /// A valid token without the scope the operation needs.
+    InvalidScope,
+    /// Right scope, wrong role (or a mode not offered on this URL).
+    Forbidden(String),
+    /// A path that no route serves, or an id in the path that is not a number.
+    UrlNotConfigured,
+    /// The target does not exist or is out of the caller's reach (the same answer).
+    NotFound(String),
+    /// A body key the mode does not take (Zoho answers 404 for this).
+    ExtraKey(String),
+    /// A mandatory key is absent.
+    Missing(String),
+    /// A value of the wrong form; the sentence names the field and what was expected.
+    Pattern(String),
+    /// The body is not JSON, or not a JSON object.
+    JsonParse(String),
+    /// `mode` names no operation.
+    UnknownMode(String),
+    /// A well-formed value that a rule refuses.
+    Invalid(String),
+    /// The request conflicts with other data.
+    Conflict(String),
+    TooLarge,
+    MethodNotAllowed,
+    /// Something broke on our side. The cause is logged, never sent.
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
+        use ApiError::*;
+        match self {
+            MissingTicket => (StatusCode::BAD_REQUEST, "Invalid Input", "INVALID_TICKET", "the Authorization header is missing: send Authorization: Zoho-oauthtoken <token>".into()),
+            InvalidToken => (StatusCode::UNAUTHORIZED, "Invalid OAuth Token", "INVALID_OAUTHTOKEN", "the access token is invalid, expired or revoked".into()),
+            InvalidScope => (StatusCode::UNAUTHORIZED, "Invalid OAuth Scope", "INVALID_OAUTHSCOPE", "the access token does not carry a scope that allows this operation".into()),
+            Forbidden(m) => (StatusCode::FORBIDDEN, "Forbidden", "NO_PERMISSION", m.clone()),
+            UrlNotConfigured => (StatusCode::NOT_FOUND, "URL Not Found", "URL_RULE_NOT_CONFIGURED", "no API is configured for this URL; ids in the path must be positive integers".into()),
+            NotFound(m) => (StatusCode::NOT_FOUND, "Not Found", "NOT_FOUND", m.clone()),
+            ExtraKey(k) => (StatusCode::NOT_FOUND, "Invalid Input", "EXTRA_KEY_FOUND_IN_JSON", format!("{k} is not a key of this operation")),
+            Missing(f) => (StatusCode::BAD_REQUEST, "Invalid Input", "LESS_THAN_MIN_OCCURANCE", format!("{f} is mandatory")),
+            Pattern(m) => (StatusCode::BAD_REQUEST, "Invalid Input", "PATTERN_NOT_MATCHED", m.clone()),
+            JsonParse(m) => (StatusCode::BAD_REQUEST, "Invalid Input", "JSON_PARSE_ERROR", m.clone()),
+            UnknownMode(m) => (StatusCode::BAD_REQUEST, "Invalid Input", "INVALID_MODE", m.clone()),
+            Invalid(m) => (StatusCode::BAD_REQUEST, "Invalid Input", "INVALID_VALUE", m.clone()),
+            Conflict(m) => (StatusCode::CONFLICT, "Conflict", "ALREADY_EXISTS", m.clone()),
+            TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Request Too Large", "REQUEST_TOO_LARGE", "the request body is larger than 64 KiB".into()),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "METHOD_NOT_ALLOWED", "this URL does not accept this HTTP method".into()),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Error", "INTERNAL_ERROR", "the server failed to handle the request; it has been logged".into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            // The request span carries the request id.
+            tracing::error!(%cause, "internal error");
+        }
+        let (status, description, code, more) = self.parts();
+        let body = json!({
+            "status": { "code": status.as_u16(), "description": description },
+            "data": { "errorCode": code, "moreInfo": more },
+        });
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<RuleError> for ApiError {
+    fn from(e: RuleError) -> Self {
+        match e.kind {
+            RuleErrorKind::Missing => ApiError::Missing(e.field),
+            RuleErrorKind::Invalid => ApiError::Invalid(e.message),
+            RuleErrorKind::Conflict => ApiError::Conflict(e.message),
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::NotFound(m) => ApiError::NotFound(m),
+            WriteError::Rule(r) => r.into(),
+            WriteError::Forbidden(m) => ApiError::Forbidden(m),
+            WriteError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(d: Denied) -> Self {
+        match d {
+            Denied::Scope => ApiError::InvalidScope,
+            Denied::Role => ApiError::Forbidden("this URL is for organization admins; the token's user is not an admin".into()),
+        }
+    }
+}

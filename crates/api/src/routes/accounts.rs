@@ -1,0 +1,85 @@
+//! `PUT /api/accounts/{accountId}`, `PUT /api/organization/{zoid}/accounts/{accountId}`
+//! (the account update endpoint, all modes) and the user's reads `GET /api/accounts`,
+//! `GET /api/accounts/{accountId}`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Extension;
+use mailplane_domain::{Access, AccountId, Mode, Zoid};
+use mailplane_store::RequestMeta;
+use serde_json::Value;
+
+use super::{body, path_id, success, success_with};
+use crate::command::{parse_update, UrlForm};
+use crate::error::ApiError;
+use crate::{auth, lenient, view, AppState};
+
+/// Zoho: the five seed pages, user authentication form.
+pub async fn update_own(
+    State(state): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let account = path_id(&account)?;
+    update(&state, &meta, &headers, UrlForm::User, None, account, raw).await
+}
+
+/// Zoho: the five seed pages, admin authentication form.
+pub async fn update_in_org(
+    State(state): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    Path((zoid, account)): Path<(String, String)>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (zoid, account) = (path_id::<Zoid>(&zoid)?, path_id(&account)?);
+    update(&state, &meta, &headers, UrlForm::Admin, Some(zoid), account, raw).await
+}
+
+async fn update(
+    state: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    form: UrlForm,
+    zoid: Option<Zoid>,
+    account: AccountId,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let principal = auth::authenticate(&state.store, headers).await?;
+    let grant = match form {
+        UrlForm::User => principal.user_grant(Access::Update)?,
+        UrlForm::Admin => principal.admin_grant(Access::Update)?,
+    };
+    let request = parse_update(&lenient::parse_object(&body(raw)?)?, form)?;
+    let mode = request.command.mode();
+    let updated = state.store.apply(&grant, meta, zoid, account, request.zuid, request.command).await?;
+    Ok(match mode {
+        Mode::AddSendMailDetails | Mode::DeleteSendMailDetails => success_with(view::identities(&updated.identities)),
+        _ => success(),
+    })
+}
+
+/// Zoho: Get All User Accounts.
+pub async fn list_own(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let grant = auth::authenticate(&state.store, &headers).await?.user_grant(Access::Read)?;
+    let accounts = state.store.own_accounts(&grant).await?;
+    Ok(success_with(Value::Array(accounts.iter().map(|a| view::account(a, &state.public_url)).collect())))
+}
+
+/// Zoho: Get User Account Details.
+pub async fn get_own(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let account: AccountId = path_id(&account)?;
+    let grant = auth::authenticate(&state.store, &headers).await?.user_grant(Access::Read)?;
+    let found = state.store.account(&grant, account).await?;
+    let a = found.ok_or_else(|| ApiError::NotFound(format!("accountId {account} was not found")))?;
+    Ok(success_with(view::account(&a, &state.public_url)))
+}

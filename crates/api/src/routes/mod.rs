@@ -1,0 +1,44 @@
+//! The routes, one module per URL family. Each handler names the Zoho endpoint it
+//! mirrors, and does only: read the path, authenticate, authorize, parse the body, call
+//! the store once, shape the response.
+
+pub mod accounts;
+pub mod organization;
+
+use std::str::FromStr;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+
+/// An id in the path; anything but a positive integer is a URL no rule serves.
+pub(crate) fn path_id<T: FromStr>(s: &str) -> Result<T, ApiError> {
+    s.parse().map_err(|_| ApiError::UrlNotConfigured)
+}
+
+pub(crate) fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    b.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::JsonParse("the request body could not be read".into())
+        }
+    })
+}
+
+pub(crate) fn success() -> Response {
+    Json(json!({ "status": { "code": 200, "description": "success" } })).into_response()
+}
+
+pub(crate) fn success_with(data: Value) -> Response {
+    Json(json!({ "status": { "code": 200, "description": "success" }, "data": data })).into_response()
+}
+
+pub(crate) fn created(data: Value) -> Response {
+    (StatusCode::CREATED, Json(json!({ "status": { "code": 201, "description": "Created" }, "data": data }))).into_response()
+}

@@ -1,0 +1,187 @@
+//! `/api/organization…`: the organization, its users' accounts, adding and removing users.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Extension;
+use mailplane_domain::{Access, EmailAddress, Role, Secret, Zoid, Zuid};
+use mailplane_store::{secrets, NewUser, RequestMeta, UserRef};
+use serde_json::Value;
+
+use super::{body, created, path_id, success, success_with};
+use crate::error::ApiError;
+use crate::lenient::{self, Object};
+use crate::{auth, view, AppState};
+
+fn org_not_found(zoid: Zoid) -> ApiError {
+    ApiError::NotFound(format!("organization {zoid} was not found"))
+}
+
+/// Zoho: Get Organization Details (the caller's own organization).
+pub async fn get_own_org(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let grant = auth::authenticate(&state.store, &headers).await?.admin_grant(Access::Read)?;
+    let zoid = grant.actor().zoid();
+    let org = state.store.organization(&grant, zoid).await?.ok_or_else(|| org_not_found(zoid))?;
+    Ok(success_with(view::organization(&org, &state.public_url)))
+}
+
+/// Zoho: Get Organization Details.
+pub async fn get_org(State(state): State<AppState>, Path(zoid): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let zoid: Zoid = path_id(&zoid)?;
+    let grant = auth::authenticate(&state.store, &headers).await?.admin_grant(Access::Read)?;
+    let org = state.store.organization(&grant, zoid).await?.ok_or_else(|| org_not_found(zoid))?;
+    Ok(success_with(view::organization(&org, &state.public_url)))
+}
+
+/// `start` and `limit` of a page, from the raw query string.
+fn page(query: Option<&str>) -> Result<(u32, u32), ApiError> {
+    let (mut start, mut limit) = (0u32, 10u32);
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "start" => start = v.parse().map_err(|_| ApiError::Pattern("start must be an integer of 0 or more".into()))?,
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=200).contains(l))
+                    .ok_or_else(|| ApiError::Pattern("limit must be an integer from 1 to 200".into()))?
+            }
+            _ => {}
+        }
+    }
+    Ok((start, limit))
+}
+
+/// Zoho: Get All Org User Details.
+pub async fn list_org_accounts(
+    State(state): State<AppState>,
+    Path(zoid): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let zoid: Zoid = path_id(&zoid)?;
+    let grant = auth::authenticate(&state.store, &headers).await?.admin_grant(Access::Read)?;
+    let (start, limit) = page(query.as_deref())?;
+    let accounts = state.store.org_accounts(&grant, zoid, start, limit).await?.ok_or_else(|| org_not_found(zoid))?;
+    Ok(success_with(Value::Array(accounts.iter().map(|a| view::account(a, &state.public_url)).collect())))
+}
+
+/// Zoho: Get Org User Details (by zuid or email address).
+pub async fn get_org_account(
+    State(state): State<AppState>,
+    Path((zoid, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let zoid: Zoid = path_id(&zoid)?;
+    let user = if key.bytes().all(|b| b.is_ascii_digit()) {
+        UserRef::Zuid(path_id(&key)?)
+    } else {
+        UserRef::Email(EmailAddress::parse(&key).map_err(|_| ApiError::UrlNotConfigured)?)
+    };
+    let grant = auth::authenticate(&state.store, &headers).await?.admin_grant(Access::Read)?;
+    let account = state
+        .store
+        .org_user_account(&grant, zoid, user)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("user {key} was not found")))?;
+    Ok(success_with(view::account(&account, &state.public_url)))
+}
+
+const CREATE_KEYS: &[&str] = &[
+    "primaryEmailAddress", "password", "firstName", "lastName", "displayName", "role", "country", "language", "timeZone",
+];
+
+fn new_user(obj: &Object) -> Result<(NewUser, Secret), ApiError> {
+    lenient::only_keys(obj, CREATE_KEYS, "")?;
+    let optional = |k: &str, max: usize| lenient::get(obj, k).map(|v| lenient::text(v, k, max)).transpose();
+    let password = lenient::text(lenient::require(obj, "password", "password")?, "password", 256)?;
+    if password.chars().count() < 8 {
+        return Err(ApiError::Pattern("password must be at least 8 characters".into()));
+    }
+    let user = NewUser {
+        primary_email: lenient::email(lenient::require(obj, "primaryEmailAddress", "primaryEmailAddress")?, "primaryEmailAddress")?,
+        password_hash: None,
+        first_name: optional("firstName", 100)?.unwrap_or_default(),
+        last_name: optional("lastName", 100)?.unwrap_or_default(),
+        display_name: optional("displayName", 100)?,
+        role: lenient::get(obj, "role").map(|v| lenient::word(v, "role", Role::parse, &Role::choices())).transpose()?.unwrap_or(Role::Member),
+        country: optional("country", 10)?.unwrap_or_else(|| "us".into()),
+        language: optional("language", 10)?.unwrap_or_else(|| "en".into()),
+        time_zone: optional("timeZone", 64)?.unwrap_or_else(|| "UTC".into()),
+    };
+    Ok((user, Secret::new(password)))
+}
+
+/// Zoho: Add User to Organization.
+pub async fn create_account(
+    State(state): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    Path(zoid): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let zoid: Zoid = path_id(&zoid)?;
+    let grant = auth::authenticate(&state.store, &headers).await?.admin_grant(Access::Create)?;
+    let (mut user, password) = new_user(&lenient::parse_object(&body(raw)?)?)?;
+    if !grant.reaches_org(zoid) {
+        return Err(org_not_found(zoid));
+    }
+    // argon2 is deliberately slow: hash off the async runtime and outside the write lock.
+    let hash = tokio::task::spawn_blocking(move || secrets::hash_password(password.expose()))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    user.password_hash = Some(hash);
+    let account = state.store.create_user(&grant, &meta, zoid, user).await?;
+    Ok(created(view::account(&account, &state.public_url)))
+}
+
+fn user_refs(obj: &Object) -> Result<Vec<UserRef>, ApiError> {
+    lenient::only_keys(obj, &["accountList", "emailList"], "")?;
+    let mut refs = Vec::new();
+    if let Some(v) = lenient::get(obj, "accountList") {
+        for item in lenient::list(v, "accountList")? {
+            refs.push(UserRef::Zuid(lenient::id::<Zuid>(&item, "accountList")?));
+        }
+    }
+    if let Some(v) = lenient::get(obj, "emailList") {
+        for item in lenient::list(v, "emailList")? {
+            refs.push(UserRef::Email(lenient::email(&item, "emailList")?));
+        }
+    }
+    if refs.is_empty() {
+        return Err(ApiError::Missing("accountList".into()));
+    }
+    Ok(refs)
+}
+
+/// Zoho: Delete User Accounts.
+pub async fn delete_accounts(
+    State(state): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    Path(zoid): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let zoid: Zoid = path_id(&zoid)?;
+    let grant = auth::authenticate(&state.store, &headers).await?.admin_grant(Access::Delete)?;
+    let users = user_refs(&lenient::parse_object(&body(raw)?)?)?;
+    state.store.delete_users(&grant, &meta, zoid, users).await?;
+    Ok(success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_bounds() {
+        assert_eq!(page(None).unwrap(), (0, 10));
+        assert_eq!(page(Some("start=5&limit=200")).unwrap(), (5, 200));
+        assert!(page(Some("limit=0")).is_err());
+        assert!(page(Some("limit=201")).is_err());
+        assert!(page(Some("start=-1")).is_err());
+    }
+}

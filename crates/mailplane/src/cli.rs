@@ -1,0 +1,89 @@
+//! The command line. Every flag can also come from a `MAILPLANE_*` environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "mailplane", version, about = "A self-hosted control plane for mail accounts, wire-compatible with the Zoho Mail Accounts API")]
+pub struct Cli {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the data lives.
+#[derive(Args, Clone)]
+pub struct StorageArgs {
+    /// Directory holding the SQLite file, the relay-password key file and demo-tokens.json
+    /// [default: ./mailplane-data]
+    #[arg(long, global = true, env = "MAILPLANE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL instead of the SQLite file in the data directory (sqlite:PATH)
+    #[arg(long, global = true, env = "MAILPLANE_DB")]
+    pub db: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the API server
+    Serve(ServeArgs),
+    /// Create an organization with its super admin and print an access token
+    Bootstrap(BootstrapArgs),
+    /// Issue or revoke access tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0 picks a free one)
+    #[arg(long, env = "MAILPLANE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Base of the URI fields in responses [default: http://<listen address>]
+    #[arg(long, env = "MAILPLANE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Start with the demo organization of the seed samples, on a fresh data directory
+    #[arg(long, env = "MAILPLANE_DEMO")]
+    pub demo: bool,
+}
+
+#[derive(Args)]
+pub struct BootstrapArgs {
+    #[arg(long, env = "MAILPLANE_ORG_NAME")]
+    pub org_name: String,
+    #[arg(long, env = "MAILPLANE_DOMAIN")]
+    pub domain: String,
+    #[arg(long, env = "MAILPLANE_ADMIN_EMAIL")]
+    pub admin_email: String,
+    /// The super admin's mailbox password (optional; without it the admin has no login)
+    #[arg(long, env = "MAILPLANE_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Issue an access token for a user
+    Issue(IssueArgs),
+    /// Revoke an access token
+    Revoke(RevokeArgs),
+}
+
+#[derive(Args)]
+pub struct IssueArgs {
+    #[arg(long, env = "MAILPLANE_ZUID")]
+    pub zuid: String,
+    /// Comma-separated scopes, e.g. ZohoMail.accounts.READ,ZohoMail.accounts.UPDATE
+    #[arg(long, env = "MAILPLANE_SCOPE")]
+    pub scope: String,
+    /// Lifetime in seconds; 0 for a token that never expires
+    #[arg(long, env = "MAILPLANE_EXPIRES_IN", default_value_t = 3600)]
+    pub expires_in: u64,
+}
+
+#[derive(Args)]
+pub struct RevokeArgs {
+    #[arg(long, env = "MAILPLANE_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
