@@ -7,11 +7,16 @@ use crate::error::ApiError;
 
 /// The token of `Zoho-oauthtoken <token>` or `Bearer <token>` (scheme case-insensitive).
 fn token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let value = headers.get(header::AUTHORIZATION).ok_or(ApiError::MissingTicket)?;
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::MissingTicket)?;
     let text = value.to_str().map_err(|_| ApiError::InvalidToken)?.trim();
-    let (scheme, rest) = text.split_once(char::is_whitespace).ok_or(ApiError::InvalidToken)?;
+    let (scheme, rest) = text
+        .split_once(char::is_whitespace)
+        .ok_or(ApiError::InvalidToken)?;
     let token = rest.trim();
-    let known = scheme.eq_ignore_ascii_case("Zoho-oauthtoken") || scheme.eq_ignore_ascii_case("Bearer");
+    let known =
+        scheme.eq_ignore_ascii_case("Zoho-oauthtoken") || scheme.eq_ignore_ascii_case("Bearer");
     if !known || token.is_empty() || token.len() > 512 {
         return Err(ApiError::InvalidToken);
     }
@@ -20,7 +25,10 @@ fn token(headers: &HeaderMap) -> Result<&str, ApiError> {
 
 pub async fn authenticate(store: &Store, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let token = token(headers)?;
-    store.authenticate(token).await?.ok_or(ApiError::InvalidToken)
+    store
+        .authenticate(token)
+        .await?
+        .ok_or(ApiError::InvalidToken)
 }
 
 #[cfg(test)]
@@ -40,9 +48,18 @@ mod tests {
         assert_eq!(token(&with("Zoho-oauthtoken abc")).unwrap(), "abc");
         assert_eq!(token(&with("zoho-oauthtoken   abc ")).unwrap(), "abc");
         assert_eq!(token(&with("Bearer abc")).unwrap(), "abc");
-        assert!(matches!(token(&with("Basic abc")), Err(ApiError::InvalidToken)));
-        assert!(matches!(token(&with("Zoho-oauthtoken")), Err(ApiError::InvalidToken)));
-        assert!(matches!(token(&HeaderMap::new()), Err(ApiError::MissingTicket)));
+        assert!(matches!(
+            token(&with("Basic abc")),
+            Err(ApiError::InvalidToken)
+        ));
+        assert!(matches!(
+            token(&with("Zoho-oauthtoken")),
+            Err(ApiError::InvalidToken)
+        ));
+        assert!(matches!(
+            token(&HeaderMap::new()),
+            Err(ApiError::MissingTicket)
+        ));
     }
 
     proptest! {

@@ -2,8 +2,8 @@
 //! nothing past this point sees JSON.
 
 use mailplane_domain::{
-    AccountCommand, AccountId, IdentityMode, IdentitySelector, Mode, NewIdentity, NewRelay,
-    Secret, SendMailId, SmtpConnection, Zuid, MAX_IDENTITIES_PER_ACCOUNT,
+    AccountCommand, AccountId, IdentityMode, IdentitySelector, Mode, NewIdentity, NewRelay, Secret,
+    SendMailId, SmtpConnection, Zuid, MAX_IDENTITIES_PER_ACCOUNT,
 };
 use serde_json::Value;
 
@@ -25,15 +25,24 @@ pub struct UpdateRequest {
 }
 
 fn modes_list() -> String {
-    Mode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+    Mode::ALL
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn parse_update(obj: &Object, form: UrlForm) -> Result<UpdateRequest, ApiError> {
     let mode_text = lenient::require(obj, "mode", "mode")?
         .as_str()
-        .ok_or_else(|| ApiError::Pattern(format!("mode must be a string, one of: {}", modes_list())))?;
+        .ok_or_else(|| {
+            ApiError::Pattern(format!("mode must be a string, one of: {}", modes_list()))
+        })?;
     let mode = Mode::parse(mode_text).ok_or_else(|| {
-        ApiError::UnknownMode(format!("mode {mode_text:?} is not supported; supported modes: {}", modes_list()))
+        ApiError::UnknownMode(format!(
+            "mode {mode_text:?} is not supported; supported modes: {}",
+            modes_list()
+        ))
     })?;
     if form == UrlForm::User && mode.admin_only() {
         return Err(ApiError::Forbidden(format!(
@@ -44,62 +53,119 @@ pub fn parse_update(obj: &Object, form: UrlForm) -> Result<UpdateRequest, ApiErr
     let mut allowed = vec!["zuid", "mode"];
     allowed.extend_from_slice(mode.keys());
     lenient::only_keys(obj, &allowed, "")?;
-    let zuid = lenient::get(obj, "zuid").map(|v| lenient::id(v, "zuid")).transpose()?;
+    let zuid = lenient::get(obj, "zuid")
+        .map(|v| lenient::id(v, "zuid"))
+        .transpose()?;
     let command = match mode {
         Mode::AddSendMailDetails => AccountCommand::AddSendMailDetails(send_mail_details(obj)?),
-        Mode::DeleteSendMailDetails => AccountCommand::DeleteSendMailDetails(identity_selector(obj)?),
-        Mode::EmailUpdate => {
-            AccountCommand::EmailUpdate(lenient::email(lenient::require(obj, "emailAddress", "emailAddress")?, "emailAddress")?)
+        Mode::DeleteSendMailDetails => {
+            AccountCommand::DeleteSendMailDetails(identity_selector(obj)?)
         }
+        Mode::EmailUpdate => AccountCommand::EmailUpdate(lenient::email(
+            lenient::require(obj, "emailAddress", "emailAddress")?,
+            "emailAddress",
+        )?),
         Mode::EnableMailAccount => AccountCommand::EnableMailAccount,
         Mode::DisableMailAccount => AccountCommand::DisableMailAccount,
         Mode::MailAccountOrderUpdate => AccountCommand::MailAccountOrderUpdate(account_list(obj)?),
         Mode::UpdateOutgoingStatus => AccountCommand::UpdateOutgoingStatus {
-            blocked: lenient::boolean(lenient::require(obj, "outgoingBlocked", "outgoingBlocked")?, "outgoingBlocked")?,
+            blocked: lenient::boolean(
+                lenient::require(obj, "outgoingBlocked", "outgoingBlocked")?,
+                "outgoingBlocked",
+            )?,
         },
         Mode::UpdateIncomingStatus => AccountCommand::UpdateIncomingStatus {
-            blocked: lenient::boolean(lenient::require(obj, "incomingBlocked", "incomingBlocked")?, "incomingBlocked")?,
+            blocked: lenient::boolean(
+                lenient::require(obj, "incomingBlocked", "incomingBlocked")?,
+                "incomingBlocked",
+            )?,
         },
     };
     Ok(UpdateRequest { zuid, command })
 }
 
-const DETAIL_KEYS: &[&str] =
-    &["fromAddress", "displayName", "mode", "serverName", "serverPort", "userName", "password", "smtpConnection"];
+const DETAIL_KEYS: &[&str] = &[
+    "fromAddress",
+    "displayName",
+    "mode",
+    "serverName",
+    "serverPort",
+    "userName",
+    "password",
+    "smtpConnection",
+];
 
 fn send_mail_details(obj: &Object) -> Result<Vec<NewIdentity>, ApiError> {
     let items: Vec<&Value> = match lenient::require(obj, "sendMailDetails", "sendMailDetails")? {
         Value::Array(a) => a.iter().collect(),
         v @ Value::Object(_) => vec![v],
-        _ => return Err(ApiError::Pattern("sendMailDetails must be an object or an array of objects".into())),
+        _ => {
+            return Err(ApiError::Pattern(
+                "sendMailDetails must be an object or an array of objects".into(),
+            ))
+        }
     };
     if items.is_empty() {
         return Err(ApiError::Missing("sendMailDetails".into()));
     }
     if items.len() > MAX_IDENTITIES_PER_ACCOUNT {
-        return Err(ApiError::Pattern(format!("sendMailDetails may hold at most {MAX_IDENTITIES_PER_ACCOUNT} elements")));
+        return Err(ApiError::Pattern(format!(
+            "sendMailDetails may hold at most {MAX_IDENTITIES_PER_ACCOUNT} elements"
+        )));
     }
-    items.into_iter().enumerate().map(|(i, v)| send_mail_detail(i, v)).collect()
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| send_mail_detail(i, v))
+        .collect()
 }
 
 fn send_mail_detail(i: usize, v: &Value) -> Result<NewIdentity, ApiError> {
     let name = |k: &str| format!("sendMailDetails[{i}].{k}");
     let Value::Object(d) = v else {
-        return Err(ApiError::Pattern(format!("sendMailDetails[{i}] must be an object")));
+        return Err(ApiError::Pattern(format!(
+            "sendMailDetails[{i}] must be an object"
+        )));
     };
     lenient::only_keys(d, DETAIL_KEYS, &format!("sendMailDetails[{i}]."))?;
     let opt = |k: &str| lenient::get(d, k);
     Ok(NewIdentity {
-        from_address: opt("fromAddress").map(|v| lenient::email(v, &name("fromAddress"))).transpose()?,
-        display_name: lenient::text(lenient::require(d, "displayName", &name("displayName"))?, &name("displayName"), 100)?,
-        mode: lenient::word(lenient::require(d, "mode", &name("mode"))?, &name("mode"), IdentityMode::parse, &IdentityMode::choices())?,
+        from_address: opt("fromAddress")
+            .map(|v| lenient::email(v, &name("fromAddress")))
+            .transpose()?,
+        display_name: lenient::text(
+            lenient::require(d, "displayName", &name("displayName"))?,
+            &name("displayName"),
+            100,
+        )?,
+        mode: lenient::word(
+            lenient::require(d, "mode", &name("mode"))?,
+            &name("mode"),
+            IdentityMode::parse,
+            &IdentityMode::choices(),
+        )?,
         relay: NewRelay {
-            server_name: opt("serverName").map(|v| host_name(v, &name("serverName"))).transpose()?,
-            server_port: opt("serverPort").map(|v| lenient::port(v, &name("serverPort"))).transpose()?,
-            user_name: opt("userName").map(|v| lenient::text(v, &name("userName"), 320)).transpose()?,
-            password: opt("password").map(|v| lenient::text(v, &name("password"), 1024).map(Secret::new)).transpose()?,
+            server_name: opt("serverName")
+                .map(|v| host_name(v, &name("serverName")))
+                .transpose()?,
+            server_port: opt("serverPort")
+                .map(|v| lenient::port(v, &name("serverPort")))
+                .transpose()?,
+            user_name: opt("userName")
+                .map(|v| lenient::text(v, &name("userName"), 320))
+                .transpose()?,
+            password: opt("password")
+                .map(|v| lenient::text(v, &name("password"), 1024).map(Secret::new))
+                .transpose()?,
             smtp_connection: opt("smtpConnection")
-                .map(|v| lenient::word(v, &name("smtpConnection"), SmtpConnection::parse, &SmtpConnection::choices()))
+                .map(|v| {
+                    lenient::word(
+                        v,
+                        &name("smtpConnection"),
+                        SmtpConnection::parse,
+                        &SmtpConnection::choices(),
+                    )
+                })
                 .transpose()?,
         },
     })
@@ -108,14 +174,30 @@ fn send_mail_detail(i: usize, v: &Value) -> Result<NewIdentity, ApiError> {
 /// An SMTP server: a host name or an IP address, no spaces, no port.
 fn host_name(v: &Value, field: &str) -> Result<String, ApiError> {
     let s = lenient::text(v, field, 253)?;
-    let ok = s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
-    if ok { Ok(s.to_ascii_lowercase()) } else { Err(ApiError::Pattern(format!("{field} must be a host name or IP address"))) }
+    let ok = s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if ok {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(ApiError::Pattern(format!(
+            "{field} must be a host name or IP address"
+        )))
+    }
 }
 
 fn identity_selector(obj: &Object) -> Result<IdentitySelector, ApiError> {
-    match (lenient::get(obj, "sendMailId"), lenient::get(obj, "fromAddress")) {
-        (Some(_), Some(_)) => Err(ApiError::Pattern("give sendMailId or fromAddress, not both".into())),
-        (Some(v), None) => Ok(IdentitySelector::Id(lenient::id::<SendMailId>(v, "sendMailId")?)),
+    match (
+        lenient::get(obj, "sendMailId"),
+        lenient::get(obj, "fromAddress"),
+    ) {
+        (Some(_), Some(_)) => Err(ApiError::Pattern(
+            "give sendMailId or fromAddress, not both".into(),
+        )),
+        (Some(v), None) => Ok(IdentitySelector::Id(lenient::id::<SendMailId>(
+            v,
+            "sendMailId",
+        )?)),
         (None, Some(v)) => Ok(IdentitySelector::Address(lenient::email(v, "fromAddress")?)),
         (None, None) => Err(ApiError::Missing("sendMailId".into())),
     }
@@ -128,7 +210,11 @@ fn account_list(obj: &Object) -> Result<Vec<AccountId>, ApiError> {
     }
     items
         .iter()
-        .map(|v| lenient::id(v, "accList").map_err(|_| ApiError::Pattern("accList must list account ids (positive integers)".into())))
+        .map(|v| {
+            lenient::id(v, "accList").map_err(|_| {
+                ApiError::Pattern("accList must list account ids (positive integers)".into())
+            })
+        })
         .collect()
 }
 
@@ -145,21 +231,46 @@ mod tests {
 
     #[test]
     fn seed_bodies_parse() {
-        let r = parse(r#"{"zuid": "1112233333", "mode": "updateOutgoingStatus", "outgoingBlocked": "true"}"#, UrlForm::Admin).unwrap();
-        assert_eq!(r.command, AccountCommand::UpdateOutgoingStatus { blocked: true });
+        let r = parse(
+            r#"{"zuid": "1112233333", "mode": "updateOutgoingStatus", "outgoingBlocked": "true"}"#,
+            UrlForm::Admin,
+        )
+        .unwrap();
+        assert_eq!(
+            r.command,
+            AccountCommand::UpdateOutgoingStatus { blocked: true }
+        );
         let r = parse(r#"{"mode":"mailaccountorderupdate","accList":"5111110000000008001,5111110000000009001"}"#, UrlForm::User).unwrap();
         assert!(matches!(r.command, AccountCommand::MailAccountOrderUpdate(ref l) if l.len() == 2));
     }
 
     #[test]
     fn wire_errors() {
-        assert!(matches!(parse(r#"{"mode":"nope"}"#, UrlForm::User), Err(ApiError::UnknownMode(_))));
+        assert!(matches!(
+            parse(r#"{"mode":"nope"}"#, UrlForm::User),
+            Err(ApiError::UnknownMode(_))
+        ));
         assert!(matches!(parse(r#"{}"#, UrlForm::User), Err(ApiError::Missing(f)) if f == "mode"));
-        assert!(matches!(parse(r#"{"mode":"enableMailAccount","x":1}"#, UrlForm::User), Err(ApiError::ExtraKey(k)) if k == "x"));
-        assert!(matches!(parse(r#"{"mode":"updateIncomingStatus","incomingBlocked":true}"#, UrlForm::User), Err(ApiError::Forbidden(_))));
-        assert!(matches!(parse(r#"{"mode":"updateOutgoingStatus","outgoingBlocked":"maybe"}"#, UrlForm::User), Err(ApiError::Pattern(m)) if m == "outgoingBlocked must be true or false"));
-        assert!(matches!(parse(r#"[1]"#, UrlForm::User), Err(ApiError::JsonParse(_))));
-        assert!(matches!(parse(r#"{"mode":"addsendmaildetails","sendMailDetails":{"displayName":"R","mode":"alias","bogus":1}}"#, UrlForm::User), Err(ApiError::ExtraKey(k)) if k == "sendMailDetails[0].bogus"));
+        assert!(
+            matches!(parse(r#"{"mode":"enableMailAccount","x":1}"#, UrlForm::User), Err(ApiError::ExtraKey(k)) if k == "x")
+        );
+        assert!(matches!(
+            parse(
+                r#"{"mode":"updateIncomingStatus","incomingBlocked":true}"#,
+                UrlForm::User
+            ),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(
+            matches!(parse(r#"{"mode":"updateOutgoingStatus","outgoingBlocked":"maybe"}"#, UrlForm::User), Err(ApiError::Pattern(m)) if m == "outgoingBlocked must be true or false")
+        );
+        assert!(matches!(
+            parse(r#"[1]"#, UrlForm::User),
+            Err(ApiError::JsonParse(_))
+        ));
+        assert!(
+            matches!(parse(r#"{"mode":"addsendmaildetails","sendMailDetails":{"displayName":"R","mode":"alias","bogus":1}}"#, UrlForm::User), Err(ApiError::ExtraKey(k)) if k == "sendMailDetails[0].bogus")
+        );
     }
 
     proptest! {

@@ -46,22 +46,99 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
         use ApiError::*;
         match self {
-            MissingTicket => (StatusCode::BAD_REQUEST, "Invalid Input", "INVALID_TICKET", "the Authorization header is missing: send Authorization: Zoho-oauthtoken <token>".into()),
-            InvalidToken => (StatusCode::UNAUTHORIZED, "Invalid OAuth Token", "INVALID_OAUTHTOKEN", "the access token is invalid, expired or revoked".into()),
-            InvalidScope => (StatusCode::UNAUTHORIZED, "Invalid OAuth Scope", "INVALID_OAUTHSCOPE", "the access token does not carry a scope that allows this operation".into()),
-            Forbidden(m) => (StatusCode::FORBIDDEN, "Forbidden", "NO_PERMISSION", m.clone()),
-            UrlNotConfigured => (StatusCode::NOT_FOUND, "URL Not Found", "URL_RULE_NOT_CONFIGURED", "no API is configured for this URL; ids in the path must be positive integers".into()),
+            MissingTicket => (
+                StatusCode::BAD_REQUEST,
+                "Invalid Input",
+                "INVALID_TICKET",
+                "the Authorization header is missing: send Authorization: Zoho-oauthtoken <token>"
+                    .into(),
+            ),
+            InvalidToken => (
+                StatusCode::UNAUTHORIZED,
+                "Invalid OAuth Token",
+                "INVALID_OAUTHTOKEN",
+                "the access token is invalid, expired or revoked".into(),
+            ),
+            InvalidScope => (
+                StatusCode::UNAUTHORIZED,
+                "Invalid OAuth Scope",
+                "INVALID_OAUTHSCOPE",
+                "the access token does not carry a scope that allows this operation".into(),
+            ),
+            Forbidden(m) => (
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "NO_PERMISSION",
+                m.clone(),
+            ),
+            UrlNotConfigured => (
+                StatusCode::NOT_FOUND,
+                "URL Not Found",
+                "URL_RULE_NOT_CONFIGURED",
+                "no API is configured for this URL; ids in the path must be positive integers"
+                    .into(),
+            ),
             NotFound(m) => (StatusCode::NOT_FOUND, "Not Found", "NOT_FOUND", m.clone()),
-            ExtraKey(k) => (StatusCode::NOT_FOUND, "Invalid Input", "EXTRA_KEY_FOUND_IN_JSON", format!("{k} is not a key of this operation")),
-            Missing(f) => (StatusCode::BAD_REQUEST, "Invalid Input", "LESS_THAN_MIN_OCCURANCE", format!("{f} is mandatory")),
-            Pattern(m) => (StatusCode::BAD_REQUEST, "Invalid Input", "PATTERN_NOT_MATCHED", m.clone()),
-            JsonParse(m) => (StatusCode::BAD_REQUEST, "Invalid Input", "JSON_PARSE_ERROR", m.clone()),
-            UnknownMode(m) => (StatusCode::BAD_REQUEST, "Invalid Input", "INVALID_MODE", m.clone()),
-            Invalid(m) => (StatusCode::BAD_REQUEST, "Invalid Input", "INVALID_VALUE", m.clone()),
-            Conflict(m) => (StatusCode::CONFLICT, "Conflict", "ALREADY_EXISTS", m.clone()),
-            TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Request Too Large", "REQUEST_TOO_LARGE", "the request body is larger than 64 KiB".into()),
-            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "METHOD_NOT_ALLOWED", "this URL does not accept this HTTP method".into()),
-            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Error", "INTERNAL_ERROR", "the server failed to handle the request; it has been logged".into()),
+            ExtraKey(k) => (
+                StatusCode::NOT_FOUND,
+                "Invalid Input",
+                "EXTRA_KEY_FOUND_IN_JSON",
+                format!("{k} is not a key of this operation"),
+            ),
+            Missing(f) => (
+                StatusCode::BAD_REQUEST,
+                "Invalid Input",
+                "LESS_THAN_MIN_OCCURANCE",
+                format!("{f} is mandatory"),
+            ),
+            Pattern(m) => (
+                StatusCode::BAD_REQUEST,
+                "Invalid Input",
+                "PATTERN_NOT_MATCHED",
+                m.clone(),
+            ),
+            JsonParse(m) => (
+                StatusCode::BAD_REQUEST,
+                "Invalid Input",
+                "JSON_PARSE_ERROR",
+                m.clone(),
+            ),
+            UnknownMode(m) => (
+                StatusCode::BAD_REQUEST,
+                "Invalid Input",
+                "INVALID_MODE",
+                m.clone(),
+            ),
+            Invalid(m) => (
+                StatusCode::BAD_REQUEST,
+                "Invalid Input",
+                "INVALID_VALUE",
+                m.clone(),
+            ),
+            Conflict(m) => (
+                StatusCode::CONFLICT,
+                "Conflict",
+                "ALREADY_EXISTS",
+                m.clone(),
+            ),
+            TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request Too Large",
+                "REQUEST_TOO_LARGE",
+                "the request body is larger than 64 KiB".into(),
+            ),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method Not Allowed",
+                "METHOD_NOT_ALLOWED",
+                "this URL does not accept this HTTP method".into(),
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Error",
+                "INTERNAL_ERROR",
+                "the server failed to handle the request; it has been logged".into(),
+            ),
         }
     }
 }
@@ -112,7 +189,9 @@ impl From<Denied> for ApiError {
     fn from(d: Denied) -> Self {
         match d {
             Denied::Scope => ApiError::InvalidScope,
-            Denied::Role => ApiError::Forbidden("this URL is for organization admins; the token's user is not an admin".into()),
+            Denied::Role => ApiError::Forbidden(
+                "this URL is for organization admins; the token's user is not an admin".into(),
+            ),
         }
     }
 }

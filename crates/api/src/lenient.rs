@@ -19,7 +19,9 @@ pub fn parse_object(bytes: &Bytes) -> Result<Object, ApiError> {
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err(ApiError::JsonParse("the request body must be a JSON object".into())),
+        Ok(_) => Err(ApiError::JsonParse(
+            "the request body must be a JSON object".into(),
+        )),
         Err(e) => Err(ApiError::JsonParse(format!(
             "the request body is not valid JSON (line {}, column {})",
             e.line(),
@@ -49,7 +51,12 @@ pub fn require<'a>(obj: &'a Object, key: &str, field: &str) -> Result<&'a Value,
 pub fn id<T: FromStr>(v: &Value, field: &str) -> Result<T, ApiError> {
     let bad = || ApiError::Pattern(format!("{field} must be a positive integer id"));
     match v {
-        Value::Number(n) => n.as_u64().map(|n| n.to_string()).ok_or_else(bad)?.parse().map_err(|_| bad()),
+        Value::Number(n) => n
+            .as_u64()
+            .map(|n| n.to_string())
+            .ok_or_else(bad)?
+            .parse()
+            .map_err(|_| bad()),
         Value::String(s) => s.trim().parse().map_err(|_| bad()),
         _ => Err(bad()),
     }
@@ -68,15 +75,22 @@ pub fn boolean(v: &Value, field: &str) -> Result<bool, ApiError> {
 pub fn text(v: &Value, field: &str, max: usize) -> Result<String, ApiError> {
     match v {
         Value::String(s) if !s.is_empty() && s.chars().count() <= max => Ok(s.clone()),
-        _ => Err(ApiError::Pattern(format!("{field} must be a string of 1 to {max} characters"))),
+        _ => Err(ApiError::Pattern(format!(
+            "{field} must be a string of 1 to {max} characters"
+        ))),
     }
 }
 
 pub fn email(v: &Value, field: &str) -> Result<EmailAddress, ApiError> {
     match v {
-        Value::String(s) => EmailAddress::parse(s.trim())
-            .map_err(|_| ApiError::Pattern(format!("{field} must be an email address such as name@example.com"))),
-        _ => Err(ApiError::Pattern(format!("{field} must be an email address such as name@example.com"))),
+        Value::String(s) => EmailAddress::parse(s.trim()).map_err(|_| {
+            ApiError::Pattern(format!(
+                "{field} must be an email address such as name@example.com"
+            ))
+        }),
+        _ => Err(ApiError::Pattern(format!(
+            "{field} must be an email address such as name@example.com"
+        ))),
     }
 }
 
@@ -91,14 +105,19 @@ pub fn port(v: &Value, field: &str) -> Result<u16, ApiError> {
 }
 
 /// One of a fixed set of words (`choices` for the message).
-pub fn word<T>(v: &Value, field: &str, parse: impl Fn(&str) -> Option<T>, choices: &str) -> Result<T, ApiError> {
+pub fn word<T>(
+    v: &Value,
+    field: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    choices: &str,
+) -> Result<T, ApiError> {
     v.as_str()
         .and_then(parse)
         .ok_or_else(|| ApiError::Pattern(format!("{field} must be one of: {choices}")))
 }
 
 /// A list given as a JSON array or as one comma-separated string.
-pub fn list<'a>(v: &'a Value, field: &str) -> Result<Vec<Value>, ApiError> {
+pub fn list(v: &Value, field: &str) -> Result<Vec<Value>, ApiError> {
     match v {
         Value::Array(items) => Ok(items.clone()),
         Value::String(s) => Ok(s
@@ -107,7 +126,9 @@ pub fn list<'a>(v: &'a Value, field: &str) -> Result<Vec<Value>, ApiError> {
             .filter(|p| !p.is_empty())
             .map(|p| Value::String(p.to_string()))
             .collect()),
-        _ => Err(ApiError::Pattern(format!("{field} must be an array or a comma-separated string"))),
+        _ => Err(ApiError::Pattern(format!(
+            "{field} must be an array or a comma-separated string"
+        ))),
     }
 }
 
@@ -120,7 +141,12 @@ mod tests {
 
     #[test]
     fn ids_booleans_and_ports_in_both_forms() {
-        assert_eq!(id::<AccountId>(&json!("2560636000000008002"), "a").unwrap().get(), 2560636000000008002);
+        assert_eq!(
+            id::<AccountId>(&json!("2560636000000008002"), "a")
+                .unwrap()
+                .get(),
+            2560636000000008002
+        );
         assert_eq!(id::<AccountId>(&json!(42), "a").unwrap().get(), 42);
         assert!(id::<AccountId>(&json!(-1), "a").is_err());
         assert!(id::<AccountId>(&json!(1.5), "a").is_err());

@@ -39,7 +39,10 @@ pub fn router(state: AppState) -> Router {
     use routes::{accounts, organization};
     Router::new()
         .route("/api/accounts", get(accounts::list_own))
-        .route("/api/accounts/{account_id}", get(accounts::get_own).put(accounts::update_own))
+        .route(
+            "/api/accounts/{account_id}",
+            get(accounts::get_own).put(accounts::update_own),
+        )
         .route("/api/organization", get(organization::get_own_org))
         .route("/api/organization/{zoid}", get(organization::get_org))
         .route(
@@ -74,7 +77,10 @@ async fn log_request(mut req: Request, next: Next) -> Response {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_default();
-    req.extensions_mut().insert(RequestMeta { request_id: id.clone(), client_addr });
+    req.extensions_mut().insert(RequestMeta {
+        request_id: id.clone(),
+        client_addr,
+    });
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let span = tracing::info_span!("request", id = %id);
     let started = Instant::now();
@@ -93,7 +99,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -32,7 +32,10 @@ pub fn identities(list: &[Identity]) -> Value {
 }
 
 pub fn account(a: &AccountView, base: &str) -> Value {
-    let primary = a.primary_address().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let primary = a
+        .primary_address()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
     let addresses: Vec<Value> = if a.kind == AccountKind::Hosted {
         a.addresses
             .iter()

@@ -34,15 +34,27 @@ pub struct Client {
 impl Client {
     /// A client of the server at `base` (e.g. `http://127.0.0.1:8080`) using `token`.
     pub fn new(base: &str, token: Option<&str>) -> Self {
-        Self { base: base.trim_end_matches('/').to_string(), token: token.map(str::to_string), http: reqwest::Client::new() }
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.map(str::to_string),
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn with_token(&self, token: Option<&str>) -> Self {
-        Self { token: token.map(str::to_string), ..self.clone() }
+        Self {
+            token: token.map(str::to_string),
+            ..self.clone()
+        }
     }
 
     /// Sends a request with raw bytes as the body and the client's token.
-    pub async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Reply, reqwest::Error> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply, reqwest::Error> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Zoho-oauthtoken {t}"));
@@ -53,21 +65,45 @@ impl Client {
         let resp = req.send().await?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await?;
-        Ok(Reply { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) })
+        Ok(Reply {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        })
     }
 
-    async fn json(&self, method: Method, path: &str, body: &Value) -> Result<Reply, reqwest::Error> {
-        self.send(method, path, Some(body.to_string().into_bytes())).await
+    async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Reply, reqwest::Error> {
+        self.send(method, path, Some(body.to_string().into_bytes()))
+            .await
     }
 
     /// `PUT /api/accounts/{accountId}`
-    pub async fn update_account(&self, account_id: &str, body: &Value) -> Result<Reply, reqwest::Error> {
-        self.json(Method::PUT, &format!("/api/accounts/{account_id}"), body).await
+    pub async fn update_account(
+        &self,
+        account_id: &str,
+        body: &Value,
+    ) -> Result<Reply, reqwest::Error> {
+        self.json(Method::PUT, &format!("/api/accounts/{account_id}"), body)
+            .await
     }
 
     /// `PUT /api/organization/{zoid}/accounts/{accountId}`
-    pub async fn update_org_account(&self, zoid: &str, account_id: &str, body: &Value) -> Result<Reply, reqwest::Error> {
-        self.json(Method::PUT, &format!("/api/organization/{zoid}/accounts/{account_id}"), body).await
+    pub async fn update_org_account(
+        &self,
+        zoid: &str,
+        account_id: &str,
+        body: &Value,
+    ) -> Result<Reply, reqwest::Error> {
+        self.json(
+            Method::PUT,
+            &format!("/api/organization/{zoid}/accounts/{account_id}"),
+            body,
+        )
+        .await
     }
 
     /// `GET /api/accounts`
@@ -77,7 +113,8 @@ impl Client {
 
     /// `GET /api/accounts/{accountId}`
     pub async fn account(&self, account_id: &str) -> Result<Reply, reqwest::Error> {
-        self.send(Method::GET, &format!("/api/accounts/{account_id}"), None).await
+        self.send(Method::GET, &format!("/api/accounts/{account_id}"), None)
+            .await
     }
 
     /// `GET /api/organization`
@@ -87,26 +124,47 @@ impl Client {
 
     /// `GET /api/organization/{zoid}`
     pub async fn organization(&self, zoid: &str) -> Result<Reply, reqwest::Error> {
-        self.send(Method::GET, &format!("/api/organization/{zoid}"), None).await
+        self.send(Method::GET, &format!("/api/organization/{zoid}"), None)
+            .await
     }
 
     /// `GET /api/organization/{zoid}/accounts?{query}`
     pub async fn org_accounts(&self, zoid: &str, query: &str) -> Result<Reply, reqwest::Error> {
-        self.send(Method::GET, &format!("/api/organization/{zoid}/accounts?{query}"), None).await
+        self.send(
+            Method::GET,
+            &format!("/api/organization/{zoid}/accounts?{query}"),
+            None,
+        )
+        .await
     }
 
     /// `GET /api/organization/{zoid}/accounts/{zuid or email}`
     pub async fn org_account(&self, zoid: &str, key: &str) -> Result<Reply, reqwest::Error> {
-        self.send(Method::GET, &format!("/api/organization/{zoid}/accounts/{key}"), None).await
+        self.send(
+            Method::GET,
+            &format!("/api/organization/{zoid}/accounts/{key}"),
+            None,
+        )
+        .await
     }
 
     /// `POST /api/organization/{zoid}/accounts`
     pub async fn create_user(&self, zoid: &str, body: &Value) -> Result<Reply, reqwest::Error> {
-        self.json(Method::POST, &format!("/api/organization/{zoid}/accounts"), body).await
+        self.json(
+            Method::POST,
+            &format!("/api/organization/{zoid}/accounts"),
+            body,
+        )
+        .await
     }
 
     /// `DELETE /api/organization/{zoid}/accounts`
     pub async fn delete_users(&self, zoid: &str, body: &Value) -> Result<Reply, reqwest::Error> {
-        self.json(Method::DELETE, &format!("/api/organization/{zoid}/accounts"), body).await
+        self.json(
+            Method::DELETE,
+            &format!("/api/organization/{zoid}/accounts"),
+            body,
+        )
+        .await
     }
 }

@@ -24,12 +24,24 @@ pub struct RuleError {
 impl RuleError {
     pub fn missing(field: impl Into<String>) -> Self {
         let field = field.into();
-        Self { kind: RuleErrorKind::Missing, message: format!("{field} is mandatory"), field }
+        Self {
+            kind: RuleErrorKind::Missing,
+            message: format!("{field} is mandatory"),
+            field,
+        }
     }
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind: RuleErrorKind::Invalid, field: field.into(), message: message.into() }
+        Self {
+            kind: RuleErrorKind::Invalid,
+            field: field.into(),
+            message: message.into(),
+        }
     }
     pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind: RuleErrorKind::Conflict, field: field.into(), message: message.into() }
+        Self {
+            kind: RuleErrorKind::Conflict,
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }

@@ -95,7 +95,16 @@ mod tests {
 
     #[test]
     fn rejects_zero_negative_overflow_and_junk() {
-        for s in ["0", "-1", "", "12a", " 1", "9223372036854775808", "99999999999999999999", "+5"] {
+        for s in [
+            "0",
+            "-1",
+            "",
+            "12a",
+            " 1",
+            "9223372036854775808",
+            "99999999999999999999",
+            "+5",
+        ] {
             assert!(s.parse::<AccountId>().is_err(), "{s}");
         }
         assert!("9223372036854775807".parse::<AccountId>().is_ok());

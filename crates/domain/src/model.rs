@@ -125,7 +125,10 @@ pub struct AccountAggregate {
 
 impl AccountAggregate {
     pub fn primary_address(&self) -> Option<&EmailAddress> {
-        self.addresses.iter().find(|a| a.is_primary).map(|a| &a.address)
+        self.addresses
+            .iter()
+            .find(|a| a.is_primary)
+            .map(|a| &a.address)
     }
 
     pub fn has_address(&self, address: &EmailAddress) -> bool {

@@ -85,13 +85,22 @@ impl ScopeSet {
     /// Every scope of both resources: what `bootstrap` and the demo admin get.
     pub fn everything() -> Self {
         Self(vec![
-            Scope { resource: Resource::OrganizationAccounts, access: Access::All },
-            Scope { resource: Resource::Accounts, access: Access::All },
+            Scope {
+                resource: Resource::OrganizationAccounts,
+                access: Access::All,
+            },
+            Scope {
+                resource: Resource::Accounts,
+                access: Access::All,
+            },
         ])
     }
 
     pub fn user_all() -> Self {
-        Self(vec![Scope { resource: Resource::Accounts, access: Access::All }])
+        Self(vec![Scope {
+            resource: Resource::Accounts,
+            access: Access::All,
+        }])
     }
 
     pub fn allows(&self, resource: Resource, access: Access) -> bool {

@@ -15,20 +15,31 @@ const KEY_FILE: &str = "relay.key";
 /// Opens the store of `--db` or of the data directory (created if needed). The relay key
 /// comes from `MAILPLANE_RELAY_KEY` or the key file in the data directory.
 pub async fn open_store(storage: &StorageArgs, data_dir: &Path) -> Result<Store, String> {
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create the data directory {}: {e}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        format!(
+            "cannot create the data directory {}: {e}",
+            data_dir.display()
+        )
+    })?;
     let key = match std::env::var("MAILPLANE_RELAY_KEY") {
         Ok(hex) => RelayKey::from_hex(&hex).map_err(|e| format!("MAILPLANE_RELAY_KEY: {e}"))?,
-        Err(_) => RelayKey::load_or_create(&data_dir.join(KEY_FILE)).map_err(|e| format!("relay key file: {e}"))?,
+        Err(_) => RelayKey::load_or_create(&data_dir.join(KEY_FILE))
+            .map_err(|e| format!("relay key file: {e}"))?,
     };
     let location = match &storage.db {
         Some(url) => Location::parse_url(url).map_err(|e| e.to_string())?,
         None => Location::SqliteFile(data_dir.join(DB_FILE)),
     };
-    Store::open(location, key).await.map_err(|e| format!("cannot open the database: {e}"))
+    Store::open(location, key)
+        .await
+        .map_err(|e| format!("cannot open the database: {e}"))
 }
 
 pub fn data_dir(storage: &StorageArgs) -> PathBuf {
-    storage.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    storage
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
 }
 
 fn provision_error(e: ProvisionError) -> String {
@@ -39,18 +50,29 @@ fn provision_error(e: ProvisionError) -> String {
 }
 
 pub async fn bootstrap(storage: StorageArgs, args: BootstrapArgs) -> Result<(), String> {
-    let email = EmailAddress::parse(&args.admin_email).map_err(|_| format!("--admin-email {:?} is not an email address", args.admin_email))?;
-    let domain = mailplane_domain::parse_domain(&args.domain).ok_or_else(|| format!("--domain {:?} is not a domain name", args.domain))?;
+    let email = EmailAddress::parse(&args.admin_email).map_err(|_| {
+        format!(
+            "--admin-email {:?} is not an email address",
+            args.admin_email
+        )
+    })?;
+    let domain = mailplane_domain::parse_domain(&args.domain)
+        .ok_or_else(|| format!("--domain {:?} is not a domain name", args.domain))?;
     if args.org_name.trim().is_empty() {
         return Err("--org-name must not be empty".into());
     }
     let hash = match args.admin_password {
-        Some(p) if p.chars().count() < 8 => return Err("--admin-password must be at least 8 characters".into()),
+        Some(p) if p.chars().count() < 8 => {
+            return Err("--admin-password must be at least 8 characters".into())
+        }
         Some(p) => Some(secrets::hash_password(&p).map_err(|e| e.to_string())?),
         None => None,
     };
     let store = open_store(&storage, &data_dir(&storage)).await?;
-    let b = store.bootstrap(args.org_name.trim(), &domain, email, hash).await.map_err(provision_error)?;
+    let b = store
+        .bootstrap(args.org_name.trim(), &domain, email, hash)
+        .await
+        .map_err(provision_error)?;
     println!(
         "{}",
         json!({ "zoid": b.zoid.get(), "zuid": b.zuid.get(), "accountId": b.account_id.to_string(), "accessToken": b.access_token })
@@ -59,18 +81,31 @@ pub async fn bootstrap(storage: StorageArgs, args: BootstrapArgs) -> Result<(), 
 }
 
 pub async fn issue_token(storage: StorageArgs, args: IssueArgs) -> Result<(), String> {
-    let zuid: Zuid = args.zuid.parse().map_err(|_| format!("--zuid {:?} must be a positive integer", args.zuid))?;
+    let zuid: Zuid = args
+        .zuid
+        .parse()
+        .map_err(|_| format!("--zuid {:?} must be a positive integer", args.zuid))?;
     let scopes = ScopeSet::parse_list(&args.scope).map_err(|e| format!("--scope: {e}"))?;
     let expires = (args.expires_in > 0).then_some(args.expires_in);
     let store = open_store(&storage, &data_dir(&storage)).await?;
-    let token = store.issue_token(zuid, scopes.clone(), expires).await.map_err(provision_error)?;
-    println!("{}", json!({ "accessToken": token, "scope": scopes.to_string(), "expiresIn": args.expires_in }));
+    let token = store
+        .issue_token(zuid, scopes.clone(), expires)
+        .await
+        .map_err(provision_error)?;
+    println!(
+        "{}",
+        json!({ "accessToken": token, "scope": scopes.to_string(), "expiresIn": args.expires_in })
+    );
     Ok(())
 }
 
 pub async fn revoke_token(storage: StorageArgs, args: RevokeArgs) -> Result<(), String> {
     let store = open_store(&storage, &data_dir(&storage)).await?;
-    if store.revoke_token(&args.token).await.map_err(|e| e.to_string())? {
+    if store
+        .revoke_token(&args.token)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         println!("{}", json!({ "revoked": true }));
         Ok(())
     } else {

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "mailplane", version, about = "A self-hosted control plane for mail accounts, wire-compatible with the Zoho Mail Accounts API")]
+#[command(
+    name = "mailplane",
+    version,
+    about = "A self-hosted control plane for mail accounts, wire-compatible with the Zoho Mail Accounts API"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub storage: StorageArgs,

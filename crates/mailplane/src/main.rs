@@ -19,7 +19,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -30,8 +33,12 @@ fn main() -> ExitCode {
         match cli.command {
             cli::Command::Serve(args) => serve::run(cli.storage, args).await,
             cli::Command::Bootstrap(args) => admin::bootstrap(cli.storage, args).await,
-            cli::Command::Token(cli::TokenCommand::Issue(args)) => admin::issue_token(cli.storage, args).await,
-            cli::Command::Token(cli::TokenCommand::Revoke(args)) => admin::revoke_token(cli.storage, args).await,
+            cli::Command::Token(cli::TokenCommand::Issue(args)) => {
+                admin::issue_token(cli.storage, args).await
+            }
+            cli::Command::Token(cli::TokenCommand::Revoke(args)) => {
+                admin::revoke_token(cli.storage, args).await
+            }
         }
     });
     match result {

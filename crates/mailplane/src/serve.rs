@@ -12,11 +12,19 @@ use crate::cli::{ServeArgs, StorageArgs};
 pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
     // --demo without --data-dir works in a temporary directory, removed on exit.
     let temp = if args.demo && storage.data_dir.is_none() {
-        Some(tempfile::Builder::new().prefix("mailplane-demo-").tempdir().map_err(|e| format!("temporary directory: {e}"))?)
+        Some(
+            tempfile::Builder::new()
+                .prefix("mailplane-demo-")
+                .tempdir()
+                .map_err(|e| format!("temporary directory: {e}"))?,
+        )
     } else {
         None
     };
-    let dir = temp.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_else(|| data_dir(&storage));
+    let dir = temp
+        .as_ref()
+        .map(|t| t.path().to_path_buf())
+        .unwrap_or_else(|| data_dir(&storage));
     let store = open_store(&storage, &dir).await?;
 
     if args.demo {
@@ -24,16 +32,26 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         let file = dir.join("demo-tokens.json");
         let body = json!({ "adminToken": tokens.admin_token, "userToken": tokens.user_token });
         std::fs::write(&file, body.to_string()).map_err(|e| format!("{}: {e}", file.display()))?;
-        println!("demo organization Zylker (zoid 12345678) is ready; tokens are in {}", file.display());
+        println!(
+            "demo organization Zylker (zoid 12345678) is ready; tokens are in {}",
+            file.display()
+        );
         println!("admin token (admin@zylker.com): {}", tokens.admin_token);
-        println!("user token (Rebecca, zuid 11111111, account 2560636000000008002): {}", tokens.user_token);
+        println!(
+            "user token (Rebecca, zuid 11111111, account 2560636000000008002): {}",
+            tokens.user_token
+        );
     }
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let public_url = args.public_url.unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
+    let public_url = args
+        .public_url
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_string();
     println!("mailplane listening on http://{addr}");
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, data_dir = %dir.display(), "serving");

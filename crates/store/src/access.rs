@@ -57,7 +57,10 @@ impl Principal {
         if !self.scopes.allows(Resource::Accounts, access) {
             return Err(Denied::Scope);
         }
-        Ok(Grant { actor: self.clone(), reach: Reach::Own(self.zuid) })
+        Ok(Grant {
+            actor: self.clone(),
+            reach: Reach::Own(self.zuid),
+        })
     }
 
     /// For `/api/organization/...`: the accounts of the principal's organization, for an
@@ -69,7 +72,10 @@ impl Principal {
         if !self.role.is_admin() {
             return Err(Denied::Role);
         }
-        Ok(Grant { actor: self.clone(), reach: Reach::Organization(self.zoid) })
+        Ok(Grant {
+            actor: self.clone(),
+            reach: Reach::Organization(self.zoid),
+        })
     }
 }
 

@@ -84,10 +84,15 @@ pub enum Location {
 impl Location {
     /// Parses `--db`: `sqlite:PATH` or `sqlite://PATH` (a file).
     pub fn parse_url(url: &str) -> Result<Self, StoreError> {
-        if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             let path = rest.split('?').next().unwrap_or_default();
             if path.is_empty() {
-                return Err(StoreError::Config(format!("{url}: the SQLite URL names no file")));
+                return Err(StoreError::Config(format!(
+                    "{url}: the SQLite URL names no file"
+                )));
             }
             return Ok(Location::SqliteFile(PathBuf::from(path)));
         }
@@ -96,7 +101,9 @@ impl Location {
                 "PostgreSQL is not supported by this build yet; use sqlite:PATH".into(),
             ));
         }
-        Err(StoreError::Config(format!("{url}: expected a URL such as sqlite:/path/to/mailplane.db")))
+        Err(StoreError::Config(format!(
+            "{url}: expected a URL such as sqlite:/path/to/mailplane.db"
+        )))
     }
 }
 
@@ -133,12 +140,19 @@ impl Store {
         cmd: AccountCommand,
     ) -> Result<AccountView, WriteError> {
         match self {
-            Store::Sqlite(s) => s.apply(grant, meta, zoid_in_url, account, body_zuid, cmd).await,
+            Store::Sqlite(s) => {
+                s.apply(grant, meta, zoid_in_url, account, body_zuid, cmd)
+                    .await
+            }
         }
     }
 
     /// One account within the grant's reach.
-    pub async fn account(&self, grant: &Grant, account: AccountId) -> Result<Option<AccountView>, StoreError> {
+    pub async fn account(
+        &self,
+        grant: &Grant,
+        account: AccountId,
+    ) -> Result<Option<AccountView>, StoreError> {
         match self {
             Store::Sqlite(s) => s.account(grant, account).await,
         }
@@ -151,43 +165,79 @@ impl Store {
         }
     }
 
-    pub async fn organization(&self, grant: &Grant, zoid: Zoid) -> Result<Option<OrgView>, StoreError> {
+    pub async fn organization(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+    ) -> Result<Option<OrgView>, StoreError> {
         match self {
             Store::Sqlite(s) => s.organization(grant, zoid).await,
         }
     }
 
     /// A page of the organization's hosted accounts, one per user, by zuid.
-    pub async fn org_accounts(&self, grant: &Grant, zoid: Zoid, start: u32, limit: u32) -> Result<Option<Vec<AccountView>>, StoreError> {
+    pub async fn org_accounts(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+        start: u32,
+        limit: u32,
+    ) -> Result<Option<Vec<AccountView>>, StoreError> {
         match self {
             Store::Sqlite(s) => s.org_accounts(grant, zoid, start, limit).await,
         }
     }
 
     /// The hosted account of one user of the organization.
-    pub async fn org_user_account(&self, grant: &Grant, zoid: Zoid, user: UserRef) -> Result<Option<AccountView>, StoreError> {
+    pub async fn org_user_account(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+        user: UserRef,
+    ) -> Result<Option<AccountView>, StoreError> {
         match self {
             Store::Sqlite(s) => s.org_user_account(grant, zoid, user).await,
         }
     }
 
-    pub async fn create_user(&self, grant: &Grant, meta: &RequestMeta, zoid: Zoid, user: NewUser) -> Result<AccountView, WriteError> {
+    pub async fn create_user(
+        &self,
+        grant: &Grant,
+        meta: &RequestMeta,
+        zoid: Zoid,
+        user: NewUser,
+    ) -> Result<AccountView, WriteError> {
         match self {
             Store::Sqlite(s) => s.create_user(grant, meta, zoid, user).await,
         }
     }
 
     /// Removes users and their accounts, all or nothing.
-    pub async fn delete_users(&self, grant: &Grant, meta: &RequestMeta, zoid: Zoid, users: Vec<UserRef>) -> Result<(), WriteError> {
+    pub async fn delete_users(
+        &self,
+        grant: &Grant,
+        meta: &RequestMeta,
+        zoid: Zoid,
+        users: Vec<UserRef>,
+    ) -> Result<(), WriteError> {
         match self {
             Store::Sqlite(s) => s.delete_users(grant, meta, zoid, users).await,
         }
     }
 
     /// Creates an organization with its super admin and a token of all scopes.
-    pub async fn bootstrap(&self, org_name: &str, domain: &str, admin_email: mailplane_domain::EmailAddress, admin_password_hash: Option<String>) -> Result<Bootstrapped, ProvisionError> {
+    pub async fn bootstrap(
+        &self,
+        org_name: &str,
+        domain: &str,
+        admin_email: mailplane_domain::EmailAddress,
+        admin_password_hash: Option<String>,
+    ) -> Result<Bootstrapped, ProvisionError> {
         match self {
-            Store::Sqlite(s) => s.bootstrap(org_name, domain, admin_email, admin_password_hash).await,
+            Store::Sqlite(s) => {
+                s.bootstrap(org_name, domain, admin_email, admin_password_hash)
+                    .await
+            }
         }
     }
 
@@ -199,7 +249,12 @@ impl Store {
     }
 
     /// Issues an access token for an existing user; `expires_in_secs` of `None` never expires.
-    pub async fn issue_token(&self, zuid: Zuid, scopes: ScopeSet, expires_in_secs: Option<u64>) -> Result<String, ProvisionError> {
+    pub async fn issue_token(
+        &self,
+        zuid: Zuid,
+        scopes: ScopeSet,
+        expires_in_secs: Option<u64>,
+    ) -> Result<String, ProvisionError> {
         match self {
             Store::Sqlite(s) => s.issue_token(zuid, scopes, expires_in_secs).await,
         }

@@ -36,15 +36,15 @@ impl std::fmt::Debug for RelayKey {
 impl RelayKey {
     /// Parses 64 hexadecimal digits.
     pub fn from_hex(text: &str) -> Result<Self, StoreError> {
-        let bytes = Zeroizing::new(
-            hex::decode(text.trim())
-                .map_err(|_| StoreError::Config("the relay key must be 64 hexadecimal digits".into()))?,
-        );
-        let key: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| StoreError::Config("the relay key must be 64 hexadecimal digits".into()))?;
-        Ok(Self { key: Zeroizing::new(key) })
+        let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| {
+            StoreError::Config("the relay key must be 64 hexadecimal digits".into())
+        })?);
+        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            StoreError::Config("the relay key must be 64 hexadecimal digits".into())
+        })?;
+        Ok(Self {
+            key: Zeroizing::new(key),
+        })
     }
 
     pub fn generate() -> Self {
@@ -83,7 +83,13 @@ impl RelayKey {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ct = self
             .cipher()
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain.as_bytes(), aad: binding.as_bytes() })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plain.as_bytes(),
+                    aad: binding.as_bytes(),
+                },
+            )
             .map_err(|_| StoreError::Crypto)?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(KEY_VERSION);
@@ -100,9 +106,17 @@ impl RelayKey {
         let (nonce, ct) = sealed[1..].split_at(NONCE_LEN);
         let plain = self
             .cipher()
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: binding.as_bytes() })
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: binding.as_bytes(),
+                },
+            )
             .map_err(|_| StoreError::Crypto)?;
-        String::from_utf8(plain).map(Zeroizing::new).map_err(|_| StoreError::Crypto)
+        String::from_utf8(plain)
+            .map(Zeroizing::new)
+            .map_err(|_| StoreError::Crypto)
     }
 }
 
@@ -120,9 +134,14 @@ mod tests {
         let k = RelayKey::generate();
         let sealed = k.seal("Smknel@88", &binding(1, "a@x.com")).unwrap();
         assert!(!sealed.windows(9).any(|w| w == b"Smknel@88"));
-        assert_eq!(k.open(&sealed, &binding(1, "a@x.com")).unwrap().as_str(), "Smknel@88");
+        assert_eq!(
+            k.open(&sealed, &binding(1, "a@x.com")).unwrap().as_str(),
+            "Smknel@88"
+        );
         assert!(k.open(&sealed, &binding(2, "a@x.com")).is_err());
-        assert!(RelayKey::generate().open(&sealed, &binding(1, "a@x.com")).is_err());
+        assert!(RelayKey::generate()
+            .open(&sealed, &binding(1, "a@x.com"))
+            .is_err());
     }
 
     #[test]
@@ -136,7 +155,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 }

@@ -38,7 +38,16 @@ pub async fn update_in_org(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (zoid, account) = (path_id::<Zoid>(&zoid)?, path_id(&account)?);
-    update(&state, &meta, &headers, UrlForm::Admin, Some(zoid), account, raw).await
+    update(
+        &state,
+        &meta,
+        &headers,
+        UrlForm::Admin,
+        Some(zoid),
+        account,
+        raw,
+    )
+    .await
 }
 
 async fn update(
@@ -57,18 +66,33 @@ async fn update(
     };
     let request = parse_update(&lenient::parse_object(&body(raw)?)?, form)?;
     let mode = request.command.mode();
-    let updated = state.store.apply(&grant, meta, zoid, account, request.zuid, request.command).await?;
+    let updated = state
+        .store
+        .apply(&grant, meta, zoid, account, request.zuid, request.command)
+        .await?;
     Ok(match mode {
-        Mode::AddSendMailDetails | Mode::DeleteSendMailDetails => success_with(view::identities(&updated.identities)),
+        Mode::AddSendMailDetails | Mode::DeleteSendMailDetails => {
+            success_with(view::identities(&updated.identities))
+        }
         _ => success(),
     })
 }
 
 /// Zoho: Get All User Accounts.
-pub async fn list_own(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let grant = auth::authenticate(&state.store, &headers).await?.user_grant(Access::Read)?;
+pub async fn list_own(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let grant = auth::authenticate(&state.store, &headers)
+        .await?
+        .user_grant(Access::Read)?;
     let accounts = state.store.own_accounts(&grant).await?;
-    Ok(success_with(Value::Array(accounts.iter().map(|a| view::account(a, &state.public_url)).collect())))
+    Ok(success_with(Value::Array(
+        accounts
+            .iter()
+            .map(|a| view::account(a, &state.public_url))
+            .collect(),
+    )))
 }
 
 /// Zoho: Get User Account Details.
@@ -78,8 +102,11 @@ pub async fn get_own(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let account: AccountId = path_id(&account)?;
-    let grant = auth::authenticate(&state.store, &headers).await?.user_grant(Access::Read)?;
+    let grant = auth::authenticate(&state.store, &headers)
+        .await?
+        .user_grant(Access::Read)?;
     let found = state.store.account(&grant, account).await?;
-    let a = found.ok_or_else(|| ApiError::NotFound(format!("accountId {account} was not found")))?;
+    let a =
+        found.ok_or_else(|| ApiError::NotFound(format!("accountId {account} was not found")))?;
     Ok(success_with(view::account(&a, &state.public_url)))
 }

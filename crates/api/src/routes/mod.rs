@@ -36,9 +36,14 @@ pub(crate) fn success() -> Response {
 }
 
 pub(crate) fn success_with(data: Value) -> Response {
-    Json(json!({ "status": { "code": 200, "description": "success" }, "data": data })).into_response()
+    Json(json!({ "status": { "code": 200, "description": "success" }, "data": data }))
+        .into_response()
 }
 
 pub(crate) fn created(data: Value) -> Response {
-    (StatusCode::CREATED, Json(json!({ "status": { "code": 201, "description": "Created" }, "data": data }))).into_response()
+    (
+        StatusCode::CREATED,
+        Json(json!({ "status": { "code": 201, "description": "Created" }, "data": data })),
+    )
+        .into_response()
 }

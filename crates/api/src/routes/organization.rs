@@ -20,34 +20,63 @@ fn org_not_found(zoid: Zoid) -> ApiError {
 }
 
 /// Zoho: Get Organization Details (the caller's own organization).
-pub async fn get_own_org(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let grant = auth::authenticate(&state.store, &headers).await?.admin_grant(Access::Read)?;
+pub async fn get_own_org(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let grant = auth::authenticate(&state.store, &headers)
+        .await?
+        .admin_grant(Access::Read)?;
     let zoid = grant.actor().zoid();
-    let org = state.store.organization(&grant, zoid).await?.ok_or_else(|| org_not_found(zoid))?;
+    let org = state
+        .store
+        .organization(&grant, zoid)
+        .await?
+        .ok_or_else(|| org_not_found(zoid))?;
     Ok(success_with(view::organization(&org, &state.public_url)))
 }
 
 /// Zoho: Get Organization Details.
-pub async fn get_org(State(state): State<AppState>, Path(zoid): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn get_org(
+    State(state): State<AppState>,
+    Path(zoid): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let zoid: Zoid = path_id(&zoid)?;
-    let grant = auth::authenticate(&state.store, &headers).await?.admin_grant(Access::Read)?;
-    let org = state.store.organization(&grant, zoid).await?.ok_or_else(|| org_not_found(zoid))?;
+    let grant = auth::authenticate(&state.store, &headers)
+        .await?
+        .admin_grant(Access::Read)?;
+    let org = state
+        .store
+        .organization(&grant, zoid)
+        .await?
+        .ok_or_else(|| org_not_found(zoid))?;
     Ok(success_with(view::organization(&org, &state.public_url)))
 }
 
 /// `start` and `limit` of a page, from the raw query string.
 fn page(query: Option<&str>) -> Result<(u32, u32), ApiError> {
     let (mut start, mut limit) = (0u32, 10u32);
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
-            "start" => start = v.parse().map_err(|_| ApiError::Pattern("start must be an integer of 0 or more".into()))?,
+            "start" => {
+                start = v.parse().map_err(|_| {
+                    ApiError::Pattern("start must be an integer of 0 or more".into())
+                })?
+            }
             "limit" => {
                 limit = v
                     .parse()
                     .ok()
                     .filter(|l| (1..=200).contains(l))
-                    .ok_or_else(|| ApiError::Pattern("limit must be an integer from 1 to 200".into()))?
+                    .ok_or_else(|| {
+                        ApiError::Pattern("limit must be an integer from 1 to 200".into())
+                    })?
             }
             _ => {}
         }
@@ -63,10 +92,21 @@ pub async fn list_org_accounts(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let zoid: Zoid = path_id(&zoid)?;
-    let grant = auth::authenticate(&state.store, &headers).await?.admin_grant(Access::Read)?;
+    let grant = auth::authenticate(&state.store, &headers)
+        .await?
+        .admin_grant(Access::Read)?;
     let (start, limit) = page(query.as_deref())?;
-    let accounts = state.store.org_accounts(&grant, zoid, start, limit).await?.ok_or_else(|| org_not_found(zoid))?;
-    Ok(success_with(Value::Array(accounts.iter().map(|a| view::account(a, &state.public_url)).collect())))
+    let accounts = state
+        .store
+        .org_accounts(&grant, zoid, start, limit)
+        .await?
+        .ok_or_else(|| org_not_found(zoid))?;
+    Ok(success_with(Value::Array(
+        accounts
+            .iter()
+            .map(|a| view::account(a, &state.public_url))
+            .collect(),
+    )))
 }
 
 /// Zoho: Get Org User Details (by zuid or email address).
@@ -81,7 +121,9 @@ pub async fn get_org_account(
     } else {
         UserRef::Email(EmailAddress::parse(&key).map_err(|_| ApiError::UrlNotConfigured)?)
     };
-    let grant = auth::authenticate(&state.store, &headers).await?.admin_grant(Access::Read)?;
+    let grant = auth::authenticate(&state.store, &headers)
+        .await?
+        .admin_grant(Access::Read)?;
     let account = state
         .store
         .org_user_account(&grant, zoid, user)
@@ -91,23 +133,47 @@ pub async fn get_org_account(
 }
 
 const CREATE_KEYS: &[&str] = &[
-    "primaryEmailAddress", "password", "firstName", "lastName", "displayName", "role", "country", "language", "timeZone",
+    "primaryEmailAddress",
+    "password",
+    "firstName",
+    "lastName",
+    "displayName",
+    "role",
+    "country",
+    "language",
+    "timeZone",
 ];
 
 fn new_user(obj: &Object) -> Result<(NewUser, Secret), ApiError> {
     lenient::only_keys(obj, CREATE_KEYS, "")?;
-    let optional = |k: &str, max: usize| lenient::get(obj, k).map(|v| lenient::text(v, k, max)).transpose();
-    let password = lenient::text(lenient::require(obj, "password", "password")?, "password", 256)?;
+    let optional = |k: &str, max: usize| {
+        lenient::get(obj, k)
+            .map(|v| lenient::text(v, k, max))
+            .transpose()
+    };
+    let password = lenient::text(
+        lenient::require(obj, "password", "password")?,
+        "password",
+        256,
+    )?;
     if password.chars().count() < 8 {
-        return Err(ApiError::Pattern("password must be at least 8 characters".into()));
+        return Err(ApiError::Pattern(
+            "password must be at least 8 characters".into(),
+        ));
     }
     let user = NewUser {
-        primary_email: lenient::email(lenient::require(obj, "primaryEmailAddress", "primaryEmailAddress")?, "primaryEmailAddress")?,
+        primary_email: lenient::email(
+            lenient::require(obj, "primaryEmailAddress", "primaryEmailAddress")?,
+            "primaryEmailAddress",
+        )?,
         password_hash: None,
         first_name: optional("firstName", 100)?.unwrap_or_default(),
         last_name: optional("lastName", 100)?.unwrap_or_default(),
         display_name: optional("displayName", 100)?,
-        role: lenient::get(obj, "role").map(|v| lenient::word(v, "role", Role::parse, &Role::choices())).transpose()?.unwrap_or(Role::Member),
+        role: lenient::get(obj, "role")
+            .map(|v| lenient::word(v, "role", Role::parse, &Role::choices()))
+            .transpose()?
+            .unwrap_or(Role::Member),
         country: optional("country", 10)?.unwrap_or_else(|| "us".into()),
         language: optional("language", 10)?.unwrap_or_else(|| "en".into()),
         time_zone: optional("timeZone", 64)?.unwrap_or_else(|| "UTC".into()),
@@ -124,7 +190,9 @@ pub async fn create_account(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let zoid: Zoid = path_id(&zoid)?;
-    let grant = auth::authenticate(&state.store, &headers).await?.admin_grant(Access::Create)?;
+    let grant = auth::authenticate(&state.store, &headers)
+        .await?
+        .admin_grant(Access::Create)?;
     let (mut user, password) = new_user(&lenient::parse_object(&body(raw)?)?)?;
     if !grant.reaches_org(zoid) {
         return Err(org_not_found(zoid));
@@ -166,7 +234,9 @@ pub async fn delete_accounts(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let zoid: Zoid = path_id(&zoid)?;
-    let grant = auth::authenticate(&state.store, &headers).await?.admin_grant(Access::Delete)?;
+    let grant = auth::authenticate(&state.store, &headers)
+        .await?
+        .admin_grant(Access::Delete)?;
     let users = user_refs(&lenient::parse_object(&body(raw)?)?)?;
     state.store.delete_users(&grant, &meta, zoid, users).await?;
     Ok(success())

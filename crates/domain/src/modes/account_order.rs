@@ -28,7 +28,13 @@ pub(super) fn apply(agg: &AccountAggregate, list: Vec<AccountId>) -> Result<Chan
     current.sort_by_key(|a| a.sequence);
     let before: Vec<AccountId> = current.iter().map(|a| a.id).collect();
     let mut order = list;
-    order.extend(before.iter().filter(|id| !order.contains(id)).copied().collect::<Vec<_>>());
+    order.extend(
+        before
+            .iter()
+            .filter(|id| !order.contains(id))
+            .copied()
+            .collect::<Vec<_>>(),
+    );
     let show = |ids: &[AccountId]| ids.iter().map(|i| i.to_string()).collect::<Vec<_>>();
     Ok(Change {
         before: json!({ "accountOrder": show(&before) }),

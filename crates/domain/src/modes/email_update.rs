@@ -61,14 +61,23 @@ mod tests {
     #[test]
     fn alias_swaps_and_current_primary_changes_nothing() {
         let c = update(&rebecca(), "rebecca.alias@zylker.com").unwrap();
-        assert!(matches!(c.ops[0], Op::SetPrimaryAddress { add_new: false, .. }));
-        assert!(update(&rebecca(), "becky@zylker.com").unwrap().ops.is_empty());
+        assert!(matches!(
+            c.ops[0],
+            Op::SetPrimaryAddress { add_new: false, .. }
+        ));
+        assert!(update(&rebecca(), "becky@zylker.com")
+            .unwrap()
+            .ops
+            .is_empty());
     }
 
     #[test]
     fn foreign_domain_is_invalid_and_taken_address_conflicts() {
         let e = update(&rebecca(), "rebecca@example.com").unwrap_err();
-        assert_eq!((e.kind, e.field.as_str()), (RuleErrorKind::Invalid, "emailAddress"));
+        assert_eq!(
+            (e.kind, e.field.as_str()),
+            (RuleErrorKind::Invalid, "emailAddress")
+        );
         let mut agg = rebecca();
         agg.taken_elsewhere.push(addr("admin@zylker.com"));
         let e = update(&agg, "admin@zylker.com").unwrap_err();

@@ -8,8 +8,8 @@ mod status;
 use serde_json::Value;
 
 use crate::{
-    AccountAggregate, AccountId, AccountKind, EmailAddress, IdentityMode, Relay, RuleError,
-    Secret, SendMailId, SmtpConnection,
+    AccountAggregate, AccountId, AccountKind, EmailAddress, IdentityMode, Relay, RuleError, Secret,
+    SendMailId, SmtpConnection,
 };
 
 pub use send_mail::MAX_IDENTITIES_PER_ACCOUNT;
@@ -157,7 +157,11 @@ pub enum Op {
     SetIncomingBlocked(bool),
     /// Makes `new` the primary address; `old` stays on the account as an alias. When
     /// `new` is not yet an address of the account it is added.
-    SetPrimaryAddress { new: EmailAddress, old: EmailAddress, add_new: bool },
+    SetPrimaryAddress {
+        new: EmailAddress,
+        old: EmailAddress,
+        add_new: bool,
+    },
     /// Adds an identity, replacing the one with the same `fromAddress` if `replaces`.
     UpsertIdentity {
         replaces: Option<SendMailId>,
@@ -229,8 +233,14 @@ pub(crate) mod fixtures {
             user_display_name: "Rebecca".into(),
             org_domains: vec!["zylker.com".into()],
             addresses: vec![
-                AccountAddress { address: addr("becky@zylker.com"), is_primary: true },
-                AccountAddress { address: addr("rebecca.alias@zylker.com"), is_primary: false },
+                AccountAddress {
+                    address: addr("becky@zylker.com"),
+                    is_primary: true,
+                },
+                AccountAddress {
+                    address: addr("rebecca.alias@zylker.com"),
+                    is_primary: false,
+                },
             ],
             identities: vec![Identity {
                 id: SendMailId::new(1).unwrap(),
@@ -240,7 +250,12 @@ pub(crate) mod fixtures {
                 relay: None,
             }],
             user_accounts: vec![
-                UserAccount { id, kind: AccountKind::Hosted, sequence: 1, external_address: None },
+                UserAccount {
+                    id,
+                    kind: AccountKind::Hosted,
+                    sequence: 1,
+                    external_address: None,
+                },
                 UserAccount {
                     id: AccountId::new(5111110000000008001).unwrap(),
                     kind: AccountKind::Pop,

@@ -10,8 +10,14 @@ use crate::{
 /// At most this many identities per account.
 pub const MAX_IDENTITIES_PER_ACCOUNT: usize = 50;
 
-fn audit_view(from: &EmailAddress, display: &str, mode: IdentityMode, relay: Option<&Relay>) -> Value {
-    let mut v = json!({ "fromAddress": from.as_str(), "displayName": display, "mode": mode.as_str() });
+fn audit_view(
+    from: &EmailAddress,
+    display: &str,
+    mode: IdentityMode,
+    relay: Option<&Relay>,
+) -> Value {
+    let mut v =
+        json!({ "fromAddress": from.as_str(), "displayName": display, "mode": mode.as_str() });
     if let Some(r) = relay {
         v["serverName"] = json!(r.server_name);
         v["serverPort"] = json!(r.server_port);
@@ -26,7 +32,11 @@ fn identity_view(i: &Identity) -> Value {
 }
 
 /// Checks the relay fields against the mode: complete for `extfrom`, absent otherwise.
-fn relay_for(field: &str, mode: IdentityMode, relay: NewRelay) -> Result<Option<(Relay, crate::Secret)>, RuleError> {
+fn relay_for(
+    field: &str,
+    mode: IdentityMode,
+    relay: NewRelay,
+) -> Result<Option<(Relay, crate::Secret)>, RuleError> {
     if mode != IdentityMode::ExtFrom {
         if relay.is_empty() {
             return Ok(None);
@@ -38,18 +48,37 @@ fn relay_for(field: &str, mode: IdentityMode, relay: NewRelay) -> Result<Option<
             ),
         ));
     }
-    let NewRelay { server_name, server_port, user_name, password, smtp_connection } = relay;
+    let NewRelay {
+        server_name,
+        server_port,
+        user_name,
+        password,
+        smtp_connection,
+    } = relay;
     let need = |name: &str| RuleError::missing(format!("{field}.{name}"));
     let server_name = server_name.ok_or_else(|| need("serverName"))?;
     let server_port = server_port.ok_or_else(|| need("serverPort"))?;
     let user_name = user_name.ok_or_else(|| need("userName"))?;
     let password = password.ok_or_else(|| need("password"))?;
     let smtp_connection = smtp_connection.unwrap_or(SmtpConnection::Plain);
-    Ok(Some((Relay { server_name, server_port, user_name, smtp_connection }, password)))
+    Ok(Some((
+        Relay {
+            server_name,
+            server_port,
+            user_name,
+            smtp_connection,
+        },
+        password,
+    )))
 }
 
 /// Checks that the account may send as `from` with this mode.
-fn check_address(agg: &AccountAggregate, field: &str, mode: IdentityMode, from: &EmailAddress) -> Result<(), RuleError> {
+fn check_address(
+    agg: &AccountAggregate,
+    field: &str,
+    mode: IdentityMode,
+    from: &EmailAddress,
+) -> Result<(), RuleError> {
     let fail = |why: String| Err(RuleError::invalid(format!("{field}.fromAddress"), why));
     match mode {
         IdentityMode::Mailbox if !agg.has_address(from) => {
@@ -118,7 +147,12 @@ pub(super) fn add(agg: &AccountAggregate, new: Vec<NewIdentity>) -> Result<Chang
             Some(x) => before.push(identity_view(x)),
             None => added += 1,
         }
-        after.push(audit_view(&from, &n.display_name, n.mode, relay.as_ref().map(|(r, _)| r)));
+        after.push(audit_view(
+            &from,
+            &n.display_name,
+            n.mode,
+            relay.as_ref().map(|(r, _)| r),
+        ));
         seen.push(from.clone());
         ops.push(Op::UpsertIdentity {
             replaces: existing.map(|x| x.id),
@@ -137,18 +171,30 @@ pub(super) fn add(agg: &AccountAggregate, new: Vec<NewIdentity>) -> Result<Chang
             ),
         ));
     }
-    Ok(Change { ops, before: json!({ "sendMailDetails": before }), after: json!({ "sendMailDetails": after }) })
+    Ok(Change {
+        ops,
+        before: json!({ "sendMailDetails": before }),
+        after: json!({ "sendMailDetails": after }),
+    })
 }
 
 pub(super) fn delete(agg: &AccountAggregate, sel: IdentitySelector) -> Result<Change, RuleError> {
     let (field, found) = match &sel {
         IdentitySelector::Id(id) => ("sendMailId", agg.identities.iter().find(|x| x.id == *id)),
-        IdentitySelector::Address(a) => ("fromAddress", agg.identities.iter().find(|x| &x.from_address == a)),
+        IdentitySelector::Address(a) => (
+            "fromAddress",
+            agg.identities.iter().find(|x| &x.from_address == a),
+        ),
     };
     let Some(identity) = found else {
-        return Err(RuleError::invalid(field, format!("{field} does not name an identity of this account")));
+        return Err(RuleError::invalid(
+            field,
+            format!("{field} does not name an identity of this account"),
+        ));
     };
-    if identity.mode == IdentityMode::Mailbox && Some(&identity.from_address) == agg.primary_address() {
+    if identity.mode == IdentityMode::Mailbox
+        && Some(&identity.from_address) == agg.primary_address()
+    {
         return Err(RuleError::invalid(
             field,
             format!("{field}: the mailbox identity of the primary address cannot be deleted (replace it instead)"),
@@ -188,7 +234,14 @@ mod tests {
     #[test]
     fn extfrom_seed_sample_is_accepted_without_leaking_the_password() {
         let c = add(&rebecca(), vec![extfrom("rebecca@zylker.com")]).unwrap();
-        assert!(matches!(&c.ops[0], Op::UpsertIdentity { replaces: None, relay: Some(_), .. }));
+        assert!(matches!(
+            &c.ops[0],
+            Op::UpsertIdentity {
+                replaces: None,
+                relay: Some(_),
+                ..
+            }
+        ));
         let audit = format!("{} {} {:?}", c.before, c.after, c.ops);
         assert!(!audit.contains("Smknel@88"), "{audit}");
     }
@@ -198,34 +251,68 @@ mod tests {
         let mut n = extfrom("x@example.com");
         n.relay.password = None;
         let e = add(&rebecca(), vec![n]).unwrap_err();
-        assert_eq!((e.kind, e.field.as_str()), (RuleErrorKind::Missing, "sendMailDetails[0].password"));
+        assert_eq!(
+            (e.kind, e.field.as_str()),
+            (RuleErrorKind::Missing, "sendMailDetails[0].password")
+        );
     }
 
     #[test]
     fn relay_fields_on_other_modes_are_refused() {
         let mut n = extfrom("becky@zylker.com");
         n.mode = IdentityMode::Mailbox;
-        assert_eq!(add(&rebecca(), vec![n]).unwrap_err().kind, RuleErrorKind::Invalid);
+        assert_eq!(
+            add(&rebecca(), vec![n]).unwrap_err().kind,
+            RuleErrorKind::Invalid
+        );
     }
 
     #[test]
     fn mailbox_defaults_to_primary_and_replaces_existing() {
-        let n = NewIdentity { from_address: None, display_name: "Becky".into(), mode: IdentityMode::Mailbox, relay: NewRelay::default() };
+        let n = NewIdentity {
+            from_address: None,
+            display_name: "Becky".into(),
+            mode: IdentityMode::Mailbox,
+            relay: NewRelay::default(),
+        };
         let c = add(&rebecca(), vec![n]).unwrap();
-        assert!(matches!(&c.ops[0], Op::UpsertIdentity { replaces: Some(_), from_address, .. } if from_address.as_str() == "becky@zylker.com"));
+        assert!(
+            matches!(&c.ops[0], Op::UpsertIdentity { replaces: Some(_), from_address, .. } if from_address.as_str() == "becky@zylker.com")
+        );
     }
 
     #[test]
     fn mode_rules() {
         let agg = rebecca();
-        let mk = |from: &str, mode| NewIdentity { from_address: Some(addr(from)), display_name: "R".into(), mode, relay: NewRelay::default() };
-        assert!(add(&agg, vec![mk("rebecca.alias@zylker.com", IdentityMode::Alias)]).is_ok());
+        let mk = |from: &str, mode| NewIdentity {
+            from_address: Some(addr(from)),
+            display_name: "R".into(),
+            mode,
+            relay: NewRelay::default(),
+        };
+        assert!(add(
+            &agg,
+            vec![mk("rebecca.alias@zylker.com", IdentityMode::Alias)]
+        )
+        .is_ok());
         assert!(add(&agg, vec![mk("becky@zylker.com", IdentityMode::Alias)]).is_err());
         assert!(add(&agg, vec![mk("other@zylker.com", IdentityMode::Mailbox)]).is_err());
-        assert!(add(&agg, vec![mk("rebecca@pop.example.com", IdentityMode::ExtMailbox)]).is_ok());
-        assert!(add(&agg, vec![mk("nobody@example.com", IdentityMode::ExtMailbox)]).is_err());
+        assert!(add(
+            &agg,
+            vec![mk("rebecca@pop.example.com", IdentityMode::ExtMailbox)]
+        )
+        .is_ok());
+        assert!(add(
+            &agg,
+            vec![mk("nobody@example.com", IdentityMode::ExtMailbox)]
+        )
+        .is_err());
         assert!(add(&agg, vec![mk("team@zylker.com", IdentityMode::Group)]).is_err());
-        assert!(add(&agg, vec![mk("backup@example.com", IdentityMode::BackupAcc)]).is_ok());
+        assert!(add(
+            &agg,
+            vec![mk("backup@example.com", IdentityMode::BackupAcc)]
+        )
+        .is_ok());
         let mut taken = agg.clone();
         taken.taken_elsewhere.push(addr("admin@zylker.com"));
         let e = add(&taken, vec![extfrom("admin@zylker.com")]).unwrap_err();
@@ -235,11 +322,19 @@ mod tests {
     #[test]
     fn duplicates_in_one_request_and_the_cap_are_refused() {
         let agg = rebecca();
-        assert!(add(&agg, vec![extfrom("a@example.com"), extfrom("A@example.com")]).is_err());
-        let many = (0..MAX_IDENTITIES_PER_ACCOUNT).map(|i| extfrom(&format!("x{i}@example.com"))).collect();
+        assert!(add(
+            &agg,
+            vec![extfrom("a@example.com"), extfrom("A@example.com")]
+        )
+        .is_err());
+        let many = (0..MAX_IDENTITIES_PER_ACCOUNT)
+            .map(|i| extfrom(&format!("x{i}@example.com")))
+            .collect();
         let e = add(&agg, many).unwrap_err();
         assert_eq!(e.field, "sendMailDetails");
-        let fits = (0..MAX_IDENTITIES_PER_ACCOUNT - 1).map(|i| extfrom(&format!("x{i}@example.com"))).collect();
+        let fits = (0..MAX_IDENTITIES_PER_ACCOUNT - 1)
+            .map(|i| extfrom(&format!("x{i}@example.com")))
+            .collect();
         assert!(add(&agg, fits).is_ok());
     }
 

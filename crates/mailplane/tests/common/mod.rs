@@ -47,17 +47,29 @@ impl TestApp {
         let base = loop {
             let mut line = String::new();
             if stdout.read_line(&mut line).expect("read stdout") == 0 {
-                panic!("mailplane exited before listening; log:\n{}", std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default());
+                panic!(
+                    "mailplane exited before listening; log:\n{}",
+                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+                );
             }
             if let Some(addr) = line.trim().strip_prefix("mailplane listening on ") {
                 break addr.to_string();
             }
         };
-        let tokens: Value = serde_json::from_slice(&std::fs::read(dir.path().join("demo-tokens.json")).expect("demo tokens")).expect("json");
+        let tokens: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("demo-tokens.json")).expect("demo tokens"),
+        )
+        .expect("json");
         TestApp {
             base,
-            admin_token: tokens["adminToken"].as_str().expect("admin token").to_string(),
-            user_token: tokens["userToken"].as_str().expect("user token").to_string(),
+            admin_token: tokens["adminToken"]
+                .as_str()
+                .expect("admin token")
+                .to_string(),
+            user_token: tokens["userToken"]
+                .as_str()
+                .expect("user token")
+                .to_string(),
             dir,
             child,
             _stdout: stdout,
@@ -92,15 +104,31 @@ impl TestApp {
 
     /// `mailplane bootstrap` of another organization; its JSON output.
     pub fn bootstrap(&self, org: &str, domain: &str, admin: &str) -> Value {
-        let out = self.cli(&["bootstrap", "--org-name", org, "--domain", domain, "--admin-email", admin]);
-        assert!(out.status.success(), "bootstrap failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.cli(&[
+            "bootstrap",
+            "--org-name",
+            org,
+            "--domain",
+            domain,
+            "--admin-email",
+            admin,
+        ]);
+        assert!(
+            out.status.success(),
+            "bootstrap failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("bootstrap prints JSON")
     }
 
     /// A token for a user, with the given scopes, through `mailplane token issue`.
     pub fn token(&self, zuid: &str, scopes: &str) -> String {
         let out = self.cli(&["token", "issue", "--zuid", zuid, "--scope", scopes]);
-        assert!(out.status.success(), "token issue failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "token issue failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: Value = serde_json::from_slice(&out.stdout).expect("json");
         v["accessToken"].as_str().expect("token").to_string()
     }
@@ -121,7 +149,9 @@ impl TestApp {
             .unwrap();
         let mut out = String::new();
         for t in tables {
-            let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1")).unwrap();
+            let mut stmt = conn
+                .prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1"))
+                .unwrap();
             let n = stmt.column_count();
             let rows = stmt
                 .query_map([], |r| {
@@ -143,7 +173,10 @@ impl TestApp {
     pub fn query(&self, sql: &str) -> Vec<String> {
         let conn = rusqlite::Connection::open(self.db_path()).expect("open db");
         let mut stmt = conn.prepare(sql).unwrap();
-        stmt.query_map([], |r| Ok(format!("{:?}", r.get_ref(0)?))).unwrap().map(Result::unwrap).collect()
+        stmt.query_map([], |r| Ok(format!("{:?}", r.get_ref(0)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     pub fn log(&self) -> String {
@@ -156,7 +189,9 @@ impl TestApp {
 
     /// Sends SIGTERM and waits for the exit; true when the process exited cleanly.
     pub fn terminate(&mut self) -> bool {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         self.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 }
@@ -172,7 +207,11 @@ impl Drop for TestApp {
 pub fn identity_addresses(account: &Value) -> Vec<String> {
     let mut v: Vec<String> = account["sendMailDetails"]
         .as_array()
-        .map(|a| a.iter().map(|i| i["fromAddress"].as_str().unwrap_or_default().to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|i| i["fromAddress"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v

@@ -40,12 +40,17 @@ struct Inner {
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(10))?;
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Config(format!("{}: could not enable WAL mode (got {mode})", path.display())));
+        return Err(StoreError::Config(format!(
+            "{}: could not enable WAL mode (got {mode})",
+            path.display()
+        )));
     }
     // FULL: a commit is on disk before it returns, so an acknowledged change survives a
     // power cut, not just a crash of the process.
@@ -78,7 +83,12 @@ impl SqliteStore {
             let mut writer = open_connection(&path)?;
             migrate(&mut writer)?;
             Ok(SqliteStore {
-                inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()), key }),
+                inner: Arc::new(Inner {
+                    path,
+                    writer: Mutex::new(writer),
+                    readers: Mutex::new(Vec::new()),
+                    key,
+                }),
             })
         })
         .await
@@ -93,7 +103,11 @@ impl SqliteStore {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().map_err(|_| StoreError::Task("reader pool poisoned".into()))?.pop();
+            let pooled = inner
+                .readers
+                .lock()
+                .map_err(|_| StoreError::Task("reader pool poisoned".into()))?
+                .pop();
             let conn = match pooled {
                 Some(c) => c,
                 None => open_connection(&inner.path)?,
@@ -136,7 +150,8 @@ impl SqliteStore {
 
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
         let digest = crate::secrets::token_digest(token);
-        self.read(move |c| provision::authenticate(c, &digest)).await
+        self.read(move |c| provision::authenticate(c, &digest))
+            .await
     }
 
     pub async fn apply(
@@ -149,11 +164,17 @@ impl SqliteStore {
         cmd: AccountCommand,
     ) -> Result<AccountView, WriteError> {
         let (grant, meta) = (grant.clone(), meta.clone());
-        self.write(move |tx, key| write::apply(tx, key, &grant, &meta, zoid_in_url, account, body_zuid, cmd))
-            .await
+        self.write(move |tx, key| {
+            write::apply(tx, key, &grant, &meta, zoid_in_url, account, body_zuid, cmd)
+        })
+        .await
     }
 
-    pub async fn account(&self, grant: &Grant, account: AccountId) -> Result<Option<AccountView>, StoreError> {
+    pub async fn account(
+        &self,
+        grant: &Grant,
+        account: AccountId,
+    ) -> Result<Option<AccountView>, StoreError> {
         let grant = grant.clone();
         self.read(move |c| {
             Ok(read::account_view(c, account)?.filter(|v| grant.reaches_account(v.zuid, v.zoid)))
@@ -166,56 +187,104 @@ impl SqliteStore {
         self.read(move |c| read::user_account_views(c, zuid)).await
     }
 
-    pub async fn organization(&self, grant: &Grant, zoid: Zoid) -> Result<Option<OrgView>, StoreError> {
+    pub async fn organization(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+    ) -> Result<Option<OrgView>, StoreError> {
         if !grant.reaches_org(zoid) {
             return Ok(None);
         }
         self.read(move |c| read::org_view(c, zoid)).await
     }
 
-    pub async fn org_accounts(&self, grant: &Grant, zoid: Zoid, start: u32, limit: u32) -> Result<Option<Vec<AccountView>>, StoreError> {
+    pub async fn org_accounts(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+        start: u32,
+        limit: u32,
+    ) -> Result<Option<Vec<AccountView>>, StoreError> {
         if !grant.reaches_org(zoid) {
             return Ok(None);
         }
-        self.read(move |c| read::org_account_views(c, zoid, start, limit).map(Some)).await
+        self.read(move |c| read::org_account_views(c, zoid, start, limit).map(Some))
+            .await
     }
 
-    pub async fn org_user_account(&self, grant: &Grant, zoid: Zoid, user: UserRef) -> Result<Option<AccountView>, StoreError> {
+    pub async fn org_user_account(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+        user: UserRef,
+    ) -> Result<Option<AccountView>, StoreError> {
         if !grant.reaches_org(zoid) {
             return Ok(None);
         }
         self.read(move |c| {
-            let Some(zuid) = read::resolve_user(c, zoid, &user)? else { return Ok(None) };
+            let Some(zuid) = read::resolve_user(c, zoid, &user)? else {
+                return Ok(None);
+            };
             read::hosted_account_of(c, zuid)
         })
         .await
     }
 
-    pub async fn create_user(&self, grant: &Grant, meta: &RequestMeta, zoid: Zoid, user: NewUser) -> Result<AccountView, WriteError> {
+    pub async fn create_user(
+        &self,
+        grant: &Grant,
+        meta: &RequestMeta,
+        zoid: Zoid,
+        user: NewUser,
+    ) -> Result<AccountView, WriteError> {
         let (grant, meta) = (grant.clone(), meta.clone());
-        self.write(move |tx, _| provision::create_user_via_api(tx, &grant, &meta, zoid, user)).await
+        self.write(move |tx, _| provision::create_user_via_api(tx, &grant, &meta, zoid, user))
+            .await
     }
 
-    pub async fn delete_users(&self, grant: &Grant, meta: &RequestMeta, zoid: Zoid, users: Vec<UserRef>) -> Result<(), WriteError> {
+    pub async fn delete_users(
+        &self,
+        grant: &Grant,
+        meta: &RequestMeta,
+        zoid: Zoid,
+        users: Vec<UserRef>,
+    ) -> Result<(), WriteError> {
         let (grant, meta) = (grant.clone(), meta.clone());
-        self.write(move |tx, _| provision::delete_users(tx, &grant, &meta, zoid, users)).await
+        self.write(move |tx, _| provision::delete_users(tx, &grant, &meta, zoid, users))
+            .await
     }
 
-    pub async fn bootstrap(&self, org_name: &str, domain: &str, admin_email: EmailAddress, admin_password_hash: Option<String>) -> Result<Bootstrapped, ProvisionError> {
+    pub async fn bootstrap(
+        &self,
+        org_name: &str,
+        domain: &str,
+        admin_email: EmailAddress,
+        admin_password_hash: Option<String>,
+    ) -> Result<Bootstrapped, ProvisionError> {
         let (org_name, domain) = (org_name.to_string(), domain.to_string());
-        self.write(move |tx, _| provision::bootstrap(tx, &org_name, &domain, admin_email, admin_password_hash)).await
+        self.write(move |tx, _| {
+            provision::bootstrap(tx, &org_name, &domain, admin_email, admin_password_hash)
+        })
+        .await
     }
 
     pub async fn seed_demo(&self) -> Result<DemoTokens, ProvisionError> {
         self.write(|tx, _| provision::seed_demo(tx)).await
     }
 
-    pub async fn issue_token(&self, zuid: Zuid, scopes: ScopeSet, expires_in_secs: Option<u64>) -> Result<String, ProvisionError> {
-        self.write(move |tx, _| provision::issue_token(tx, zuid, &scopes, expires_in_secs)).await
+    pub async fn issue_token(
+        &self,
+        zuid: Zuid,
+        scopes: ScopeSet,
+        expires_in_secs: Option<u64>,
+    ) -> Result<String, ProvisionError> {
+        self.write(move |tx, _| provision::issue_token(tx, zuid, &scopes, expires_in_secs))
+            .await
     }
 
     pub async fn revoke_token(&self, token: &str) -> Result<bool, StoreError> {
         let digest = crate::secrets::token_digest(token);
-        self.write(move |tx, _| provision::revoke_token(tx, &digest)).await
+        self.write(move |tx, _| provision::revoke_token(tx, &digest))
+            .await
     }
 }

@@ -47,8 +47,15 @@ pub(super) fn authenticate(c: &Connection, digest: &str) -> Result<Option<Princi
     }))
 }
 
-pub(super) fn issue_token(tx: &Transaction<'_>, zuid: Zuid, scopes: &ScopeSet, expires_in_secs: Option<u64>) -> Result<String, ProvisionError> {
-    let exists = tx.prepare_cached("SELECT 1 FROM users WHERE zuid = ?1")?.exists([zuid.as_i64()])?;
+pub(super) fn issue_token(
+    tx: &Transaction<'_>,
+    zuid: Zuid,
+    scopes: &ScopeSet,
+    expires_in_secs: Option<u64>,
+) -> Result<String, ProvisionError> {
+    let exists = tx
+        .prepare_cached("SELECT 1 FROM users WHERE zuid = ?1")?
+        .exists([zuid.as_i64()])?;
     if !exists {
         return Err(ProvisionError::Refused(format!("no user has zuid {zuid}")));
     }
@@ -63,36 +70,77 @@ pub(super) fn issue_token(tx: &Transaction<'_>, zuid: Zuid, scopes: &ScopeSet, e
 }
 
 pub(super) fn revoke_token(tx: &Transaction<'_>, digest: &str) -> Result<bool, StoreError> {
-    let n = tx.execute("UPDATE tokens SET revoked_ms = ?1 WHERE digest = ?2 AND revoked_ms IS NULL", params![now_ms(), digest])?;
+    let n = tx.execute(
+        "UPDATE tokens SET revoked_ms = ?1 WHERE digest = ?2 AND revoked_ms IS NULL",
+        params![now_ms(), digest],
+    )?;
     Ok(n > 0)
 }
 
-fn insert_org(tx: &Transaction<'_>, zoid: Option<Zoid>, name: &str, domain: &str) -> Result<Zoid, ProvisionError> {
-    let taken = tx.prepare_cached("SELECT 1 FROM domains WHERE name = ?1")?.exists([domain])?;
+fn insert_org(
+    tx: &Transaction<'_>,
+    zoid: Option<Zoid>,
+    name: &str,
+    domain: &str,
+) -> Result<Zoid, ProvisionError> {
+    let taken = tx
+        .prepare_cached("SELECT 1 FROM domains WHERE name = ?1")?
+        .exists([domain])?;
     if taken {
-        return Err(ProvisionError::Refused(format!("the domain {domain} already belongs to an organization")));
+        return Err(ProvisionError::Refused(format!(
+            "the domain {domain} already belongs to an organization"
+        )));
     }
-    tx.execute("INSERT INTO orgs (zoid, name, created_ms) VALUES (?1, ?2, ?3)", params![zoid.map(Zoid::as_i64), name, now_ms()])?;
+    tx.execute(
+        "INSERT INTO orgs (zoid, name, created_ms) VALUES (?1, ?2, ?3)",
+        params![zoid.map(Zoid::as_i64), name, now_ms()],
+    )?;
     let zoid = Zoid::from_db(tx.last_insert_rowid());
-    tx.execute("INSERT INTO domains (name, zoid, is_primary) VALUES (?1, ?2, 1)", params![domain, zoid.as_i64()])?;
+    tx.execute(
+        "INSERT INTO domains (name, zoid, is_primary) VALUES (?1, ?2, 1)",
+        params![domain, zoid.as_i64()],
+    )?;
     Ok(zoid)
 }
 
 /// The display name a user gets when none is given: first and last name, or the local
 /// part of the address.
 fn default_display_name(u: &NewUser) -> String {
-    let full = format!("{} {}", u.first_name, u.last_name).trim().to_string();
-    if full.is_empty() { u.primary_email.local_part().to_string() } else { full }
+    let full = format!("{} {}", u.first_name, u.last_name)
+        .trim()
+        .to_string();
+    if full.is_empty() {
+        u.primary_email.local_part().to_string()
+    } else {
+        full
+    }
 }
 
 /// Inserts a user with its hosted account, primary address and mailbox identity. The
 /// caller has checked the address's domain; a taken address is a conflict.
-fn insert_user(tx: &Transaction<'_>, zoid: Zoid, ids: Option<(Zuid, AccountId)>, u: &NewUser) -> Result<(Zuid, AccountId), WriteError> {
-    let display = u.display_name.clone().unwrap_or_else(|| default_display_name(u));
+fn insert_user(
+    tx: &Transaction<'_>,
+    zoid: Zoid,
+    ids: Option<(Zuid, AccountId)>,
+    u: &NewUser,
+) -> Result<(Zuid, AccountId), WriteError> {
+    let display = u
+        .display_name
+        .clone()
+        .unwrap_or_else(|| default_display_name(u));
     let now = now_ms();
-    let taken = tx.prepare_cached("SELECT 1 FROM addresses WHERE address = ?1")?.exists([u.primary_email.as_str()])?;
+    let taken = tx
+        .prepare_cached("SELECT 1 FROM addresses WHERE address = ?1")?
+        .exists([u.primary_email.as_str()])?;
     if taken {
-        return Err(RuleError::conflict("primaryEmailAddress", format!("primaryEmailAddress {} already belongs to another account", u.primary_email)).into());
+        return Err(RuleError::conflict(
+            "primaryEmailAddress",
+            format!(
+                "primaryEmailAddress {} already belongs to another account",
+                u.primary_email
+            ),
+        )
+        .into());
     }
     tx.execute(
         "INSERT INTO users (zuid, zoid, role, first_name, last_name, display_name, password_hash, country, language, time_zone, created_ms) \
@@ -105,7 +153,10 @@ fn insert_user(tx: &Transaction<'_>, zoid: Zoid, ids: Option<(Zuid, AccountId)>,
         params![ids.map(|i| i.1.as_i64()), zuid.as_i64(), now],
     )?;
     let account = AccountId::from_db(tx.last_insert_rowid());
-    tx.execute("INSERT INTO addresses (address, account_id, is_primary) VALUES (?1, ?2, 1)", params![u.primary_email.as_str(), account.as_i64()])?;
+    tx.execute(
+        "INSERT INTO addresses (address, account_id, is_primary) VALUES (?1, ?2, 1)",
+        params![u.primary_email.as_str(), account.as_i64()],
+    )?;
     tx.execute(
         "INSERT INTO identities (account_id, from_address, display_name, mode, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![account.as_i64(), u.primary_email.as_str(), display, IdentityMode::Mailbox.as_str(), now],
@@ -113,8 +164,18 @@ fn insert_user(tx: &Transaction<'_>, zoid: Zoid, ids: Option<(Zuid, AccountId)>,
     Ok((zuid, account))
 }
 
-fn insert_external_account(tx: &Transaction<'_>, zuid: Zuid, id: AccountId, kind: AccountKind, address: &str) -> Result<(), StoreError> {
-    let seq: i64 = tx.query_row("SELECT COALESCE(MAX(sequence), 0) + 1 FROM accounts WHERE zuid = ?1", [zuid.as_i64()], |r| r.get(0))?;
+fn insert_external_account(
+    tx: &Transaction<'_>,
+    zuid: Zuid,
+    id: AccountId,
+    kind: AccountKind,
+    address: &str,
+) -> Result<(), StoreError> {
+    let seq: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(sequence), 0) + 1 FROM accounts WHERE zuid = ?1",
+        [zuid.as_i64()],
+        |r| r.get(0),
+    )?;
     tx.execute(
         "INSERT INTO accounts (account_id, zuid, kind, sequence, external_address, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![id.as_i64(), zuid.as_i64(), kind.as_str(), seq, address, now_ms()],
@@ -129,16 +190,29 @@ fn provision_err(e: WriteError) -> ProvisionError {
     }
 }
 
-pub(super) fn bootstrap(tx: &Transaction<'_>, org_name: &str, domain: &str, admin: EmailAddress, password_hash: Option<String>) -> Result<Bootstrapped, ProvisionError> {
+pub(super) fn bootstrap(
+    tx: &Transaction<'_>,
+    org_name: &str,
+    domain: &str,
+    admin: EmailAddress,
+    password_hash: Option<String>,
+) -> Result<Bootstrapped, ProvisionError> {
     if admin.domain() != domain {
-        return Err(ProvisionError::Refused(format!("the admin address {admin} is not in the domain {domain}")));
+        return Err(ProvisionError::Refused(format!(
+            "the admin address {admin} is not in the domain {domain}"
+        )));
     }
     let zoid = insert_org(tx, None, org_name, domain)?;
     let mut user = NewUser::minimal(admin, Role::SuperAdmin);
     user.password_hash = password_hash;
     let (zuid, account_id) = insert_user(tx, zoid, None, &user).map_err(provision_err)?;
     let access_token = issue_token(tx, zuid, &ScopeSet::everything(), None)?;
-    Ok(Bootstrapped { zoid, zuid, account_id, access_token })
+    Ok(Bootstrapped {
+        zoid,
+        zuid,
+        account_id,
+        access_token,
+    })
 }
 
 /// The ids of the seed samples (contract §9).
@@ -151,41 +225,79 @@ const DEMO_IMAP_ACCOUNT: u64 = 5111110000000009001;
 pub(super) fn seed_demo(tx: &Transaction<'_>) -> Result<DemoTokens, ProvisionError> {
     let orgs: i64 = tx.query_row("SELECT COUNT(*) FROM orgs", [], |r| r.get(0))?;
     if orgs > 0 {
-        return Err(ProvisionError::Refused("--demo needs an empty data directory, and this one already holds data".into()));
+        return Err(ProvisionError::Refused(
+            "--demo needs an empty data directory, and this one already holds data".into(),
+        ));
     }
     let id = |v: u64| v.to_string();
     let bad = |_| StoreError::Corrupt("demo id".into());
-    let zoid = insert_org(tx, Some(id(DEMO_ZOID).parse().map_err(bad)?), "Zylker", "zylker.com")?;
-    let mut admin = NewUser::minimal(EmailAddress::parse("admin@zylker.com").map_err(|_| StoreError::Corrupt("demo".into()))?, Role::SuperAdmin);
+    let zoid = insert_org(
+        tx,
+        Some(id(DEMO_ZOID).parse().map_err(bad)?),
+        "Zylker",
+        "zylker.com",
+    )?;
+    let mut admin = NewUser::minimal(
+        EmailAddress::parse("admin@zylker.com").map_err(|_| StoreError::Corrupt("demo".into()))?,
+        Role::SuperAdmin,
+    );
     admin.first_name = "Zylker".into();
     admin.last_name = "Admin".into();
     let (admin_zuid, _) = insert_user(tx, zoid, None, &admin).map_err(provision_err)?;
-    let mut rebecca = NewUser::minimal(EmailAddress::parse("becky@zylker.com").map_err(|_| StoreError::Corrupt("demo".into()))?, Role::Member);
+    let mut rebecca = NewUser::minimal(
+        EmailAddress::parse("becky@zylker.com").map_err(|_| StoreError::Corrupt("demo".into()))?,
+        Role::Member,
+    );
     rebecca.first_name = "Rebecca".into();
     rebecca.display_name = Some("Rebecca".into());
     let zuid: Zuid = id(DEMO_REBECCA_ZUID).parse().map_err(bad)?;
     let account: AccountId = id(DEMO_REBECCA_ACCOUNT).parse().map_err(bad)?;
     insert_user(tx, zoid, Some((zuid, account)), &rebecca).map_err(provision_err)?;
-    insert_external_account(tx, zuid, id(DEMO_POP_ACCOUNT).parse().map_err(bad)?, AccountKind::Pop, "rebecca@pop.example.net")?;
-    insert_external_account(tx, zuid, id(DEMO_IMAP_ACCOUNT).parse().map_err(bad)?, AccountKind::Imap, "rebecca@imap.example.net")?;
+    insert_external_account(
+        tx,
+        zuid,
+        id(DEMO_POP_ACCOUNT).parse().map_err(bad)?,
+        AccountKind::Pop,
+        "rebecca@pop.example.net",
+    )?;
+    insert_external_account(
+        tx,
+        zuid,
+        id(DEMO_IMAP_ACCOUNT).parse().map_err(bad)?,
+        AccountKind::Imap,
+        "rebecca@imap.example.net",
+    )?;
     Ok(DemoTokens {
         admin_token: issue_token(tx, admin_zuid, &ScopeSet::everything(), None)?,
         user_token: issue_token(tx, zuid, &ScopeSet::user_all(), None)?,
     })
 }
 
-pub(super) fn create_user_via_api(tx: &Transaction<'_>, grant: &Grant, meta: &RequestMeta, zoid: Zoid, user: NewUser) -> Result<AccountView, WriteError> {
+pub(super) fn create_user_via_api(
+    tx: &Transaction<'_>,
+    grant: &Grant,
+    meta: &RequestMeta,
+    zoid: Zoid,
+    user: NewUser,
+) -> Result<AccountView, WriteError> {
     if !grant.reaches_org(zoid) {
-        return Err(WriteError::NotFound(format!("organization {zoid} was not found")));
+        return Err(WriteError::NotFound(format!(
+            "organization {zoid} was not found"
+        )));
     }
     if user.role.is_admin() && grant.actor.role != Role::SuperAdmin {
-        return Err(WriteError::Forbidden("only a super admin may create admins".into()));
+        return Err(WriteError::Forbidden(
+            "only a super admin may create admins".into(),
+        ));
     }
     let domains = read::org_domains(tx, zoid)?;
     if !domains.iter().any(|d| d == user.primary_email.domain()) {
         return Err(RuleError::invalid(
             "primaryEmailAddress",
-            format!("primaryEmailAddress must be in one of the organization's domains ({})", domains.join(", ")),
+            format!(
+                "primaryEmailAddress must be in one of the organization's domains ({})",
+                domains.join(", ")
+            ),
         )
         .into());
     }
@@ -194,13 +306,32 @@ pub(super) fn create_user_via_api(tx: &Transaction<'_>, grant: &Grant, meta: &Re
         "zuid": zuid.get(), "accountId": account.to_string(), "primaryEmailAddress": user.primary_email.as_str(),
         "role": user.role.as_str(),
     });
-    write::audit(tx, grant, meta, zoid, Some(zuid), Some(account), "createUser", &json!({}), &after)?;
-    read::account_view(tx, account)?.ok_or_else(|| StoreError::Corrupt("new account vanished".into()).into())
+    write::audit(
+        tx,
+        grant,
+        meta,
+        zoid,
+        Some(zuid),
+        Some(account),
+        "createUser",
+        &json!({}),
+        &after,
+    )?;
+    read::account_view(tx, account)?
+        .ok_or_else(|| StoreError::Corrupt("new account vanished".into()).into())
 }
 
-pub(super) fn delete_users(tx: &Transaction<'_>, grant: &Grant, meta: &RequestMeta, zoid: Zoid, users: Vec<UserRef>) -> Result<(), WriteError> {
+pub(super) fn delete_users(
+    tx: &Transaction<'_>,
+    grant: &Grant,
+    meta: &RequestMeta,
+    zoid: Zoid,
+    users: Vec<UserRef>,
+) -> Result<(), WriteError> {
     if !grant.reaches_org(zoid) {
-        return Err(WriteError::NotFound(format!("organization {zoid} was not found")));
+        return Err(WriteError::NotFound(format!(
+            "organization {zoid} was not found"
+        )));
     }
     let mut victims: Vec<(Zuid, Role, Option<String>)> = Vec::new();
     for u in &users {
@@ -208,7 +339,8 @@ pub(super) fn delete_users(tx: &Transaction<'_>, grant: &Grant, meta: &RequestMe
             UserRef::Zuid(z) => z.to_string(),
             UserRef::Email(e) => e.to_string(),
         };
-        let zuid = read::resolve_user(tx, zoid, u)?.ok_or_else(|| WriteError::NotFound(format!("user {shown} was not found")))?;
+        let zuid = read::resolve_user(tx, zoid, u)?
+            .ok_or_else(|| WriteError::NotFound(format!("user {shown} was not found")))?;
         if victims.iter().any(|v| v.0 == zuid) {
             continue;
         }
@@ -218,21 +350,43 @@ pub(super) fn delete_users(tx: &Transaction<'_>, grant: &Grant, meta: &RequestMe
             [zuid.as_i64()],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?;
+        let role =
+            Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?;
         if role.is_admin() && grant.actor.role != Role::SuperAdmin {
-            return Err(WriteError::Forbidden("only a super admin may remove admins".into()));
+            return Err(WriteError::Forbidden(
+                "only a super admin may remove admins".into(),
+            ));
         }
         victims.push((zuid, role, primary));
     }
-    let super_admins: i64 = tx.query_row("SELECT COUNT(*) FROM users WHERE zoid = ?1 AND role = 'super_admin'", [zoid.as_i64()], |r| r.get(0))?;
+    let super_admins: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM users WHERE zoid = ?1 AND role = 'super_admin'",
+        [zoid.as_i64()],
+        |r| r.get(0),
+    )?;
     let removed_supers = victims.iter().filter(|v| v.1 == Role::SuperAdmin).count() as i64;
     if removed_supers > 0 && removed_supers >= super_admins {
-        return Err(RuleError::invalid("accountList", "accountList: the organization's last super admin cannot be removed").into());
+        return Err(RuleError::invalid(
+            "accountList",
+            "accountList: the organization's last super admin cannot be removed",
+        )
+        .into());
     }
     for (zuid, role, primary) in &victims {
         tx.execute("DELETE FROM users WHERE zuid = ?1", [zuid.as_i64()])?;
-        let before = json!({ "zuid": zuid.get(), "role": role.as_str(), "primaryEmailAddress": primary });
-        write::audit(tx, grant, meta, zoid, Some(*zuid), None, "deleteUser", &before, &json!({}))?;
+        let before =
+            json!({ "zuid": zuid.get(), "role": role.as_str(), "primaryEmailAddress": primary });
+        write::audit(
+            tx,
+            grant,
+            meta,
+            zoid,
+            Some(*zuid),
+            None,
+            "deleteUser",
+            &before,
+            &json!({}),
+        )?;
     }
     Ok(())
 }

@@ -17,7 +17,8 @@ pub(super) fn email(s: &str) -> Result<EmailAddress, StoreError> {
     EmailAddress::parse(s).map_err(|_| corrupt("address", s))
 }
 
-const ACCOUNT_COLUMNS: &str = "a.account_id, a.zuid, u.zoid, u.role, u.first_name, u.last_name, u.display_name, \
+const ACCOUNT_COLUMNS: &str =
+    "a.account_id, a.zuid, u.zoid, u.role, u.first_name, u.last_name, u.display_name, \
      a.kind, a.sequence, a.external_address, a.enabled, a.outgoing_blocked, a.incoming_blocked, \
      a.imap_enabled, a.pop_enabled, a.activesync_enabled, a.created_ms, a.last_login_ms, \
      u.time_zone, u.language, u.country";
@@ -53,7 +54,10 @@ fn account_row(r: &Row<'_>) -> rusqlite::Result<(AccountView, String, String, Op
 
 /// Completes a row read with [`ACCOUNT_COLUMNS`]: enums parsed, addresses and identities
 /// loaded.
-fn finish(c: &Connection, (mut v, role, kind, ext): (AccountView, String, String, Option<String>)) -> Result<AccountView, StoreError> {
+fn finish(
+    c: &Connection,
+    (mut v, role, kind, ext): (AccountView, String, String, Option<String>),
+) -> Result<AccountView, StoreError> {
     v.role = Role::parse(&role).ok_or_else(|| corrupt("role", &role))?;
     v.kind = AccountKind::parse(&kind).ok_or_else(|| corrupt("account kind", &kind))?;
     v.external_address = ext.as_deref().map(email).transpose()?;
@@ -64,26 +68,43 @@ fn finish(c: &Connection, (mut v, role, kind, ext): (AccountView, String, String
     Ok(v)
 }
 
-pub(super) fn account_view(c: &Connection, id: AccountId) -> Result<Option<AccountView>, StoreError> {
+pub(super) fn account_view(
+    c: &Connection,
+    id: AccountId,
+) -> Result<Option<AccountView>, StoreError> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = ?1");
     let row = c.query_row(&sql, [id.as_i64()], account_row).optional()?;
     row.map(|r| finish(c, r)).transpose()
 }
 
-fn views(c: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<AccountView>, StoreError> {
+fn views(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<AccountView>, StoreError> {
     let mut stmt = c.prepare(sql)?;
-    let rows = stmt.query_map(params, account_row)?.collect::<Result<Vec<_>, _>>()?;
+    let rows = stmt
+        .query_map(params, account_row)?
+        .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(|r| finish(c, r)).collect()
 }
 
-pub(super) fn user_account_views(c: &Connection, zuid: Zuid) -> Result<Vec<AccountView>, StoreError> {
+pub(super) fn user_account_views(
+    c: &Connection,
+    zuid: Zuid,
+) -> Result<Vec<AccountView>, StoreError> {
     let sql = format!(
         "SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.zuid = ?1 ORDER BY a.sequence"
     );
     views(c, &sql, [zuid.as_i64()])
 }
 
-pub(super) fn org_account_views(c: &Connection, zoid: Zoid, start: u32, limit: u32) -> Result<Vec<AccountView>, StoreError> {
+pub(super) fn org_account_views(
+    c: &Connection,
+    zoid: Zoid,
+    start: u32,
+    limit: u32,
+) -> Result<Vec<AccountView>, StoreError> {
     let sql = format!(
         "SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN users u ON u.zuid = a.zuid \
          WHERE u.zoid = ?1 AND a.kind = 'ZOHO_ACCOUNT' ORDER BY u.zuid LIMIT ?2 OFFSET ?3"
@@ -91,7 +112,10 @@ pub(super) fn org_account_views(c: &Connection, zoid: Zoid, start: u32, limit: u
     views(c, &sql, params![zoid.as_i64(), limit, start])
 }
 
-pub(super) fn hosted_account_of(c: &Connection, zuid: Zuid) -> Result<Option<AccountView>, StoreError> {
+pub(super) fn hosted_account_of(
+    c: &Connection,
+    zuid: Zuid,
+) -> Result<Option<AccountView>, StoreError> {
     let sql = format!(
         "SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN users u ON u.zuid = a.zuid \
          WHERE a.zuid = ?1 AND a.kind = 'ZOHO_ACCOUNT'"
@@ -100,10 +124,18 @@ pub(super) fn hosted_account_of(c: &Connection, zuid: Zuid) -> Result<Option<Acc
 }
 
 /// The zuid of a user of the organization, by zuid or by any of its addresses.
-pub(super) fn resolve_user(c: &Connection, zoid: Zoid, user: &UserRef) -> Result<Option<Zuid>, StoreError> {
+pub(super) fn resolve_user(
+    c: &Connection,
+    zoid: Zoid,
+    user: &UserRef,
+) -> Result<Option<Zuid>, StoreError> {
     let found: Option<i64> = match user {
         UserRef::Zuid(z) => c
-            .query_row("SELECT zuid FROM users WHERE zuid = ?1 AND zoid = ?2", params![z.as_i64(), zoid.as_i64()], |r| r.get(0))
+            .query_row(
+                "SELECT zuid FROM users WHERE zuid = ?1 AND zoid = ?2",
+                params![z.as_i64(), zoid.as_i64()],
+                |r| r.get(0),
+            )
             .optional()?,
         UserRef::Email(e) => c
             .query_row(
@@ -122,9 +154,18 @@ pub(super) fn addresses(c: &Connection, id: AccountId) -> Result<Vec<AccountAddr
         "SELECT address, is_primary FROM addresses WHERE account_id = ?1 ORDER BY is_primary DESC, address",
     )?;
     let rows = stmt
-        .query_map([id.as_i64()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?
+        .query_map([id.as_i64()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?))
+        })?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(|(a, p)| Ok(AccountAddress { address: email(&a)?, is_primary: p })).collect()
+    rows.into_iter()
+        .map(|(a, p)| {
+            Ok(AccountAddress {
+                address: email(&a)?,
+                is_primary: p,
+            })
+        })
+        .collect()
 }
 
 pub(super) fn identities(c: &Connection, id: AccountId) -> Result<Vec<Identity>, StoreError> {
@@ -132,46 +173,83 @@ pub(super) fn identities(c: &Connection, id: AccountId) -> Result<Vec<Identity>,
         "SELECT send_mail_id, from_address, display_name, mode, server_name, server_port, user_name, smtp_connection \
          FROM identities WHERE account_id = ?1 ORDER BY send_mail_id",
     )?;
-    type IdentityRow = (i64, String, String, String, Option<String>, Option<u16>, Option<String>, Option<String>);
+    type IdentityRow = (
+        i64,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<u16>,
+        Option<String>,
+        Option<String>,
+    );
     let rows: Vec<IdentityRow> = stmt
         .query_map([id.as_i64()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
         })?
         .collect::<Result<_, _>>()?;
     rows.into_iter()
         .map(|(id, from, display, mode, server, port, user, conn)| {
             let mode = IdentityMode::parse(&mode).ok_or_else(|| corrupt("identity mode", &mode))?;
             let relay = match (server, port, user, conn) {
-                (Some(server_name), Some(server_port), Some(user_name), Some(conn)) => Some(Relay {
-                    server_name,
-                    server_port,
-                    user_name,
-                    smtp_connection: SmtpConnection::parse(&conn).ok_or_else(|| corrupt("smtp connection", &conn))?,
-                }),
+                (Some(server_name), Some(server_port), Some(user_name), Some(conn)) => {
+                    Some(Relay {
+                        server_name,
+                        server_port,
+                        user_name,
+                        smtp_connection: SmtpConnection::parse(&conn)
+                            .ok_or_else(|| corrupt("smtp connection", &conn))?,
+                    })
+                }
                 _ => None,
             };
-            Ok(Identity { id: SendMailId::from_db(id), from_address: email(&from)?, display_name: display, mode, relay })
+            Ok(Identity {
+                id: SendMailId::from_db(id),
+                from_address: email(&from)?,
+                display_name: display,
+                mode,
+                relay,
+            })
         })
         .collect()
 }
 
 pub(super) fn org_domains(c: &Connection, zoid: Zoid) -> Result<Vec<String>, StoreError> {
-    let mut stmt = c.prepare_cached("SELECT name FROM domains WHERE zoid = ?1 ORDER BY is_primary DESC, name")?;
-    let names = stmt.query_map([zoid.as_i64()], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    let mut stmt = c.prepare_cached(
+        "SELECT name FROM domains WHERE zoid = ?1 ORDER BY is_primary DESC, name",
+    )?;
+    let names = stmt
+        .query_map([zoid.as_i64()], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
     Ok(names)
 }
 
 pub(super) fn org_view(c: &Connection, zoid: Zoid) -> Result<Option<OrgView>, StoreError> {
     let Some((name, created_ms)) = c
-        .query_row("SELECT name, created_ms FROM orgs WHERE zoid = ?1", [zoid.as_i64()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })
+        .query_row(
+            "SELECT name, created_ms FROM orgs WHERE zoid = ?1",
+            [zoid.as_i64()],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+        )
         .optional()?
     else {
         return Ok(None);
     };
     let domains = org_domains(c, zoid)?;
-    let users_count: u64 = c.query_row("SELECT COUNT(*) FROM users WHERE zoid = ?1", [zoid.as_i64()], |r| r.get(0))?;
+    let users_count: u64 = c.query_row(
+        "SELECT COUNT(*) FROM users WHERE zoid = ?1",
+        [zoid.as_i64()],
+        |r| r.get(0),
+    )?;
     let mailbox_count: u64 = c.query_row(
         "SELECT COUNT(*) FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE u.zoid = ?1 AND a.kind = 'ZOHO_ACCOUNT'",
         [zoid.as_i64()],

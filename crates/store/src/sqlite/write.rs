@@ -38,12 +38,22 @@ fn find_target(tx: &Transaction<'_>, id: AccountId) -> Result<Option<Target>, St
             },
         )
         .optional()?;
-    let Some((zuid, kind, enabled, outgoing_blocked, incoming_blocked, zoid, user_display_name)) = row else {
+    let Some((zuid, kind, enabled, outgoing_blocked, incoming_blocked, zoid, user_display_name)) =
+        row
+    else {
         return Ok(None);
     };
-    let kind = AccountKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("account kind {kind:?}")))?;
+    let kind = AccountKind::parse(&kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("account kind {kind:?}")))?;
     Ok(Some(Target {
-        state: AccountState { id, zuid: Zuid::from_db(zuid), kind, enabled, outgoing_blocked, incoming_blocked },
+        state: AccountState {
+            id,
+            zuid: Zuid::from_db(zuid),
+            kind,
+            enabled,
+            outgoing_blocked,
+            incoming_blocked,
+        },
         zoid: Zoid::from_db(zoid),
         user_display_name,
     }))
@@ -55,14 +65,20 @@ fn user_accounts(tx: &Transaction<'_>, zuid: Zuid) -> Result<Vec<UserAccount>, S
     )?;
     let rows = stmt
         .query_map([zuid.as_i64()], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, Option<String>>(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter()
         .map(|(id, kind, sequence, ext)| {
             Ok(UserAccount {
                 id: AccountId::from_db(id),
-                kind: AccountKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("account kind {kind:?}")))?,
+                kind: AccountKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("account kind {kind:?}")))?,
                 sequence,
                 external_address: ext.as_deref().map(read::email).transpose()?,
             })
@@ -70,8 +86,13 @@ fn user_accounts(tx: &Transaction<'_>, zuid: Zuid) -> Result<Vec<UserAccount>, S
         .collect()
 }
 
-fn taken_elsewhere(tx: &Transaction<'_>, account: AccountId, candidates: Vec<EmailAddress>) -> Result<Vec<EmailAddress>, StoreError> {
-    let mut stmt = tx.prepare_cached("SELECT 1 FROM addresses WHERE address = ?1 AND account_id <> ?2")?;
+fn taken_elsewhere(
+    tx: &Transaction<'_>,
+    account: AccountId,
+    candidates: Vec<EmailAddress>,
+) -> Result<Vec<EmailAddress>, StoreError> {
+    let mut stmt =
+        tx.prepare_cached("SELECT 1 FROM addresses WHERE address = ?1 AND account_id <> ?2")?;
     let mut taken = Vec::new();
     for a in candidates {
         if stmt.exists(params![a.as_str(), account.as_i64()])? {
@@ -95,28 +116,57 @@ fn address_conflict(e: rusqlite::Error, address: &EmailAddress) -> WriteError {
     WriteError::from(e)
 }
 
-fn persist(tx: &Transaction<'_>, key: &RelayKey, account: AccountId, op: Op) -> Result<(), WriteError> {
+fn persist(
+    tx: &Transaction<'_>,
+    key: &RelayKey,
+    account: AccountId,
+    op: Op,
+) -> Result<(), WriteError> {
     let id = account.as_i64();
     match op {
         Op::SetEnabled(v) => {
-            tx.execute("UPDATE accounts SET enabled = ?1 WHERE account_id = ?2", params![v, id])?;
+            tx.execute(
+                "UPDATE accounts SET enabled = ?1 WHERE account_id = ?2",
+                params![v, id],
+            )?;
         }
         Op::SetOutgoingBlocked(v) => {
-            tx.execute("UPDATE accounts SET outgoing_blocked = ?1 WHERE account_id = ?2", params![v, id])?;
+            tx.execute(
+                "UPDATE accounts SET outgoing_blocked = ?1 WHERE account_id = ?2",
+                params![v, id],
+            )?;
         }
         Op::SetIncomingBlocked(v) => {
-            tx.execute("UPDATE accounts SET incoming_blocked = ?1 WHERE account_id = ?2", params![v, id])?;
+            tx.execute(
+                "UPDATE accounts SET incoming_blocked = ?1 WHERE account_id = ?2",
+                params![v, id],
+            )?;
         }
         Op::SetPrimaryAddress { new, old, add_new } => {
-            tx.execute("UPDATE addresses SET is_primary = 0 WHERE address = ?1 AND account_id = ?2", params![old.as_str(), id])?;
+            tx.execute(
+                "UPDATE addresses SET is_primary = 0 WHERE address = ?1 AND account_id = ?2",
+                params![old.as_str(), id],
+            )?;
             if add_new {
-                tx.execute("INSERT INTO addresses (address, account_id, is_primary) VALUES (?1, ?2, 1)", params![new.as_str(), id])
-                    .map_err(|e| address_conflict(e, &new))?;
+                tx.execute(
+                    "INSERT INTO addresses (address, account_id, is_primary) VALUES (?1, ?2, 1)",
+                    params![new.as_str(), id],
+                )
+                .map_err(|e| address_conflict(e, &new))?;
             } else {
-                tx.execute("UPDATE addresses SET is_primary = 1 WHERE address = ?1 AND account_id = ?2", params![new.as_str(), id])?;
+                tx.execute(
+                    "UPDATE addresses SET is_primary = 1 WHERE address = ?1 AND account_id = ?2",
+                    params![new.as_str(), id],
+                )?;
             }
         }
-        Op::UpsertIdentity { replaces, from_address, display_name, mode, relay } => {
+        Op::UpsertIdentity {
+            replaces,
+            from_address,
+            display_name,
+            mode,
+            relay,
+        } => {
             let (server, port, user, conn, password) = match &relay {
                 Some((r, secret)) => (
                     Some(r.server_name.as_str()),
@@ -142,10 +192,14 @@ fn persist(tx: &Transaction<'_>, key: &RelayKey, account: AccountId, op: Op) -> 
             };
         }
         Op::DeleteIdentity(sid) => {
-            tx.execute("DELETE FROM identities WHERE send_mail_id = ?1 AND account_id = ?2", params![sid.as_i64(), id])?;
+            tx.execute(
+                "DELETE FROM identities WHERE send_mail_id = ?1 AND account_id = ?2",
+                params![sid.as_i64(), id],
+            )?;
         }
         Op::SetAccountOrder(order) => {
-            let mut stmt = tx.prepare_cached("UPDATE accounts SET sequence = ?1 WHERE account_id = ?2")?;
+            let mut stmt =
+                tx.prepare_cached("UPDATE accounts SET sequence = ?1 WHERE account_id = ?2")?;
             for (i, a) in order.iter().enumerate() {
                 stmt.execute(params![i as i64 + 1, a.as_i64()])?;
             }
@@ -205,7 +259,14 @@ pub(super) fn apply(
         return Err(not_found());
     }
     if body_zuid.is_some_and(|z| z != target.state.zuid) {
-        return Err(RuleError::invalid("zuid", format!("zuid must be the owner of account {account} ({})", target.state.zuid)).into());
+        return Err(RuleError::invalid(
+            "zuid",
+            format!(
+                "zuid must be the owner of account {account} ({})",
+                target.state.zuid
+            ),
+        )
+        .into());
     }
     let mode = cmd.mode();
     let agg = AccountAggregate {
@@ -221,6 +282,17 @@ pub(super) fn apply(
     for op in change.ops {
         persist(tx, key, account, op)?;
     }
-    audit(tx, grant, meta, target.zoid, Some(agg.account.zuid), Some(account), mode.as_str(), &change.before, &change.after)?;
-    read::account_view(tx, account)?.ok_or_else(|| StoreError::Corrupt("account vanished in its own transaction".into()).into())
+    audit(
+        tx,
+        grant,
+        meta,
+        target.zoid,
+        Some(agg.account.zuid),
+        Some(account),
+        mode.as_str(),
+        &change.before,
+        &change.after,
+    )?;
+    read::account_view(tx, account)?
+        .ok_or_else(|| StoreError::Corrupt("account vanished in its own transaction".into()).into())
 }
