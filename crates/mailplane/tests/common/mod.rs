@@ -33,12 +33,37 @@ impl TestApp {
     /// `mailplane serve --demo` on a fresh data directory and a free port.
     pub fn demo() -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        let mut app = TestApp::serve(dir, &["--demo"], &[]);
+        let tokens: Value = serde_json::from_slice(
+            &std::fs::read(app.dir.path().join("demo-tokens.json")).expect("demo tokens"),
+        )
+        .expect("json");
+        app.admin_token = tokens["adminToken"]
+            .as_str()
+            .expect("admin token")
+            .to_string();
+        app.user_token = tokens["userToken"]
+            .as_str()
+            .expect("user token")
+            .to_string();
+        app
+    }
+
+    /// `mailplane serve --listen 127.0.0.1:0 --data-dir DIR` plus `args` and `env`; the
+    /// server's log goes to `DIR/server.log` (appended, so restarts keep the history).
+    pub fn serve(dir: TempDir, args: &[&str], env: &[(&str, &str)]) -> TestApp {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("server.log"))
+            .expect("log file");
         let mut child = Command::new(bin())
-            .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
+            .args(args)
             .env("MAILPLANE_LOG", "debug")
             .env_remove("MAILPLANE_RELAY_KEY")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -47,6 +72,7 @@ impl TestApp {
         let base = loop {
             let mut line = String::new();
             if stdout.read_line(&mut line).expect("read stdout") == 0 {
+                let _ = child.wait();
                 panic!(
                     "mailplane exited before listening; log:\n{}",
                     std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
@@ -56,24 +82,32 @@ impl TestApp {
                 break addr.to_string();
             }
         };
-        let tokens: Value = serde_json::from_slice(
-            &std::fs::read(dir.path().join("demo-tokens.json")).expect("demo tokens"),
-        )
-        .expect("json");
         TestApp {
             base,
-            admin_token: tokens["adminToken"]
-                .as_str()
-                .expect("admin token")
-                .to_string(),
-            user_token: tokens["userToken"]
-                .as_str()
-                .expect("user token")
-                .to_string(),
             dir,
+            admin_token: String::new(),
+            user_token: String::new(),
             child,
             _stdout: stdout,
         }
+    }
+
+    /// Stops the server (SIGTERM) and starts it again on the same data directory.
+    pub fn restart(mut self) -> TestApp {
+        assert!(
+            self.terminate(),
+            "mailplane did not exit cleanly on SIGTERM"
+        );
+        let (admin_token, user_token) = (
+            std::mem::take(&mut self.admin_token),
+            std::mem::take(&mut self.user_token),
+        );
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        drop(self);
+        let mut app = TestApp::serve(dir, &[], &[]);
+        app.admin_token = admin_token;
+        app.user_token = user_token;
+        app
     }
 
     pub fn client(&self, token: Option<&str>) -> Client {
@@ -182,7 +216,11 @@ impl TestApp {
     /// [`TestApp::snapshot`] without the audit trail: equal when no data changed, even
     /// if a (no-op) change was audited.
     pub fn data_snapshot(&self) -> String {
-        self.snapshot().lines().filter(|l| !l.starts_with("audit:") && !l.starts_with("sqlite_sequence: audit")).collect::<Vec<_>>().join("\n")
+        self.snapshot()
+            .lines()
+            .filter(|l| !l.starts_with("audit:") && !l.starts_with("sqlite_sequence: audit"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn log(&self) -> String {

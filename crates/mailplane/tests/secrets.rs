@@ -1,0 +1,162 @@
+//! Secrets never leave: a unique canary relay password and user password are written
+//! through the API, then searched for in the database file, its WAL, every response and
+//! the server's log. Tokens are searched for too.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::json;
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn canary_passwords_and_tokens_appear_nowhere() {
+    let app = TestApp::demo();
+    let nonce = format!(
+        "{:x}",
+        std::process::id() as u64 * 7919 + app.base.len() as u64
+    );
+    let relay_canary = format!("RelayCanary-{nonce}-Zq8");
+    let user_canary = format!("UserCanary-{nonce}-Xk2");
+    let mut responses: Vec<String> = Vec::new();
+
+    let detail = |from: &str| {
+        json!({ "fromAddress": from, "displayName": "Canary", "mode": "extfrom", "serverName": "smtp.example.net",
+                "serverPort": "465", "userName": from, "password": relay_canary, "smtpConnection": "ssl" })
+    };
+    // Accepted writes, under both URLs, and a replace of the same identity.
+    for r in [
+        app.user().update_account(REBECCA, &json!({"mode": "addsendmaildetails", "sendMailDetails": [detail("c1@example.net")]})).await.unwrap(),
+        app.admin().update_org_account(ZOID, REBECCA, &json!({"mode": "addsendmaildetails", "sendMailDetails": detail("c2@example.net")})).await.unwrap(),
+        app.user().update_account(REBECCA, &json!({"mode": "addsendmaildetails", "sendMailDetails": [detail("c1@example.net")]})).await.unwrap(),
+    ] {
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        responses.push(r.body.to_string());
+    }
+    // Refused writes that carry the canary: a rule error, a shape error, a conflict.
+    let mut no_user = detail("c3@example.net");
+    no_user.as_object_mut().unwrap().remove("userName");
+    let mut bad_port = detail("c4@example.net");
+    bad_port["serverPort"] = json!("99999");
+    for body in [
+        json!({"mode": "addsendmaildetails", "sendMailDetails": [no_user]}),
+        json!({"mode": "addsendmaildetails", "sendMailDetails": [bad_port]}),
+        json!({"mode": "addsendmaildetails", "sendMailDetails": [detail("admin@zylker.com")]}),
+        json!({"mode": "addsendmaildetails", "sendMailDetails": [detail("c5@example.net")], "extra": relay_canary}),
+    ] {
+        let r = app.user().update_account(REBECCA, &body).await.unwrap();
+        assert!(r.status >= 400 && r.status < 500, "{:?}", r.body);
+        responses.push(r.body.to_string());
+    }
+    let broken = format!(
+        "{{\"mode\":\"addsendmaildetails\",\"sendMailDetails\":[{{\"password\":\"{relay_canary}\""
+    );
+    let r = app
+        .user()
+        .send(
+            Method::PUT,
+            &format!("/api/accounts/{REBECCA}"),
+            Some(broken.into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    responses.push(r.body.to_string());
+
+    // A user with the canary as mailbox password.
+    let r = app.admin().create_user(ZOID, &json!({"primaryEmailAddress": "canary@zylker.com", "password": user_canary, "firstName": "Can"})).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    responses.push(r.body.to_string());
+    let r = app
+        .admin()
+        .create_user(
+            ZOID,
+            &json!({"primaryEmailAddress": "canary@zylker.com", "password": user_canary}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 409);
+    responses.push(r.body.to_string());
+
+    // Every read the API offers.
+    for r in [
+        app.user().accounts().await.unwrap(),
+        app.user().account(REBECCA).await.unwrap(),
+        app.admin().org_accounts(ZOID, "limit=200").await.unwrap(),
+        app.admin()
+            .org_account(ZOID, "canary@zylker.com")
+            .await
+            .unwrap(),
+        app.admin().own_organization().await.unwrap(),
+    ] {
+        assert_eq!(r.status, 200);
+        responses.push(r.body.to_string());
+    }
+
+    let db = std::fs::read(app.db_path()).unwrap();
+    let wal = std::fs::read(app.dir.path().join("mailplane.db-wal")).unwrap_or_default();
+    assert!(!wal.is_empty(), "the WAL should hold the recent writes");
+    let log = app.log();
+    assert!(log.contains("PUT"), "the log records requests");
+    for canary in [&relay_canary, &user_canary] {
+        assert!(!contains(&db, canary), "{canary} in the database file");
+        assert!(!contains(&wal, canary), "{canary} in the WAL");
+        assert!(!log.contains(canary.as_str()), "{canary} in the log");
+        for body in &responses {
+            assert!(
+                !body.contains(canary.as_str()),
+                "{canary} in a response: {body}"
+            );
+        }
+    }
+    for token in [&app.admin_token, &app.user_token] {
+        assert!(
+            !contains(&db, token) && !contains(&wal, token),
+            "a token is stored in clear"
+        );
+        assert!(!log.contains(token.as_str()), "a token is in the log");
+    }
+
+    // The relay passwords are stored, encrypted, one per extfrom identity.
+    let stored = app.query(
+        "SELECT hex(password_enc) FROM identities WHERE mode = 'extfrom' ORDER BY from_address",
+    );
+    assert_eq!(stored.len(), 2);
+    assert!(
+        stored.iter().all(|s| s.len() > 2 * (1 + 24 + 16)),
+        "{stored:?}"
+    );
+    let hash = app.query("SELECT u.password_hash FROM users u JOIN accounts a ON a.zuid = u.zuid JOIN addresses d ON d.account_id = a.account_id WHERE d.address = 'canary@zylker.com'");
+    assert!(hash[0].starts_with("$argon2id$"), "{hash:?}");
+    let audit = app.query("SELECT before || after FROM audit").join("\n");
+    assert!(!audit.contains(&relay_canary) && !audit.contains(&user_canary));
+    assert!(
+        audit.contains("c1@example.net"),
+        "the audit rows describe the change"
+    );
+}
+
+#[tokio::test]
+async fn relay_key_file_is_private_and_outside_the_database() {
+    let app = TestApp::demo();
+    let key = app.dir.path().join("relay.key");
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert_eq!(text.trim().len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(!contains(
+        &std::fs::read(app.db_path()).unwrap(),
+        text.trim()
+    ));
+}
