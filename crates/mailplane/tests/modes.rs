@@ -14,14 +14,24 @@ enum Url {
 
 async fn put(app: &TestApp, url: &Url, account: &str, body: Value) -> Reply {
     match url {
-        Url::Admin => app.admin().update_org_account(ZOID, account, &body).await.unwrap(),
+        Url::Admin => app
+            .admin()
+            .update_org_account(ZOID, account, &body)
+            .await
+            .unwrap(),
         Url::User => app.user().update_account(account, &body).await.unwrap(),
     }
 }
 
 async fn account(app: &TestApp, id: &str) -> Value {
     let r = app.admin().org_accounts(ZOID, "limit=200").await.unwrap();
-    if let Some(a) = r.data().as_array().unwrap().iter().find(|a| a["accountId"] == id) {
+    if let Some(a) = r
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["accountId"] == id)
+    {
         return a.clone();
     }
     app.user().account(id).await.unwrap().data().clone()
@@ -40,16 +50,37 @@ fn audit_count(app: &TestApp) -> usize {
 async fn send_mail_details_as_object_or_array_under_both_urls() {
     for url in [Url::Admin, Url::User] {
         let app = TestApp::demo();
-        let r = put(&app, &url, REBECCA, json!({"mode": "addsendmaildetails", "sendMailDetails": extfrom("one@example.net")})).await;
+        let r = put(
+            &app,
+            &url,
+            REBECCA,
+            json!({"mode": "addsendmaildetails", "sendMailDetails": extfrom("one@example.net")}),
+        )
+        .await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         let r = put(&app, &url, REBECCA, json!({"mode": "addsendmaildetails", "sendMailDetails": [extfrom("two@example.net"), extfrom("three@example.net")]})).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         assert_eq!(
             identity_addresses(&account(&app, REBECCA).await),
-            vec!["becky@zylker.com", "one@example.net", "three@example.net", "two@example.net"]
+            vec![
+                "becky@zylker.com",
+                "one@example.net",
+                "three@example.net",
+                "two@example.net"
+            ]
         );
-        let ext = r.data().as_array().unwrap().iter().find(|i| i["fromAddress"] == "two@example.net").unwrap().clone();
-        assert_eq!((ext["serverPort"].clone(), ext["smtpConnection"].clone()), (json!(587), json!("tls")));
+        let ext = r
+            .data()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["fromAddress"] == "two@example.net")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (ext["serverPort"].clone(), ext["smtpConnection"].clone()),
+            (json!(587), json!("tls"))
+        );
     }
 }
 
@@ -61,7 +92,11 @@ async fn several_identities_are_all_or_nothing() {
     bad.as_object_mut().unwrap().remove("password");
     let r = put(&app, &Url::User, REBECCA, json!({"mode": "addsendmaildetails", "sendMailDetails": [extfrom("good@example.net"), bad]})).await;
     assert_eq!((r.status, r.error_code()), (400, "LESS_THAN_MIN_OCCURANCE"));
-    assert!(r.more_info().contains("sendMailDetails[1].password"), "{}", r.more_info());
+    assert!(
+        r.more_info().contains("sendMailDetails[1].password"),
+        "{}",
+        r.more_info()
+    );
     assert_eq!(app.snapshot(), before);
     let r = put(&app, &Url::User, REBECCA, json!({"mode": "addsendmaildetails", "sendMailDetails": [extfrom("a@example.net"), extfrom("A@EXAMPLE.net")]})).await;
     assert_eq!(r.status, 400, "the same address twice in one request");
@@ -71,34 +106,68 @@ async fn several_identities_are_all_or_nothing() {
 #[tokio::test]
 async fn identity_modes_follow_their_rules() {
     let app = TestApp::demo();
-    let add = |d: Value| put(&app, &Url::Admin, REBECCA, json!({"mode": "addsendmaildetails", "sendMailDetails": [d]}));
+    let add = |d: Value| {
+        put(
+            &app,
+            &Url::Admin,
+            REBECCA,
+            json!({"mode": "addsendmaildetails", "sendMailDetails": [d]}),
+        )
+    };
     // mailbox without fromAddress is the primary address; re-adding replaces it.
     let r = add(json!({"displayName": "Becky B", "mode": "mailbox"})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let ids = r.data().as_array().unwrap().clone();
     assert_eq!(ids.len(), 1);
-    assert_eq!((ids[0]["fromAddress"].clone(), ids[0]["displayName"].clone()), (json!("becky@zylker.com"), json!("Becky B")));
+    assert_eq!(
+        (ids[0]["fromAddress"].clone(), ids[0]["displayName"].clone()),
+        (json!("becky@zylker.com"), json!("Becky B"))
+    );
     // alias needs an alias of the account: make one by moving the primary.
-    assert_eq!(add(json!({"fromAddress": "becky@zylker.com", "displayName": "B", "mode": "alias"})).await.status, 400);
-    let r = put(&app, &Url::Admin, REBECCA, json!({"mode": "emailupdate", "emailAddress": "rebecca@zylker.com"})).await;
+    assert_eq!(
+        add(json!({"fromAddress": "becky@zylker.com", "displayName": "B", "mode": "alias"}))
+            .await
+            .status,
+        400
+    );
+    let r = put(
+        &app,
+        &Url::Admin,
+        REBECCA,
+        json!({"mode": "emailupdate", "emailAddress": "rebecca@zylker.com"}),
+    )
+    .await;
     assert_eq!(r.status, 200);
-    assert_eq!(add(json!({"fromAddress": "becky@zylker.com", "displayName": "B", "mode": "alias"})).await.status, 200);
+    assert_eq!(
+        add(json!({"fromAddress": "becky@zylker.com", "displayName": "B", "mode": "alias"}))
+            .await
+            .status,
+        200
+    );
     // extmailbox: the address of one of the user's external accounts.
     assert_eq!(add(json!({"fromAddress": "rebecca@pop.example.net", "displayName": "P", "mode": "extmailbox"})).await.status, 200);
     assert_eq!(add(json!({"fromAddress": "stranger@pop.example.net", "displayName": "P", "mode": "extmailbox"})).await.status, 400);
     // group: no groups yet, said clearly.
-    let r = add(json!({"fromAddress": "team@zylker.com", "displayName": "T", "mode": "group"})).await;
+    let r =
+        add(json!({"fromAddress": "team@zylker.com", "displayName": "T", "mode": "group"})).await;
     assert_eq!(r.status, 400);
     assert!(r.more_info().contains("group"), "{}", r.more_info());
     // backupacc takes no relay fields.
-    assert_eq!(add(json!({"fromAddress": "backup@example.org", "displayName": "B", "mode": "backupacc"})).await.status, 200);
+    assert_eq!(
+        add(json!({"fromAddress": "backup@example.org", "displayName": "B", "mode": "backupacc"}))
+            .await
+            .status,
+        200
+    );
     let r = add(json!({"fromAddress": "backup2@example.org", "displayName": "B", "mode": "backupacc", "serverName": "x.example"})).await;
     assert_eq!(r.status, 400);
     // extfrom with another account's address is a conflict.
     let r = add(extfrom("admin@zylker.com")).await;
     assert_eq!((r.status, r.error_code()), (409, "ALREADY_EXISTS"));
     // Bad mode value and display name bounds.
-    let r = add(json!({"fromAddress": "x@example.org", "displayName": "B", "mode": "carrier-pigeon"})).await;
+    let r =
+        add(json!({"fromAddress": "x@example.org", "displayName": "B", "mode": "carrier-pigeon"}))
+            .await;
     assert_eq!((r.status, r.error_code()), (400, "PATTERN_NOT_MATCHED"));
     let r = add(json!({"fromAddress": "x@example.org", "displayName": "x".repeat(101), "mode": "backupacc"})).await;
     assert_eq!(r.status, 400);
@@ -108,14 +177,28 @@ async fn identity_modes_follow_their_rules() {
 #[tokio::test]
 async fn at_most_fifty_identities() {
     let app = TestApp::demo();
-    let batch: Vec<Value> = (0..49).map(|i| extfrom(&format!("x{i}@example.net"))).collect();
-    let r = put(&app, &Url::User, REBECCA, json!({"mode": "addsendmaildetails", "sendMailDetails": batch})).await;
+    let batch: Vec<Value> = (0..49)
+        .map(|i| extfrom(&format!("x{i}@example.net")))
+        .collect();
+    let r = put(
+        &app,
+        &Url::User,
+        REBECCA,
+        json!({"mode": "addsendmaildetails", "sendMailDetails": batch}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{:?}", r.more_info());
     let r = put(&app, &Url::User, REBECCA, json!({"mode": "addsendmaildetails", "sendMailDetails": [extfrom("one-too-many@example.net")]})).await;
     assert_eq!(r.status, 400);
     assert!(r.more_info().contains("50"), "{}", r.more_info());
     // Replacing an existing one is still fine at the cap.
-    let r = put(&app, &Url::User, REBECCA, json!({"mode": "addsendmaildetails", "sendMailDetails": [extfrom("x3@example.net")]})).await;
+    let r = put(
+        &app,
+        &Url::User,
+        REBECCA,
+        json!({"mode": "addsendmaildetails", "sendMailDetails": [extfrom("x3@example.net")]}),
+    )
+    .await;
     assert_eq!(r.status, 200);
 }
 
@@ -124,15 +207,49 @@ async fn delete_send_mail_details_by_id_or_address() {
     for url in [Url::Admin, Url::User] {
         let app = TestApp::demo();
         let r = put(&app, &url, REBECCA, json!({"mode": "addsendmaildetails", "sendMailDetails": [extfrom("a@example.net"), extfrom("b@example.net")]})).await;
-        let id_of_a = r.data().as_array().unwrap().iter().find(|i| i["fromAddress"] == "a@example.net").unwrap()["sendMailId"].clone();
-        let r = put(&app, &url, REBECCA, json!({"mode": "deletesendmaildetails", "sendMailId": id_of_a})).await;
+        let id_of_a = r
+            .data()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["fromAddress"] == "a@example.net")
+            .unwrap()["sendMailId"]
+            .clone();
+        let r = put(
+            &app,
+            &url,
+            REBECCA,
+            json!({"mode": "deletesendmaildetails", "sendMailId": id_of_a}),
+        )
+        .await;
         assert_eq!(r.status, 200, "{:?}", r.body);
-        let r = put(&app, &url, REBECCA, json!({"mode": "deletesendmaildetails", "fromAddress": "B@example.net"})).await;
+        let r = put(
+            &app,
+            &url,
+            REBECCA,
+            json!({"mode": "deletesendmaildetails", "fromAddress": "B@example.net"}),
+        )
+        .await;
         assert_eq!(r.status, 200);
-        assert_eq!(identity_addresses(&account(&app, REBECCA).await), vec!["becky@zylker.com"]);
-        let r = put(&app, &url, REBECCA, json!({"mode": "deletesendmaildetails", "fromAddress": "becky@zylker.com"})).await;
+        assert_eq!(
+            identity_addresses(&account(&app, REBECCA).await),
+            vec!["becky@zylker.com"]
+        );
+        let r = put(
+            &app,
+            &url,
+            REBECCA,
+            json!({"mode": "deletesendmaildetails", "fromAddress": "becky@zylker.com"}),
+        )
+        .await;
         assert_eq!(r.status, 400, "the primary mailbox identity stays");
-        let r = put(&app, &url, REBECCA, json!({"mode": "deletesendmaildetails", "sendMailId": "123"})).await;
+        let r = put(
+            &app,
+            &url,
+            REBECCA,
+            json!({"mode": "deletesendmaildetails", "sendMailId": "123"}),
+        )
+        .await;
         assert_eq!(r.status, 400);
     }
 }
@@ -141,13 +258,32 @@ async fn delete_send_mail_details_by_id_or_address() {
 async fn email_update_rules() {
     for url in [Url::Admin, Url::User] {
         let app = TestApp::demo();
-        let upd = |a: &str| put(&app, &url, REBECCA, json!({"mode": "emailupdate", "emailAddress": a}));
+        let upd = |a: &str| {
+            put(
+                &app,
+                &url,
+                REBECCA,
+                json!({"mode": "emailupdate", "emailAddress": a}),
+            )
+        };
         let r = upd("rebecca@example.com").await;
-        assert_eq!((r.status, r.error_code()), (400, "INVALID_VALUE"), "outside the org's domains");
+        assert_eq!(
+            (r.status, r.error_code()),
+            (400, "INVALID_VALUE"),
+            "outside the org's domains"
+        );
         let r = upd("Admin@Zylker.com").await;
-        assert_eq!((r.status, r.error_code()), (409, "ALREADY_EXISTS"), "another account's address");
+        assert_eq!(
+            (r.status, r.error_code()),
+            (409, "ALREADY_EXISTS"),
+            "another account's address"
+        );
         let before = app.data_snapshot();
-        assert_eq!(upd("becky@zylker.com").await.status, 200, "the current primary");
+        assert_eq!(
+            upd("becky@zylker.com").await.status,
+            200,
+            "the current primary"
+        );
         assert_eq!(app.data_snapshot(), before);
         assert_eq!(upd("REBECCA@zylker.com").await.status, 200);
         let a = account(&app, REBECCA).await;
@@ -156,9 +292,25 @@ async fn email_update_rules() {
         assert_eq!(upd("becky@zylker.com").await.status, 200);
         let a = account(&app, REBECCA).await;
         assert_eq!(a["primaryEmailAddress"], "becky@zylker.com");
-        let mut mails: Vec<(String, bool)> = a["emailAddress"].as_array().unwrap().iter().map(|m| (m["mailId"].as_str().unwrap().to_string(), m["isPrimary"].as_bool().unwrap())).collect();
+        let mut mails: Vec<(String, bool)> = a["emailAddress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["mailId"].as_str().unwrap().to_string(),
+                    m["isPrimary"].as_bool().unwrap(),
+                )
+            })
+            .collect();
         mails.sort();
-        assert_eq!(mails, vec![("becky@zylker.com".into(), true), ("rebecca@zylker.com".into(), false)]);
+        assert_eq!(
+            mails,
+            vec![
+                ("becky@zylker.com".into(), true),
+                ("rebecca@zylker.com".into(), false)
+            ]
+        );
         // Identities are untouched by emailupdate.
         assert_eq!(identity_addresses(&a), vec!["becky@zylker.com"]);
     }
@@ -171,50 +323,117 @@ async fn enable_disable_and_outgoing_are_independent_and_idempotent() {
         for (body, field, want) in [
             (json!({"mode": "disableMailAccount"}), "enabled", false),
             (json!({"mode": "disableMailAccount"}), "enabled", false),
-            (json!({"mode": "updateOutgoingStatus", "outgoingBlocked": true}), "outgoingBlocked", true),
+            (
+                json!({"mode": "updateOutgoingStatus", "outgoingBlocked": true}),
+                "outgoingBlocked",
+                true,
+            ),
             (json!({"mode": "enableMailAccount"}), "enabled", true),
             (json!({"mode": "enableMailAccount"}), "enabled", true),
-            (json!({"mode": "updateOutgoingStatus", "outgoingBlocked": "false"}), "outgoingBlocked", false),
-            (json!({"mode": "updateOutgoingStatus", "outgoingBlocked": "TRUE"}), "outgoingBlocked", true),
+            (
+                json!({"mode": "updateOutgoingStatus", "outgoingBlocked": "false"}),
+                "outgoingBlocked",
+                false,
+            ),
+            (
+                json!({"mode": "updateOutgoingStatus", "outgoingBlocked": "TRUE"}),
+                "outgoingBlocked",
+                true,
+            ),
         ] {
             let r = put(&app, &url, REBECCA, body.clone()).await;
             assert_eq!(r.status, 200, "{body}");
             assert_eq!(account(&app, REBECCA).await[field], want, "{body}");
         }
         let a = account(&app, REBECCA).await;
-        assert_eq!((a["enabled"].clone(), a["outgoingBlocked"].clone(), a["incomingBlocked"].clone()), (json!(true), json!(true), json!(false)));
+        assert_eq!(
+            (
+                a["enabled"].clone(),
+                a["outgoingBlocked"].clone(),
+                a["incomingBlocked"].clone()
+            ),
+            (json!(true), json!(true), json!(false))
+        );
     }
 }
 
 #[tokio::test]
 async fn incoming_status_is_for_admins() {
     let app = TestApp::demo();
-    let r = put(&app, &Url::Admin, REBECCA, json!({"mode": "updateIncomingStatus", "incomingBlocked": "true"})).await;
+    let r = put(
+        &app,
+        &Url::Admin,
+        REBECCA,
+        json!({"mode": "updateIncomingStatus", "incomingBlocked": "true"}),
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(account(&app, REBECCA).await["incomingBlocked"], true);
-    let r = put(&app, &Url::User, REBECCA, json!({"mode": "updateIncomingStatus", "incomingBlocked": false})).await;
+    let r = put(
+        &app,
+        &Url::User,
+        REBECCA,
+        json!({"mode": "updateIncomingStatus", "incomingBlocked": false}),
+    )
+    .await;
     assert_eq!(r.status, 403);
     assert_eq!(account(&app, REBECCA).await["incomingBlocked"], true);
 }
 
 async fn order(c: &Client) -> Vec<(String, u64)> {
-    c.accounts().await.unwrap().data().as_array().unwrap().iter().map(|a| (a["accountId"].as_str().unwrap().to_string(), a["sequence"].as_u64().unwrap())).collect()
+    c.accounts()
+        .await
+        .unwrap()
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["accountId"].as_str().unwrap().to_string(),
+                a["sequence"].as_u64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test]
 async fn account_order_rules() {
     for url in [Url::Admin, Url::User] {
         let app = TestApp::demo();
-        let r = put(&app, &url, REBECCA, json!({"mode": "mailaccountorderupdate", "accList": [IMAP]})).await;
+        let r = put(
+            &app,
+            &url,
+            REBECCA,
+            json!({"mode": "mailaccountorderupdate", "accList": [IMAP]}),
+        )
+        .await;
         assert_eq!(r.status, 200);
-        assert_eq!(order(&app.user()).await, vec![(IMAP.into(), 1), (REBECCA.into(), 2), (POP.into(), 3)]);
+        assert_eq!(
+            order(&app.user()).await,
+            vec![(IMAP.into(), 1), (REBECCA.into(), 2), (POP.into(), 3)]
+        );
         // Any of the user's accounts may be the one in the path.
         let r = put(&app, &url, POP, json!({"mode": "mailaccountorderupdate", "accList": [REBECCA.parse::<u64>().unwrap(), POP]})).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
-        assert_eq!(order(&app.user()).await, vec![(REBECCA.into(), 1), (POP.into(), 2), (IMAP.into(), 3)]);
+        assert_eq!(
+            order(&app.user()).await,
+            vec![(REBECCA.into(), 1), (POP.into(), 2), (IMAP.into(), 3)]
+        );
         let before = app.snapshot();
-        for bad in [json!(format!("{POP},{POP}")), json!([POP, "2999999999999999999"]), json!("abc"), json!([])] {
-            let r = put(&app, &url, REBECCA, json!({"mode": "mailaccountorderupdate", "accList": bad.clone()})).await;
+        for bad in [
+            json!(format!("{POP},{POP}")),
+            json!([POP, "2999999999999999999"]),
+            json!("abc"),
+            json!([]),
+        ] {
+            let r = put(
+                &app,
+                &url,
+                REBECCA,
+                json!({"mode": "mailaccountorderupdate", "accList": bad.clone()}),
+            )
+            .await;
             assert_eq!(r.status, 400, "{bad}");
             assert!(r.more_info().contains("accList"), "{}", r.more_info());
         }
@@ -225,7 +444,13 @@ async fn account_order_rules() {
 #[tokio::test]
 async fn external_accounts_take_only_the_order_mode() {
     let app = TestApp::demo();
-    let r = put(&app, &Url::User, POP, json!({"mode": "updateOutgoingStatus", "outgoingBlocked": true})).await;
+    let r = put(
+        &app,
+        &Url::User,
+        POP,
+        json!({"mode": "updateOutgoingStatus", "outgoingBlocked": true}),
+    )
+    .await;
     assert_eq!(r.status, 400);
     assert!(r.more_info().contains("external"), "{}", r.more_info());
 }
@@ -246,8 +471,23 @@ async fn every_success_writes_one_audit_row_and_failures_none() {
         assert_eq!(put(&app, &Url::User, REBECCA, b.clone()).await.status, 200);
         assert_eq!(audit_count(&app), start + i + 1);
     }
-    assert_eq!(put(&app, &Url::User, REBECCA, json!({"mode": "emailupdate", "emailAddress": "admin@zylker.com"})).await.status, 409);
+    assert_eq!(
+        put(
+            &app,
+            &Url::User,
+            REBECCA,
+            json!({"mode": "emailupdate", "emailAddress": "admin@zylker.com"})
+        )
+        .await
+        .status,
+        409
+    );
     assert_eq!(audit_count(&app), start + bodies.len());
     let row = app.query("SELECT mode || ' ' || actor_zuid || ' ' || account_id || ' ' || client_addr || ' ' || before || ' ' || after || ' ' || length(request_id) FROM audit ORDER BY id DESC LIMIT 1");
-    assert_eq!(row[0], format!(r#"updateOutgoingStatus {REBECCA_ZUID} {REBECCA} 127.0.0.1 {{"outgoingBlocked":false}} {{"outgoingBlocked":true}} 16"#));
+    assert_eq!(
+        row[0],
+        format!(
+            r#"updateOutgoingStatus {REBECCA_ZUID} {REBECCA} 127.0.0.1 {{"outgoingBlocked":false}} {{"outgoingBlocked":true}} 16"#
+        )
+    );
 }
