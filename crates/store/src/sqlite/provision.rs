@@ -229,41 +229,32 @@ pub(super) fn seed_demo(tx: &Transaction<'_>) -> Result<DemoTokens, ProvisionErr
             "--demo needs an empty data directory, and this one already holds data".into(),
         ));
     }
-    let id = |v: u64| v.to_string();
-    let bad = |_| StoreError::Corrupt("demo id".into());
+    // The constants are valid; a failure here would be a bug, reported rather than panicked.
+    let bug = |what: &str| StoreError::Corrupt(format!("demo constant {what}"));
+    let email = |s: &str| EmailAddress::parse(s).map_err(|_| bug(s));
     let zoid = insert_org(
         tx,
-        Some(id(DEMO_ZOID).parse().map_err(bad)?),
+        Some(Zoid::new(DEMO_ZOID).map_err(|_| bug("zoid"))?),
         "Zylker",
         "zylker.com",
     )?;
-    let mut admin = NewUser::minimal(
-        EmailAddress::parse("admin@zylker.com").map_err(|_| StoreError::Corrupt("demo".into()))?,
-        Role::SuperAdmin,
-    );
+    let mut admin = NewUser::minimal(email("admin@zylker.com")?, Role::SuperAdmin);
     admin.first_name = "Zylker".into();
     admin.last_name = "Admin".into();
     let (admin_zuid, _) = insert_user(tx, zoid, None, &admin).map_err(provision_err)?;
-    let mut rebecca = NewUser::minimal(
-        EmailAddress::parse("becky@zylker.com").map_err(|_| StoreError::Corrupt("demo".into()))?,
-        Role::Member,
-    );
+    let mut rebecca = NewUser::minimal(email("becky@zylker.com")?, Role::Member);
     rebecca.first_name = "Rebecca".into();
     rebecca.display_name = Some("Rebecca".into());
-    let zuid: Zuid = id(DEMO_REBECCA_ZUID).parse().map_err(bad)?;
-    let account: AccountId = id(DEMO_REBECCA_ACCOUNT).parse().map_err(bad)?;
+    let zuid = Zuid::new(DEMO_REBECCA_ZUID).map_err(|_| bug("zuid"))?;
+    let account = AccountId::new(DEMO_REBECCA_ACCOUNT).map_err(|_| bug("account"))?;
     insert_user(tx, zoid, Some((zuid, account)), &rebecca).map_err(provision_err)?;
+    let pop = AccountId::new(DEMO_POP_ACCOUNT).map_err(|_| bug("pop account"))?;
+    let imap = AccountId::new(DEMO_IMAP_ACCOUNT).map_err(|_| bug("imap account"))?;
+    insert_external_account(tx, zuid, pop, AccountKind::Pop, "rebecca@pop.example.net")?;
     insert_external_account(
         tx,
         zuid,
-        id(DEMO_POP_ACCOUNT).parse().map_err(bad)?,
-        AccountKind::Pop,
-        "rebecca@pop.example.net",
-    )?;
-    insert_external_account(
-        tx,
-        zuid,
-        id(DEMO_IMAP_ACCOUNT).parse().map_err(bad)?,
+        imap,
         AccountKind::Imap,
         "rebecca@imap.example.net",
     )?;
