@@ -129,46 +129,53 @@ fn send_mail_detail(i: usize, v: &Value) -> Result<NewIdentity, ApiError> {
     };
     lenient::only_keys(d, DETAIL_KEYS, &format!("sendMailDetails[{i}]."))?;
     let opt = |k: &str| lenient::get(d, k);
-    Ok(NewIdentity {
-        from_address: opt("fromAddress")
-            .map(|v| lenient::email(v, &name("fromAddress")))
+    let from_address = opt("fromAddress")
+        .map(|v| lenient::email(v, &name("fromAddress")))
+        .transpose()?;
+    let display_name = lenient::text(
+        lenient::require(d, "displayName", &name("displayName"))?,
+        &name("displayName"),
+        100,
+    )?;
+    let mode = lenient::word(
+        lenient::require(d, "mode", &name("mode"))?,
+        &name("mode"),
+        IdentityMode::parse,
+        &IdentityMode::choices(),
+    )?;
+    let relay = NewRelay {
+        server_name: opt("serverName")
+            .map(|v| host_name(v, &name("serverName")))
             .transpose()?,
-        display_name: lenient::text(
-            lenient::require(d, "displayName", &name("displayName"))?,
-            &name("displayName"),
-            100,
-        )?,
-        mode: lenient::word(
-            lenient::require(d, "mode", &name("mode"))?,
-            &name("mode"),
-            IdentityMode::parse,
-            &IdentityMode::choices(),
-        )?,
-        relay: NewRelay {
-            server_name: opt("serverName")
-                .map(|v| host_name(v, &name("serverName")))
-                .transpose()?,
-            server_port: opt("serverPort")
-                .map(|v| lenient::port(v, &name("serverPort")))
-                .transpose()?,
-            user_name: opt("userName")
-                .map(|v| lenient::text(v, &name("userName"), 320))
-                .transpose()?,
-            password: opt("password")
-                .map(|v| lenient::text(v, &name("password"), 1024).map(Secret::new))
-                .transpose()?,
-            smtp_connection: opt("smtpConnection")
-                .map(|v| {
-                    lenient::word(
-                        v,
-                        &name("smtpConnection"),
-                        SmtpConnection::parse,
-                        &SmtpConnection::choices(),
-                    )
-                })
-                .transpose()?,
-        },
-    })
+        server_port: opt("serverPort")
+            .map(|v| lenient::port(v, &name("serverPort")))
+            .transpose()?,
+        user_name: opt("userName")
+            .map(|v| lenient::text(v, &name("userName"), 320))
+            .transpose()?,
+        password: opt("password")
+            .map(|v| lenient::text(v, &name("password"), 1024).map(Secret::new))
+            .transpose()?,
+        smtp_connection: opt("smtpConnection")
+            .map(|v| {
+                lenient::word(
+                    v,
+                    &name("smtpConnection"),
+                    SmtpConnection::parse,
+                    &SmtpConnection::choices(),
+                )
+            })
+            .transpose()?,
+    };
+    // The domain checks which fields the identity's mode needs, here at the edge, so a
+    // request missing one is refused before any account is looked up.
+    Ok(NewIdentity::new(
+        &format!("sendMailDetails[{i}]"),
+        from_address,
+        display_name,
+        mode,
+        relay,
+    )?)
 }
 
 /// An SMTP server: a host name or an IP address, no spaces, no port.

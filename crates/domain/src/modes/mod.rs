@@ -93,13 +93,17 @@ impl NewRelay {
     }
 }
 
-/// One element of `sendMailDetails`.
+/// One element of `sendMailDetails`, complete for its mode. Its only constructor,
+/// [`NewIdentity::new`], checks the fields that must (or must not) be present, so that a
+/// request missing one is refused while it is parsed, before any account is looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewIdentity {
-    pub from_address: Option<EmailAddress>,
-    pub display_name: String,
-    pub mode: IdentityMode,
-    pub relay: NewRelay,
+    /// `None` only for `mailbox`, whose address defaults to the account's primary one.
+    pub(crate) from_address: Option<EmailAddress>,
+    pub(crate) display_name: String,
+    pub(crate) mode: IdentityMode,
+    /// Present exactly for `extfrom`.
+    pub(crate) relay: Option<(Relay, Secret)>,
 }
 
 /// Which identity `deletesendmaildetails` removes.

@@ -4,7 +4,8 @@ use serde_json::{json, Value};
 
 use super::{Change, IdentitySelector, NewIdentity, NewRelay, Op};
 use crate::{
-    AccountAggregate, EmailAddress, Identity, IdentityMode, Relay, RuleError, SmtpConnection,
+    AccountAggregate, EmailAddress, Identity, IdentityMode, Relay, RuleError, Secret,
+    SmtpConnection,
 };
 
 /// At most this many identities per account.
@@ -31,12 +32,41 @@ fn identity_view(i: &Identity) -> Value {
     audit_view(&i.from_address, &i.display_name, i.mode, i.relay.as_ref())
 }
 
+impl NewIdentity {
+    /// Checks one `sendMailDetails` element; `field` names it in errors
+    /// (`sendMailDetails[0]`).
+    pub fn new(
+        field: &str,
+        from_address: Option<EmailAddress>,
+        display_name: String,
+        mode: IdentityMode,
+        relay: NewRelay,
+    ) -> Result<Self, RuleError> {
+        if from_address.is_none() && mode != IdentityMode::Mailbox {
+            return Err(RuleError::missing(format!("{field}.fromAddress")));
+        }
+        if !(1..=100).contains(&display_name.chars().count()) {
+            return Err(RuleError::invalid(
+                format!("{field}.displayName"),
+                format!("{field}.displayName must be 1 to 100 characters"),
+            ));
+        }
+        let relay = relay_for(field, mode, relay)?;
+        Ok(Self {
+            from_address,
+            display_name,
+            mode,
+            relay,
+        })
+    }
+}
+
 /// Checks the relay fields against the mode: complete for `extfrom`, absent otherwise.
 fn relay_for(
     field: &str,
     mode: IdentityMode,
     relay: NewRelay,
-) -> Result<Option<(Relay, crate::Secret)>, RuleError> {
+) -> Result<Option<(Relay, Secret)>, RuleError> {
     if mode != IdentityMode::ExtFrom {
         if relay.is_empty() {
             return Ok(None);
@@ -119,21 +149,14 @@ pub(super) fn add(agg: &AccountAggregate, new: Vec<NewIdentity>) -> Result<Chang
     let mut added = 0usize;
     for (i, n) in new.into_iter().enumerate() {
         let field = format!("sendMailDetails[{i}]");
-        let from = match (n.from_address, n.mode) {
-            (Some(a), _) => a,
-            (None, IdentityMode::Mailbox) => agg
+        // Only a mailbox identity comes without an address: it defaults to the primary.
+        let from = match n.from_address {
+            Some(a) => a,
+            None => agg
                 .primary_address()
                 .cloned()
                 .ok_or_else(|| RuleError::missing(format!("{field}.fromAddress")))?,
-            (None, _) => return Err(RuleError::missing(format!("{field}.fromAddress"))),
         };
-        let len = n.display_name.chars().count();
-        if !(1..=100).contains(&len) {
-            return Err(RuleError::invalid(
-                format!("{field}.displayName"),
-                format!("{field}.displayName must be 1 to 100 characters"),
-            ));
-        }
         if seen.contains(&from) {
             return Err(RuleError::invalid(
                 format!("{field}.fromAddress"),
@@ -141,7 +164,7 @@ pub(super) fn add(agg: &AccountAggregate, new: Vec<NewIdentity>) -> Result<Chang
             ));
         }
         check_address(agg, &field, n.mode, &from)?;
-        let relay = relay_for(&field, n.mode, n.relay)?;
+        let relay = n.relay;
         let existing = agg.identities.iter().find(|x| x.from_address == from);
         match existing {
             Some(x) => before.push(identity_view(x)),
@@ -212,19 +235,36 @@ mod tests {
     use super::super::fixtures::{addr, rebecca};
     use crate::*;
 
-    fn extfrom(from: &str) -> NewIdentity {
-        NewIdentity {
-            from_address: Some(addr(from)),
-            display_name: "Rebecca".into(),
-            mode: IdentityMode::ExtFrom,
-            relay: NewRelay {
-                server_name: Some("mail.zoho.com".into()),
-                server_port: Some(465),
-                user_name: Some(from.into()),
-                password: Some(Secret::new("Smknel@88".into())),
-                smtp_connection: Some(SmtpConnection::Plain),
-            },
+    fn relay(from: &str) -> NewRelay {
+        NewRelay {
+            server_name: Some("mail.zoho.com".into()),
+            server_port: Some(465),
+            user_name: Some(from.into()),
+            password: Some(Secret::new("Smknel@88".into())),
+            smtp_connection: Some(SmtpConnection::Plain),
         }
+    }
+
+    fn new(
+        from: Option<&str>,
+        mode: IdentityMode,
+        relay: NewRelay,
+    ) -> Result<NewIdentity, RuleError> {
+        NewIdentity::new(
+            "sendMailDetails[0]",
+            from.map(addr),
+            "Rebecca".into(),
+            mode,
+            relay,
+        )
+    }
+
+    fn extfrom(from: &str) -> NewIdentity {
+        new(Some(from), IdentityMode::ExtFrom, relay(from)).unwrap()
+    }
+
+    fn plain(from: &str, mode: IdentityMode) -> NewIdentity {
+        new(Some(from), mode, NewRelay::default()).unwrap()
     }
 
     fn add(agg: &AccountAggregate, v: Vec<NewIdentity>) -> Result<Change, RuleError> {
@@ -247,34 +287,47 @@ mod tests {
     }
 
     #[test]
-    fn extfrom_needs_every_relay_field() {
-        let mut n = extfrom("x@example.com");
-        n.relay.password = None;
-        let e = add(&rebecca(), vec![n]).unwrap_err();
+    fn construction_checks_what_must_and_must_not_be_present() {
+        let mut r = relay("x@example.com");
+        r.password = None;
+        let e = new(Some("x@example.com"), IdentityMode::ExtFrom, r).unwrap_err();
         assert_eq!(
             (e.kind, e.field.as_str()),
             (RuleErrorKind::Missing, "sendMailDetails[0].password")
         );
-    }
-
-    #[test]
-    fn relay_fields_on_other_modes_are_refused() {
-        let mut n = extfrom("becky@zylker.com");
-        n.mode = IdentityMode::Mailbox;
+        let e = new(None, IdentityMode::ExtFrom, relay("x@example.com")).unwrap_err();
         assert_eq!(
-            add(&rebecca(), vec![n]).unwrap_err().kind,
-            RuleErrorKind::Invalid
+            (e.kind, e.field.as_str()),
+            (RuleErrorKind::Missing, "sendMailDetails[0].fromAddress")
         );
+        let e = new(
+            Some("becky@zylker.com"),
+            IdentityMode::Mailbox,
+            relay("x@example.com"),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, RuleErrorKind::Invalid);
+        let long = NewIdentity::new(
+            "f",
+            None,
+            "x".repeat(101),
+            IdentityMode::Mailbox,
+            NewRelay::default(),
+        );
+        assert_eq!(long.unwrap_err().field, "f.displayName");
+        assert!(NewIdentity::new(
+            "f",
+            None,
+            "x".repeat(100),
+            IdentityMode::Mailbox,
+            NewRelay::default()
+        )
+        .is_ok());
     }
 
     #[test]
     fn mailbox_defaults_to_primary_and_replaces_existing() {
-        let n = NewIdentity {
-            from_address: None,
-            display_name: "Becky".into(),
-            mode: IdentityMode::Mailbox,
-            relay: NewRelay::default(),
-        };
+        let n = new(None, IdentityMode::Mailbox, NewRelay::default()).unwrap();
         let c = add(&rebecca(), vec![n]).unwrap();
         assert!(
             matches!(&c.ops[0], Op::UpsertIdentity { replaces: Some(_), from_address, .. } if from_address.as_str() == "becky@zylker.com")
@@ -284,33 +337,27 @@ mod tests {
     #[test]
     fn mode_rules() {
         let agg = rebecca();
-        let mk = |from: &str, mode| NewIdentity {
-            from_address: Some(addr(from)),
-            display_name: "R".into(),
-            mode,
-            relay: NewRelay::default(),
-        };
         assert!(add(
             &agg,
-            vec![mk("rebecca.alias@zylker.com", IdentityMode::Alias)]
+            vec![plain("rebecca.alias@zylker.com", IdentityMode::Alias)]
         )
         .is_ok());
-        assert!(add(&agg, vec![mk("becky@zylker.com", IdentityMode::Alias)]).is_err());
-        assert!(add(&agg, vec![mk("other@zylker.com", IdentityMode::Mailbox)]).is_err());
+        assert!(add(&agg, vec![plain("becky@zylker.com", IdentityMode::Alias)]).is_err());
+        assert!(add(&agg, vec![plain("other@zylker.com", IdentityMode::Mailbox)]).is_err());
         assert!(add(
             &agg,
-            vec![mk("rebecca@pop.example.com", IdentityMode::ExtMailbox)]
+            vec![plain("rebecca@pop.example.com", IdentityMode::ExtMailbox)]
         )
         .is_ok());
         assert!(add(
             &agg,
-            vec![mk("nobody@example.com", IdentityMode::ExtMailbox)]
+            vec![plain("nobody@example.com", IdentityMode::ExtMailbox)]
         )
         .is_err());
-        assert!(add(&agg, vec![mk("team@zylker.com", IdentityMode::Group)]).is_err());
+        assert!(add(&agg, vec![plain("team@zylker.com", IdentityMode::Group)]).is_err());
         assert!(add(
             &agg,
-            vec![mk("backup@example.com", IdentityMode::BackupAcc)]
+            vec![plain("backup@example.com", IdentityMode::BackupAcc)]
         )
         .is_ok());
         let mut taken = agg.clone();
