@@ -15,12 +15,7 @@ const KEY_FILE: &str = "relay.key";
 /// Opens the store of `--db` or of the data directory (created if needed). The relay key
 /// comes from `MAILPLANE_RELAY_KEY` or the key file in the data directory.
 pub async fn open_store(storage: &StorageArgs, data_dir: &Path) -> Result<Store, String> {
-    std::fs::create_dir_all(data_dir).map_err(|e| {
-        format!(
-            "cannot create the data directory {}: {e}",
-            data_dir.display()
-        )
-    })?;
+    create_private_dir(data_dir)?;
     let key = match std::env::var("MAILPLANE_RELAY_KEY") {
         Ok(hex) => RelayKey::from_hex(&hex).map_err(|e| format!("MAILPLANE_RELAY_KEY: {e}"))?,
         Err(_) => RelayKey::load_or_create(&data_dir.join(KEY_FILE))
@@ -33,6 +28,35 @@ pub async fn open_store(storage: &StorageArgs, data_dir: &Path) -> Result<Store,
     Store::open(location, key)
         .await
         .map_err(|e| format!("cannot open the database: {e}"))
+}
+
+/// Creates the data directory readable by its owner only (it holds the database, the relay
+/// key and possibly tokens). An existing directory is left as the operator made it.
+fn create_private_dir(dir: &Path) -> Result<(), String> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))
+}
+
+/// Writes a file only its owner can read (mode 0600 from the start, not after).
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(contents)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 pub fn data_dir(storage: &StorageArgs) -> PathBuf {

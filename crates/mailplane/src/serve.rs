@@ -6,7 +6,7 @@ use std::io::Write;
 use mailplane_api::AppState;
 use serde_json::json;
 
-use crate::admin::{data_dir, open_store};
+use crate::admin::{data_dir, open_store, write_private};
 use crate::cli::{ServeArgs, StorageArgs};
 
 pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
@@ -31,7 +31,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         let tokens = store.seed_demo().await.map_err(|e| e.to_string())?;
         let file = dir.join("demo-tokens.json");
         let body = json!({ "adminToken": tokens.admin_token, "userToken": tokens.user_token });
-        std::fs::write(&file, body.to_string()).map_err(|e| format!("{}: {e}", file.display()))?;
+        write_private(&file, body.to_string().as_bytes())?;
         println!(
             "demo organization Zylker (zoid 12345678) is ready; tokens are in {}",
             file.display()

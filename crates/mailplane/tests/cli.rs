@@ -377,4 +377,13 @@ async fn default_data_directory_is_created_in_the_working_directory() {
     stdout_json(&out);
     assert!(cwd.path().join("mailplane-data/mailplane.db").exists());
     assert!(cwd.path().join("mailplane-data/relay.key").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(cwd.path().join("mailplane-data"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "the data directory is private");
+    }
 }

@@ -166,6 +166,12 @@ pub(super) fn add(agg: &AccountAggregate, new: Vec<NewIdentity>) -> Result<Chang
         check_address(agg, &field, n.mode, &from)?;
         let relay = n.relay;
         let existing = agg.identities.iter().find(|x| x.from_address == from);
+        if existing.is_some_and(|x| is_protected(agg, x)) && n.mode != IdentityMode::Mailbox {
+            return Err(RuleError::invalid(
+                format!("{field}.mode"),
+                format!("{field}.mode: the mailbox identity of the primary address can only be replaced by another mailbox identity"),
+            ));
+        }
         match existing {
             Some(x) => before.push(identity_view(x)),
             None => added += 1,
@@ -201,6 +207,13 @@ pub(super) fn add(agg: &AccountAggregate, new: Vec<NewIdentity>) -> Result<Chang
     })
 }
 
+/// The identity every hosted account keeps: the mailbox identity of its primary address.
+/// (After `emailupdate` the old primary's mailbox identity is the one that remains, and
+/// the last mailbox identity is kept too: an account never ends up unable to send.)
+fn is_protected(agg: &AccountAggregate, identity: &Identity) -> bool {
+    identity.mode == IdentityMode::Mailbox && Some(&identity.from_address) == agg.primary_address()
+}
+
 pub(super) fn delete(agg: &AccountAggregate, sel: IdentitySelector) -> Result<Change, RuleError> {
     let (field, found) = match &sel {
         IdentitySelector::Id(id) => ("sendMailId", agg.identities.iter().find(|x| x.id == *id)),
@@ -215,12 +228,21 @@ pub(super) fn delete(agg: &AccountAggregate, sel: IdentitySelector) -> Result<Ch
             format!("{field} does not name an identity of this account"),
         ));
     };
-    if identity.mode == IdentityMode::Mailbox
-        && Some(&identity.from_address) == agg.primary_address()
-    {
+    if is_protected(agg, identity) {
         return Err(RuleError::invalid(
             field,
             format!("{field}: the mailbox identity of the primary address cannot be deleted (replace it instead)"),
+        ));
+    }
+    let mailboxes = agg
+        .identities
+        .iter()
+        .filter(|x| x.mode == IdentityMode::Mailbox)
+        .count();
+    if identity.mode == IdentityMode::Mailbox && mailboxes == 1 {
+        return Err(RuleError::invalid(
+            field,
+            format!("{field}: the account's last mailbox identity cannot be deleted"),
         ));
     }
     Ok(Change {
@@ -383,6 +405,23 @@ mod tests {
             .map(|i| extfrom(&format!("x{i}@example.com")))
             .collect();
         assert!(add(&agg, fits).is_ok());
+    }
+
+    #[test]
+    fn primary_mailbox_identity_keeps_its_mode() {
+        let e = add(&rebecca(), vec![extfrom("becky@zylker.com")]).unwrap_err();
+        assert_eq!(e.field, "sendMailDetails[0].mode");
+    }
+
+    #[test]
+    fn last_mailbox_identity_cannot_be_deleted() {
+        // After emailupdate the primary has no identity; the old primary's is the last.
+        let mut agg = rebecca();
+        agg.addresses[0].is_primary = false;
+        agg.addresses[1].is_primary = true;
+        let sel = IdentitySelector::Address(addr("becky@zylker.com"));
+        let e = crate::apply(&agg, AccountCommand::DeleteSendMailDetails(sel)).unwrap_err();
+        assert!(e.message.contains("last mailbox identity"), "{}", e.message);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 -- mailplane schema, version 1 (SQLite).
--- Ids come from AUTOINCREMENT counters; the rows seeded into sqlite_sequence at the end
--- give new ids the width of Zoho's (8-digit zoid/zuid, 19-digit accountId), while
--- staying below 2^53 where the wire sends them as JSON numbers.
+-- Ids come from AUTOINCREMENT counters: one past the largest id used so far. The rows
+-- seeded into sqlite_sequence at the end give a fresh database ids of Zoho's width
+-- (8-digit zoid and zuid, 19-digit accountId), with zoid and zuid below 2^53 since the
+-- wire sends them as JSON numbers. (The demo inserts its own larger ids; new ones follow.)
 
 CREATE TABLE orgs (
     zoid        INTEGER PRIMARY KEY AUTOINCREMENT,
