@@ -38,6 +38,8 @@ pub enum ApiError {
     Conflict(String),
     TooLarge,
     MethodNotAllowed,
+    /// The database cannot be reached; the request may be retried. The cause is logged.
+    Unavailable(String),
     /// Something broke on our side. The cause is logged, never sent.
     Internal(String),
 }
@@ -133,6 +135,12 @@ impl ApiError {
                 "METHOD_NOT_ALLOWED",
                 "this URL does not accept this HTTP method".into(),
             ),
+            Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                "DATABASE_UNAVAILABLE",
+                "the database cannot be reached right now; try again shortly".into(),
+            ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Internal Error",
@@ -145,9 +153,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            // The request span carries the request id.
-            tracing::error!(%cause, "internal error");
+        // The request span carries the request id.
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            _ => {}
         }
         let (status, description, code, more) = self.parts();
         let body = json!({
@@ -160,7 +170,10 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use mailplane_domain::{EmailAddress, ScopeSet, Zuid};
-use mailplane_store::{secrets, Location, ProvisionError, RelayKey, Store};
+use mailplane_store::{secrets, DbOptions, Location, ProvisionError, RelayKey, Store};
 use serde_json::json;
 
 use crate::cli::{BootstrapArgs, IssueArgs, RevokeArgs, StorageArgs};
@@ -25,7 +25,11 @@ pub async fn open_store(storage: &StorageArgs, data_dir: &Path) -> Result<Store,
         Some(url) => Location::parse_url(url).map_err(|e| e.to_string())?,
         None => Location::SqliteFile(data_dir.join(DB_FILE)),
     };
-    Store::open(location, key)
+    let options = DbOptions {
+        pool_size: storage.db_pool_size,
+        timeout: std::time::Duration::from_millis(storage.db_timeout_ms.max(1)),
+    };
+    Store::open(location, key, options)
         .await
         .map_err(|e| format!("cannot open the database: {e}"))
 }
@@ -120,6 +124,13 @@ pub async fn issue_token(storage: StorageArgs, args: IssueArgs) -> Result<(), St
         "{}",
         json!({ "accessToken": token, "scope": scopes.to_string(), "expiresIn": args.expires_in })
     );
+    Ok(())
+}
+
+/// Opening the store creates and migrates the schema; that is all `migrate` does.
+pub async fn migrate(storage: StorageArgs) -> Result<(), String> {
+    open_store(&storage, &data_dir(&storage)).await?;
+    println!("{}", json!({ "migrated": true }));
     Ok(())
 }
 

@@ -24,9 +24,26 @@ pub struct StorageArgs {
     /// [default: ./mailplane-data]
     #[arg(long, global = true, env = "MAILPLANE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL instead of the SQLite file in the data directory (sqlite:PATH)
-    #[arg(long, global = true, env = "MAILPLANE_DB")]
+    /// Database URL instead of the SQLite file in the data directory: sqlite:PATH or
+    /// postgres://USER@HOST[:PORT]/DBNAME
+    #[arg(long, global = true, env = "MAILPLANE_DB", hide_env_values = true)]
     pub db: Option<String>,
+    /// Most connections to a database server (PostgreSQL) per node
+    #[arg(
+        long,
+        global = true,
+        env = "MAILPLANE_DB_POOL_SIZE",
+        default_value_t = 16
+    )]
+    pub db_pool_size: usize,
+    /// Longest wait for a database server, in milliseconds, before a request is answered 503
+    #[arg(
+        long,
+        global = true,
+        env = "MAILPLANE_DB_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub db_timeout_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -38,6 +55,8 @@ pub enum Command {
     /// Issue or revoke access tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Create or migrate the database schema, then exit
+    Migrate,
 }
 
 #[derive(Args)]

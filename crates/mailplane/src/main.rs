@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             cli::Command::Token(cli::TokenCommand::Revoke(args)) => {
                 admin::revoke_token(cli.storage, args).await
             }
+            cli::Command::Migrate => admin::migrate(cli.storage).await,
         }
     });
     match result {

@@ -5,7 +5,9 @@
 //! Every write runs the whole load → rule → persist → audit sequence in one transaction.
 
 mod access;
+mod demo;
 mod model;
+mod postgres;
 pub mod relay_key;
 pub mod secrets;
 mod sqlite;
@@ -18,6 +20,7 @@ pub use access::{Denied, Grant, Principal};
 pub use model::{
     AccountView, Bootstrapped, DemoTokens, NewUser, OrgView, RelayPassword, RequestMeta, UserRef,
 };
+pub use postgres::{PgOptions, PgStore};
 pub use relay_key::RelayKey;
 pub use sqlite::SqliteStore;
 
@@ -36,6 +39,12 @@ pub enum StoreError {
     Corrupt(String),
     #[error("background task failed: {0}")]
     Task(String),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(tokio_postgres::Error),
+    /// The database cannot be reached (503 to clients): no connection within the
+    /// configured time, or the connection was lost.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Why a write was not made.
@@ -79,6 +88,7 @@ impl From<rusqlite::Error> for ProvisionError {
 #[derive(Debug, Clone)]
 pub enum Location {
     SqliteFile(PathBuf),
+    Postgres(String),
 }
 
 impl Location {
@@ -97,13 +107,12 @@ impl Location {
             return Ok(Location::SqliteFile(PathBuf::from(path)));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(StoreError::Config(
-                "PostgreSQL is not supported by this build yet; use sqlite:PATH".into(),
-            ));
+            return Ok(Location::Postgres(url.to_string()));
         }
-        Err(StoreError::Config(format!(
-            "{url}: expected a URL such as sqlite:/path/to/mailplane.db"
-        )))
+        // The URL is not repeated: it may carry a password.
+        Err(StoreError::Config(
+            "expected a database URL such as sqlite:/path/to/mailplane.db or postgres://user@host/dbname".into(),
+        ))
     }
 }
 
@@ -111,13 +120,43 @@ impl Location {
 #[derive(Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// Settings that apply to a database server (PostgreSQL); SQLite needs none.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub pool_size: usize,
+    /// The longest a request waits for the database before it is answered 503.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 16,
+            timeout: std::time::Duration::from_secs(5),
+        }
+    }
 }
 
 impl Store {
     /// Opens (creating and migrating) the database.
-    pub async fn open(location: Location, key: RelayKey) -> Result<Store, StoreError> {
+    pub async fn open(
+        location: Location,
+        key: RelayKey,
+        options: DbOptions,
+    ) -> Result<Store, StoreError> {
         match location {
             Location::SqliteFile(path) => Ok(Store::Sqlite(SqliteStore::open(path, key).await?)),
+            Location::Postgres(url) => {
+                let opts = PgOptions {
+                    url,
+                    pool_size: options.pool_size,
+                    timeout: options.timeout,
+                };
+                Ok(Store::Postgres(PgStore::open(opts, key).await?))
+            }
         }
     }
 
@@ -125,6 +164,7 @@ impl Store {
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
         match self {
             Store::Sqlite(s) => s.authenticate(token).await,
+            Store::Postgres(s) => s.authenticate(token).await,
         }
     }
 
@@ -144,6 +184,10 @@ impl Store {
                 s.apply(grant, meta, zoid_in_url, account, body_zuid, cmd)
                     .await
             }
+            Store::Postgres(s) => {
+                s.apply(grant, meta, zoid_in_url, account, body_zuid, cmd)
+                    .await
+            }
         }
     }
 
@@ -155,6 +199,7 @@ impl Store {
     ) -> Result<Option<AccountView>, StoreError> {
         match self {
             Store::Sqlite(s) => s.account(grant, account).await,
+            Store::Postgres(s) => s.account(grant, account).await,
         }
     }
 
@@ -162,6 +207,7 @@ impl Store {
     pub async fn own_accounts(&self, grant: &Grant) -> Result<Vec<AccountView>, StoreError> {
         match self {
             Store::Sqlite(s) => s.own_accounts(grant).await,
+            Store::Postgres(s) => s.own_accounts(grant).await,
         }
     }
 
@@ -172,6 +218,7 @@ impl Store {
     ) -> Result<Option<OrgView>, StoreError> {
         match self {
             Store::Sqlite(s) => s.organization(grant, zoid).await,
+            Store::Postgres(s) => s.organization(grant, zoid).await,
         }
     }
 
@@ -185,6 +232,7 @@ impl Store {
     ) -> Result<Option<Vec<AccountView>>, StoreError> {
         match self {
             Store::Sqlite(s) => s.org_accounts(grant, zoid, start, limit).await,
+            Store::Postgres(s) => s.org_accounts(grant, zoid, start, limit).await,
         }
     }
 
@@ -197,6 +245,7 @@ impl Store {
     ) -> Result<Option<AccountView>, StoreError> {
         match self {
             Store::Sqlite(s) => s.org_user_account(grant, zoid, user).await,
+            Store::Postgres(s) => s.org_user_account(grant, zoid, user).await,
         }
     }
 
@@ -209,6 +258,7 @@ impl Store {
     ) -> Result<AccountView, WriteError> {
         match self {
             Store::Sqlite(s) => s.create_user(grant, meta, zoid, user).await,
+            Store::Postgres(s) => s.create_user(grant, meta, zoid, user).await,
         }
     }
 
@@ -222,6 +272,7 @@ impl Store {
     ) -> Result<(), WriteError> {
         match self {
             Store::Sqlite(s) => s.delete_users(grant, meta, zoid, users).await,
+            Store::Postgres(s) => s.delete_users(grant, meta, zoid, users).await,
         }
     }
 
@@ -238,6 +289,10 @@ impl Store {
                 s.bootstrap(org_name, domain, admin_email, admin_password_hash)
                     .await
             }
+            Store::Postgres(s) => {
+                s.bootstrap(org_name, domain, admin_email, admin_password_hash)
+                    .await
+            }
         }
     }
 
@@ -245,6 +300,7 @@ impl Store {
     pub async fn seed_demo(&self) -> Result<DemoTokens, ProvisionError> {
         match self {
             Store::Sqlite(s) => s.seed_demo().await,
+            Store::Postgres(s) => s.seed_demo().await,
         }
     }
 
@@ -257,6 +313,7 @@ impl Store {
     ) -> Result<String, ProvisionError> {
         match self {
             Store::Sqlite(s) => s.issue_token(zuid, scopes, expires_in_secs).await,
+            Store::Postgres(s) => s.issue_token(zuid, scopes, expires_in_secs).await,
         }
     }
 
@@ -264,6 +321,7 @@ impl Store {
     pub async fn revoke_token(&self, token: &str) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(s) => s.revoke_token(token).await,
+            Store::Postgres(s) => s.revoke_token(token).await,
         }
     }
 }

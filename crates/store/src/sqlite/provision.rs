@@ -215,52 +215,41 @@ pub(super) fn bootstrap(
     })
 }
 
-/// The ids of the seed samples (contract §9).
-const DEMO_ZOID: u64 = 12345678;
-const DEMO_REBECCA_ZUID: u64 = 11111111;
-const DEMO_REBECCA_ACCOUNT: u64 = 2560636000000008002;
-const DEMO_POP_ACCOUNT: u64 = 5111110000000008001;
-const DEMO_IMAP_ACCOUNT: u64 = 5111110000000009001;
-
 pub(super) fn seed_demo(tx: &Transaction<'_>) -> Result<DemoTokens, ProvisionError> {
+    use crate::demo::*;
     let orgs: i64 = tx.query_row("SELECT COUNT(*) FROM orgs", [], |r| r.get(0))?;
     if orgs > 0 {
         return Err(ProvisionError::Refused(
             "--demo needs an empty data directory, and this one already holds data".into(),
         ));
     }
-    // The constants are valid; a failure here would be a bug, reported rather than panicked.
-    let bug = |what: &str| StoreError::Corrupt(format!("demo constant {what}"));
-    let email = |s: &str| EmailAddress::parse(s).map_err(|_| bug(s));
-    let zoid = insert_org(
+    let d = Demo::new()?;
+    let zoid = insert_org(tx, Some(d.zoid), ORG_NAME, DOMAIN)?;
+    let (admin_zuid, _) = insert_user(tx, zoid, None, &d.admin).map_err(provision_err)?;
+    insert_user(
         tx,
-        Some(Zoid::new(DEMO_ZOID).map_err(|_| bug("zoid"))?),
-        "Zylker",
-        "zylker.com",
-    )?;
-    let mut admin = NewUser::minimal(email("admin@zylker.com")?, Role::SuperAdmin);
-    admin.first_name = "Zylker".into();
-    admin.last_name = "Admin".into();
-    let (admin_zuid, _) = insert_user(tx, zoid, None, &admin).map_err(provision_err)?;
-    let mut rebecca = NewUser::minimal(email("becky@zylker.com")?, Role::Member);
-    rebecca.first_name = "Rebecca".into();
-    rebecca.display_name = Some("Rebecca".into());
-    let zuid = Zuid::new(DEMO_REBECCA_ZUID).map_err(|_| bug("zuid"))?;
-    let account = AccountId::new(DEMO_REBECCA_ACCOUNT).map_err(|_| bug("account"))?;
-    insert_user(tx, zoid, Some((zuid, account)), &rebecca).map_err(provision_err)?;
-    let pop = AccountId::new(DEMO_POP_ACCOUNT).map_err(|_| bug("pop account"))?;
-    let imap = AccountId::new(DEMO_IMAP_ACCOUNT).map_err(|_| bug("imap account"))?;
-    insert_external_account(tx, zuid, pop, AccountKind::Pop, "rebecca@pop.example.net")?;
+        zoid,
+        Some((d.rebecca_zuid, d.rebecca_account)),
+        &d.rebecca,
+    )
+    .map_err(provision_err)?;
     insert_external_account(
         tx,
-        zuid,
-        imap,
+        d.rebecca_zuid,
+        d.pop_account,
+        AccountKind::Pop,
+        POP_ADDRESS,
+    )?;
+    insert_external_account(
+        tx,
+        d.rebecca_zuid,
+        d.imap_account,
         AccountKind::Imap,
-        "rebecca@imap.example.net",
+        IMAP_ADDRESS,
     )?;
     Ok(DemoTokens {
         admin_token: issue_token(tx, admin_zuid, &ScopeSet::everything(), None)?,
-        user_token: issue_token(tx, zuid, &ScopeSet::user_all(), None)?,
+        user_token: issue_token(tx, d.rebecca_zuid, &ScopeSet::user_all(), None)?,
     })
 }
 

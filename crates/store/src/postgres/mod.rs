@@ -1,0 +1,454 @@
+//! The PostgreSQL backend: for several stateless nodes on one database.
+//!
+//! Nothing here holds state another node needs: ids come from database sequences, every
+//! read goes to the database (no cache), and the write path serializes changes of one
+//! user's accounts with a row lock on the user (`SELECT … FOR UPDATE`), which every node
+//! honours. A transaction that loses a serialization or deadlock race is retried; a
+//! database that cannot be reached within the configured time is reported as
+//! [`StoreError::Unavailable`] (503), never a hang.
+
+mod provision;
+mod read;
+mod write;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction,
+};
+use mailplane_domain::{AccountCommand, AccountId, EmailAddress, ScopeSet, Zoid, Zuid};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::{
+    AccountView, Bootstrapped, DemoTokens, Grant, NewUser, OrgView, Principal, ProvisionError,
+    RelayKey, RequestMeta, StoreError, UserRef, WriteError,
+};
+
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+/// Any constant shared by all nodes: the advisory lock that makes one node migrate at a time.
+const MIGRATION_LOCK: i64 = 0x6d61_696c_706c_616e;
+/// How often a transaction that lost a serialization or deadlock race is tried again.
+const MAX_ATTEMPTS: usize = 8;
+
+/// The future of one unit of work on a connection or transaction. Boxed with an explicit
+/// `Send`, so the handlers that await it stay `Send` (closures returning plain async
+/// blocks over borrowed transactions do not prove that to the compiler).
+type DbFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Connection settings of the PostgreSQL backend.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    pub url: String,
+    pub pool_size: usize,
+    /// The longest a request waits for the database (a connection, then its statements).
+    pub timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    key: RelayKey,
+    timeout: Duration,
+}
+
+/// Maps a driver error: a lost connection means the database is unavailable (503);
+/// anything else is a database error (500).
+pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.is_closed() || io {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Postgres(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        pg_error(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for WriteError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        WriteError::Store(pg_error(e))
+    }
+}
+
+impl From<tokio_postgres::Error> for ProvisionError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ProvisionError::Store(pg_error(e))
+    }
+}
+
+/// Whether a failed transaction may simply be run again.
+fn is_retryable(e: &StoreError) -> bool {
+    use tokio_postgres::error::SqlState;
+    matches!(e, StoreError::Postgres(pe) if pe.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+        || pe.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED))
+}
+
+/// The store error inside a write path's error, if any.
+pub(crate) trait HasStoreError {
+    fn store_error(&self) -> Option<&StoreError>;
+}
+
+impl HasStoreError for StoreError {
+    fn store_error(&self) -> Option<&StoreError> {
+        Some(self)
+    }
+}
+impl HasStoreError for WriteError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            WriteError::Store(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+impl HasStoreError for ProvisionError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            ProvisionError::Store(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Prepared (and cached per connection) statements: one round trip per query after the
+/// first use on a connection.
+pub(crate) async fn rows<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let stmt = c.prepare_cached(sql).await?;
+    c.query(&stmt, params).await
+}
+
+pub(crate) async fn row_opt<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<Row>, tokio_postgres::Error> {
+    let stmt = c.prepare_cached(sql).await?;
+    c.query_opt(&stmt, params).await
+}
+
+pub(crate) async fn one<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Row, tokio_postgres::Error> {
+    let stmt = c.prepare_cached(sql).await?;
+    c.query_one(&stmt, params).await
+}
+
+pub(crate) async fn exec<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    let stmt = c.prepare_cached(sql).await?;
+    c.execute(&stmt, params).await
+}
+
+impl PgStore {
+    pub async fn open(opts: PgOptions, key: RelayKey) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = opts
+            .url
+            .parse()
+            .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(opts.timeout);
+        }
+        config.application_name("mailplane");
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(opts.pool_size.max(1))
+            .wait_timeout(Some(opts.timeout))
+            .create_timeout(Some(opts.timeout))
+            .recycle_timeout(Some(opts.timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Config(format!("PostgreSQL pool: {e}")))?;
+        let store = PgStore {
+            pool,
+            key,
+            timeout: opts.timeout,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)")
+            .await?;
+        let current: i32 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .await?
+            .get(0);
+        if current as usize > MIGRATIONS.len() {
+            return Err(StoreError::Config(format!(
+                "the database has schema version {current}, newer than this build knows ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            tracing::info!(version = i + 1, "applying PostgreSQL migration");
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
+                &[&((i + 1) as i32), &crate::now_ms()],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    /// Bounds a database operation by the configured timeout.
+    async fn bounded<T, E: From<StoreError>>(
+        &self,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable("the database did not answer in time".into()).into())
+            })
+    }
+
+    /// Runs `f` in a transaction and commits it, trying again when PostgreSQL reports a
+    /// serialization failure or a deadlock (a lost race, not an error of the request).
+    async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<StoreError> + HasStoreError,
+        F: for<'a, 'b> Fn(&'a Transaction<'b>, &'a RelayKey) -> DbFuture<'a, Result<T, E>>,
+    {
+        let mut attempt = 1;
+        loop {
+            let outcome = self
+                .bounded(async {
+                    let mut client = self.client().await?;
+                    let tx = client.transaction().await.map_err(StoreError::from)?;
+                    let value = f(&tx, &self.key).await?;
+                    tx.commit().await.map_err(StoreError::from)?;
+                    Ok::<T, E>(value)
+                })
+                .await;
+            match outcome {
+                Err(e) if attempt < MAX_ATTEMPTS && e.store_error().is_some_and(is_retryable) => {
+                    attempt += 1;
+                    tracing::debug!(attempt, "retrying a transaction that lost a race");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: for<'a> FnOnce(&'a deadpool_postgres::Object) -> DbFuture<'a, Result<T, StoreError>>,
+    {
+        self.bounded(async {
+            let client = self.client().await?;
+            f(&client).await
+        })
+        .await
+    }
+
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+        let digest = crate::secrets::token_digest(token);
+        self.read(move |c| Box::pin(async move { provision::authenticate(c, &digest).await }))
+            .await
+    }
+
+    pub async fn apply(
+        &self,
+        grant: &Grant,
+        meta: &RequestMeta,
+        zoid_in_url: Option<Zoid>,
+        account: AccountId,
+        body_zuid: Option<Zuid>,
+        cmd: AccountCommand,
+    ) -> Result<AccountView, WriteError> {
+        self.write(|tx, key| {
+            let (grant, meta, cmd) = (grant.clone(), meta.clone(), cmd.clone());
+            Box::pin(async move {
+                write::apply(tx, key, &grant, &meta, zoid_in_url, account, body_zuid, cmd).await
+            })
+        })
+        .await
+    }
+
+    pub async fn account(
+        &self,
+        grant: &Grant,
+        account: AccountId,
+    ) -> Result<Option<AccountView>, StoreError> {
+        let grant = grant.clone();
+        self.read(move |c| {
+            Box::pin(async move {
+                Ok(read::account_view(c, account)
+                    .await?
+                    .filter(|v| grant.reaches_account(v.zuid, v.zoid)))
+            })
+        })
+        .await
+    }
+
+    pub async fn own_accounts(&self, grant: &Grant) -> Result<Vec<AccountView>, StoreError> {
+        let zuid = grant.actor.zuid;
+        self.read(move |c| Box::pin(read::user_account_views(c, zuid)))
+            .await
+    }
+
+    pub async fn organization(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+    ) -> Result<Option<OrgView>, StoreError> {
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
+        }
+        self.read(move |c| Box::pin(read::org_view(c, zoid))).await
+    }
+
+    pub async fn org_accounts(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+        start: u32,
+        limit: u32,
+    ) -> Result<Option<Vec<AccountView>>, StoreError> {
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
+        }
+        self.read(move |c| {
+            Box::pin(async move {
+                read::org_account_views(c, zoid, start, limit)
+                    .await
+                    .map(Some)
+            })
+        })
+        .await
+    }
+
+    pub async fn org_user_account(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+        user: UserRef,
+    ) -> Result<Option<AccountView>, StoreError> {
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
+        }
+        self.read(move |c| {
+            Box::pin(async move {
+                let Some(zuid) = read::resolve_user(c, zoid, &user).await? else {
+                    return Ok(None);
+                };
+                read::hosted_account_of(c, zuid).await
+            })
+        })
+        .await
+    }
+
+    pub async fn create_user(
+        &self,
+        grant: &Grant,
+        meta: &RequestMeta,
+        zoid: Zoid,
+        user: NewUser,
+    ) -> Result<AccountView, WriteError> {
+        self.write(|tx, _| {
+            let (grant, meta, user) = (grant.clone(), meta.clone(), user.clone());
+            Box::pin(
+                async move { provision::create_user_via_api(tx, &grant, &meta, zoid, &user).await },
+            )
+        })
+        .await
+    }
+
+    pub async fn delete_users(
+        &self,
+        grant: &Grant,
+        meta: &RequestMeta,
+        zoid: Zoid,
+        users: Vec<UserRef>,
+    ) -> Result<(), WriteError> {
+        self.write(|tx, _| {
+            let (grant, meta, users) = (grant.clone(), meta.clone(), users.clone());
+            Box::pin(async move { provision::delete_users(tx, &grant, &meta, zoid, &users).await })
+        })
+        .await
+    }
+
+    pub async fn bootstrap(
+        &self,
+        org_name: &str,
+        domain: &str,
+        admin_email: EmailAddress,
+        admin_password_hash: Option<String>,
+    ) -> Result<Bootstrapped, ProvisionError> {
+        self.write(|tx, _| {
+            let (org_name, domain) = (org_name.to_string(), domain.to_string());
+            let (admin, hash) = (admin_email.clone(), admin_password_hash.clone());
+            Box::pin(
+                async move { provision::bootstrap(tx, &org_name, &domain, &admin, hash).await },
+            )
+        })
+        .await
+    }
+
+    pub async fn seed_demo(&self) -> Result<DemoTokens, ProvisionError> {
+        self.write(|tx, _| Box::pin(provision::seed_demo(tx))).await
+    }
+
+    pub async fn issue_token(
+        &self,
+        zuid: Zuid,
+        scopes: ScopeSet,
+        expires_in_secs: Option<u64>,
+    ) -> Result<String, ProvisionError> {
+        self.write(|tx, _| {
+            let scopes = scopes.clone();
+            Box::pin(
+                async move { provision::issue_token(tx, zuid, &scopes, expires_in_secs).await },
+            )
+        })
+        .await
+    }
+
+    pub async fn revoke_token(&self, token: &str) -> Result<bool, StoreError> {
+        let digest = crate::secrets::token_digest(token);
+        self.write(|tx, _| {
+            let digest = digest.clone();
+            Box::pin(async move { provision::revoke_token(tx, &digest).await })
+        })
+        .await
+    }
+}

@@ -1,0 +1,418 @@
+//! Organizations, users and tokens on PostgreSQL.
+
+use deadpool_postgres::{GenericClient, Transaction};
+use mailplane_domain::{
+    AccountId, AccountKind, EmailAddress, IdentityMode, Role, RuleError, ScopeSet, Zoid, Zuid,
+};
+use serde_json::json;
+
+use super::{exec, one, read, row_opt, write};
+use crate::secrets::{new_access_token, token_digest};
+use crate::{
+    now_ms, AccountView, Bootstrapped, DemoTokens, Grant, NewUser, Principal, ProvisionError,
+    RequestMeta, StoreError, UserRef, WriteError,
+};
+
+pub(super) async fn authenticate<C: GenericClient>(
+    c: &C,
+    digest: &str,
+) -> Result<Option<Principal>, StoreError> {
+    let row = row_opt(
+        c,
+        "SELECT t.token_id, t.zuid, t.scopes, t.expires_ms, t.revoked_ms, u.zoid, u.role \
+         FROM tokens t JOIN users u ON u.zuid = t.zuid WHERE t.digest = $1",
+        &[&digest],
+    )
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let (expires_ms, revoked_ms): (Option<i64>, Option<i64>) = (r.try_get(3)?, r.try_get(4)?);
+    if revoked_ms.is_some() || expires_ms.is_some_and(|e| e <= now_ms()) {
+        return Ok(None);
+    }
+    Ok(Some(Principal {
+        token_id: r.try_get(0)?,
+        zuid: Zuid::from_db(r.try_get(1)?),
+        zoid: Zoid::from_db(r.try_get(5)?),
+        role: read::role(r.try_get(6)?)?,
+        scopes: ScopeSet::parse_list(r.try_get(2)?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    }))
+}
+
+pub(super) async fn issue_token(
+    tx: &Transaction<'_>,
+    zuid: Zuid,
+    scopes: &ScopeSet,
+    expires_in_secs: Option<u64>,
+) -> Result<String, ProvisionError> {
+    if row_opt(tx, "SELECT 1 FROM users WHERE zuid = $1", &[&zuid.as_i64()])
+        .await?
+        .is_none()
+    {
+        return Err(ProvisionError::Refused(format!("no user has zuid {zuid}")));
+    }
+    let token = new_access_token();
+    let now = now_ms();
+    let expires = expires_in_secs.map(|s| now.saturating_add((s as i64).saturating_mul(1000)));
+    exec(
+        tx,
+        "INSERT INTO tokens (digest, zuid, scopes, created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5)",
+        &[&token_digest(&token), &zuid.as_i64(), &scopes.to_string(), &now, &expires],
+    )
+    .await?;
+    Ok(token)
+}
+
+pub(super) async fn revoke_token(tx: &Transaction<'_>, digest: &str) -> Result<bool, StoreError> {
+    let n = exec(
+        tx,
+        "UPDATE tokens SET revoked_ms = $1 WHERE digest = $2 AND revoked_ms IS NULL",
+        &[&now_ms(), &digest],
+    )
+    .await?;
+    Ok(n > 0)
+}
+
+async fn insert_org(
+    tx: &Transaction<'_>,
+    zoid: Option<Zoid>,
+    name: &str,
+    domain: &str,
+) -> Result<Zoid, ProvisionError> {
+    let refused = || {
+        ProvisionError::Refused(format!(
+            "the domain {domain} already belongs to an organization"
+        ))
+    };
+    if row_opt(tx, "SELECT 1 FROM domains WHERE name = $1", &[&domain])
+        .await?
+        .is_some()
+    {
+        return Err(refused());
+    }
+    let r = one(
+        tx,
+        "INSERT INTO orgs (zoid, name, created_ms) VALUES (COALESCE($1, nextval('orgs_zoid_seq')), $2, $3) RETURNING zoid",
+        &[&zoid.map(Zoid::as_i64), &name, &now_ms()],
+    )
+    .await?;
+    let zoid = Zoid::from_db(r.try_get(0)?);
+    // Another node may have claimed the domain since the check: the key decides.
+    exec(
+        tx,
+        "INSERT INTO domains (name, zoid, is_primary) VALUES ($1, $2, TRUE)",
+        &[&domain, &zoid.as_i64()],
+    )
+    .await
+    .map_err(|e| {
+        if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+            refused()
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(zoid)
+}
+
+fn default_display_name(u: &NewUser) -> String {
+    let full = format!("{} {}", u.first_name, u.last_name)
+        .trim()
+        .to_string();
+    if full.is_empty() {
+        u.primary_email.local_part().to_string()
+    } else {
+        full
+    }
+}
+
+/// Inserts a user with its hosted account, primary address and mailbox identity.
+async fn insert_user(
+    tx: &Transaction<'_>,
+    zoid: Zoid,
+    ids: Option<(Zuid, AccountId)>,
+    u: &NewUser,
+) -> Result<(Zuid, AccountId), WriteError> {
+    let display = u
+        .display_name
+        .clone()
+        .unwrap_or_else(|| default_display_name(u));
+    let now = now_ms();
+    let conflict = || -> WriteError {
+        RuleError::conflict(
+            "primaryEmailAddress",
+            format!(
+                "primaryEmailAddress {} already belongs to another account",
+                u.primary_email
+            ),
+        )
+        .into()
+    };
+    if row_opt(
+        tx,
+        "SELECT 1 FROM addresses WHERE address = $1",
+        &[&u.primary_email.as_str()],
+    )
+    .await?
+    .is_some()
+    {
+        return Err(conflict());
+    }
+    let r = one(
+        tx,
+        "INSERT INTO users (zuid, zoid, role, first_name, last_name, display_name, password_hash, country, language, time_zone, created_ms) \
+         VALUES (COALESCE($1, nextval('users_zuid_seq')), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING zuid",
+        &[&ids.map(|i| i.0.as_i64()), &zoid.as_i64(), &u.role.as_str(), &u.first_name, &u.last_name, &display, &u.password_hash, &u.country, &u.language, &u.time_zone, &now],
+    )
+    .await?;
+    let zuid = Zuid::from_db(r.try_get(0)?);
+    let r = one(
+        tx,
+        "INSERT INTO accounts (account_id, zuid, kind, sequence, created_ms) \
+         VALUES (COALESCE($1, nextval('accounts_id_seq')), $2, 'ZOHO_ACCOUNT', 1, $3) RETURNING account_id",
+        &[&ids.map(|i| i.1.as_i64()), &zuid.as_i64(), &now],
+    )
+    .await?;
+    let account = AccountId::from_db(r.try_get(0)?);
+    exec(
+        tx,
+        "INSERT INTO addresses (address, account_id, is_primary) VALUES ($1, $2, TRUE)",
+        &[&u.primary_email.as_str(), &account.as_i64()],
+    )
+    .await
+    .map_err(|e| write::address_conflict(e, "primaryEmailAddress", &u.primary_email))?;
+    exec(
+        tx,
+        "INSERT INTO identities (account_id, from_address, display_name, mode, created_ms) VALUES ($1, $2, $3, $4, $5)",
+        &[&account.as_i64(), &u.primary_email.as_str(), &display, &IdentityMode::Mailbox.as_str(), &now],
+    )
+    .await?;
+    Ok((zuid, account))
+}
+
+async fn insert_external_account(
+    tx: &Transaction<'_>,
+    zuid: Zuid,
+    id: AccountId,
+    kind: AccountKind,
+    address: &str,
+) -> Result<(), StoreError> {
+    exec(
+        tx,
+        "INSERT INTO accounts (account_id, zuid, kind, sequence, external_address, created_ms) \
+         VALUES ($1, $2, $3, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM accounts WHERE zuid = $2), $4, $5)",
+        &[&id.as_i64(), &zuid.as_i64(), &kind.as_str(), &address, &now_ms()],
+    )
+    .await?;
+    Ok(())
+}
+
+fn provision_err(e: WriteError) -> ProvisionError {
+    match e {
+        WriteError::Store(s) => ProvisionError::Store(s),
+        other => ProvisionError::Refused(other.to_string()),
+    }
+}
+
+pub(super) async fn bootstrap(
+    tx: &Transaction<'_>,
+    org_name: &str,
+    domain: &str,
+    admin: &EmailAddress,
+    password_hash: Option<String>,
+) -> Result<Bootstrapped, ProvisionError> {
+    if admin.domain() != domain {
+        return Err(ProvisionError::Refused(format!(
+            "the admin address {admin} is not in the domain {domain}"
+        )));
+    }
+    let zoid = insert_org(tx, None, org_name, domain).await?;
+    let mut user = NewUser::minimal(admin.clone(), Role::SuperAdmin);
+    user.password_hash = password_hash;
+    let (zuid, account_id) = insert_user(tx, zoid, None, &user)
+        .await
+        .map_err(provision_err)?;
+    let access_token = issue_token(tx, zuid, &ScopeSet::everything(), None).await?;
+    Ok(Bootstrapped {
+        zoid,
+        zuid,
+        account_id,
+        access_token,
+    })
+}
+
+pub(super) async fn seed_demo(tx: &Transaction<'_>) -> Result<DemoTokens, ProvisionError> {
+    use crate::demo::*;
+    let orgs: i64 = one(tx, "SELECT COUNT(*) FROM orgs", &[])
+        .await?
+        .try_get(0)?;
+    if orgs > 0 {
+        return Err(ProvisionError::Refused(
+            "--demo needs an empty database, and this one already holds data".into(),
+        ));
+    }
+    let d = Demo::new()?;
+    let zoid = insert_org(tx, Some(d.zoid), ORG_NAME, DOMAIN).await?;
+    let (admin_zuid, _) = insert_user(tx, zoid, None, &d.admin)
+        .await
+        .map_err(provision_err)?;
+    insert_user(
+        tx,
+        zoid,
+        Some((d.rebecca_zuid, d.rebecca_account)),
+        &d.rebecca,
+    )
+    .await
+    .map_err(provision_err)?;
+    insert_external_account(
+        tx,
+        d.rebecca_zuid,
+        d.pop_account,
+        AccountKind::Pop,
+        POP_ADDRESS,
+    )
+    .await?;
+    insert_external_account(
+        tx,
+        d.rebecca_zuid,
+        d.imap_account,
+        AccountKind::Imap,
+        IMAP_ADDRESS,
+    )
+    .await?;
+    Ok(DemoTokens {
+        admin_token: issue_token(tx, admin_zuid, &ScopeSet::everything(), None).await?,
+        user_token: issue_token(tx, d.rebecca_zuid, &ScopeSet::user_all(), None).await?,
+    })
+}
+
+pub(super) async fn create_user_via_api(
+    tx: &Transaction<'_>,
+    grant: &Grant,
+    meta: &RequestMeta,
+    zoid: Zoid,
+    user: &NewUser,
+) -> Result<AccountView, WriteError> {
+    if !grant.reaches_org(zoid) {
+        return Err(WriteError::NotFound(format!(
+            "organization {zoid} was not found"
+        )));
+    }
+    if user.role.is_admin() && grant.actor.role != Role::SuperAdmin {
+        return Err(WriteError::Forbidden(
+            "only a super admin may create admins".into(),
+        ));
+    }
+    let domains = read::org_domains(tx, zoid).await?;
+    if !domains.iter().any(|d| d == user.primary_email.domain()) {
+        return Err(RuleError::invalid(
+            "primaryEmailAddress",
+            format!(
+                "primaryEmailAddress must be in one of the organization's domains ({})",
+                domains.join(", ")
+            ),
+        )
+        .into());
+    }
+    let (zuid, account) = insert_user(tx, zoid, None, user).await?;
+    let after = json!({
+        "zuid": zuid.get(), "accountId": account.to_string(), "primaryEmailAddress": user.primary_email.as_str(),
+        "role": user.role.as_str(),
+    });
+    write::audit(
+        tx,
+        grant,
+        meta,
+        zoid,
+        Some(zuid),
+        Some(account),
+        "createUser",
+        &json!({}),
+        &after,
+    )
+    .await?;
+    read::account_view(tx, account)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("new account vanished".into()).into())
+}
+
+pub(super) async fn delete_users(
+    tx: &Transaction<'_>,
+    grant: &Grant,
+    meta: &RequestMeta,
+    zoid: Zoid,
+    users: &[UserRef],
+) -> Result<(), WriteError> {
+    if !grant.reaches_org(zoid) {
+        return Err(WriteError::NotFound(format!(
+            "organization {zoid} was not found"
+        )));
+    }
+    // The organization's super admins are counted under a lock, so two concurrent
+    // removals cannot each leave the other to be the last.
+    exec(
+        tx,
+        "SELECT 1 FROM orgs WHERE zoid = $1 FOR UPDATE",
+        &[&zoid.as_i64()],
+    )
+    .await?;
+    let mut victims: Vec<(Zuid, Role, Option<String>)> = Vec::new();
+    for u in users {
+        let shown = match u {
+            UserRef::Zuid(z) => z.to_string(),
+            UserRef::Email(e) => e.to_string(),
+        };
+        let zuid = read::resolve_user(tx, zoid, u)
+            .await?
+            .ok_or_else(|| WriteError::NotFound(format!("user {shown} was not found")))?;
+        if victims.iter().any(|v| v.0 == zuid) {
+            continue;
+        }
+        let r = one(
+            tx,
+            "SELECT u.role, (SELECT d.address FROM accounts a JOIN addresses d ON d.account_id = a.account_id \
+             WHERE a.zuid = u.zuid AND d.is_primary) FROM users u WHERE u.zuid = $1",
+            &[&zuid.as_i64()],
+        )
+        .await?;
+        let role = read::role(r.try_get(0)?)?;
+        if role.is_admin() && grant.actor.role != Role::SuperAdmin {
+            return Err(WriteError::Forbidden(
+                "only a super admin may remove admins".into(),
+            ));
+        }
+        victims.push((zuid, role, r.try_get(1)?));
+    }
+    let super_admins: i64 = one(
+        tx,
+        "SELECT COUNT(*) FROM users WHERE zoid = $1 AND role = 'super_admin'",
+        &[&zoid.as_i64()],
+    )
+    .await?
+    .try_get(0)?;
+    let removed_supers = victims.iter().filter(|v| v.1 == Role::SuperAdmin).count() as i64;
+    if removed_supers > 0 && removed_supers >= super_admins {
+        return Err(RuleError::invalid(
+            "accountList",
+            "accountList: the organization's last super admin cannot be removed",
+        )
+        .into());
+    }
+    for (zuid, role, primary) in &victims {
+        exec(tx, "DELETE FROM users WHERE zuid = $1", &[&zuid.as_i64()]).await?;
+        let before =
+            json!({ "zuid": zuid.get(), "role": role.as_str(), "primaryEmailAddress": primary });
+        write::audit(
+            tx,
+            grant,
+            meta,
+            zoid,
+            Some(*zuid),
+            None,
+            "deleteUser",
+            &before,
+            &json!({}),
+        )
+        .await?;
+    }
+    Ok(())
+}
