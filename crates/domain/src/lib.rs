@@ -12,6 +12,7 @@ mod model;
 mod modes;
 mod scope;
 mod secret;
+mod users;
 
 pub use email::{parse_domain, EmailAddress, InvalidEmail};
 pub use error::{RuleError, RuleErrorKind};
@@ -26,3 +27,4 @@ pub use modes::{
 };
 pub use scope::{Access, Resource, Scope, ScopeSet};
 pub use secret::Secret;
+pub use users::{check_new_user, check_removal, UserRuleError};

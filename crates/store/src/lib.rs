@@ -63,6 +63,15 @@ pub enum WriteError {
     Store(#[from] StoreError),
 }
 
+impl From<mailplane_domain::UserRuleError> for WriteError {
+    fn from(e: mailplane_domain::UserRuleError) -> Self {
+        match e {
+            mailplane_domain::UserRuleError::Forbidden(m) => WriteError::Forbidden(m),
+            mailplane_domain::UserRuleError::Rule(r) => WriteError::Rule(r),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for WriteError {
     fn from(e: rusqlite::Error) -> Self {
         WriteError::Store(StoreError::Db(e))

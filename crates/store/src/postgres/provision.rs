@@ -2,7 +2,8 @@
 
 use deadpool_postgres::{GenericClient, Transaction};
 use mailplane_domain::{
-    AccountId, AccountKind, EmailAddress, IdentityMode, Role, RuleError, ScopeSet, Zoid, Zuid,
+    check_new_user, check_removal, AccountId, AccountKind, EmailAddress, IdentityMode, Role,
+    RuleError, ScopeSet, Zoid, Zuid,
 };
 use serde_json::json;
 
@@ -297,22 +298,8 @@ pub(super) async fn create_user_via_api(
             "organization {zoid} was not found"
         )));
     }
-    if user.role.is_admin() && grant.actor.role != Role::SuperAdmin {
-        return Err(WriteError::Forbidden(
-            "only a super admin may create admins".into(),
-        ));
-    }
     let domains = read::org_domains(tx, zoid).await?;
-    if !domains.iter().any(|d| d == user.primary_email.domain()) {
-        return Err(RuleError::invalid(
-            "primaryEmailAddress",
-            format!(
-                "primaryEmailAddress must be in one of the organization's domains ({})",
-                domains.join(", ")
-            ),
-        )
-        .into());
-    }
+    check_new_user(grant.actor.role, user.role, &user.primary_email, &domains)?;
     let (zuid, account) = insert_user(tx, zoid, None, user).await?;
     let after = json!({
         "zuid": zuid.get(), "accountId": account.to_string(), "primaryEmailAddress": user.primary_email.as_str(),
@@ -375,11 +362,6 @@ pub(super) async fn delete_users(
         )
         .await?;
         let role = read::role(r.try_get(0)?)?;
-        if role.is_admin() && grant.actor.role != Role::SuperAdmin {
-            return Err(WriteError::Forbidden(
-                "only a super admin may remove admins".into(),
-            ));
-        }
         victims.push((zuid, role, r.try_get(1)?));
     }
     let super_admins: i64 = one(
@@ -389,14 +371,8 @@ pub(super) async fn delete_users(
     )
     .await?
     .try_get(0)?;
-    let removed_supers = victims.iter().filter(|v| v.1 == Role::SuperAdmin).count() as i64;
-    if removed_supers > 0 && removed_supers >= super_admins {
-        return Err(RuleError::invalid(
-            "accountList",
-            "accountList: the organization's last super admin cannot be removed",
-        )
-        .into());
-    }
+    let removed: Vec<Role> = victims.iter().map(|v| v.1).collect();
+    check_removal(grant.actor.role, &removed, super_admins as usize)?;
     for (zuid, role, primary) in &victims {
         exec(tx, "DELETE FROM users WHERE zuid = $1", &[&zuid.as_i64()]).await?;
         let before =

@@ -2,7 +2,8 @@
 //! `token`) and by the user-management endpoints.
 
 use mailplane_domain::{
-    AccountId, AccountKind, EmailAddress, IdentityMode, Role, RuleError, ScopeSet, Zoid, Zuid,
+    check_new_user, check_removal, AccountId, AccountKind, EmailAddress, IdentityMode, Role,
+    RuleError, ScopeSet, Zoid, Zuid,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::json;
@@ -265,22 +266,8 @@ pub(super) fn create_user_via_api(
             "organization {zoid} was not found"
         )));
     }
-    if user.role.is_admin() && grant.actor.role != Role::SuperAdmin {
-        return Err(WriteError::Forbidden(
-            "only a super admin may create admins".into(),
-        ));
-    }
     let domains = read::org_domains(tx, zoid)?;
-    if !domains.iter().any(|d| d == user.primary_email.domain()) {
-        return Err(RuleError::invalid(
-            "primaryEmailAddress",
-            format!(
-                "primaryEmailAddress must be in one of the organization's domains ({})",
-                domains.join(", ")
-            ),
-        )
-        .into());
-    }
+    check_new_user(grant.actor.role, user.role, &user.primary_email, &domains)?;
     let (zuid, account) = insert_user(tx, zoid, None, &user)?;
     let after = json!({
         "zuid": zuid.get(), "accountId": account.to_string(), "primaryEmailAddress": user.primary_email.as_str(),
@@ -332,11 +319,6 @@ pub(super) fn delete_users(
         )?;
         let role =
             Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?;
-        if role.is_admin() && grant.actor.role != Role::SuperAdmin {
-            return Err(WriteError::Forbidden(
-                "only a super admin may remove admins".into(),
-            ));
-        }
         victims.push((zuid, role, primary));
     }
     let super_admins: i64 = tx.query_row(
@@ -344,14 +326,8 @@ pub(super) fn delete_users(
         [zoid.as_i64()],
         |r| r.get(0),
     )?;
-    let removed_supers = victims.iter().filter(|v| v.1 == Role::SuperAdmin).count() as i64;
-    if removed_supers > 0 && removed_supers >= super_admins {
-        return Err(RuleError::invalid(
-            "accountList",
-            "accountList: the organization's last super admin cannot be removed",
-        )
-        .into());
-    }
+    let removed: Vec<Role> = victims.iter().map(|v| v.1).collect();
+    check_removal(grant.actor.role, &removed, super_admins as usize)?;
     for (zuid, role, primary) in &victims {
         tx.execute("DELETE FROM users WHERE zuid = ?1", [zuid.as_i64()])?;
         let before =
