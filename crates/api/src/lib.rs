@@ -6,6 +6,7 @@ mod command;
 mod error;
 mod lenient;
 mod routes;
+mod signin_limit;
 mod view;
 
 use std::future::Future;
@@ -16,13 +17,14 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use mailplane_store::{RequestMeta, Store};
 use rand::RngCore;
 use tracing::Instrument;
 
 pub use error::ApiError;
+pub use signin_limit::SignInLimiter;
 
 /// Bodies above this are refused with 413 (contract §4).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -33,10 +35,13 @@ pub struct AppState {
     pub store: Store,
     /// The base of the `URI` fields, without a trailing slash.
     pub public_url: String,
+    /// Lifetime of access tokens minted by the OAuth token endpoint.
+    pub access_token_ttl_secs: u64,
+    pub signin_limiter: std::sync::Arc<SignInLimiter>,
 }
 
 pub fn router(state: AppState) -> Router {
-    use routes::{accounts, organization};
+    use routes::{accounts, oauth, organization};
     Router::new()
         .route("/api/accounts", get(accounts::list_own))
         .route(
@@ -55,6 +60,10 @@ pub fn router(state: AppState) -> Router {
             "/api/organization/{zoid}/accounts/{account}",
             get(organization::get_org_account).put(accounts::update_in_org),
         )
+        .route("/oauth/v2/auth", get(oauth::authorize).post(oauth::sign_in))
+        .route("/oauth/v2/auth/consent", post(oauth::consent))
+        .route("/oauth/v2/token", post(oauth::token))
+        .route("/oauth/v2/token/revoke", post(oauth::revoke))
         .fallback(|| async { ApiError::UrlNotConfigured })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -6,7 +6,7 @@ use mailplane_domain::{EmailAddress, ScopeSet, Zuid};
 use mailplane_store::{secrets, DbOptions, Location, ProvisionError, RelayKey, Store};
 use serde_json::json;
 
-use crate::cli::{BootstrapArgs, IssueArgs, RevokeArgs, StorageArgs};
+use crate::cli::{BootstrapArgs, ClientCreateArgs, GrantArgs, IssueArgs, RevokeArgs, StorageArgs};
 
 pub const DEFAULT_DATA_DIR: &str = "mailplane-data";
 const DB_FILE: &str = "mailplane.db";
@@ -146,4 +146,43 @@ pub async fn revoke_token(storage: StorageArgs, args: RevokeArgs) -> Result<(), 
     } else {
         Err("no live token matches".into())
     }
+}
+
+pub async fn create_client(storage: StorageArgs, args: ClientCreateArgs) -> Result<(), String> {
+    if args.name.trim().is_empty() {
+        return Err("--name must not be empty".into());
+    }
+    if let Some(uri) = &args.redirect_uri {
+        if !(uri.starts_with("https://") || uri.starts_with("http://")) {
+            return Err("--redirect-uri must be an http or https URL".into());
+        }
+    }
+    let store = open_store(&storage, &data_dir(&storage)).await?;
+    let c = store
+        .create_client(args.name.trim(), args.redirect_uri.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        json!({ "clientId": c.client_id, "clientSecret": c.client_secret })
+    );
+    Ok(())
+}
+
+pub async fn oauth_grant(storage: StorageArgs, args: GrantArgs) -> Result<(), String> {
+    let zuid: Zuid = args
+        .zuid
+        .parse()
+        .map_err(|_| format!("--zuid {:?} must be a positive integer", args.zuid))?;
+    let scopes = ScopeSet::parse_list(&args.scope).map_err(|e| format!("--scope: {e}"))?;
+    let store = open_store(&storage, &data_dir(&storage)).await?;
+    let token = store
+        .oauth_grant(&args.client_id, zuid, scopes.clone())
+        .await
+        .map_err(provision_error)?;
+    println!(
+        "{}",
+        json!({ "refreshToken": token, "scope": scopes.to_string() })
+    );
+    Ok(())
 }

@@ -57,6 +57,44 @@ pub enum Command {
     Token(TokenCommand),
     /// Create or migrate the database schema, then exit
     Migrate,
+    /// OAuth clients and grants (mailplane as Zoho's accounts server)
+    #[command(subcommand)]
+    Oauth(OauthCommand),
+}
+
+#[derive(Subcommand)]
+pub enum OauthCommand {
+    /// Manage OAuth clients
+    #[command(subcommand)]
+    Client(OauthClientCommand),
+    /// Issue a refresh token for a user without the browser flow (for scripts)
+    Grant(GrantArgs),
+}
+
+#[derive(Subcommand)]
+pub enum OauthClientCommand {
+    /// Register a client; prints its id and its secret (shown once)
+    Create(ClientCreateArgs),
+}
+
+#[derive(Args)]
+pub struct ClientCreateArgs {
+    #[arg(long, env = "MAILPLANE_CLIENT_NAME")]
+    pub name: String,
+    /// Where the browser flow sends the user back with the code
+    #[arg(long, env = "MAILPLANE_REDIRECT_URI")]
+    pub redirect_uri: Option<String>,
+}
+
+#[derive(Args)]
+pub struct GrantArgs {
+    #[arg(long, env = "MAILPLANE_CLIENT_ID")]
+    pub client_id: String,
+    #[arg(long, env = "MAILPLANE_ZUID")]
+    pub zuid: String,
+    /// Comma-separated scopes, e.g. ZohoMail.accounts.ALL
+    #[arg(long, env = "MAILPLANE_SCOPE")]
+    pub scope: String,
 }
 
 #[derive(Args)]
@@ -70,6 +108,15 @@ pub struct ServeArgs {
     /// Start with the demo organization of the seed samples, on a fresh data directory
     #[arg(long, env = "MAILPLANE_DEMO")]
     pub demo: bool,
+    /// Lifetime in seconds of access tokens from the OAuth token endpoint
+    #[arg(long, env = "MAILPLANE_ACCESS_TOKEN_TTL", default_value_t = 3600)]
+    pub access_token_ttl: u64,
+    /// Failed sign-ins allowed per account and per client address within the window
+    #[arg(long, env = "MAILPLANE_SIGNIN_MAX_FAILURES", default_value_t = 5)]
+    pub signin_max_failures: usize,
+    /// The sign-in throttling window, in seconds
+    #[arg(long, env = "MAILPLANE_SIGNIN_WINDOW", default_value_t = 300)]
+    pub signin_window: u64,
 }
 
 #[derive(Args)]

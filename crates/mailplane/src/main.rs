@@ -40,6 +40,12 @@ fn main() -> ExitCode {
                 admin::revoke_token(cli.storage, args).await
             }
             cli::Command::Migrate => admin::migrate(cli.storage).await,
+            cli::Command::Oauth(cli::OauthCommand::Client(cli::OauthClientCommand::Create(
+                args,
+            ))) => admin::create_client(cli.storage, args).await,
+            cli::Command::Oauth(cli::OauthCommand::Grant(args)) => {
+                admin::oauth_grant(cli.storage, args).await
+            }
         }
     });
     match result {

@@ -3,7 +3,10 @@
 
 use std::io::Write;
 
-use mailplane_api::AppState;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailplane_api::{AppState, SignInLimiter};
 use serde_json::json;
 
 use crate::admin::{data_dir, open_store, write_private};
@@ -56,7 +59,16 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, data_dir = %dir.display(), "serving");
 
-    mailplane_api::serve(listener, AppState { store, public_url }, shutdown_signal())
+    let state = AppState {
+        store,
+        public_url,
+        access_token_ttl_secs: args.access_token_ttl.max(1),
+        signin_limiter: Arc::new(SignInLimiter::new(
+            args.signin_max_failures.max(1),
+            Duration::from_secs(args.signin_window),
+        )),
+    };
+    mailplane_api::serve(listener, state, shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("stopped");

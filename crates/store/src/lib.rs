@@ -7,6 +7,7 @@
 mod access;
 mod demo;
 mod model;
+pub mod oauth;
 mod postgres;
 pub mod relay_key;
 pub mod secrets;
@@ -75,6 +76,12 @@ impl From<mailplane_domain::UserRuleError> for WriteError {
 impl From<rusqlite::Error> for WriteError {
     fn from(e: rusqlite::Error) -> Self {
         WriteError::Store(StoreError::Db(e))
+    }
+}
+
+impl From<rusqlite::Error> for oauth::OAuthError {
+    fn from(e: rusqlite::Error) -> Self {
+        oauth::OAuthError::Store(StoreError::Db(e))
     }
 }
 
@@ -331,6 +338,136 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.revoke_token(token).await,
             Store::Postgres(s) => s.revoke_token(token).await,
+        }
+    }
+
+    /// Registers an OAuth client; the secret is returned once and stored as a digest.
+    pub async fn create_client(
+        &self,
+        name: &str,
+        redirect_uri: Option<&str>,
+    ) -> Result<oauth::ClientCredentials, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.create_client(name, redirect_uri).await,
+            Store::Postgres(s) => s.create_client(name, redirect_uri).await,
+        }
+    }
+
+    /// A registered OAuth client.
+    pub async fn oauth_client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<oauth::OAuthClient>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.oauth_client(client_id).await,
+            Store::Postgres(s) => s.oauth_client(client_id).await,
+        }
+    }
+
+    /// A refresh token for a user and client, without the browser flow.
+    pub async fn oauth_grant(
+        &self,
+        client_id: &str,
+        zuid: Zuid,
+        scopes: ScopeSet,
+    ) -> Result<String, ProvisionError> {
+        match self {
+            Store::Sqlite(s) => s.oauth_grant(client_id, zuid, scopes).await,
+            Store::Postgres(s) => s.oauth_grant(client_id, zuid, scopes).await,
+        }
+    }
+
+    /// The user an address signs in as, with the password hash.
+    pub async fn credentials(
+        &self,
+        email: &mailplane_domain::EmailAddress,
+    ) -> Result<Option<oauth::Credentials>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.credentials(email).await,
+            Store::Postgres(s) => s.credentials(email).await,
+        }
+    }
+
+    /// An authorization code for a signed-in user, pending consent.
+    pub async fn issue_code(
+        &self,
+        client_id: &str,
+        zuid: Zuid,
+        scopes: ScopeSet,
+        redirect_uri: &str,
+    ) -> Result<String, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.issue_code(client_id, zuid, scopes, redirect_uri).await,
+            Store::Postgres(s) => s.issue_code(client_id, zuid, scopes, redirect_uri).await,
+        }
+    }
+
+    /// A code awaiting consent (not expired, used or decided).
+    pub async fn pending_code(&self, code: &str) -> Result<Option<oauth::PendingCode>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.pending_code(code).await,
+            Store::Postgres(s) => s.pending_code(code).await,
+        }
+    }
+
+    /// Records consent or refusal; the redirect URI of a pending code.
+    pub async fn decide_code(
+        &self,
+        code: &str,
+        approve: bool,
+    ) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.decide_code(code, approve).await,
+            Store::Postgres(s) => s.decide_code(code, approve).await,
+        }
+    }
+
+    /// `grant_type=authorization_code`: access and refresh tokens for an approved code.
+    pub async fn exchange_code(
+        &self,
+        client_id: &str,
+        secret: &str,
+        code: &str,
+        redirect_uri: Option<&str>,
+        ttl_secs: u64,
+    ) -> Result<oauth::IssuedTokens, oauth::OAuthError> {
+        match self {
+            Store::Sqlite(s) => {
+                s.exchange_code(client_id, secret, code, redirect_uri, ttl_secs)
+                    .await
+            }
+            Store::Postgres(s) => {
+                s.exchange_code(client_id, secret, code, redirect_uri, ttl_secs)
+                    .await
+            }
+        }
+    }
+
+    /// `grant_type=refresh_token`: a new access token with the grant's scopes.
+    pub async fn refresh_access(
+        &self,
+        client_id: &str,
+        secret: &str,
+        refresh_token: &str,
+        ttl_secs: u64,
+    ) -> Result<oauth::IssuedTokens, oauth::OAuthError> {
+        match self {
+            Store::Sqlite(s) => {
+                s.refresh_access(client_id, secret, refresh_token, ttl_secs)
+                    .await
+            }
+            Store::Postgres(s) => {
+                s.refresh_access(client_id, secret, refresh_token, ttl_secs)
+                    .await
+            }
+        }
+    }
+
+    /// Revokes a refresh token (and its access tokens) or an access token.
+    pub async fn revoke_oauth_token(&self, token: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.revoke_oauth_token(token).await,
+            Store::Postgres(s) => s.revoke_oauth_token(token).await,
         }
     }
 }

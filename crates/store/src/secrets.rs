@@ -1,6 +1,10 @@
 //! User passwords (argon2id) and access tokens (random, stored as SHA-256 digests).
 
-use argon2::password_hash::{rand_core::OsRng as HashRng, PasswordHasher, SaltString};
+use std::sync::OnceLock;
+
+use argon2::password_hash::{
+    rand_core::OsRng as HashRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use base64::Engine;
 use rand::RngCore;
@@ -18,6 +22,26 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|_| StoreError::Crypto)
+}
+
+/// Checks a password against a stored hash. With no hash (an unknown user, or one without
+/// a password) it checks against a throwaway hash of the same cost and fails, so that the
+/// two cases take the same time as a wrong password.
+pub fn verify_password(hash: Option<&str>, password: &str) -> bool {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| hash_password(&new_access_token()).unwrap_or_default());
+    let (stored, real) = match hash {
+        Some(h) => (h, true),
+        None => (dummy.as_str(), false),
+    };
+    let ok = PasswordHash::new(stored)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false);
+    ok && real
 }
 
 /// A new access token: the prefix and 256 random bits, base64url.
@@ -38,7 +62,6 @@ pub fn token_digest(token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
 
     #[test]
     fn tokens_are_long_random_and_digested() {

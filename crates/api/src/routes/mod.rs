@@ -3,7 +3,9 @@
 //! the store once, shape the response.
 
 pub mod accounts;
+pub mod oauth;
 pub mod organization;
+mod pages;
 
 use std::str::FromStr;
 

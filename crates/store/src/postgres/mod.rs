@@ -7,6 +7,7 @@
 //! database that cannot be reached within the configured time is reported as
 //! [`StoreError::Unavailable`] (503), never a hang.
 
+mod oauth;
 mod provision;
 mod read;
 mod write;
@@ -22,12 +23,18 @@ use mailplane_domain::{AccountCommand, AccountId, EmailAddress, ScopeSet, Zoid, 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use crate::oauth::{
+    ClientCredentials, Credentials, IssuedTokens, OAuthClient, OAuthError, PendingCode,
+};
 use crate::{
     AccountView, Bootstrapped, DemoTokens, Grant, NewUser, OrgView, Principal, ProvisionError,
     RelayKey, RequestMeta, StoreError, UserRef, WriteError,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_oauth.sql"),
+];
 /// Any constant shared by all nodes: the advisory lock that makes one node migrate at a time.
 const MIGRATION_LOCK: i64 = 0x6d61_696c_706c_616e;
 /// How often a transaction that lost a serialization or deadlock race is tried again.
@@ -74,6 +81,21 @@ impl From<tokio_postgres::Error> for StoreError {
 impl From<tokio_postgres::Error> for WriteError {
     fn from(e: tokio_postgres::Error) -> Self {
         WriteError::Store(pg_error(e))
+    }
+}
+
+impl From<tokio_postgres::Error> for OAuthError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        OAuthError::Store(pg_error(e))
+    }
+}
+
+impl HasStoreError for OAuthError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            OAuthError::Store(s) => Some(s),
+            _ => None,
+        }
     }
 }
 
@@ -448,6 +470,139 @@ impl PgStore {
         self.write(|tx, _| {
             let digest = digest.clone();
             Box::pin(async move { provision::revoke_token(tx, &digest).await })
+        })
+        .await
+    }
+
+    pub async fn create_client(
+        &self,
+        name: &str,
+        redirect_uri: Option<&str>,
+    ) -> Result<ClientCredentials, StoreError> {
+        self.write(|tx, _| {
+            let (name, redirect_uri) = (name.to_string(), redirect_uri.map(str::to_string));
+            Box::pin(async move { oauth::create_client(tx, &name, redirect_uri.as_deref()).await })
+        })
+        .await
+    }
+
+    pub async fn oauth_client(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError> {
+        let client_id = client_id.to_string();
+        self.read(move |c| Box::pin(async move { oauth::client(c, &client_id).await }))
+            .await
+    }
+
+    pub async fn oauth_grant(
+        &self,
+        client_id: &str,
+        zuid: Zuid,
+        scopes: ScopeSet,
+    ) -> Result<String, ProvisionError> {
+        self.write(|tx, _| {
+            let (client_id, scopes) = (client_id.to_string(), scopes.clone());
+            Box::pin(async move { oauth::grant(tx, &client_id, zuid, &scopes).await })
+        })
+        .await
+    }
+
+    pub async fn credentials(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<Credentials>, StoreError> {
+        let email = email.clone();
+        self.read(move |c| Box::pin(async move { oauth::credentials(c, email.as_str()).await }))
+            .await
+    }
+
+    pub async fn issue_code(
+        &self,
+        client_id: &str,
+        zuid: Zuid,
+        scopes: ScopeSet,
+        redirect_uri: &str,
+    ) -> Result<String, StoreError> {
+        self.write(|tx, _| {
+            let (client_id, scopes, redirect_uri) = (
+                client_id.to_string(),
+                scopes.clone(),
+                redirect_uri.to_string(),
+            );
+            Box::pin(async move {
+                oauth::issue_code(tx, &client_id, zuid, &scopes, &redirect_uri).await
+            })
+        })
+        .await
+    }
+
+    pub async fn pending_code(&self, code: &str) -> Result<Option<PendingCode>, StoreError> {
+        let code = code.to_string();
+        self.read(move |c| Box::pin(async move { oauth::pending_code(c, &code).await }))
+            .await
+    }
+
+    pub async fn decide_code(
+        &self,
+        code: &str,
+        approve: bool,
+    ) -> Result<Option<String>, StoreError> {
+        self.write(|tx, _| {
+            let code = code.to_string();
+            Box::pin(async move { oauth::decide_code(tx, &code, approve).await })
+        })
+        .await
+    }
+
+    pub async fn exchange_code(
+        &self,
+        client_id: &str,
+        secret: &str,
+        code: &str,
+        redirect_uri: Option<&str>,
+        ttl_secs: u64,
+    ) -> Result<IssuedTokens, OAuthError> {
+        self.write(|tx, _| {
+            let (client_id, secret, code) =
+                (client_id.to_string(), secret.to_string(), code.to_string());
+            let redirect_uri = redirect_uri.map(str::to_string);
+            Box::pin(async move {
+                oauth::exchange_code(
+                    tx,
+                    &client_id,
+                    &secret,
+                    &code,
+                    redirect_uri.as_deref(),
+                    ttl_secs,
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    pub async fn refresh_access(
+        &self,
+        client_id: &str,
+        secret: &str,
+        refresh_token: &str,
+        ttl_secs: u64,
+    ) -> Result<IssuedTokens, OAuthError> {
+        self.write(|tx, _| {
+            let (client_id, secret, refresh_token) = (
+                client_id.to_string(),
+                secret.to_string(),
+                refresh_token.to_string(),
+            );
+            Box::pin(async move {
+                oauth::refresh(tx, &client_id, &secret, &refresh_token, ttl_secs).await
+            })
+        })
+        .await
+    }
+
+    pub async fn revoke_oauth_token(&self, token: &str) -> Result<bool, StoreError> {
+        self.write(|tx, _| {
+            let token = token.to_string();
+            Box::pin(async move { oauth::revoke(tx, &token).await })
         })
         .await
     }

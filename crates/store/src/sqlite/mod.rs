@@ -6,6 +6,7 @@
 //! updates). Reads use a small pool of other connections, which WAL lets run beside the
 //! writer.
 
+mod oauth;
 mod provision;
 mod read;
 mod write;
@@ -17,12 +18,18 @@ use std::time::Duration;
 use mailplane_domain::{AccountCommand, AccountId, EmailAddress, ScopeSet, Zoid, Zuid};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use crate::oauth::{
+    ClientCredentials, Credentials, IssuedTokens, OAuthClient, OAuthError, PendingCode,
+};
 use crate::{
     AccountView, Bootstrapped, DemoTokens, Grant, NewUser, OrgView, Principal, ProvisionError,
     RelayKey, RequestMeta, StoreError, UserRef, WriteError,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_oauth.sql"),
+];
 const MAX_IDLE_READERS: usize = 8;
 
 #[derive(Clone)]
@@ -286,5 +293,112 @@ impl SqliteStore {
         let digest = crate::secrets::token_digest(token);
         self.write(move |tx, _| provision::revoke_token(tx, &digest))
             .await
+    }
+
+    pub async fn create_client(
+        &self,
+        name: &str,
+        redirect_uri: Option<&str>,
+    ) -> Result<ClientCredentials, StoreError> {
+        let (name, redirect_uri) = (name.to_string(), redirect_uri.map(str::to_string));
+        self.write(move |tx, _| oauth::create_client(tx, &name, redirect_uri.as_deref()))
+            .await
+    }
+
+    pub async fn oauth_client(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError> {
+        let client_id = client_id.to_string();
+        self.read(move |c| oauth::client(c, &client_id)).await
+    }
+
+    pub async fn oauth_grant(
+        &self,
+        client_id: &str,
+        zuid: Zuid,
+        scopes: ScopeSet,
+    ) -> Result<String, ProvisionError> {
+        let client_id = client_id.to_string();
+        self.write(move |tx, _| oauth::grant(tx, &client_id, zuid, &scopes))
+            .await
+    }
+
+    pub async fn credentials(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<Credentials>, StoreError> {
+        let email = email.clone();
+        self.read(move |c| oauth::credentials(c, email.as_str()))
+            .await
+    }
+
+    pub async fn issue_code(
+        &self,
+        client_id: &str,
+        zuid: Zuid,
+        scopes: ScopeSet,
+        redirect_uri: &str,
+    ) -> Result<String, StoreError> {
+        let (client_id, redirect_uri) = (client_id.to_string(), redirect_uri.to_string());
+        self.write(move |tx, _| oauth::issue_code(tx, &client_id, zuid, &scopes, &redirect_uri))
+            .await
+    }
+
+    pub async fn pending_code(&self, code: &str) -> Result<Option<PendingCode>, StoreError> {
+        let code = code.to_string();
+        self.read(move |c| oauth::pending_code(c, &code)).await
+    }
+
+    pub async fn decide_code(
+        &self,
+        code: &str,
+        approve: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let code = code.to_string();
+        self.write(move |tx, _| oauth::decide_code(tx, &code, approve))
+            .await
+    }
+
+    pub async fn exchange_code(
+        &self,
+        client_id: &str,
+        secret: &str,
+        code: &str,
+        redirect_uri: Option<&str>,
+        ttl_secs: u64,
+    ) -> Result<IssuedTokens, OAuthError> {
+        let (client_id, secret, code) =
+            (client_id.to_string(), secret.to_string(), code.to_string());
+        let redirect_uri = redirect_uri.map(str::to_string);
+        self.write(move |tx, _| {
+            oauth::exchange_code(
+                tx,
+                &client_id,
+                &secret,
+                &code,
+                redirect_uri.as_deref(),
+                ttl_secs,
+            )
+        })
+        .await
+    }
+
+    pub async fn refresh_access(
+        &self,
+        client_id: &str,
+        secret: &str,
+        refresh_token: &str,
+        ttl_secs: u64,
+    ) -> Result<IssuedTokens, OAuthError> {
+        let (client_id, secret, refresh_token) = (
+            client_id.to_string(),
+            secret.to_string(),
+            refresh_token.to_string(),
+        );
+        self.write(move |tx, _| oauth::refresh(tx, &client_id, &secret, &refresh_token, ttl_secs))
+            .await
+    }
+
+    pub async fn revoke_oauth_token(&self, token: &str) -> Result<bool, StoreError> {
+        let token = token.to_string();
+        self.write(move |tx, _| oauth::revoke(tx, &token)).await
     }
 }

@@ -1,0 +1,351 @@
+//! The accounts server of Zoho's OAuth: `/oauth/v2/auth` (sign-in and consent pages),
+//! `/oauth/v2/token` (code and refresh grants) and `/oauth/v2/token/revoke`.
+//!
+//! Parameters come in the query string or a form body, as Zoho accepts them. The token
+//! endpoints answer errors as Zoho does: HTTP 200 with `{"error": "…"}`.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use mailplane_domain::{EmailAddress, ScopeSet};
+use mailplane_store::oauth::{IssuedTokens, OAuthClient, OAuthError};
+use mailplane_store::{secrets, RequestMeta, StoreError};
+use serde_json::json;
+
+use super::pages;
+use crate::AppState;
+
+/// Query string and form body, merged (the body wins on a repeated name).
+fn params(query: Option<&str>, body: &Bytes) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> =
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query.unwrap_or_default())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+    if let Ok(text) = std::str::from_utf8(body) {
+        out.extend(serde_urlencoded::from_str::<Vec<(String, String)>>(text).unwrap_or_default());
+    }
+    out
+}
+
+fn get<'a>(p: &'a HashMap<String, String>, k: &str) -> &'a str {
+    p.get(k).map(String::as_str).unwrap_or_default()
+}
+
+/// `redirect_uri` with `extra` appended to its query.
+fn redirect(uri: &str, extra: &[(&str, &str)]) -> Response {
+    let query = serde_urlencoded::to_string(extra).unwrap_or_default();
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    (
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, format!("{uri}{sep}{query}")),
+            (header::CACHE_CONTROL, "no-store".into()),
+        ],
+    )
+        .into_response()
+}
+
+fn unavailable(e: StoreError) -> Response {
+    tracing::error!(cause = %e, "OAuth storage error");
+    pages::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The service cannot complete this right now; try again shortly.",
+    )
+}
+
+/// The authorization request, checked: a known client and its registered redirect URI.
+struct AuthRequest {
+    client: OAuthClient,
+    redirect_uri: String,
+    scopes: ScopeSet,
+    state: String,
+}
+
+/// Errors before the redirect URI is trusted are shown to the user; after, they go back
+/// to the client in the redirect, as OAuth wants.
+async fn auth_request(
+    state: &AppState,
+    p: &HashMap<String, String>,
+) -> Result<AuthRequest, Response> {
+    let client = match state.store.oauth_client(get(p, "client_id")).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(pages::error(StatusCode::BAD_REQUEST, "Unknown client_id.")),
+        Err(e) => return Err(unavailable(e)),
+    };
+    let Some(registered) = client.redirect_uri.clone() else {
+        return Err(pages::error(
+            StatusCode::BAD_REQUEST,
+            "This client has no redirect URI registered.",
+        ));
+    };
+    let given = get(p, "redirect_uri");
+    if !given.is_empty() && given != registered {
+        return Err(pages::error(
+            StatusCode::BAD_REQUEST,
+            "The redirect_uri is not the one registered for this client.",
+        ));
+    }
+    let state_param = get(p, "state").to_string();
+    if get(p, "response_type") != "code" {
+        return Err(redirect(
+            &registered,
+            &[
+                ("error", "unsupported_response_type"),
+                ("state", &state_param),
+            ],
+        ));
+    }
+    let Ok(scopes) = ScopeSet::parse_list(get(p, "scope")) else {
+        return Err(redirect(
+            &registered,
+            &[("error", "invalid_scope"), ("state", &state_param)],
+        ));
+    };
+    Ok(AuthRequest {
+        client,
+        redirect_uri: registered,
+        scopes,
+        state: state_param,
+    })
+}
+
+/// The fields the sign-in form carries from the authorization request to its post.
+fn carried(p: &HashMap<String, String>) -> Vec<(&'static str, String)> {
+    [
+        "response_type",
+        "client_id",
+        "scope",
+        "redirect_uri",
+        "state",
+        "access_type",
+    ]
+    .into_iter()
+    .map(|k| (k, get(p, k).to_string()))
+    .collect()
+}
+
+fn sign_in_page(
+    status: StatusCode,
+    client: &OAuthClient,
+    p: &HashMap<String, String>,
+    message: Option<&str>,
+) -> Response {
+    let fields = carried(p);
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    pages::sign_in(status, &client.name, &refs, message)
+}
+
+/// Zoho: `GET /oauth/v2/auth` shows the sign-in page.
+pub async fn authorize(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let p = params(query.as_deref(), &Bytes::new());
+    match auth_request(&state, &p).await {
+        Ok(req) => sign_in_page(StatusCode::OK, &req.client, &p, None),
+        Err(resp) => resp,
+    }
+}
+
+/// The sign-in form's post: on the right password, the consent page.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(query.as_deref(), &body);
+    let req = match auth_request(&state, &p).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let email = get(&p, "email").trim().to_ascii_lowercase();
+    let (account_key, address_key) = (
+        format!("account:{email}"),
+        format!("address:{}", meta.client_addr),
+    );
+    let keys = [account_key.as_str(), address_key.as_str()];
+    if state.signin_limiter.is_blocked(&keys) {
+        return sign_in_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &req.client,
+            &p,
+            Some("Too many failed sign-ins. Try again later."),
+        );
+    }
+    let credentials = match EmailAddress::parse(&email) {
+        Ok(address) => match state.store.credentials(&address).await {
+            Ok(c) => c,
+            Err(e) => return unavailable(e),
+        },
+        Err(_) => None,
+    };
+    let password = get(&p, "password").to_string();
+    let hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
+    // The same argon2 work whether or not the user exists: the answer takes the same time.
+    let verified =
+        tokio::task::spawn_blocking(move || secrets::verify_password(hash.as_deref(), &password))
+            .await
+            .unwrap_or(false);
+    let Some(user) = credentials.filter(|_| verified) else {
+        state.signin_limiter.record_failure(&keys);
+        return sign_in_page(
+            StatusCode::OK,
+            &req.client,
+            &p,
+            Some("Wrong email address or password."),
+        );
+    };
+    match state
+        .store
+        .issue_code(
+            &req.client.client_id,
+            user.zuid,
+            req.scopes.clone(),
+            &req.redirect_uri,
+        )
+        .await
+    {
+        Ok(ticket) => {
+            let scopes: Vec<String> = req
+                .scopes
+                .to_string()
+                .split(',')
+                .map(str::to_string)
+                .collect();
+            pages::consent(&req.client.name, &scopes, &ticket, &req.state)
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+/// The consent form's post: back to the client with the code, or with `access_denied`.
+pub async fn consent(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(query.as_deref(), &body);
+    let (ticket, state_param) = (get(&p, "ticket"), get(&p, "state"));
+    let approve = get(&p, "decision") == "approve";
+    match state.store.decide_code(ticket, approve).await {
+        Ok(Some(uri)) if approve => redirect(
+            &uri,
+            &[
+                ("state", state_param),
+                ("code", ticket),
+                ("location", "us"),
+                ("accounts-server", &state.public_url),
+            ],
+        ),
+        Ok(Some(uri)) => redirect(&uri, &[("error", "access_denied"), ("state", state_param)]),
+        Ok(None) => pages::error(
+            StatusCode::BAD_REQUEST,
+            "This sign-in has expired or was already used. Start again from the application.",
+        ),
+        Err(e) => unavailable(e),
+    }
+}
+
+fn oauth_error(e: OAuthError) -> Response {
+    let code = match e {
+        OAuthError::InvalidClient => "invalid_client",
+        OAuthError::InvalidCode => "invalid_code",
+        OAuthError::InvalidRedirectUri => "invalid_redirect_uri",
+        OAuthError::Store(e) => {
+            tracing::error!(cause = %e, "OAuth storage error");
+            let status = if matches!(e, StoreError::Unavailable(_)) {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            return (status, Json(json!({ "error": "server_error" }))).into_response();
+        }
+    };
+    // Zoho answers refusals with HTTP 200 and an `error` member.
+    Json(json!({ "error": code })).into_response()
+}
+
+fn tokens(t: IssuedTokens, api_domain: &str) -> Response {
+    let mut body = json!({
+        "access_token": t.access_token,
+        "api_domain": api_domain,
+        "token_type": "Bearer",
+        "expires_in": t.expires_in_secs,
+        "scope": t.scopes.to_string(),
+    });
+    if let Some(r) = t.refresh_token {
+        body["refresh_token"] = json!(r);
+    }
+    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
+/// Zoho: `POST /oauth/v2/token`.
+pub async fn token(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(query.as_deref(), &body);
+    let (client_id, secret) = (get(&p, "client_id"), get(&p, "client_secret"));
+    let ttl = state.access_token_ttl_secs;
+    let result = match get(&p, "grant_type") {
+        "authorization_code" => {
+            let redirect_uri = Some(get(&p, "redirect_uri")).filter(|r| !r.is_empty());
+            state
+                .store
+                .exchange_code(client_id, secret, get(&p, "code"), redirect_uri, ttl)
+                .await
+        }
+        "refresh_token" => {
+            state
+                .store
+                .refresh_access(client_id, secret, get(&p, "refresh_token"), ttl)
+                .await
+        }
+        _ => return Json(json!({ "error": "unsupported_grant_type" })).into_response(),
+    };
+    match result {
+        Ok(t) => tokens(t, &state.public_url),
+        Err(e) => oauth_error(e),
+    }
+}
+
+/// Zoho: `POST /oauth/v2/token/revoke?token=…`: a refresh token and every access token
+/// minted from it. Answers success for an unknown token too, so the answer tells nothing.
+pub async fn revoke(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(query.as_deref(), &body);
+    match state.store.revoke_oauth_token(get(&p, "token")).await {
+        Ok(_) => Json(json!({ "status": "success" })).into_response(),
+        Err(e) => oauth_error(OAuthError::Store(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_merge_query_and_form() {
+        let p = params(Some("a=1&b=x%20y"), &Bytes::from_static(b"b=2&c=%3D"));
+        assert_eq!(
+            (get(&p, "a"), get(&p, "b"), get(&p, "c"), get(&p, "d")),
+            ("1", "2", "=", "")
+        );
+    }
+
+    #[test]
+    fn redirect_appends_to_an_existing_query() {
+        let r = redirect("https://app.example/cb?x=1", &[("code", "a b")]);
+        assert_eq!(
+            r.headers()[header::LOCATION],
+            "https://app.example/cb?x=1&code=a+b"
+        );
+    }
+}
