@@ -11,6 +11,38 @@ use mailplane_client::{Client, Reply};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+backend_tests!(
+    no_authorization_header_is_400_invalid_ticket_on_both_urls,
+    unknown_or_malformed_token_is_401_invalid_oauthtoken_on_both_urls,
+    bearer_is_accepted_as_well_as_zoho_oauthtoken_on_both_urls,
+    revoked_token_is_401_invalid_oauthtoken_on_both_urls,
+    expired_token_is_401_invalid_oauthtoken_on_both_urls,
+    token_without_the_needed_scope_is_401_invalid_oauthscope,
+    member_with_organization_scope_on_the_admin_url_is_403_but_an_admin_is_let_in,
+    token_of_a_removed_user_is_401_invalid_oauthtoken,
+    admin_only_mode_on_the_user_url_is_403_and_works_on_the_admin_url,
+    unknown_mode_is_400_invalid_mode_listing_the_supported_modes,
+    missing_mode_is_400_less_than_min_occurance_naming_mode,
+    key_the_mode_does_not_take_is_404_extra_key_found_in_json,
+    zuid_and_mode_are_never_extra_keys,
+    missing_mandatory_key_is_400_less_than_min_occurance_naming_it,
+    value_of_the_wrong_form_is_400_pattern_not_matched_naming_it,
+    outgoing_blocked_maybe_says_it_must_be_true_or_false,
+    unparseable_json_is_400_json_parse_error,
+    bad_id_in_the_path_is_404_url_rule_not_configured,
+    body_over_64_kib_is_413_request_too_large_and_64_kib_is_accepted,
+    chunked_body_over_64_kib_is_413_request_too_large,
+    address_of_another_account_is_409_in_emailupdate,
+    address_of_another_account_is_409_as_an_extfrom_identity,
+    unknown_route_is_404_url_rule_not_configured,
+    wrong_method_is_405,
+    token_is_checked_before_the_body,
+    scope_and_role_are_checked_before_the_body,
+    body_is_checked_before_the_target,
+    missing_extfrom_field_is_400_before_the_target_is_looked_up,
+    target_is_checked_before_the_rules_of_the_mode,
+);
+
 const ADMIN_URL: &str = "/api/organization/12345678/accounts/2560636000000008002";
 const USER_URL: &str = "/api/accounts/2560636000000008002";
 /// An account id that no account has.
@@ -273,7 +305,6 @@ fn extfrom_without(key: &str) -> Value {
 
 // ---- §3: the token, its scope, the role ----
 
-#[tokio::test]
 async fn no_authorization_header_is_400_invalid_ticket_on_both_urls() {
     let app = TestApp::demo();
     for (path, _) in both_urls(&app) {
@@ -289,7 +320,6 @@ async fn no_authorization_header_is_400_invalid_ticket_on_both_urls() {
     }
 }
 
-#[tokio::test]
 async fn unknown_or_malformed_token_is_401_invalid_oauthtoken_on_both_urls() {
     let app = TestApp::demo();
     for (path, _) in both_urls(&app) {
@@ -319,7 +349,6 @@ async fn unknown_or_malformed_token_is_401_invalid_oauthtoken_on_both_urls() {
     }
 }
 
-#[tokio::test]
 async fn bearer_is_accepted_as_well_as_zoho_oauthtoken_on_both_urls() {
     let app = TestApp::demo();
     for (path, token) in [(ADMIN_URL, &app.admin_token), (USER_URL, &app.user_token)] {
@@ -334,7 +363,6 @@ async fn bearer_is_accepted_as_well_as_zoho_oauthtoken_on_both_urls() {
     }
 }
 
-#[tokio::test]
 async fn revoked_token_is_401_invalid_oauthtoken_on_both_urls() {
     let app = TestApp::demo();
     let admin = app.token(
@@ -365,7 +393,6 @@ async fn revoked_token_is_401_invalid_oauthtoken_on_both_urls() {
     .await;
 }
 
-#[tokio::test]
 async fn expired_token_is_401_invalid_oauthtoken_on_both_urls() {
     let app = TestApp::demo();
     let admin = issue(
@@ -389,7 +416,6 @@ async fn expired_token_is_401_invalid_oauthtoken_on_both_urls() {
     }
 }
 
-#[tokio::test]
 async fn token_without_the_needed_scope_is_401_invalid_oauthscope() {
     let app = TestApp::demo();
     let admin = admin_zuid(&app).await;
@@ -429,7 +455,6 @@ async fn token_without_the_needed_scope_is_401_invalid_oauthscope() {
     }
 }
 
-#[tokio::test]
 async fn member_with_organization_scope_on_the_admin_url_is_403_but_an_admin_is_let_in() {
     let app = TestApp::demo();
     let member = app.client(Some(&app.token(
@@ -453,7 +478,6 @@ async fn member_with_organization_scope_on_the_admin_url_is_403_but_an_admin_is_
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
-#[tokio::test]
 async fn token_of_a_removed_user_is_401_invalid_oauthtoken() {
     let app = TestApp::demo();
     let zuid = create_user(&app, "leaver@zylker.com", "member").await;
@@ -478,7 +502,6 @@ async fn token_of_a_removed_user_is_401_invalid_oauthtoken() {
     refused(&app, &leaver, &path, OUTGOING, 401, "INVALID_OAUTHTOKEN").await;
 }
 
-#[tokio::test]
 async fn admin_only_mode_on_the_user_url_is_403_and_works_on_the_admin_url() {
     let app = TestApp::demo();
     let body = br#"{"mode":"updateIncomingStatus","incomingBlocked":true}"#;
@@ -492,7 +515,6 @@ async fn admin_only_mode_on_the_user_url_is_403_and_works_on_the_admin_url() {
 
 // ---- §4: the body ----
 
-#[tokio::test]
 async fn unknown_mode_is_400_invalid_mode_listing_the_supported_modes() {
     let app = TestApp::demo();
     for (path, client) in both_urls(&app) {
@@ -506,7 +528,6 @@ async fn unknown_mode_is_400_invalid_mode_listing_the_supported_modes() {
     }
 }
 
-#[tokio::test]
 async fn missing_mode_is_400_less_than_min_occurance_naming_mode() {
     let app = TestApp::demo();
     for (path, client) in both_urls(&app) {
@@ -523,7 +544,6 @@ async fn missing_mode_is_400_less_than_min_occurance_naming_mode() {
     }
 }
 
-#[tokio::test]
 async fn key_the_mode_does_not_take_is_404_extra_key_found_in_json() {
     let app = TestApp::demo();
     let cases = [
@@ -558,7 +578,6 @@ async fn key_the_mode_does_not_take_is_404_extra_key_found_in_json() {
     }
 }
 
-#[tokio::test]
 async fn zuid_and_mode_are_never_extra_keys() {
     let app = TestApp::demo();
     for (path, client) in both_urls(&app) {
@@ -568,7 +587,6 @@ async fn zuid_and_mode_are_never_extra_keys() {
     }
 }
 
-#[tokio::test]
 async fn missing_mandatory_key_is_400_less_than_min_occurance_naming_it() {
     let app = TestApp::demo();
     let mut cases = vec![
@@ -638,7 +656,6 @@ async fn missing_mandatory_key_is_400_less_than_min_occurance_naming_it() {
     assert_names(&r, "incomingBlocked");
 }
 
-#[tokio::test]
 async fn value_of_the_wrong_form_is_400_pattern_not_matched_naming_it() {
     let app = TestApp::demo();
     let mut cases = vec![];
@@ -724,7 +741,6 @@ async fn value_of_the_wrong_form_is_400_pattern_not_matched_naming_it() {
     assert_names(&r, "incomingBlocked");
 }
 
-#[tokio::test]
 async fn outgoing_blocked_maybe_says_it_must_be_true_or_false() {
     let app = TestApp::demo();
     for (path, client) in both_urls(&app) {
@@ -734,7 +750,6 @@ async fn outgoing_blocked_maybe_says_it_must_be_true_or_false() {
     }
 }
 
-#[tokio::test]
 async fn unparseable_json_is_400_json_parse_error() {
     let app = TestApp::demo();
     // Deeper than any parser should follow: refused, not a crash.
@@ -763,7 +778,6 @@ async fn unparseable_json_is_400_json_parse_error() {
     }
 }
 
-#[tokio::test]
 async fn bad_id_in_the_path_is_404_url_rule_not_configured() {
     let app = TestApp::demo();
     let bad = [
@@ -804,7 +818,6 @@ async fn bad_id_in_the_path_is_404_url_rule_not_configured() {
     }
 }
 
-#[tokio::test]
 async fn body_over_64_kib_is_413_request_too_large_and_64_kib_is_accepted() {
     let app = TestApp::demo();
     let padded = |len: usize| {
@@ -821,7 +834,6 @@ async fn body_over_64_kib_is_413_request_too_large_and_64_kib_is_accepted() {
     }
 }
 
-#[tokio::test]
 async fn chunked_body_over_64_kib_is_413_request_too_large() {
     let app = TestApp::demo();
     let padded = |len: usize| {
@@ -839,7 +851,6 @@ async fn chunked_body_over_64_kib_is_413_request_too_large() {
     }
 }
 
-#[tokio::test]
 async fn address_of_another_account_is_409_in_emailupdate() {
     let app = TestApp::demo();
     for (path, client) in both_urls(&app) {
@@ -851,7 +862,6 @@ async fn address_of_another_account_is_409_in_emailupdate() {
     }
 }
 
-#[tokio::test]
 async fn address_of_another_account_is_409_as_an_extfrom_identity() {
     let app = TestApp::demo();
     let body = extfrom_with("fromAddress", json!("admin@zylker.com"));
@@ -861,7 +871,6 @@ async fn address_of_another_account_is_409_as_an_extfrom_identity() {
     }
 }
 
-#[tokio::test]
 async fn unknown_route_is_404_url_rule_not_configured() {
     let app = TestApp::demo();
     for path in [
@@ -886,7 +895,6 @@ async fn unknown_route_is_404_url_rule_not_configured() {
     }
 }
 
-#[tokio::test]
 async fn wrong_method_is_405() {
     let app = TestApp::demo();
     let cases = [
@@ -908,7 +916,6 @@ async fn wrong_method_is_405() {
 
 // ---- §4: the order of the checks ----
 
-#[tokio::test]
 async fn token_is_checked_before_the_body() {
     let app = TestApp::demo();
     let huge = vec![b' '; 100 * 1024];
@@ -921,7 +928,6 @@ async fn token_is_checked_before_the_body() {
     }
 }
 
-#[tokio::test]
 async fn scope_and_role_are_checked_before_the_body() {
     let app = TestApp::demo();
     let read_only = app.client(Some(&app.token(REBECCA_ZUID, "ZohoMail.accounts.READ")));
@@ -944,7 +950,6 @@ async fn scope_and_role_are_checked_before_the_body() {
     }
 }
 
-#[tokio::test]
 async fn body_is_checked_before_the_target() {
     let app = TestApp::demo();
     let other = app.bootstrap("Other", "other.example", "boss@other.example");
@@ -984,8 +989,6 @@ async fn body_is_checked_before_the_target() {
         }
     }
 }
-
-#[tokio::test]
 
 async fn missing_extfrom_field_is_400_before_the_target_is_looked_up() {
     let app = TestApp::demo();
@@ -1030,7 +1033,6 @@ async fn missing_extfrom_field_is_400_before_the_target_is_looked_up() {
     }
 }
 
-#[tokio::test]
 async fn target_is_checked_before_the_rules_of_the_mode() {
     let app = TestApp::demo();
     let absent_admin = format!("/api/organization/{ZOID}/accounts/{ABSENT}");

@@ -10,6 +10,26 @@ use mailplane_client::{Client, Reply};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+backend_tests!(
+    the_bodies_tried_across_organizations_succeed_for_their_owner,
+    other_org_admin_updating_rebecca_through_its_own_zoid_is_404_like_an_absent_account,
+    other_org_admin_updating_rebecca_through_the_demo_zoid_is_404_like_an_absent_one,
+    admin_updating_its_own_account_under_a_foreign_zoid_is_404_like_an_absent_org,
+    demo_admin_updating_the_other_orgs_account_is_404_like_an_absent_account,
+    rebecca_updating_the_demo_admins_account_is_404_like_an_absent_account,
+    rebecca_updating_the_other_orgs_account_is_404_like_an_absent_account,
+    admins_on_the_user_url_reach_only_their_own_accounts,
+    body_zuid_that_is_not_the_owner_is_400_naming_zuid,
+    reading_another_users_account_is_404_like_an_absent_account,
+    listing_own_accounts_shows_only_the_callers_accounts,
+    reading_another_organization_is_404_like_an_absent_one,
+    reading_another_organizations_user_is_404_like_an_absent_user,
+    listing_an_organization_shows_only_its_own_users,
+    creating_a_user_in_another_organization_is_404_like_an_absent_one,
+    deleting_users_of_another_organization_is_404_like_absent_users,
+    ids_and_addresses_in_the_body_that_belong_elsewhere_answer_like_absent_ones,
+);
+
 /// Ids that nothing has.
 const ABSENT_ACCOUNT: &str = "2560636000000999999";
 const ABSENT_ZOID: &str = "99999999";
@@ -174,7 +194,6 @@ fn mode_bodies_with_zuid(admin_url: bool, zuid: &str) -> Vec<Value> {
 
 // ---- the account update endpoint ----
 
-#[tokio::test]
 async fn the_bodies_tried_across_organizations_succeed_for_their_owner() {
     for (admin_url, path) in [
         (true, format!("/api/organization/{ZOID}/accounts/{REBECCA}")),
@@ -189,7 +208,6 @@ async fn the_bodies_tried_across_organizations_succeed_for_their_owner() {
     }
 }
 
-#[tokio::test]
 async fn other_org_admin_updating_rebecca_through_its_own_zoid_is_404_like_an_absent_account() {
     let app = TestApp::demo();
     let other = other_org(&app);
@@ -209,7 +227,6 @@ async fn other_org_admin_updating_rebecca_through_its_own_zoid_is_404_like_an_ab
     }
 }
 
-#[tokio::test]
 async fn other_org_admin_updating_rebecca_through_the_demo_zoid_is_404_like_an_absent_one() {
     let app = TestApp::demo();
     let other = other_org(&app);
@@ -236,7 +253,6 @@ async fn other_org_admin_updating_rebecca_through_the_demo_zoid_is_404_like_an_a
     }
 }
 
-#[tokio::test]
 async fn admin_updating_its_own_account_under_a_foreign_zoid_is_404_like_an_absent_org() {
     let app = TestApp::demo();
     let other = other_org(&app);
@@ -254,7 +270,6 @@ async fn admin_updating_its_own_account_under_a_foreign_zoid_is_404_like_an_abse
     }
 }
 
-#[tokio::test]
 async fn demo_admin_updating_the_other_orgs_account_is_404_like_an_absent_account() {
     let app = TestApp::demo();
     let other = other_org(&app);
@@ -278,7 +293,6 @@ async fn demo_admin_updating_the_other_orgs_account_is_404_like_an_absent_accoun
     }
 }
 
-#[tokio::test]
 async fn rebecca_updating_the_demo_admins_account_is_404_like_an_absent_account() {
     let app = TestApp::demo();
     let (admin_zuid, admin_account) = demo_admin(&app).await;
@@ -296,7 +310,6 @@ async fn rebecca_updating_the_demo_admins_account_is_404_like_an_absent_account(
     }
 }
 
-#[tokio::test]
 async fn rebecca_updating_the_other_orgs_account_is_404_like_an_absent_account() {
     let app = TestApp::demo();
     let other = other_org(&app);
@@ -314,7 +327,6 @@ async fn rebecca_updating_the_other_orgs_account_is_404_like_an_absent_account()
     }
 }
 
-#[tokio::test]
 async fn admins_on_the_user_url_reach_only_their_own_accounts() {
     let app = TestApp::demo();
     let other = other_org(&app);
@@ -336,7 +348,6 @@ async fn admins_on_the_user_url_reach_only_their_own_accounts() {
     }
 }
 
-#[tokio::test]
 async fn body_zuid_that_is_not_the_owner_is_400_naming_zuid() {
     let app = TestApp::demo();
     let other = other_org(&app);
@@ -382,7 +393,6 @@ async fn body_zuid_that_is_not_the_owner_is_400_naming_zuid() {
 
 // ---- reads ----
 
-#[tokio::test]
 async fn reading_another_users_account_is_404_like_an_absent_account() {
     let app = TestApp::demo();
     let other = other_org(&app);
@@ -411,7 +421,6 @@ async fn reading_another_users_account_is_404_like_an_absent_account() {
     }
 }
 
-#[tokio::test]
 async fn listing_own_accounts_shows_only_the_callers_accounts() {
     let app = TestApp::demo();
     let other = other_org(&app);
@@ -429,7 +438,6 @@ async fn listing_own_accounts_shows_only_the_callers_accounts() {
     }
 }
 
-#[tokio::test]
 async fn reading_another_organization_is_404_like_an_absent_one() {
     let app = TestApp::demo();
     let other = other_org(&app);
@@ -455,7 +463,6 @@ async fn reading_another_organization_is_404_like_an_absent_one() {
     }
 }
 
-#[tokio::test]
 async fn reading_another_organizations_user_is_404_like_an_absent_user() {
     let app = TestApp::demo();
     let other = other_org(&app);
@@ -528,7 +535,6 @@ async fn reading_another_organizations_user_is_404_like_an_absent_user() {
     }
 }
 
-#[tokio::test]
 async fn listing_an_organization_shows_only_its_own_users() {
     let app = TestApp::demo();
     let other = other_org(&app);
@@ -551,7 +557,6 @@ async fn listing_an_organization_shows_only_its_own_users() {
 
 // ---- provisioning ----
 
-#[tokio::test]
 async fn creating_a_user_in_another_organization_is_404_like_an_absent_one() {
     let app = TestApp::demo();
     let other = other_org(&app);
@@ -575,7 +580,6 @@ async fn creating_a_user_in_another_organization_is_404_like_an_absent_one() {
     }
 }
 
-#[tokio::test]
 async fn deleting_users_of_another_organization_is_404_like_absent_users() {
     let app = TestApp::demo();
     let other = other_org(&app);
@@ -666,7 +670,6 @@ async fn deleting_users_of_another_organization_is_404_like_absent_users() {
     }
 }
 
-#[tokio::test]
 async fn ids_and_addresses_in_the_body_that_belong_elsewhere_answer_like_absent_ones() {
     let app = TestApp::demo();
     let other = other_org(&app);

@@ -6,6 +6,20 @@ use common::*;
 use mailplane_client::{Client, Reply};
 use serde_json::{json, Value};
 
+backend_tests!(
+    send_mail_details_as_object_or_array_under_both_urls,
+    several_identities_are_all_or_nothing,
+    identity_modes_follow_their_rules,
+    at_most_fifty_identities,
+    delete_send_mail_details_by_id_or_address,
+    email_update_rules,
+    enable_disable_and_outgoing_are_independent_and_idempotent,
+    incoming_status_is_for_admins,
+    account_order_rules,
+    external_accounts_take_only_the_order_mode,
+    every_success_writes_one_audit_row_and_failures_none,
+);
+
 /// The two ways to reach Rebecca's account: the admin URL and her own.
 enum Url {
     Admin,
@@ -46,7 +60,6 @@ fn audit_count(app: &TestApp) -> usize {
     app.query("SELECT COUNT(*) FROM audit")[0].parse().unwrap()
 }
 
-#[tokio::test]
 async fn send_mail_details_as_object_or_array_under_both_urls() {
     for url in [Url::Admin, Url::User] {
         let app = TestApp::demo();
@@ -84,7 +97,6 @@ async fn send_mail_details_as_object_or_array_under_both_urls() {
     }
 }
 
-#[tokio::test]
 async fn several_identities_are_all_or_nothing() {
     let app = TestApp::demo();
     let before = app.snapshot();
@@ -103,7 +115,6 @@ async fn several_identities_are_all_or_nothing() {
     assert_eq!(app.snapshot(), before);
 }
 
-#[tokio::test]
 async fn identity_modes_follow_their_rules() {
     let app = TestApp::demo();
     let add = |d: Value| {
@@ -174,7 +185,6 @@ async fn identity_modes_follow_their_rules() {
     assert!(r.more_info().contains("displayName"));
 }
 
-#[tokio::test]
 async fn at_most_fifty_identities() {
     let app = TestApp::demo();
     let batch: Vec<Value> = (0..49)
@@ -202,7 +212,6 @@ async fn at_most_fifty_identities() {
     assert_eq!(r.status, 200);
 }
 
-#[tokio::test]
 async fn delete_send_mail_details_by_id_or_address() {
     for url in [Url::Admin, Url::User] {
         let app = TestApp::demo();
@@ -254,7 +263,6 @@ async fn delete_send_mail_details_by_id_or_address() {
     }
 }
 
-#[tokio::test]
 async fn email_update_rules() {
     for url in [Url::Admin, Url::User] {
         let app = TestApp::demo();
@@ -316,7 +324,6 @@ async fn email_update_rules() {
     }
 }
 
-#[tokio::test]
 async fn enable_disable_and_outgoing_are_independent_and_idempotent() {
     for url in [Url::Admin, Url::User] {
         let app = TestApp::demo();
@@ -357,7 +364,6 @@ async fn enable_disable_and_outgoing_are_independent_and_idempotent() {
     }
 }
 
-#[tokio::test]
 async fn incoming_status_is_for_admins() {
     let app = TestApp::demo();
     let r = put(
@@ -397,7 +403,6 @@ async fn order(c: &Client) -> Vec<(String, u64)> {
         .collect()
 }
 
-#[tokio::test]
 async fn account_order_rules() {
     for url in [Url::Admin, Url::User] {
         let app = TestApp::demo();
@@ -441,7 +446,6 @@ async fn account_order_rules() {
     }
 }
 
-#[tokio::test]
 async fn external_accounts_take_only_the_order_mode() {
     let app = TestApp::demo();
     let r = put(
@@ -455,7 +459,6 @@ async fn external_accounts_take_only_the_order_mode() {
     assert!(r.more_info().contains("external"), "{}", r.more_info());
 }
 
-#[tokio::test]
 async fn every_success_writes_one_audit_row_and_failures_none() {
     let app = TestApp::demo();
     let start = audit_count(&app);

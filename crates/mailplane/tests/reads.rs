@@ -5,6 +5,14 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
+backend_tests!(
+    user_reads_own_accounts_in_sequence,
+    organization_reads,
+    org_accounts_page_and_lookup_by_zuid_or_email,
+    adding_a_user_creates_a_working_account,
+    removing_users_is_all_or_nothing,
+);
+
 /// The field types of the account object (contract §6).
 fn assert_account_shape(a: &Value) {
     assert!(a["accountId"].is_string(), "{a}");
@@ -65,7 +73,6 @@ fn assert_account_shape(a: &Value) {
     }
 }
 
-#[tokio::test]
 async fn user_reads_own_accounts_in_sequence() {
     let app = TestApp::demo();
     let r = app.user().accounts().await.unwrap();
@@ -99,7 +106,6 @@ async fn user_reads_own_accounts_in_sequence() {
     assert_eq!(a["sendMailDetails"][0]["displayName"], "Rebecca");
 }
 
-#[tokio::test]
 async fn organization_reads() {
     let app = TestApp::demo();
     let own = app.admin().own_organization().await.unwrap();
@@ -136,7 +142,6 @@ async fn organization_reads() {
     );
 }
 
-#[tokio::test]
 async fn org_accounts_page_and_lookup_by_zuid_or_email() {
     let app = TestApp::demo();
     for i in 0..5 {
@@ -189,7 +194,6 @@ async fn org_accounts_page_and_lookup_by_zuid_or_email() {
     );
 }
 
-#[tokio::test]
 async fn adding_a_user_creates_a_working_account() {
     let app = TestApp::demo();
     let r = app
@@ -302,7 +306,6 @@ async fn adding_a_user_creates_a_working_account() {
     assert_eq!((r.status, r.error_code()), (401, "INVALID_OAUTHSCOPE"));
 }
 
-#[tokio::test]
 async fn removing_users_is_all_or_nothing() {
     let app = TestApp::demo();
     let mut zuids = Vec::new();

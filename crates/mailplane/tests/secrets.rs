@@ -1,6 +1,7 @@
 //! Secrets never leave: a unique canary relay password and user password are written
-//! through the API, then searched for in the database file, its WAL, every response and
-//! the server's log. Tokens are searched for too.
+//! through the API, then searched for in what the database stores (the SQLite file and
+//! its WAL, or every row of every PostgreSQL table), every response and the server's log.
+//! Tokens are searched for too.
 
 mod common;
 
@@ -8,13 +9,45 @@ use common::*;
 use reqwest::Method;
 use serde_json::json;
 
+backend_tests!(
+    canary_passwords_and_tokens_appear_nowhere,
+    relay_key_file_is_private_and_outside_the_database,
+);
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
 }
 
-#[tokio::test]
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `secret` as it is, or hex-encoded (as PostgreSQL prints BYTEA).
+fn holds(haystack: &[u8], secret: &str) -> bool {
+    contains(haystack, secret) || contains(haystack, &hex(secret))
+}
+
+/// What the database stores, as (where, bytes): the SQLite file and its WAL, or every row
+/// of every PostgreSQL table as text (BYTEA in hex).
+fn stored(app: &TestApp) -> Vec<(&'static str, Vec<u8>)> {
+    match &app.db {
+        Db::Sqlite => vec![
+            ("the database file", std::fs::read(app.db_path()).unwrap()),
+            (
+                "the WAL",
+                std::fs::read(app.dir.path().join("mailplane.db-wal")).unwrap_or_default(),
+            ),
+        ],
+        Db::Postgres(pg) => {
+            let rows = pg.all_rows();
+            assert!(rows.contains("identities: "), "the dump sees no data");
+            vec![("the PostgreSQL tables", rows.into_bytes())]
+        }
+    }
+}
+
 async fn canary_passwords_and_tokens_appear_nowhere() {
     let app = TestApp::demo();
     let nonce = format!(
@@ -98,14 +131,19 @@ async fn canary_passwords_and_tokens_appear_nowhere() {
         responses.push(r.body.to_string());
     }
 
-    let db = std::fs::read(app.db_path()).unwrap();
-    let wal = std::fs::read(app.dir.path().join("mailplane.db-wal")).unwrap_or_default();
-    assert!(!wal.is_empty(), "the WAL should hold the recent writes");
+    let stored = stored(&app);
+    if !app.db.is_postgres() {
+        assert!(
+            !stored[1].1.is_empty(),
+            "the WAL should hold the recent writes"
+        );
+    }
     let log = app.log();
     assert!(log.contains("PUT"), "the log records requests");
     for canary in [&relay_canary, &user_canary] {
-        assert!(!contains(&db, canary), "{canary} in the database file");
-        assert!(!contains(&wal, canary), "{canary} in the WAL");
+        for (place, bytes) in &stored {
+            assert!(!holds(bytes, canary), "{canary} in {place}");
+        }
         assert!(!log.contains(canary.as_str()), "{canary} in the log");
         for body in &responses {
             assert!(
@@ -115,25 +153,31 @@ async fn canary_passwords_and_tokens_appear_nowhere() {
         }
     }
     for token in [&app.admin_token, &app.user_token] {
-        assert!(
-            !contains(&db, token) && !contains(&wal, token),
-            "a token is stored in clear"
-        );
+        for (place, bytes) in &stored {
+            assert!(
+                !holds(bytes, token),
+                "a token is stored in clear in {place}"
+            );
+        }
         assert!(!log.contains(token.as_str()), "a token is in the log");
     }
 
     // The relay passwords are stored, encrypted, one per extfrom identity.
-    let stored = app.query(
-        "SELECT hex(password_enc) FROM identities WHERE mode = 'extfrom' ORDER BY from_address",
+    let lengths = app.query(
+        "SELECT length(password_enc) FROM identities WHERE mode = 'extfrom' ORDER BY from_address",
     );
-    assert_eq!(stored.len(), 2);
+    assert_eq!(lengths.len(), 2);
     assert!(
-        stored.iter().all(|s| s.len() > 2 * (1 + 24 + 16)),
-        "{stored:?}"
+        lengths
+            .iter()
+            .all(|n| n.parse::<usize>().unwrap() > 1 + 24 + 16),
+        "{lengths:?}"
     );
     let hash = app.query("SELECT u.password_hash FROM users u JOIN accounts a ON a.zuid = u.zuid JOIN addresses d ON d.account_id = a.account_id WHERE d.address = 'canary@zylker.com'");
     assert!(hash[0].starts_with("$argon2id$"), "{hash:?}");
-    let audit = app.query("SELECT before || after FROM audit").join("\n");
+    let audit = app
+        .query("SELECT CAST(before AS TEXT) || CAST(after AS TEXT) FROM audit")
+        .join("\n");
     assert!(!audit.contains(&relay_canary) && !audit.contains(&user_canary));
     assert!(
         audit.contains("c1@example.net"),
@@ -141,7 +185,6 @@ async fn canary_passwords_and_tokens_appear_nowhere() {
     );
 }
 
-#[tokio::test]
 async fn relay_key_file_is_private_and_outside_the_database() {
     let app = TestApp::demo();
     let key = app.dir.path().join("relay.key");
@@ -155,8 +198,7 @@ async fn relay_key_file_is_private_and_outside_the_database() {
             0o600
         );
     }
-    assert!(!contains(
-        &std::fs::read(app.db_path()).unwrap(),
-        text.trim()
-    ));
+    for (place, bytes) in stored(&app) {
+        assert!(!holds(&bytes, text.trim()), "the relay key is in {place}");
+    }
 }

@@ -7,6 +7,14 @@ use common::*;
 use reqwest::Method;
 use serde_json::Value;
 
+backend_tests!(
+    add_send_mail_details_both_urls,
+    email_update_both_urls,
+    enable_mail_account_both_urls,
+    mail_account_order_both_urls,
+    update_outgoing_status_samples,
+);
+
 const ADD_ADMIN: &str = "{\n\"zuid\": 11111111,\n\"mode\": \"addsendmaildetails\",\n\"sendMailDetails\": [\n{\n\"fromAddress\": \"rebecca@zylker.com\",\n\"displayName\": \"Rebecca\",\n\"mode\": \"extfrom\",\n\"serverPort\": \"465\",\n\"serverName\": \"mail.zoho.com\",\n\"userName\": \"rebecca@zylker.com\",\n\"password\": \"Smknel@88\",\n\"smtpConnection\": \"plain\"\n}\n]\n}";
 const ADD_USER: &str = "{\n\"mode\": \"addsendmaildetails\",\n\"sendMailDetails\": [\n{\n\"fromAddress\": \"rebecca@zylker.com\",\n\"displayName\": \"Rebecca\",\n\"mode\": \"extfrom\",\n\"serverPort\": \"465\",\n\"serverName\": \"mail.zoho.com\",\n\"userName\": \"rebecca@zylker.com\",\n\"password\": \"Smknel@88\",\n\"smtpConnection\": \"plain\"\n}\n]\n}";
 const EMAIL_ADMIN: &str = "{\n   \"zuid\": \"11111111\",\n   \"mode\": \"emailupdate\",\n   \"emailAddress\": \"rebecca@zylker.com\"\n}";
@@ -38,7 +46,6 @@ async fn rebecca(app: &TestApp) -> Value {
     app.user().account(REBECCA).await.unwrap().data().clone()
 }
 
-#[tokio::test]
 async fn add_send_mail_details_both_urls() {
     for (who, path, body) in [
         ("admin", ADMIN_URL, ADD_ADMIN),
@@ -78,7 +85,6 @@ async fn add_send_mail_details_both_urls() {
     }
 }
 
-#[tokio::test]
 async fn email_update_both_urls() {
     for (who, path, body) in [
         ("admin", ADMIN_URL, EMAIL_ADMIN),
@@ -108,7 +114,6 @@ async fn email_update_both_urls() {
     }
 }
 
-#[tokio::test]
 async fn enable_mail_account_both_urls() {
     let app = TestApp::demo();
     // The admin sample's zuid (1111111) is not Rebecca's: refused, naming zuid.
@@ -140,7 +145,6 @@ async fn enable_mail_account_both_urls() {
     assert_eq!((r.status, &r.body), (200, &success()));
 }
 
-#[tokio::test]
 async fn mail_account_order_both_urls() {
     for (who, path, body) in [
         ("admin", ADMIN_URL, ORDER_ADMIN),
@@ -179,7 +183,6 @@ async fn mail_account_order_both_urls() {
     }
 }
 
-#[tokio::test]
 async fn update_outgoing_status_samples() {
     let app = TestApp::demo();
     let r = put(&app.admin(), ADMIN_URL, OUTGOING_ADMIN).await;

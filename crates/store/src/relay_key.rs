@@ -53,21 +53,36 @@ impl RelayKey {
         Self { key }
     }
 
-    /// Reads the key file, creating it (mode 0600) when it does not exist.
+    /// Reads the key file, creating it (mode 0600) when it does not exist. Several nodes
+    /// may start at once on a fresh data directory: the key is written to a private
+    /// temporary file first and linked into place, which fails if another node got there
+    /// first, so every node ends up reading one complete key.
     pub fn load_or_create(path: &Path) -> Result<Self, StoreError> {
         match fs::read_to_string(path) {
-            Ok(text) => Self::from_hex(&text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = Self::generate();
-                let mut opts = fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-                let mut f = opts.open(path).map_err(StoreError::Io)?;
-                let text = Zeroizing::new(hex::encode(key.key.as_ref()));
-                f.write_all(text.as_bytes()).map_err(StoreError::Io)?;
-                f.sync_all().map_err(StoreError::Io)?;
-                Ok(key)
+            Ok(text) => return Self::from_hex(&text),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::Io(e)),
+            Err(_) => {}
+        }
+        let key = Self::generate();
+        let mut suffix = [0u8; 8];
+        rand::rngs::OsRng.fill_bytes(&mut suffix);
+        let tmp = path.with_extension(format!("tmp-{}", hex::encode(suffix)));
+        let written = (|| {
+            let mut opts = fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(&tmp)?;
+            let text = Zeroizing::new(hex::encode(key.key.as_ref()));
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            fs::hard_link(&tmp, path)
+        })();
+        let _ = fs::remove_file(&tmp);
+        match written {
+            Ok(()) => Ok(key),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::from_hex(&fs::read_to_string(path).map_err(StoreError::Io)?)
             }
             Err(e) => Err(StoreError::Io(e)),
         }
@@ -142,6 +157,22 @@ mod tests {
         assert!(RelayKey::generate()
             .open(&sealed, &binding(1, "a@x.com"))
             .is_err());
+    }
+
+    #[test]
+    fn racing_creators_all_get_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.key");
+        let keys: Vec<RelayKey> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| RelayKey::load_or_create(&path).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let sealed = keys[0].seal("p", "b").unwrap();
+        assert!(keys.iter().all(|k| k.open(&sealed, "b").is_ok()));
+        let leftovers = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary files are left behind");
     }
 
     #[test]

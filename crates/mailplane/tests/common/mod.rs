@@ -1,10 +1,20 @@
-//! `TestApp`: the real `mailplane` binary serving on port 0 with a fresh data directory,
-//! and helpers to drive it and look at what it stored.
-#![allow(dead_code)]
+//! `TestApp`: the real `mailplane` binary serving on port 0 with a fresh data directory
+//! and a fresh database, and helpers to drive it and look at what it stored.
+//!
+//! Every test runs on a [`Backend`]: SQLite (the file in the data directory) or
+//! PostgreSQL (a database of its own, created on the server at `MAILPLANE_TEST_PG_URL`
+//! and dropped afterwards). [`backend_tests!`] runs a file's tests on both.
+#![allow(dead_code, unused_macros)]
 
+pub mod concurrency;
+
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use mailplane_client::Client;
 use serde_json::Value;
@@ -16,53 +26,350 @@ pub const REBECCA: &str = "2560636000000008002";
 pub const POP: &str = "5111110000000008001";
 pub const IMAP: &str = "5111110000000009001";
 
+/// The admin URL of a PostgreSQL server the tests may create databases on, e.g.
+/// `postgres://postgres@127.0.0.1:5432/postgres`.
+pub const PG_URL_VAR: &str = "MAILPLANE_TEST_PG_URL";
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mailplane")
 }
 
+// ---- backends ----
+
+/// The database a test runs on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    /// Each app gets a fresh database on the server at `admin_url`.
+    Postgres {
+        admin_url: String,
+    },
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+impl Backend {
+    /// The backend of the running test: the one [`run_on`] set, SQLite outside it.
+    pub fn current() -> Backend {
+        BACKEND.try_with(Backend::clone).unwrap_or(Backend::Sqlite)
+    }
+
+    /// PostgreSQL at `MAILPLANE_TEST_PG_URL`. Without it, says that `test` is skipped and
+    /// answers `None`, except in CI (`CI=true`), where the PostgreSQL tests must run.
+    pub fn postgres_from_env(test: &str) -> Option<Backend> {
+        match std::env::var(PG_URL_VAR) {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres { admin_url: url }),
+            _ if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("{test}: {PG_URL_VAR} is not set, but CI=true: the PostgreSQL tests must run in CI")
+            }
+            _ => {
+                eprintln!("skipped {test}: {PG_URL_VAR} is not set");
+                None
+            }
+        }
+    }
+}
+
+/// Runs `test` with `backend` as [`Backend::current`].
+pub async fn run_on(backend: Backend, test: impl Future<Output = ()>) {
+    BACKEND.scope(backend, test).await
+}
+
+/// Runs `test` on PostgreSQL, or skips it (see [`Backend::postgres_from_env`]).
+pub async fn run_on_postgres(name: &str, test: impl Future<Output = ()>) {
+    if let Some(backend) = Backend::postgres_from_env(name) {
+        run_on(backend, test).await
+    }
+}
+
+/// For each `async fn name()` listed, a test `sqlite::name` and a test `postgres::name`
+/// that run it on that backend. Attributes before a name (e.g. `#[ignore = "…"]`) go on
+/// its tests. Optional sections list the tests of one backend only (a name may be in
+/// both, to give each backend's test its own attributes):
+///
+/// ```ignore
+/// backend_tests!(a, b; sqlite only: c; postgres only: d, #[ignore = "BUG: …"] c);
+/// ```
+macro_rules! backend_tests {
+    (
+        $($(#[$attr:meta])* $name:ident),* $(,)?
+        $(; sqlite only: $($(#[$sattr:meta])* $sname:ident),+ $(,)?)?
+        $(; postgres only: $($(#[$pattr:meta])* $pname:ident),+ $(,)?)?
+    ) => {
+        $crate::common::sqlite_tests!($($(#[$attr])* $name,)* $($($(#[$sattr])* $sname,)+)?);
+        $crate::common::postgres_tests!($($(#[$attr])* $name,)* $($($(#[$pattr])* $pname,)+)?);
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use backend_tests;
+
+/// For each `async fn name()` listed, a test `sqlite::name` (see [`backend_tests!`]).
+macro_rules! sqlite_tests {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                $(#[$attr])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    $crate::common::run_on($crate::common::Backend::Sqlite, super::$name()).await
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use sqlite_tests;
+
+/// For each `async fn name()` listed, a test `postgres::name` that runs it on
+/// PostgreSQL, or says it is skipped (see [`Backend::postgres_from_env`]).
+macro_rules! postgres_tests {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                $(#[$attr])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    $crate::common::run_on_postgres(
+                        concat!(module_path!(), "::", stringify!($name)),
+                        super::$name(),
+                    )
+                    .await
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use postgres_tests;
+
+/// Where an app's data lives: the SQLite file of its data directory, or a PostgreSQL
+/// database shared by every node and command of the test (dropped with the last one).
+#[derive(Clone)]
+pub enum Db {
+    Sqlite,
+    Postgres(Arc<PgDatabase>),
+}
+
+impl Db {
+    /// A fresh, empty database of the [current](Backend::current) backend.
+    pub fn fresh() -> Db {
+        match Backend::current() {
+            Backend::Sqlite => Db::Sqlite,
+            Backend::Postgres { admin_url } => {
+                Db::Postgres(Arc::new(PgDatabase::create(&admin_url)))
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+
+    /// `--db URL` for PostgreSQL; nothing for SQLite (the file in the data directory).
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            Db::Sqlite => Vec::new(),
+            Db::Postgres(pg) => vec!["--db".into(), pg.url.clone()],
+        }
+    }
+
+    /// Runs the `mailplane` command line on the data directory `dir` and this database.
+    pub fn cli(&self, dir: &Path, args: &[&str]) -> Output {
+        Command::new(bin())
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(self.args())
+            .env_remove("MAILPLANE_RELAY_KEY")
+            .env_remove("MAILPLANE_DB")
+            .output()
+            .expect("run mailplane")
+    }
+}
+
+/// A PostgreSQL database with a random name, dropped (`WITH (FORCE)`) on drop.
+pub struct PgDatabase {
+    admin_url: String,
+    pub name: String,
+    /// The URL of this database, for `--db`.
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub fn create(admin_url: &str) -> PgDatabase {
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let name = format!("mailplane_test_{random:016x}");
+        psql(admin_url, &format!("CREATE DATABASE {name}"));
+        PgDatabase {
+            admin_url: admin_url.to_string(),
+            url: with_database(admin_url, &name),
+            name,
+        }
+    }
+
+    /// The URL of this database through another `host:port` (e.g. a forwarder).
+    pub fn url_via(&self, host_port: &str) -> String {
+        let (scheme, rest) = self.url.split_once("://").expect("a URL");
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let host_at = authority.rfind('@').map_or(0, |i| i + 1);
+        format!("{scheme}://{}{host_port}{path}", &authority[..host_at])
+    }
+
+    /// The `host:port` of the server.
+    pub fn host_port(&self) -> String {
+        let rest = self.url.split_once("://").expect("a URL").1;
+        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+        let host_port = &authority[authority.rfind('@').map_or(0, |i| i + 1)..];
+        if host_port.contains(':') {
+            host_port.to_string()
+        } else {
+            format!("{host_port}:5432")
+        }
+    }
+
+    /// The rows of one SQL statement on this database.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        psql(&self.url, sql)
+    }
+
+    /// Every row of every table, one line each, as `table: (row as text)`, sorted;
+    /// BYTEA values as `\x` hex. Sequences are left out: PostgreSQL never rolls them back.
+    pub fn all_rows(&self) -> String {
+        let tables: Vec<String> = self
+            .rows("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1")
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+        if tables.is_empty() {
+            return String::new();
+        }
+        let union = tables
+            .iter()
+            .map(|t| format!("SELECT '{t}', x::text FROM \"{t}\" AS x"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        self.rows(&format!("{union} ORDER BY 1, 2"))
+            .into_iter()
+            .map(|r| format!("{}: {}\n", r[0], r[1]))
+            .collect()
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let out = psql_command(&self.admin_url, &sql).output();
+        if !matches!(&out, Ok(o) if o.status.success()) {
+            eprintln!("could not drop test database {}: {out:?}", self.name);
+        }
+    }
+}
+
+/// `url` with its database (the path) replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let (rest, query) = rest.split_at(rest.find('?').unwrap_or(rest.len()));
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+fn psql_command(url: &str, sql: &str) -> Command {
+    let mut cmd = Command::new("psql");
+    // Unaligned, no headers, fields split by 0x1f and rows ended by NUL (never in text).
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-A", "-t", "-0"])
+        .args(["-F", "\u{1f}", "-P", "null=NULL", "-d", url, "-c", sql]);
+    cmd
+}
+
+/// Runs one statement with `psql`; its rows, each value as psql prints it (NULL as
+/// `NULL`, booleans as `t`/`f`, BYTEA as `\x` hex).
+pub fn psql(url: &str, sql: &str) -> Vec<Vec<String>> {
+    let out = psql_command(url, sql).output().expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql failed on {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("psql prints UTF-8")
+        .split_terminator('\0')
+        .map(|row| row.split('\u{1f}').map(str::to_string).collect())
+        .collect()
+}
+
+// ---- the app ----
+
 pub struct TestApp {
     pub base: String,
-    pub dir: TempDir,
+    /// The data directory, shared with the app's other nodes.
+    pub dir: Arc<TempDir>,
+    pub db: Db,
     pub admin_token: String,
     pub user_token: String,
+    log_file: PathBuf,
     child: Child,
     _stdout: BufReader<ChildStdout>,
 }
 
+/// Numbers the log files of nodes after the first.
+static NODES: AtomicUsize = AtomicUsize::new(2);
+
 impl TestApp {
-    /// `mailplane serve --demo` on a fresh data directory and a free port.
+    /// `mailplane serve --demo` on a fresh data directory, a fresh database of the
+    /// current backend and a free port.
     pub fn demo() -> TestApp {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut app = TestApp::serve(dir, &["--demo"], &[]);
-        let tokens: Value = serde_json::from_slice(
-            &std::fs::read(app.dir.path().join("demo-tokens.json")).expect("demo tokens"),
-        )
-        .expect("json");
-        app.admin_token = tokens["adminToken"]
-            .as_str()
-            .expect("admin token")
-            .to_string();
-        app.user_token = tokens["userToken"]
-            .as_str()
-            .expect("user token")
-            .to_string();
+        TestApp::demo_on(Db::fresh(), &[])
+    }
+
+    /// [`TestApp::demo`] on `db`, with more arguments for `serve`.
+    pub fn demo_on(db: Db, args: &[&str]) -> TestApp {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut app = TestApp::serve_on(dir, db, &[&["--demo"], args].concat(), &[]);
+        app.load_demo_tokens();
         app
     }
 
-    /// `mailplane serve --listen 127.0.0.1:0 --data-dir DIR` plus `args` and `env`; the
-    /// server's log goes to `DIR/server.log` (appended, so restarts keep the history).
+    /// `mailplane serve --listen 127.0.0.1:0 --data-dir DIR` plus `args` and `env`, on a
+    /// fresh database of the current backend; the server's log goes to `DIR/server.log`
+    /// (appended, so restarts keep the history).
     pub fn serve(dir: TempDir, args: &[&str], env: &[(&str, &str)]) -> TestApp {
+        TestApp::serve_on(Arc::new(dir), Db::fresh(), args, env)
+    }
+
+    /// [`TestApp::serve`] on `db`; `--db` is added unless `args` or `env` name a database.
+    pub fn serve_on(dir: Arc<TempDir>, db: Db, args: &[&str], env: &[(&str, &str)]) -> TestApp {
+        TestApp::try_serve_logged(dir, db, args, env, "server.log")
+            .unwrap_or_else(|log| panic!("mailplane exited before listening; log:\n{log}"))
+    }
+
+    /// [`TestApp::serve_on`] with the log in `DIR/log_name`; when the server exits before
+    /// it listens, what it logged.
+    pub fn try_serve_logged(
+        dir: Arc<TempDir>,
+        db: Db,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log_name: &str,
+    ) -> Result<TestApp, String> {
+        let log_file = dir.path().join(log_name);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.path().join("server.log"))
+            .open(&log_file)
             .expect("log file");
+        let names_db = args.contains(&"--db") || env.iter().any(|(k, _)| *k == "MAILPLANE_DB");
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
+            .args(if names_db { Vec::new() } else { db.args() })
             .args(args)
             .env("MAILPLANE_LOG", "debug")
             .env_remove("MAILPLANE_RELAY_KEY")
+            .env_remove("MAILPLANE_DB")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -73,40 +380,56 @@ impl TestApp {
             let mut line = String::new();
             if stdout.read_line(&mut line).expect("read stdout") == 0 {
                 let _ = child.wait();
-                panic!(
-                    "mailplane exited before listening; log:\n{}",
-                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
-                );
+                return Err(std::fs::read_to_string(&log_file).unwrap_or_default());
             }
             if let Some(addr) = line.trim().strip_prefix("mailplane listening on ") {
                 break addr.to_string();
             }
         };
-        TestApp {
+        Ok(TestApp {
             base,
             dir,
+            db,
             admin_token: String::new(),
             user_token: String::new(),
+            log_file,
             child,
             _stdout: stdout,
-        }
+        })
     }
 
-    /// Stops the server (SIGTERM) and starts it again on the same data directory.
+    /// Reads the tokens `serve --demo` wrote to `demo-tokens.json`.
+    pub fn load_demo_tokens(&mut self) {
+        let tokens: Value = serde_json::from_slice(
+            &std::fs::read(self.dir.path().join("demo-tokens.json")).expect("demo tokens"),
+        )
+        .expect("json");
+        self.admin_token = tokens["adminToken"].as_str().expect("admin token").into();
+        self.user_token = tokens["userToken"].as_str().expect("user token").into();
+    }
+
+    /// Another `serve` process on the same database and data directory (so the same
+    /// relay key), on another port, with the same tokens. Its log is its own file.
+    pub fn second_node(&self) -> TestApp {
+        let n = NODES.fetch_add(1, Ordering::Relaxed);
+        let log_name = format!("server-node{n}.log");
+        let mut node =
+            TestApp::try_serve_logged(self.dir.clone(), self.db.clone(), &[], &[], &log_name)
+                .unwrap_or_else(|log| panic!("the second node exited before listening:\n{log}"));
+        node.admin_token = self.admin_token.clone();
+        node.user_token = self.user_token.clone();
+        node
+    }
+
+    /// Stops the server (SIGTERM) and starts it again on the same data.
     pub fn restart(mut self) -> TestApp {
         assert!(
             self.terminate(),
             "mailplane did not exit cleanly on SIGTERM"
         );
-        let (admin_token, user_token) = (
-            std::mem::take(&mut self.admin_token),
-            std::mem::take(&mut self.user_token),
-        );
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        drop(self);
-        let mut app = TestApp::serve(dir, &[], &[]);
-        app.admin_token = admin_token;
-        app.user_token = user_token;
+        let mut app = TestApp::serve_on(self.dir.clone(), self.db.clone(), &[], &[]);
+        app.admin_token = std::mem::take(&mut self.admin_token);
+        app.user_token = std::mem::take(&mut self.user_token);
         app
     }
 
@@ -125,15 +448,9 @@ impl TestApp {
         self.client(None)
     }
 
-    /// Runs the `mailplane` command line against this app's data directory.
+    /// Runs the `mailplane` command line against this app's data directory and database.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin())
-            .args(args)
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .env_remove("MAILPLANE_RELAY_KEY")
-            .output()
-            .expect("run mailplane")
+        self.db.cli(self.dir.path(), args)
     }
 
     /// `mailplane bootstrap` of another organization; its JSON output.
@@ -167,50 +484,17 @@ impl TestApp {
         v["accessToken"].as_str().expect("token").to_string()
     }
 
+    /// The SQLite file (only meaningful on SQLite).
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("mailplane.db")
     }
 
     /// Every row of every table, in a stable order: equal snapshots mean nothing changed.
     pub fn snapshot(&self) -> String {
-        let conn = rusqlite::Connection::open(self.db_path()).expect("open db");
-        let tables: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let mut out = String::new();
-        for t in tables {
-            let mut stmt = conn
-                .prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1"))
-                .unwrap();
-            let n = stmt.column_count();
-            let rows = stmt
-                .query_map([], |r| {
-                    let mut cols = Vec::new();
-                    for i in 0..n {
-                        cols.push(show(r.get_ref(i)?));
-                    }
-                    Ok(cols.join("|"))
-                })
-                .unwrap();
-            for row in rows {
-                out.push_str(&format!("{t}: {}\n", row.unwrap()));
-            }
+        match &self.db {
+            Db::Sqlite => sqlite_snapshot(&self.db_path()),
+            Db::Postgres(pg) => pg.all_rows(),
         }
-        out
-    }
-
-    /// Runs one query against the database file and returns the first column as text.
-    pub fn query(&self, sql: &str) -> Vec<String> {
-        let conn = rusqlite::Connection::open(self.db_path()).expect("open db");
-        let mut stmt = conn.prepare(sql).unwrap();
-        stmt.query_map([], |r| Ok(show(r.get_ref(0)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
     }
 
     /// [`TestApp::snapshot`] without the audit trail: equal when no data changed, even
@@ -223,12 +507,56 @@ impl TestApp {
             .join("\n")
     }
 
+    /// Runs one query (SQL both SQLite and PostgreSQL accept) and returns the first column
+    /// as text.
+    pub fn query(&self, sql: &str) -> Vec<String> {
+        self.query_rows(sql)
+            .into_iter()
+            .map(|mut row| row.swap_remove(0))
+            .collect()
+    }
+
+    /// Runs one query and returns every column as text: NULL as `NULL`; booleans are
+    /// `1`/`0` on SQLite and `t`/`f` on PostgreSQL.
+    pub fn query_rows(&self, sql: &str) -> Vec<Vec<String>> {
+        match &self.db {
+            Db::Sqlite => {
+                let conn = rusqlite::Connection::open(self.db_path()).expect("open db");
+                let mut stmt = conn.prepare(sql).unwrap();
+                let n = stmt.column_count();
+                stmt.query_map([], |r| (0..n).map(|i| Ok(show(r.get_ref(i)?))).collect())
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
+            }
+            Db::Postgres(pg) => pg.rows(sql),
+        }
+    }
+
+    /// Runs one statement that changes data (test fixtures the API cannot make).
+    pub fn execute(&self, sql: &str) {
+        match &self.db {
+            Db::Sqlite => {
+                let conn = rusqlite::Connection::open(self.db_path()).expect("open db");
+                conn.execute_batch(sql).unwrap();
+            }
+            Db::Postgres(pg) => {
+                pg.rows(sql);
+            }
+        }
+    }
+
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Sends SIGTERM and waits for the exit; true when the process exited cleanly.
@@ -245,6 +573,38 @@ impl Drop for TestApp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Every row of every table of the SQLite file, ordered by the first column.
+fn sqlite_snapshot(path: &Path) -> String {
+    let conn = rusqlite::Connection::open(path).expect("open db");
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut out = String::new();
+    for t in tables {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1"))
+            .unwrap();
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                let mut cols = Vec::new();
+                for i in 0..n {
+                    cols.push(show(r.get_ref(i)?));
+                }
+                Ok(cols.join("|"))
+            })
+            .unwrap();
+        for row in rows {
+            out.push_str(&format!("{t}: {}\n", row.unwrap()));
+        }
+    }
+    out
 }
 
 /// A column value as plain text (blobs in hex).

@@ -84,11 +84,32 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Whether SQLite refused because another connection (maybe another process) holds a lock.
+fn is_busy(e: &StoreError) -> bool {
+    matches!(e, StoreError::Db(rusqlite::Error::SqliteFailure(f, _))
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+/// Opens the write connection and migrates. Switching a new file to WAL needs an exclusive
+/// lock that the busy timeout does not wait for, so when several processes start on one
+/// new file at once, the losers wait and try again.
+fn open_and_migrate(path: &Path) -> Result<Connection, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let attempt = open_connection(path).and_then(|mut c| migrate(&mut c).map(|()| c));
+        match attempt {
+            Err(e) if is_busy(&e) && started.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SqliteStore {
     pub async fn open(path: PathBuf, key: RelayKey) -> Result<Self, StoreError> {
         tokio::task::spawn_blocking(move || {
-            let mut writer = open_connection(&path)?;
-            migrate(&mut writer)?;
+            let writer = open_and_migrate(&path)?;
             Ok(SqliteStore {
                 inner: Arc::new(Inner {
                     path,

@@ -1,0 +1,719 @@
+//! mailplane as Zoho's accounts server: the browser flow driven over HTTP like a person
+//! filling in the forms, the script grant, refresh, expiry, revocation, the refresh-token
+//! limit and sign-in throttling.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use serde_json::{json, Value};
+
+backend_tests!(
+    browser_flow_gives_tokens_that_work,
+    refusing_consent_returns_access_denied,
+    token_endpoint_refusals_are_zoho_shaped,
+    script_grant_refresh_and_revoke,
+    access_tokens_expire_and_refresh_never_widens_scope,
+    twenty_one_refresh_tokens_keep_the_newest_twenty,
+    sign_in_failures_look_alike_and_are_throttled,
+    oauth_secrets_are_stored_as_digests_and_never_logged,
+);
+
+const REDIRECT: &str = "https://app.example/callback";
+const EMAIL: &str = "paula@zylker.com";
+const PASSWORD: &str = "paula-secret-1";
+
+/// A demo server with a user who has a password and a registered client.
+struct OAuthApp {
+    app: TestApp,
+    zuid: String,
+    client_id: String,
+    secret: String,
+    http: reqwest::Client,
+}
+
+fn setup(args: &[&str]) -> OAuthApp {
+    let app = TestApp::demo_on(Db::fresh(), args);
+    let out = app.cli(&[
+        "oauth",
+        "client",
+        "create",
+        "--name",
+        "Billing <sync>",
+        "--redirect-uri",
+        REDIRECT,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    OAuthApp {
+        app,
+        zuid: String::new(),
+        client_id: c["clientId"].as_str().unwrap().to_string(),
+        secret: c["clientSecret"].as_str().unwrap().to_string(),
+        http,
+    }
+}
+
+impl OAuthApp {
+    /// The same app, reached from another loopback address (each is its own client
+    /// address for the sign-in throttle).
+    fn via(&self, ip: &str) -> Via<'_> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        Via { app: self, http }
+    }
+
+    async fn with_user(mut self) -> Self {
+        let r = self
+            .app
+            .admin()
+            .create_user(
+                ZOID,
+                &json!({"primaryEmailAddress": EMAIL, "password": PASSWORD, "firstName": "Paula"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201);
+        self.zuid = r.data()["zuid"].to_string();
+        self
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.app.base)
+    }
+
+    /// GET the authorization page; (status, html).
+    async fn authorize(&self, scope: &str, state: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(self.url("/oauth/v2/auth"))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", &self.client_id),
+                ("scope", scope),
+                ("redirect_uri", REDIRECT),
+                ("access_type", "offline"),
+                ("state", state),
+            ])
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// Posts the page's form with its hidden fields plus `extra`; (status, html, location).
+    async fn submit(&self, html: &str, extra: &[(&str, &str)]) -> (u16, String, Option<String>) {
+        post_form(&self.http, &self.app.base, html, extra).await
+    }
+
+    /// The whole browser flow: sign in, approve; the redirect's query.
+    async fn browser_flow(&self, scope: &str) -> HashMap<String, String> {
+        let (status, page) = self.authorize(scope, "st-1").await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            page.contains("Billing &lt;sync&gt;"),
+            "the sign-in page names the client, escaped"
+        );
+        let (status, consent, _) = self
+            .submit(&page, &[("email", EMAIL), ("password", PASSWORD)])
+            .await;
+        assert_eq!(status, 200, "{consent}");
+        assert!(
+            consent.contains("Billing &lt;sync&gt;"),
+            "the consent page names the client"
+        );
+        for one in scope.split(',') {
+            assert!(
+                consent.contains(&format!("<li>{one}</li>")),
+                "the consent page lists {one}"
+            );
+        }
+        let (status, _, location) = self.submit(&consent, &[("decision", "approve")]).await;
+        assert_eq!(status, 302);
+        let location = location.unwrap();
+        assert!(location.starts_with(&format!("{REDIRECT}?")), "{location}");
+        query(&location)
+    }
+
+    async fn token(&self, params: &[(&str, &str)]) -> Value {
+        let r = self
+            .http
+            .post(self.url("/oauth/v2/token"))
+            .form(params)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "Zoho answers the token endpoint with 200, errors included"
+        );
+        r.json().await.unwrap()
+    }
+
+    async fn exchange(&self, code: &str) -> Value {
+        self.token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &self.client_id),
+            ("client_secret", &self.secret),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+        ])
+        .await
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> Value {
+        self.token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &self.client_id),
+            ("client_secret", &self.secret),
+            ("refresh_token", refresh_token),
+        ])
+        .await
+    }
+
+    async fn revoke(&self, token: &str) {
+        let r = self
+            .http
+            .post(self.url("/oauth/v2/token/revoke"))
+            .query(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    fn grant(&self, scope: &str) -> String {
+        let out = self.app.cli(&[
+            "oauth",
+            "grant",
+            "--client-id",
+            &self.client_id,
+            "--zuid",
+            &self.zuid,
+            "--scope",
+            scope,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["scope"], scope);
+        v["refreshToken"].as_str().unwrap().to_string()
+    }
+
+    /// The status of `GET /api/accounts` with an access token.
+    async fn api_status(&self, access_token: &str) -> (u16, String) {
+        let r = self
+            .app
+            .client(Some(access_token))
+            .accounts()
+            .await
+            .unwrap();
+        (r.status, r.error_code().to_string())
+    }
+}
+
+/// An [`OAuthApp`] reached from another client address.
+struct Via<'a> {
+    app: &'a OAuthApp,
+    http: reqwest::Client,
+}
+
+impl Via<'_> {
+    async fn submit(&self, html: &str, extra: &[(&str, &str)]) -> (u16, String, Option<String>) {
+        post_form(&self.http, &self.app.app.base, html, extra).await
+    }
+}
+
+async fn post_form(
+    http: &reqwest::Client,
+    base: &str,
+    html: &str,
+    extra: &[(&str, &str)],
+) -> (u16, String, Option<String>) {
+    let (action, mut fields) = form(html);
+    for (k, v) in extra {
+        fields.insert(k.to_string(), v.to_string());
+    }
+    let r = http
+        .post(format!("{base}{action}"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string());
+    (r.status().as_u16(), r.text().await.unwrap(), location)
+}
+
+/// The action and fields (hidden inputs, and the clicked button's name) of the page's form.
+fn form(html: &str) -> (String, HashMap<String, String>) {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = tag[start..].find('"')? + start;
+        Some(unescape(&tag[start..end]))
+    };
+    let form_tag = html
+        .split("<form")
+        .nth(1)
+        .expect("a form")
+        .split('>')
+        .next()
+        .unwrap();
+    let action = attr(form_tag, "action").expect("an action");
+    let mut fields = HashMap::new();
+    for tag in html
+        .split("<input")
+        .skip(1)
+        .map(|t| t.split('>').next().unwrap())
+    {
+        if attr(tag, "type").as_deref() == Some("hidden") {
+            fields.insert(
+                attr(tag, "name").unwrap(),
+                attr(tag, "value").unwrap_or_default(),
+            );
+        }
+    }
+    (action, fields)
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn query(url: &str) -> HashMap<String, String> {
+    let q = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    serde_urlencoded::from_str(q).unwrap()
+}
+
+async fn browser_flow_gives_tokens_that_work() {
+    let o = setup(&[]).with_user().await;
+    let back = o
+        .browser_flow("ZohoMail.accounts.READ,ZohoMail.accounts.UPDATE")
+        .await;
+    assert_eq!(back["state"], "st-1");
+    assert_eq!(back["accounts-server"], o.app.base);
+    let code = &back["code"];
+    assert!(code.starts_with("mpac_"));
+    let t = o.exchange(code).await;
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_in"], 3600);
+    assert_eq!(
+        t["scope"],
+        "ZohoMail.accounts.READ,ZohoMail.accounts.UPDATE"
+    );
+    assert_eq!(t["api_domain"], o.app.base);
+    let (access, refresh) = (
+        t["access_token"].as_str().unwrap(),
+        t["refresh_token"].as_str().unwrap(),
+    );
+    assert!(access.starts_with("mpat_") && refresh.starts_with("mprt_"));
+    // The token is Paula's: her accounts, and a change through the API.
+    let r = o.app.client(Some(access)).accounts().await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.data()[0]["primaryEmailAddress"], EMAIL);
+    let account = r.data()[0]["accountId"].as_str().unwrap().to_string();
+    let r = o
+        .app
+        .client(Some(access))
+        .update_account(
+            &account,
+            &json!({"mode": "updateOutgoingStatus", "outgoingBlocked": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    // Single use: the same code again is refused, and the first tokens still work.
+    assert_eq!(o.exchange(code).await, json!({"error": "invalid_code"}));
+    assert_eq!(o.api_status(access).await.0, 200);
+    // A refresh gives a new, working access token and no new refresh token.
+    let t2 = o.refresh(refresh).await;
+    assert!(t2.get("refresh_token").is_none());
+    assert_ne!(t2["access_token"], t["access_token"]);
+    assert_eq!(
+        o.api_status(t2["access_token"].as_str().unwrap()).await.0,
+        200
+    );
+    // Parameters in the query string work as well as in the form body.
+    let r = o
+        .http
+        .post(o.url("/oauth/v2/token"))
+        .query(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &o.client_id),
+            ("client_secret", &o.secret),
+            ("refresh_token", refresh),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["access_token"].as_str().unwrap().starts_with("mpat_"),
+        "{v}"
+    );
+}
+
+async fn refusing_consent_returns_access_denied() {
+    let o = setup(&[]).with_user().await;
+    let (_, page) = o.authorize("ZohoMail.accounts.ALL", "st-2").await;
+    let (_, consent, _) = o
+        .submit(&page, &[("email", EMAIL), ("password", PASSWORD)])
+        .await;
+    let (status, _, location) = o.submit(&consent, &[("decision", "deny")]).await;
+    assert_eq!(status, 302);
+    let back = query(&location.unwrap());
+    assert_eq!(
+        (back["error"].as_str(), back["state"].as_str()),
+        ("access_denied", "st-2")
+    );
+    assert!(!back.contains_key("code"));
+    // The ticket is spent: approving afterwards does not work, nor does exchanging it.
+    let (_, fields) = form(&consent);
+    let (status, _, _) = o.submit(&consent, &[("decision", "approve")]).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        o.exchange(&fields["ticket"]).await,
+        json!({"error": "invalid_code"})
+    );
+}
+
+async fn token_endpoint_refusals_are_zoho_shaped() {
+    let o = setup(&[]).with_user().await;
+    let back = o.browser_flow("ZohoMail.accounts.ALL").await;
+    let code = back["code"].clone();
+    // An unapproved ticket is no code: sign in again and exchange without consenting.
+    let (_, page) = o.authorize("ZohoMail.accounts.ALL", "s").await;
+    let (_, consent, _) = o
+        .submit(&page, &[("email", EMAIL), ("password", PASSWORD)])
+        .await;
+    let (_, fields) = form(&consent);
+    assert_eq!(
+        o.exchange(&fields["ticket"]).await,
+        json!({"error": "invalid_code"})
+    );
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![
+                ("grant_type", "authorization_code"),
+                ("client_id", &o.client_id),
+                ("client_secret", "mpcs_wrong"),
+                ("code", &code),
+            ],
+            "invalid_client",
+        ),
+        (
+            vec![
+                ("grant_type", "authorization_code"),
+                ("client_id", "1000.NOPE"),
+                ("client_secret", &o.secret),
+                ("code", &code),
+            ],
+            "invalid_client",
+        ),
+        (
+            vec![
+                ("grant_type", "authorization_code"),
+                ("client_id", &o.client_id),
+                ("client_secret", &o.secret),
+                ("code", &code),
+                ("redirect_uri", "https://evil.example/"),
+            ],
+            "invalid_redirect_uri",
+        ),
+        (
+            vec![
+                ("grant_type", "refresh_token"),
+                ("client_id", &o.client_id),
+                ("client_secret", &o.secret),
+                ("refresh_token", "mprt_nope"),
+            ],
+            "invalid_code",
+        ),
+        (
+            vec![
+                ("grant_type", "password"),
+                ("client_id", &o.client_id),
+                ("client_secret", &o.secret),
+            ],
+            "unsupported_grant_type",
+        ),
+        (vec![], "unsupported_grant_type"),
+    ];
+    for (params, error) in cases {
+        assert_eq!(
+            o.token(&params).await,
+            json!({ "error": error }),
+            "{params:?}"
+        );
+    }
+    // The refused attempts did not spend the code.
+    assert!(o.exchange(&code).await["access_token"].is_string());
+    // The auth page refuses an unknown client or a foreign redirect URI before redirecting.
+    let r = o
+        .http
+        .get(o.url("/oauth/v2/auth"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "1000.NOPE"),
+            ("scope", "ZohoMail.accounts.ALL"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = o
+        .http
+        .get(o.url("/oauth/v2/auth"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", &o.client_id),
+            ("scope", "ZohoMail.accounts.ALL"),
+            ("redirect_uri", "https://evil.example/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // A bad scope goes back to the client.
+    let r = o
+        .http
+        .get(o.url("/oauth/v2/auth"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", &o.client_id),
+            ("scope", "ZohoMail.everything"),
+            ("state", "q"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let back = query(r.headers()["location"].to_str().unwrap());
+    assert_eq!(back["error"], "invalid_scope");
+}
+
+async fn script_grant_refresh_and_revoke() {
+    let o = setup(&[]).with_user().await;
+    let refresh = o.grant("ZohoMail.accounts.ALL");
+    assert!(refresh.starts_with("mprt_"));
+    let a1 = o.refresh(&refresh).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a2 = o.refresh(&refresh).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = o.grant("ZohoMail.accounts.ALL");
+    let a3 = o.refresh(&other).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for a in [&a1, &a2, &a3] {
+        assert_eq!(o.api_status(a).await.0, 200);
+    }
+    // Revoking the refresh token takes every access token minted from it, and only those.
+    o.revoke(&refresh).await;
+    assert_eq!(o.api_status(&a1).await, (401, "INVALID_OAUTHTOKEN".into()));
+    assert_eq!(o.api_status(&a2).await, (401, "INVALID_OAUTHTOKEN".into()));
+    assert_eq!(o.api_status(&a3).await.0, 200);
+    assert_eq!(o.refresh(&refresh).await, json!({"error": "invalid_code"}));
+    // Revoking an unknown token answers the same.
+    o.revoke("mprt_unknown").await;
+    // The CLI refuses unknown clients and users.
+    for args in [
+        vec![
+            "oauth",
+            "grant",
+            "--client-id",
+            "1000.NOPE",
+            "--zuid",
+            o.zuid.as_str(),
+            "--scope",
+            "ZohoMail.accounts.ALL",
+        ],
+        vec![
+            "oauth",
+            "grant",
+            "--client-id",
+            o.client_id.as_str(),
+            "--zuid",
+            "999",
+            "--scope",
+            "ZohoMail.accounts.ALL",
+        ],
+        vec![
+            "oauth",
+            "grant",
+            "--client-id",
+            o.client_id.as_str(),
+            "--zuid",
+            o.zuid.as_str(),
+            "--scope",
+            "ZohoMail.nope",
+        ],
+    ] {
+        assert_eq!(o.app.cli(&args).status.code(), Some(1), "{args:?}");
+    }
+}
+
+async fn access_tokens_expire_and_refresh_never_widens_scope() {
+    let o = setup(&["--access-token-ttl", "1"]).with_user().await;
+    let refresh = o.grant("ZohoMail.accounts.READ");
+    let t = o.refresh(&refresh).await;
+    assert_eq!(
+        (t["expires_in"].clone(), t["scope"].clone()),
+        (json!(1), json!("ZohoMail.accounts.READ"))
+    );
+    let access = t["access_token"].as_str().unwrap().to_string();
+    assert_eq!(o.api_status(&access).await.0, 200);
+    // Read-only: a change is refused for its scope.
+    let r = o
+        .app
+        .client(Some(&access))
+        .update_account(REBECCA, &json!({"mode": "enableMailAccount"}))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.error_code()), (401, "INVALID_OAUTHSCOPE"));
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    assert_eq!(
+        o.api_status(&access).await,
+        (401, "INVALID_OAUTHTOKEN".into())
+    );
+    let t = o.refresh(&refresh).await;
+    assert_eq!(
+        t["scope"], "ZohoMail.accounts.READ",
+        "a refresh keeps the grant's scopes"
+    );
+    assert_eq!(
+        o.api_status(t["access_token"].as_str().unwrap()).await.0,
+        200
+    );
+}
+
+async fn twenty_one_refresh_tokens_keep_the_newest_twenty() {
+    let o = setup(&[]).with_user().await;
+    let tokens: Vec<String> = (0..21).map(|_| o.grant("ZohoMail.accounts.READ")).collect();
+    let oldest_access = o.refresh(&tokens[1]).await;
+    assert!(oldest_access["access_token"].is_string());
+    assert_eq!(
+        o.refresh(&tokens[0]).await,
+        json!({"error": "invalid_code"}),
+        "the first was replaced"
+    );
+    for t in &tokens[1..] {
+        assert!(o.refresh(t).await["access_token"].is_string());
+    }
+    // One more: the oldest live one (tokens[1]) goes, with its access token.
+    o.grant("ZohoMail.accounts.READ");
+    assert_eq!(
+        o.refresh(&tokens[1]).await,
+        json!({"error": "invalid_code"})
+    );
+    assert_eq!(
+        o.api_status(oldest_access["access_token"].as_str().unwrap())
+            .await
+            .0,
+        401
+    );
+    let live = o.app.query(&format!(
+        "SELECT COUNT(*) FROM refresh_tokens WHERE zuid = {} AND revoked_ms IS NULL",
+        o.zuid
+    ));
+    assert_eq!(live[0], "20");
+}
+
+async fn sign_in_failures_look_alike_and_are_throttled() {
+    let o = setup(&["--signin-max-failures", "3"]).with_user().await;
+    let (_, page) = o.authorize("ZohoMail.accounts.ALL", "s").await;
+    let from = |ip: &str| o.via(ip);
+    let wrong = [("email", EMAIL), ("password", "not-it")];
+    let (s1, wrong_password, _) = from("127.0.0.1").submit(&page, &wrong).await;
+    let (s2, unknown_user, _) = from("127.0.0.1")
+        .submit(
+            &page,
+            &[("email", "nobody@zylker.com"), ("password", "not-it")],
+        )
+        .await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(
+        wrong_password, unknown_user,
+        "a wrong password and an unknown user get the same page"
+    );
+    assert!(wrong_password.contains("Wrong email address or password"));
+    // A third failure from 127.0.0.1 uses up that address: any account now waits.
+    assert_eq!(from("127.0.0.1").submit(&page, &wrong).await.0, 200);
+    let (status, body, _) = from("127.0.0.1")
+        .submit(&page, &[("email", "admin@zylker.com"), ("password", "x")])
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("Too many failed sign-ins"));
+    // Paula's third failure, from elsewhere, uses up her account: the right password
+    // from a third address waits too, while that address can still sign in others.
+    assert_eq!(from("127.0.0.2").submit(&page, &wrong).await.0, 200);
+    let (status, _, _) = from("127.0.0.3")
+        .submit(&page, &[("email", EMAIL), ("password", PASSWORD)])
+        .await;
+    assert_eq!(status, 429);
+    let (status, _, _) = from("127.0.0.3")
+        .submit(&page, &[("email", "nobody@zylker.com"), ("password", "x")])
+        .await;
+    assert_eq!(status, 200);
+}
+
+async fn oauth_secrets_are_stored_as_digests_and_never_logged() {
+    let o = setup(&[]).with_user().await;
+    let back = o.browser_flow("ZohoMail.accounts.ALL").await;
+    let t = o.exchange(&back["code"]).await;
+    let secrets = [
+        o.secret.clone(),
+        back["code"].clone(),
+        t["access_token"].as_str().unwrap().to_string(),
+        t["refresh_token"].as_str().unwrap().to_string(),
+        PASSWORD.to_string(),
+    ];
+    let log = o.app.log();
+    assert!(
+        log.contains("/oauth/v2/token"),
+        "the log records the requests"
+    );
+    let stored: Vec<u8> = match &o.app.db {
+        Db::Sqlite => {
+            let mut bytes = std::fs::read(o.app.db_path()).unwrap();
+            bytes.extend(
+                std::fs::read(o.app.dir.path().join("mailplane.db-wal")).unwrap_or_default(),
+            );
+            bytes
+        }
+        Db::Postgres(pg) => pg.all_rows().into_bytes(),
+    };
+    for s in &secrets {
+        assert!(!log.contains(s.as_str()), "a secret is in the log");
+        assert!(
+            !stored.windows(s.len()).any(|w| w == s.as_bytes()),
+            "a secret is stored in clear"
+        );
+    }
+}
