@@ -1,10 +1,15 @@
 //! mailplane's HTTP layer: the routes of the Zoho Mail Accounts API, their wire formats
 //! and the error envelope.
 
+// The OpenAPI document is one large `json!` literal.
+#![recursion_limit = "256"]
+
 mod auth;
 mod command;
 mod error;
 mod lenient;
+pub mod metrics;
+pub mod openapi;
 mod routes;
 mod signin_limit;
 mod view;
@@ -13,7 +18,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -38,10 +43,11 @@ pub struct AppState {
     /// Lifetime of access tokens minted by the OAuth token endpoint.
     pub access_token_ttl_secs: u64,
     pub signin_limiter: std::sync::Arc<SignInLimiter>,
+    pub metrics: std::sync::Arc<metrics::Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
-    use routes::{accounts, oauth, organization};
+    use routes::{accounts, oauth, organization, service};
     Router::new()
         .route("/api/accounts", get(accounts::list_own))
         .route(
@@ -50,6 +56,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/organization", get(organization::get_own_org))
         .route("/api/organization/{zoid}", get(organization::get_org))
+        .route(
+            "/api/organization/{zoid}/auditlog",
+            get(organization::audit_log),
+        )
         .route(
             "/api/organization/{zoid}/accounts",
             get(organization::list_org_accounts)
@@ -60,6 +70,10 @@ pub fn router(state: AppState) -> Router {
             "/api/organization/{zoid}/accounts/{account}",
             get(organization::get_org_account).put(accounts::update_in_org),
         )
+        .route("/health", get(service::health))
+        .route("/ready", get(service::ready))
+        .route("/metrics", get(service::metrics))
+        .route("/api/openapi.json", get(service::openapi))
         .route("/oauth/v2/auth", get(oauth::authorize).post(oauth::sign_in))
         .route("/oauth/v2/auth/consent", post(oauth::consent))
         .route("/oauth/v2/token", post(oauth::token))
@@ -67,7 +81,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::UrlNotConfigured })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
 
@@ -79,7 +93,7 @@ fn new_request_id() -> String {
 
 /// Gives each request an id and its audit facts, and logs one line when it is answered:
 /// method, path (never the query or headers, which may carry secrets), status, time.
-async fn log_request(mut req: Request, next: Next) -> Response {
+async fn log_request(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let id = new_request_id();
     let client_addr = req
         .extensions()
@@ -91,10 +105,25 @@ async fn log_request(mut req: Request, next: Next) -> Response {
         client_addr,
     });
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    // The route's template, not the path: ids would make a series per account.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let span = tracing::info_span!("request", id = %id);
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let secs = started.elapsed().as_secs_f64();
+    let ms = secs * 1000.0;
+    let mode = resp
+        .extensions()
+        .get::<metrics::ModeLabel>()
+        .map(|m| m.0)
+        .unwrap_or_default();
+    state
+        .metrics
+        .observe(&route, mode, resp.status().as_u16(), secs);
     span.in_scope(|| tracing::info!(%method, %path, status = resp.status().as_u16(), ms = format!("{ms:.2}"), "request"));
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);

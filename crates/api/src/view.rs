@@ -2,7 +2,7 @@
 //! organization object (§7). Ids that Zoho sends as strings are strings here too.
 
 use mailplane_domain::{AccountKind, Identity, IdentityMode};
-use mailplane_store::{AccountView, OrgView};
+use mailplane_store::{AccountView, AuditEntry, OrgView};
 use serde_json::{json, Value};
 
 pub fn identity(i: &Identity) -> Value {
@@ -94,5 +94,19 @@ pub fn organization(o: &OrgView, base: &str) -> Value {
         "superAdmin": o.super_admin.as_ref().map(|a| a.as_str()),
         "orgCreationTime": o.created_ms,
         "URI": format!("{base}/api/organization/{}", o.zoid),
+    })
+}
+
+pub fn audit_entry(e: &AuditEntry) -> Value {
+    json!({
+        "id": e.id,
+        "time": e.at_ms,
+        "requestId": e.request_id,
+        "actor": { "zuid": e.actor_zuid, "tokenId": e.actor_token_id },
+        "clientAddress": e.client_addr,
+        "target": { "zuid": e.zuid, "accountId": e.account_id.map(|a| a.to_string()) },
+        "mode": e.mode,
+        "before": e.before,
+        "after": e.after,
     })
 }

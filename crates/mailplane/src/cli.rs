@@ -57,6 +57,8 @@ pub enum Command {
     Token(TokenCommand),
     /// Create or migrate the database schema, then exit
     Migrate,
+    /// Print the OpenAPI 3.1 description of the API
+    Openapi,
     /// OAuth clients and grants (mailplane as Zoho's accounts server)
     #[command(subcommand)]
     Oauth(OauthCommand),

@@ -40,6 +40,14 @@ fn main() -> ExitCode {
                 admin::revoke_token(cli.storage, args).await
             }
             cli::Command::Migrate => admin::migrate(cli.storage).await,
+            cli::Command::Openapi => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&mailplane_api::openapi::document())
+                        .unwrap_or_default()
+                );
+                Ok(())
+            }
             cli::Command::Oauth(cli::OauthCommand::Client(cli::OauthClientCommand::Create(
                 args,
             ))) => admin::create_client(cli.storage, args).await,

@@ -63,6 +63,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         store,
         public_url,
         access_token_ttl_secs: args.access_token_ttl.max(1),
+        metrics: Arc::default(),
         signin_limiter: Arc::new(SignInLimiter::new(
             args.signin_max_failures.max(1),
             Duration::from_secs(args.signin_window),

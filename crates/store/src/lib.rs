@@ -19,7 +19,8 @@ use mailplane_domain::{AccountCommand, AccountId, RuleError, ScopeSet, Zoid, Zui
 
 pub use access::{Denied, Grant, Principal};
 pub use model::{
-    AccountView, Bootstrapped, DemoTokens, NewUser, OrgView, RelayPassword, RequestMeta, UserRef,
+    AccountView, AuditEntry, AuditQuery, Bootstrapped, DemoTokens, NewUser, OrgView, RelayPassword,
+    RequestMeta, UserRef,
 };
 pub use postgres::{PgOptions, PgStore};
 pub use relay_key::RelayKey;
@@ -468,6 +469,35 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.revoke_oauth_token(token).await,
             Store::Postgres(s) => s.revoke_oauth_token(token).await,
+        }
+    }
+
+    /// Whether the database answers (for `/ready`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.ping().await,
+            Store::Postgres(s) => s.ping().await,
+        }
+    }
+
+    /// Connections of this node: (in use, idle, most).
+    pub fn pool_state(&self) -> (usize, usize, usize) {
+        match self {
+            Store::Sqlite(s) => s.pool_state(),
+            Store::Postgres(s) => s.pool_state(),
+        }
+    }
+
+    /// The organization's audit trail, newest first; `None` when out of the grant's reach.
+    pub async fn audit_log(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+        query: AuditQuery,
+    ) -> Result<Option<Vec<AuditEntry>>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.audit_log(grant, zoid, query).await,
+            Store::Postgres(s) => s.audit_log(grant, zoid, query).await,
         }
     }
 }

@@ -119,3 +119,29 @@ pub struct DemoTokens {
 
 /// A relay password for the store to encrypt, carried as a domain secret.
 pub type RelayPassword = Secret;
+
+/// Which audit rows to read, newest first.
+#[derive(Debug, Clone)]
+pub struct AuditQuery {
+    pub start: u32,
+    pub limit: u32,
+    pub account: Option<mailplane_domain::AccountId>,
+    /// Only rows at or after this time (epoch milliseconds).
+    pub since_ms: Option<i64>,
+}
+
+/// One audit row: a change, or a denied attempt (`mode` = `denied`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at_ms: i64,
+    pub request_id: Option<String>,
+    pub actor_zuid: Option<i64>,
+    pub actor_token_id: Option<i64>,
+    pub client_addr: Option<String>,
+    pub zuid: Option<i64>,
+    pub account_id: Option<i64>,
+    pub mode: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}

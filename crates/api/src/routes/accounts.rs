@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::{body, path_id, success, success_with};
 use crate::command::{parse_update, UrlForm};
 use crate::error::ApiError;
+use crate::metrics::ModeLabel;
 use crate::{auth, lenient, view, AppState};
 
 /// Zoho: the five seed pages, user authentication form.
@@ -70,12 +71,14 @@ async fn update(
         .store
         .apply(&grant, meta, zoid, account, request.zuid, request.command)
         .await?;
-    Ok(match mode {
+    let mut resp = match mode {
         Mode::AddSendMailDetails | Mode::DeleteSendMailDetails => {
             success_with(view::identities(&updated.identities))
         }
         _ => success(),
-    })
+    };
+    resp.extensions_mut().insert(ModeLabel(mode.as_str()));
+    Ok(resp)
 }
 
 /// Zoho: Get All User Accounts.

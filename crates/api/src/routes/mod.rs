@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod oauth;
 pub mod organization;
 mod pages;
+pub mod service;
 
 use std::str::FromStr;
 

@@ -84,6 +84,63 @@ fn page(query: Option<&str>) -> Result<(u32, u32), ApiError> {
     Ok((start, limit))
 }
 
+/// The audit filters of the query string: `accountId` and `since` (epoch milliseconds).
+fn audit_filters(
+    query: Option<&str>,
+) -> Result<(Option<mailplane_domain::AccountId>, Option<i64>), ApiError> {
+    let (mut account, mut since) = (None, None);
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "accountId" if !v.is_empty() => {
+                account = Some(v.parse().map_err(|_| {
+                    ApiError::Pattern("accountId must be a positive integer id".into())
+                })?)
+            }
+            "since" if !v.is_empty() => {
+                since = Some(v.parse::<i64>().ok().filter(|s| *s >= 0).ok_or_else(|| {
+                    ApiError::Pattern("since must be a time in epoch milliseconds".into())
+                })?)
+            }
+            _ => {}
+        }
+    }
+    Ok((account, since))
+}
+
+/// The audit trail of the organization, newest first (a mailplane addition).
+pub async fn audit_log(
+    State(state): State<AppState>,
+    Path(zoid): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let zoid: Zoid = path_id(&zoid)?;
+    let grant = auth::authenticate(&state.store, &headers)
+        .await?
+        .admin_grant(Access::Read)?;
+    let (start, limit) = page(query.as_deref())?;
+    let (account, since_ms) = audit_filters(query.as_deref())?;
+    let q = mailplane_store::AuditQuery {
+        start,
+        limit,
+        account,
+        since_ms,
+    };
+    let entries = state
+        .store
+        .audit_log(&grant, zoid, q)
+        .await?
+        .ok_or_else(|| org_not_found(zoid))?;
+    Ok(success_with(Value::Array(
+        entries.iter().map(view::audit_entry).collect(),
+    )))
+}
+
 /// Zoho: Get All Org User Details.
 pub async fn list_org_accounts(
     State(state): State<AppState>,

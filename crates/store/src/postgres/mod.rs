@@ -7,6 +7,7 @@
 //! database that cannot be reached within the configured time is reported as
 //! [`StoreError::Unavailable`] (503), never a hang.
 
+mod audit;
 mod oauth;
 mod provision;
 mod read;
@@ -27,8 +28,8 @@ use crate::oauth::{
     ClientCredentials, Credentials, IssuedTokens, OAuthClient, OAuthError, PendingCode,
 };
 use crate::{
-    AccountView, Bootstrapped, DemoTokens, Grant, NewUser, OrgView, Principal, ProvisionError,
-    RelayKey, RequestMeta, StoreError, UserRef, WriteError,
+    AccountView, AuditEntry, AuditQuery, Bootstrapped, DemoTokens, Grant, NewUser, OrgView,
+    Principal, ProvisionError, RelayKey, RequestMeta, StoreError, UserRef, WriteError,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -608,5 +609,28 @@ impl PgStore {
             Box::pin(async move { oauth::revoke(tx, &token).await })
         })
         .await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| Box::pin(async move { Ok(c.simple_query("SELECT 1").await.map(|_| ())?) }))
+            .await
+    }
+
+    pub fn pool_state(&self) -> (usize, usize, usize) {
+        let s = self.pool.status();
+        (s.size.saturating_sub(s.available), s.available, s.max_size)
+    }
+
+    pub async fn audit_log(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+        query: AuditQuery,
+    ) -> Result<Option<Vec<AuditEntry>>, StoreError> {
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
+        }
+        self.read(move |c| Box::pin(async move { audit::entries(c, zoid, &query).await.map(Some) }))
+            .await
     }
 }

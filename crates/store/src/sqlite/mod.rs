@@ -6,6 +6,7 @@
 //! updates). Reads use a small pool of other connections, which WAL lets run beside the
 //! writer.
 
+mod audit;
 mod oauth;
 mod provision;
 mod read;
@@ -22,8 +23,8 @@ use crate::oauth::{
     ClientCredentials, Credentials, IssuedTokens, OAuthClient, OAuthError, PendingCode,
 };
 use crate::{
-    AccountView, Bootstrapped, DemoTokens, Grant, NewUser, OrgView, Principal, ProvisionError,
-    RelayKey, RequestMeta, StoreError, UserRef, WriteError,
+    AccountView, AuditEntry, AuditQuery, Bootstrapped, DemoTokens, Grant, NewUser, OrgView,
+    Principal, ProvisionError, RelayKey, RequestMeta, StoreError, UserRef, WriteError,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -154,6 +155,7 @@ impl SqliteStore {
 
     /// Runs `f` inside one `BEGIN IMMEDIATE` transaction on the write connection; commits
     /// when it returns `Ok`, rolls back otherwise.
+    #[cfg(not(feature = "ack-before-commit"))]
     async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -174,6 +176,47 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+    }
+
+    /// BROKEN ON PURPOSE (feature `ack-before-commit`, built only by the crash test): runs
+    /// `f` like the real `write`, but hands its result back *before* the commit, which
+    /// follows 50 ms later (the write lock is held meanwhile). A `kill -9` in that window
+    /// loses a change the client already got a 200 for.
+    #[cfg(feature = "ack-before-commit")]
+    async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>, &RelayKey) -> Result<T, E> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let (ack, acked) = tokio::sync::oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+                Ok(tx) => tx,
+                Err(e) => {
+                    let _ = ack.send(Err(E::from(StoreError::Db(e))));
+                    return;
+                }
+            };
+            match f(&tx, &inner.key) {
+                Ok(out) => {
+                    let _ = ack.send(Ok(out));
+                    std::thread::sleep(Duration::from_millis(50));
+                    if let Err(e) = tx.commit() {
+                        tracing::error!(error = %e, "late commit failed");
+                    }
+                }
+                // Dropping `tx` rolls back.
+                Err(e) => {
+                    let _ = ack.send(Err(e));
+                }
+            }
+        });
+        acked
+            .await
+            .map_err(|e| E::from(StoreError::Task(e.to_string())))?
     }
 
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
@@ -421,5 +464,35 @@ impl SqliteStore {
     pub async fn revoke_oauth_token(&self, token: &str) -> Result<bool, StoreError> {
         let token = token.to_string();
         self.write(move |tx, _| oauth::revoke(tx, &token)).await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    /// The writer plus the idle readers; readers in use are not counted.
+    pub fn pool_state(&self) -> (usize, usize, usize) {
+        let idle = self
+            .inner
+            .readers
+            .lock()
+            .map(|r| r.len())
+            .unwrap_or_default();
+        let writer_busy = usize::from(self.inner.writer.try_lock().is_err());
+        (writer_busy, idle + 1 - writer_busy, MAX_IDLE_READERS + 1)
+    }
+
+    pub async fn audit_log(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+        query: AuditQuery,
+    ) -> Result<Option<Vec<AuditEntry>>, StoreError> {
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
+        }
+        self.read(move |c| audit::entries(c, zoid, &query).map(Some))
+            .await
     }
 }

@@ -1,0 +1,160 @@
+//! Request metrics in Prometheus' text format: counts and latency histograms by route,
+//! mode and status, and the database pool's state. A small registry of our own: a handful
+//! of series, no global recorder, one lock taken once per request.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Default)]
+struct Series {
+    count: u64,
+    sum_secs: f64,
+    /// Observations at or below each bound (cumulative, as Prometheus wants).
+    buckets: [u64; BUCKETS.len()],
+}
+
+/// The labels of one series: route template, mode (or empty), status.
+type Key = (String, String, u16);
+
+#[derive(Default)]
+pub struct Metrics {
+    series: Mutex<BTreeMap<Key, Series>>,
+}
+
+/// What the pool looks like at scrape time.
+pub struct PoolState {
+    pub in_use: usize,
+    pub idle: usize,
+    pub max: usize,
+}
+
+/// A mode the update handler puts into its response, for the metrics' `mode` label.
+#[derive(Clone, Copy)]
+pub struct ModeLabel(pub &'static str);
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn observe(&self, route: &str, mode: &str, status: u16, secs: f64) {
+        let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let s = map
+            .entry((route.to_string(), mode.to_string(), status))
+            .or_default();
+        s.count += 1;
+        s.sum_secs += secs;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                s.buckets[i] += 1;
+            }
+        }
+    }
+
+    pub fn render(&self, pool: &PoolState) -> String {
+        let map = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP mailplane_http_requests_total HTTP requests answered, by route, mode and status.");
+        let _ = writeln!(out, "# TYPE mailplane_http_requests_total counter");
+        for ((route, mode, status), s) in map.iter() {
+            let _ = writeln!(
+                out,
+                "mailplane_http_requests_total{{route=\"{}\",mode=\"{}\",status=\"{status}\"}} {}",
+                escape(route),
+                escape(mode),
+                s.count
+            );
+        }
+        let _ = writeln!(out, "# HELP mailplane_http_request_duration_seconds Time to answer, by route, mode and status.");
+        let _ = writeln!(
+            out,
+            "# TYPE mailplane_http_request_duration_seconds histogram"
+        );
+        for ((route, mode, status), s) in map.iter() {
+            let labels = format!(
+                "route=\"{}\",mode=\"{}\",status=\"{status}\"",
+                escape(route),
+                escape(mode)
+            );
+            for (bound, n) in BUCKETS.iter().zip(s.buckets) {
+                let _ = writeln!(
+                    out,
+                    "mailplane_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "mailplane_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "mailplane_http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum_secs
+            );
+            let _ = writeln!(
+                out,
+                "mailplane_http_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP mailplane_db_pool_connections Database connections of this node, by state."
+        );
+        let _ = writeln!(out, "# TYPE mailplane_db_pool_connections gauge");
+        let _ = writeln!(
+            out,
+            "mailplane_db_pool_connections{{state=\"in_use\"}} {}",
+            pool.in_use
+        );
+        let _ = writeln!(
+            out,
+            "mailplane_db_pool_connections{{state=\"idle\"}} {}",
+            pool.idle
+        );
+        let _ = writeln!(
+            out,
+            "mailplane_db_pool_connections{{state=\"max\"}} {}",
+            pool.max
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative_and_labelled() {
+        let m = Metrics::default();
+        m.observe("/api/accounts/{account_id}", "emailupdate", 200, 0.003);
+        m.observe("/api/accounts/{account_id}", "emailupdate", 200, 0.3);
+        let text = m.render(&PoolState {
+            in_use: 1,
+            idle: 2,
+            max: 8,
+        });
+        let labels = r#"route="/api/accounts/{account_id}",mode="emailupdate",status="200""#;
+        assert!(
+            text.contains(&format!("mailplane_http_requests_total{{{labels}}} 2")),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "mailplane_http_request_duration_seconds_bucket{{{labels},le=\"0.005\"}} 1"
+        )));
+        assert!(text.contains(&format!(
+            "mailplane_http_request_duration_seconds_bucket{{{labels},le=\"0.5\"}} 2"
+        )));
+        assert!(text.contains("mailplane_db_pool_connections{state=\"idle\"} 2"));
+    }
+}

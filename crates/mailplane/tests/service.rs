@@ -1,0 +1,180 @@
+//! The operator's endpoints (health, readiness, metrics, the OpenAPI document) and the
+//! audit trail's read endpoint.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+backend_tests!(
+    health_ready_and_the_openapi_document,
+    metrics_count_requests_by_route_mode_and_status,
+    audit_log_lists_changes_newest_first_with_filters,
+);
+
+async fn get(app: &TestApp, path: &str) -> (u16, String) {
+    let r = reqwest::get(format!("{}{path}", app.base)).await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn health_ready_and_the_openapi_document() {
+    let app = TestApp::demo();
+    assert_eq!(
+        get(&app, "/health").await,
+        (200, r#"{"status":"ok"}"#.to_string())
+    );
+    assert_eq!(
+        get(&app, "/ready").await,
+        (200, r#"{"status":"ok"}"#.to_string())
+    );
+    let (status, served) = get(&app, "/api/openapi.json").await;
+    assert_eq!(status, 200);
+    let served: Value = serde_json::from_str(&served).unwrap();
+    let printed = app.cli(&["openapi"]);
+    assert!(printed.status.success());
+    let printed: Value = serde_json::from_slice(&printed.stdout).unwrap();
+    assert_eq!(
+        served, printed,
+        "GET /api/openapi.json and `mailplane openapi` give the same document"
+    );
+    assert_eq!(served["openapi"], "3.1.0");
+    let committed: Value = serde_json::from_str(include_str!("../../../openapi.json")).unwrap();
+    assert_eq!(served, committed, "the committed openapi.json is current");
+}
+
+async fn metrics_count_requests_by_route_mode_and_status() {
+    let app = TestApp::demo();
+    for blocked in [true, false, true] {
+        let r = app
+            .user()
+            .update_account(
+                REBECCA,
+                &json!({"mode": "updateOutgoingStatus", "outgoingBlocked": blocked}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let r = app
+        .anonymous()
+        .send(Method::PUT, &format!("/api/accounts/{REBECCA}"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    let (status, text) = get(&app, "/metrics").await;
+    assert_eq!(status, 200);
+    let ok = r#"mailplane_http_requests_total{route="/api/accounts/{account_id}",mode="updateOutgoingStatus",status="200"} 3"#;
+    assert!(text.contains(ok), "{text}");
+    let refused = r#"mailplane_http_requests_total{route="/api/accounts/{account_id}",mode="",status="400"} 1"#;
+    assert!(text.contains(refused), "{text}");
+    assert!(text.contains(r#"mailplane_http_request_duration_seconds_count{route="/api/accounts/{account_id}",mode="updateOutgoingStatus",status="200"} 3"#));
+    assert!(text.contains("mailplane_db_pool_connections{state=\"max\"}"));
+    assert!(!text.contains(REBECCA), "ids never become labels");
+}
+
+async fn audit_log_lists_changes_newest_first_with_filters() {
+    let app = TestApp::demo();
+    let ext = json!({"fromAddress": "a@example.net", "displayName": "A", "mode": "extfrom", "serverName": "smtp.example.net",
+                     "serverPort": 587, "userName": "a", "password": "AuditCanary-77", "smtpConnection": "tls"});
+    let bodies = [
+        json!({"mode": "addsendmaildetails", "sendMailDetails": [ext]}),
+        json!({"mode": "updateOutgoingStatus", "outgoingBlocked": true}),
+        json!({"mode": "emailupdate", "emailAddress": "rebecca@zylker.com"}),
+    ];
+    for b in &bodies {
+        assert_eq!(
+            app.user().update_account(REBECCA, b).await.unwrap().status,
+            200
+        );
+    }
+    let r = app
+        .admin()
+        .create_user(
+            ZOID,
+            &json!({"primaryEmailAddress": "p@zylker.com", "password": "password-1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201);
+    let log = |q: &'static str| {
+        let admin = app.admin();
+        async move {
+            admin
+                .send(
+                    Method::GET,
+                    &format!("/api/organization/{ZOID}/auditlog{q}"),
+                    None,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let all = log("?limit=200").await;
+    assert_eq!(all.status, 200, "{:?}", all.body);
+    let entries = all.data().as_array().unwrap();
+    let modes: Vec<&str> = entries
+        .iter()
+        .map(|e| e["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        modes,
+        vec![
+            "createUser",
+            "emailupdate",
+            "updateOutgoingStatus",
+            "addsendmaildetails"
+        ],
+        "newest first"
+    );
+    let e = &entries[1];
+    assert_eq!(e["actor"]["zuid"], json!(11111111));
+    assert_eq!(e["target"]["accountId"], REBECCA);
+    assert_eq!(e["clientAddress"], "127.0.0.1");
+    assert_eq!(e["requestId"].as_str().unwrap().len(), 16);
+    assert_eq!(
+        (
+            e["before"]["primaryEmailAddress"].clone(),
+            e["after"]["primaryEmailAddress"].clone()
+        ),
+        (json!("becky@zylker.com"), json!("rebecca@zylker.com"))
+    );
+    assert!(e["time"].as_i64().unwrap() > 0);
+    assert!(
+        !all.body.to_string().contains("AuditCanary-77"),
+        "never a secret"
+    );
+    // Filters and paging.
+    let one = log("?limit=1&start=1").await;
+    assert_eq!(one.data().as_array().unwrap().len(), 1);
+    assert_eq!(one.data()[0]["mode"], "emailupdate");
+    let by_account = log("?accountId=2560636000000008002").await;
+    assert_eq!(by_account.data().as_array().unwrap().len(), 3);
+    let later = log("?since=99999999999999").await;
+    assert_eq!(later.data().as_array().unwrap().len(), 0);
+    for bad in ["?limit=0", "?accountId=x", "?since=-5"] {
+        assert_eq!(log(bad).await.status, 400, "{bad}");
+    }
+    // Admin only, own organization only.
+    let r = app
+        .user()
+        .send(
+            Method::GET,
+            &format!("/api/organization/{ZOID}/auditlog"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "a user token has no organization scope");
+    let other = app.bootstrap("Other", "other.example", "boss@other.example");
+    let boss = app.client(other["accessToken"].as_str());
+    let r = boss
+        .send(
+            Method::GET,
+            &format!("/api/organization/{ZOID}/auditlog"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.error_code()), (404, "NOT_FOUND"));
+}

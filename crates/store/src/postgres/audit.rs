@@ -1,0 +1,41 @@
+//! Reading the audit trail on PostgreSQL.
+
+use deadpool_postgres::GenericClient;
+use mailplane_domain::Zoid;
+use serde_json::Value;
+
+use super::rows;
+use crate::{AuditEntry, AuditQuery, StoreError};
+
+pub(super) async fn entries<C: GenericClient>(
+    c: &C,
+    zoid: Zoid,
+    q: &AuditQuery,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let found = rows(
+        c,
+        "SELECT id, at_ms, request_id, actor_zuid, actor_token_id, client_addr, zuid, account_id, mode, before, after \
+         FROM audit WHERE zoid = $1 AND ($2::BIGINT IS NULL OR account_id = $2) AND ($3::BIGINT IS NULL OR at_ms >= $3) \
+         ORDER BY id DESC LIMIT $4 OFFSET $5",
+        &[&zoid.as_i64(), &q.account.map(|a| a.as_i64()), &q.since_ms, &i64::from(q.limit), &i64::from(q.start)],
+    )
+    .await?;
+    found
+        .iter()
+        .map(|r| {
+            Ok(AuditEntry {
+                id: r.try_get(0)?,
+                at_ms: r.try_get(1)?,
+                request_id: r.try_get(2)?,
+                actor_zuid: r.try_get(3)?,
+                actor_token_id: r.try_get(4)?,
+                client_addr: r.try_get(5)?,
+                zuid: r.try_get(6)?,
+                account_id: r.try_get(7)?,
+                mode: r.try_get(8)?,
+                before: serde_json::from_str(r.try_get(9)?).unwrap_or(Value::Null),
+                after: serde_json::from_str(r.try_get(10)?).unwrap_or(Value::Null),
+            })
+        })
+        .collect()
+}

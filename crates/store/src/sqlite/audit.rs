@@ -1,0 +1,46 @@
+//! Reading the audit trail on SQLite.
+
+use mailplane_domain::Zoid;
+use rusqlite::{params, Connection};
+use serde_json::Value;
+
+use crate::{AuditEntry, AuditQuery, StoreError};
+
+pub(super) fn entries(
+    c: &Connection,
+    zoid: Zoid,
+    q: &AuditQuery,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, at_ms, request_id, actor_zuid, actor_token_id, client_addr, zuid, account_id, mode, before, after \
+         FROM audit WHERE zoid = ?1 AND (?2 IS NULL OR account_id = ?2) AND (?3 IS NULL OR at_ms >= ?3) \
+         ORDER BY id DESC LIMIT ?4 OFFSET ?5",
+    )?;
+    let rows = stmt
+        .query_map(
+            params![
+                zoid.as_i64(),
+                q.account.map(|a| a.as_i64()),
+                q.since_ms,
+                q.limit,
+                q.start
+            ],
+            |r| {
+                Ok(AuditEntry {
+                    id: r.get(0)?,
+                    at_ms: r.get(1)?,
+                    request_id: r.get(2)?,
+                    actor_zuid: r.get(3)?,
+                    actor_token_id: r.get(4)?,
+                    client_addr: r.get(5)?,
+                    zuid: r.get(6)?,
+                    account_id: r.get(7)?,
+                    mode: r.get(8)?,
+                    before: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or(Value::Null),
+                    after: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or(Value::Null),
+                })
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
