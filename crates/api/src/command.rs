@@ -226,11 +226,18 @@ fn account_list(obj: &Object) -> Result<Vec<AccountId>, ApiError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::lenient::parse_object;
     use axum::body::Bytes;
     use proptest::prelude::*;
+
+    /// A rejection must be a 4xx with an error code and a sentence for the envelope.
+    pub(crate) fn assert_client_error(e: ApiError) {
+        let (status, _, code, more) = e.parts();
+        assert!(status.is_client_error(), "{status} for {code}");
+        assert!(!code.is_empty() && !more.is_empty());
+    }
 
     fn parse(body: &str, form: UrlForm) -> Result<UpdateRequest, ApiError> {
         parse_update(&parse_object(&Bytes::from(body.to_string()))?, form)
@@ -281,6 +288,8 @@ mod tests {
     }
 
     proptest! {
+        // The issue asks for at least 10,000 cases per parser and run.
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
         /// Any JSON object with any mode and any values: a command or a 4xx, never a panic.
         #[test]
         fn update_parser_never_panics(
@@ -292,7 +301,9 @@ mod tests {
             let mut obj = Object::new();
             obj.insert("mode".into(), Value::from(mode));
             obj.insert(key.into(), value);
-            let _ = parse_update(&obj, UrlForm::User);
+            if let Err(e) = parse_update(&obj, UrlForm::User) {
+                assert_client_error(e);
+            }
         }
     }
 }

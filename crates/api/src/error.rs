@@ -45,7 +45,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
+    pub(crate) fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
         use ApiError::*;
         match self {
             MissingTicket => (

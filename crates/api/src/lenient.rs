@@ -166,9 +166,13 @@ mod tests {
     }
 
     proptest! {
+        // The issue asks for at least 10,000 cases per parser and run.
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
         #[test]
         fn body_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let _ = parse_object(&Bytes::from(bytes));
+            if let Err(e) = parse_object(&Bytes::from(bytes)) {
+                crate::command::tests::assert_client_error(e);
+            }
         }
     }
 }

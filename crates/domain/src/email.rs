@@ -126,6 +126,8 @@ mod tests {
     }
 
     proptest! {
+        // The issue asks for at least 10,000 cases per parser and run.
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
         #[test]
         fn parse_never_panics_and_is_idempotent(s in "\\PC{0,80}") {
             if let Ok(a) = EmailAddress::parse(&s) {

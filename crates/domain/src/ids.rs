@@ -111,6 +111,8 @@ mod tests {
     }
 
     proptest! {
+        // The issue asks for at least 10,000 cases per parser and run.
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
         #[test]
         fn never_panics_and_round_trips(s in "\\PC{0,24}") {
             if let Ok(id) = s.parse::<Zuid>() {

@@ -50,3 +50,22 @@ pub(crate) fn created(data: Value) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailplane_domain::AccountId;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+        /// Any path segment: an id, or the 404 no route serves; never a panic.
+        #[test]
+        fn path_ids_parse_or_answer_404(s in "\\PC{0,24}|[0-9]{1,22}|-[0-9]{1,5}") {
+            match path_id::<AccountId>(&s) {
+                Ok(id) => prop_assert_eq!(Some(id.get()), s.parse::<u64>().ok()),
+                Err(e) => crate::command::tests::assert_client_error(e),
+            }
+        }
+    }
+}
