@@ -32,7 +32,18 @@ fn modes_list() -> String {
         .join(", ")
 }
 
-pub fn parse_update(obj: &Object, form: UrlForm) -> Result<UpdateRequest, ApiError> {
+/// What the operator allows of relay servers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RelayPolicy {
+    /// Whether a relay may be at a loopback, private or link-local address.
+    pub allow_internal: bool,
+}
+
+pub fn parse_update(
+    obj: &Object,
+    form: UrlForm,
+    policy: RelayPolicy,
+) -> Result<UpdateRequest, ApiError> {
     let mode_text = lenient::require(obj, "mode", "mode")?
         .as_str()
         .ok_or_else(|| {
@@ -57,7 +68,9 @@ pub fn parse_update(obj: &Object, form: UrlForm) -> Result<UpdateRequest, ApiErr
         .map(|v| lenient::id(v, "zuid"))
         .transpose()?;
     let command = match mode {
-        Mode::AddSendMailDetails => AccountCommand::AddSendMailDetails(send_mail_details(obj)?),
+        Mode::AddSendMailDetails => {
+            AccountCommand::AddSendMailDetails(send_mail_details(obj, policy)?)
+        }
         Mode::DeleteSendMailDetails => {
             AccountCommand::DeleteSendMailDetails(identity_selector(obj)?)
         }
@@ -95,7 +108,7 @@ const DETAIL_KEYS: &[&str] = &[
     "smtpConnection",
 ];
 
-fn send_mail_details(obj: &Object) -> Result<Vec<NewIdentity>, ApiError> {
+fn send_mail_details(obj: &Object, policy: RelayPolicy) -> Result<Vec<NewIdentity>, ApiError> {
     let items: Vec<&Value> = match lenient::require(obj, "sendMailDetails", "sendMailDetails")? {
         Value::Array(a) => a.iter().collect(),
         v @ Value::Object(_) => vec![v],
@@ -116,11 +129,11 @@ fn send_mail_details(obj: &Object) -> Result<Vec<NewIdentity>, ApiError> {
     items
         .into_iter()
         .enumerate()
-        .map(|(i, v)| send_mail_detail(i, v))
+        .map(|(i, v)| send_mail_detail(i, v, policy))
         .collect()
 }
 
-fn send_mail_detail(i: usize, v: &Value) -> Result<NewIdentity, ApiError> {
+fn send_mail_detail(i: usize, v: &Value, policy: RelayPolicy) -> Result<NewIdentity, ApiError> {
     let name = |k: &str| format!("sendMailDetails[{i}].{k}");
     let Value::Object(d) = v else {
         return Err(ApiError::Pattern(format!(
@@ -145,7 +158,7 @@ fn send_mail_detail(i: usize, v: &Value) -> Result<NewIdentity, ApiError> {
     )?;
     let relay = NewRelay {
         server_name: opt("serverName")
-            .map(|v| host_name(v, &name("serverName")))
+            .map(|v| host_name(v, &name("serverName"), policy))
             .transpose()?,
         server_port: opt("serverPort")
             .map(|v| lenient::port(v, &name("serverPort")))
@@ -179,8 +192,17 @@ fn send_mail_detail(i: usize, v: &Value) -> Result<NewIdentity, ApiError> {
 }
 
 /// An SMTP server: a host name or an IP address, no spaces, no port.
-fn host_name(v: &Value, field: &str) -> Result<String, ApiError> {
+/// A host name or an IP literal. An IP inside the network is refused unless the operator
+/// allows it; a name is checked when a connection is made (it may resolve differently).
+fn host_name(v: &Value, field: &str, policy: RelayPolicy) -> Result<String, ApiError> {
     let s = lenient::text(v, field, 253)?;
+    if let Some(ip) = mailplane_domain::literal_ip(&s) {
+        if !policy.allow_internal && mailplane_domain::is_internal_ip(ip) {
+            return Err(ApiError::Invalid(format!(
+                "{field} {ip} is a loopback, private or link-local address; relays must be public hosts"
+            )));
+        }
+    }
     let ok = s
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
@@ -240,7 +262,11 @@ pub(crate) mod tests {
     }
 
     fn parse(body: &str, form: UrlForm) -> Result<UpdateRequest, ApiError> {
-        parse_update(&parse_object(&Bytes::from(body.to_string()))?, form)
+        parse_update(
+            &parse_object(&Bytes::from(body.to_string()))?,
+            form,
+            RelayPolicy::default(),
+        )
     }
 
     #[test]
@@ -301,7 +327,7 @@ pub(crate) mod tests {
             let mut obj = Object::new();
             obj.insert("mode".into(), Value::from(mode));
             obj.insert(key.into(), value);
-            if let Err(e) = parse_update(&obj, UrlForm::User) {
+            if let Err(e) = parse_update(&obj, UrlForm::User, RelayPolicy::default()) {
                 assert_client_error(e);
             }
         }

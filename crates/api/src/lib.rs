@@ -28,6 +28,7 @@ use mailplane_store::{RequestMeta, Store};
 use rand::RngCore;
 use tracing::Instrument;
 
+pub use command::RelayPolicy;
 pub use error::ApiError;
 pub use signin_limit::SignInLimiter;
 
@@ -44,6 +45,7 @@ pub struct AppState {
     pub access_token_ttl_secs: u64,
     pub signin_limiter: std::sync::Arc<SignInLimiter>,
     pub metrics: std::sync::Arc<metrics::Metrics>,
+    pub relay_policy: RelayPolicy,
 }
 
 pub fn router(state: AppState) -> Router {

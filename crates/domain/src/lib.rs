@@ -10,6 +10,7 @@ mod error;
 mod ids;
 mod model;
 mod modes;
+mod relay_host;
 mod scope;
 mod secret;
 mod users;
@@ -25,6 +26,7 @@ pub use modes::{
     apply, AccountCommand, Change, IdentitySelector, Mode, NewIdentity, NewRelay, Op,
     MAX_IDENTITIES_PER_ACCOUNT,
 };
+pub use relay_host::{is_internal_ip, literal_ip};
 pub use scope::{Access, Resource, Scope, ScopeSet};
 pub use secret::Secret;
 pub use users::{check_new_user, check_removal, UserRuleError};

@@ -116,6 +116,9 @@ pub struct ServeArgs {
     /// Failed sign-ins allowed per account and per client address within the window
     #[arg(long, env = "MAILPLANE_SIGNIN_MAX_FAILURES", default_value_t = 5)]
     pub signin_max_failures: usize,
+    /// Allow relay servers (extfrom) at loopback, private or link-local addresses
+    #[arg(long, env = "MAILPLANE_ALLOW_INTERNAL_RELAYS")]
+    pub allow_internal_relays: bool,
     /// The sign-in throttling window, in seconds
     #[arg(long, env = "MAILPLANE_SIGNIN_WINDOW", default_value_t = 300)]
     pub signin_window: u64,

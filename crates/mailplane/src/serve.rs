@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailplane_api::{AppState, SignInLimiter};
+use mailplane_api::{AppState, RelayPolicy, SignInLimiter};
 use serde_json::json;
 
 use crate::admin::{data_dir, open_store, write_private};
@@ -64,6 +64,9 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         public_url,
         access_token_ttl_secs: args.access_token_ttl.max(1),
         metrics: Arc::default(),
+        relay_policy: RelayPolicy {
+            allow_internal: args.allow_internal_relays,
+        },
         signin_limiter: Arc::new(SignInLimiter::new(
             args.signin_max_failures.max(1),
             Duration::from_secs(args.signin_window),

@@ -18,6 +18,7 @@ backend_tests!(
     account_order_rules,
     external_accounts_take_only_the_order_mode,
     every_success_writes_one_audit_row_and_failures_none,
+    relays_at_internal_addresses_are_refused_unless_allowed,
 );
 
 /// The two ways to reach Rebecca's account: the admin URL and her own.
@@ -493,4 +494,38 @@ async fn every_success_writes_one_audit_row_and_failures_none() {
             r#"updateOutgoingStatus {REBECCA_ZUID} {REBECCA} 127.0.0.1 {{"outgoingBlocked":false}} {{"outgoingBlocked":true}} 16"#
         )
     );
+}
+
+async fn relays_at_internal_addresses_are_refused_unless_allowed() {
+    let relay = |host: &str| {
+        let mut d = extfrom("relay@example.net");
+        d["serverName"] = json!(host);
+        json!({"mode": "addsendmaildetails", "sendMailDetails": [d]})
+    };
+    let app = TestApp::demo();
+    let before = app.snapshot();
+    for host in [
+        "127.0.0.1",
+        "10.0.0.5",
+        "192.168.1.10",
+        "169.254.169.254",
+        "[::1]",
+        "fd12::1",
+        "::ffff:10.1.1.1",
+    ] {
+        let r = put(&app, &Url::User, REBECCA, relay(host)).await;
+        assert_eq!((r.status, r.error_code()), (400, "INVALID_VALUE"), "{host}");
+        assert!(r.more_info().contains("serverName"), "{}", r.more_info());
+    }
+    assert_eq!(app.snapshot(), before);
+    for host in ["smtp.example.net", "203.0.113.7", "8.8.8.8"] {
+        // 203.0.113.0/24 is documentation space: refused as well.
+        let r = put(&app, &Url::User, REBECCA, relay(host)).await;
+        let want = if host == "203.0.113.7" { 400 } else { 200 };
+        assert_eq!(r.status, want, "{host}");
+    }
+    // The operator may allow internal relays (a relay on the same network).
+    let allowed = TestApp::demo_on(Db::fresh(), &["--allow-internal-relays"]);
+    let r = put(&allowed, &Url::Admin, REBECCA, relay("127.0.0.1")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
 }

@@ -65,7 +65,11 @@ async fn update(
         UrlForm::User => principal.user_grant(Access::Update)?,
         UrlForm::Admin => principal.admin_grant(Access::Update)?,
     };
-    let request = parse_update(&lenient::parse_object(&body(raw)?)?, form)?;
+    let request = parse_update(
+        &lenient::parse_object(&body(raw)?)?,
+        form,
+        state.relay_policy,
+    )?;
     let mode = request.command.mode();
     let updated = state
         .store
