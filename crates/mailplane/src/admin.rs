@@ -186,3 +186,51 @@ pub async fn oauth_grant(storage: StorageArgs, args: GrantArgs) -> Result<(), St
     );
     Ok(())
 }
+
+/// `keys rotate`. Each step leaves a state the nodes can read: the key file first gains
+/// the new version (both decrypt), then the passwords are re-encrypted in one
+/// transaction, then the old version is retired from the file.
+pub async fn rotate_key(storage: StorageArgs) -> Result<(), String> {
+    if std::env::var_os("MAILPLANE_RELAY_KEY").is_some() {
+        return Err("the key comes from MAILPLANE_RELAY_KEY: rotation works on the key file; unset the variable to rotate the file's key".into());
+    }
+    let dir = data_dir(&storage);
+    let path = dir.join(KEY_FILE);
+    let old = RelayKey::from_hex(
+        &std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    let both = old.rotated().map_err(|e| e.to_string())?;
+    both.save(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let store = open_store(&storage, &dir).await?;
+    let count = store
+        .reencrypt_relay_passwords()
+        .await
+        .map_err(|e| format!("re-encrypting: {e}"))?;
+    let current = both.current_only();
+    current
+        .save(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    println!(
+        "{}",
+        json!({ "keyVersion": current.current_version(), "retired": old.versions(), "reencrypted": count })
+    );
+    Ok(())
+}
+
+/// `keys check`: every stored relay password decrypts with the key in use.
+pub async fn check_keys(storage: StorageArgs) -> Result<(), String> {
+    let store = open_store(&storage, &data_dir(&storage)).await?;
+    let (ok, failed) = store
+        .check_relay_passwords()
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{}", json!({ "decrypted": ok, "failed": failed }));
+    if failed > 0 {
+        return Err(format!(
+            "{failed} relay passwords do not decrypt with this key"
+        ));
+    }
+    Ok(())
+}

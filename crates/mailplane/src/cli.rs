@@ -59,9 +59,21 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI 3.1 description of the API
     Openapi,
+    /// The key that encrypts relay passwords
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// OAuth clients and grants (mailplane as Zoho's accounts server)
     #[command(subcommand)]
     Oauth(OauthCommand),
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Add a new key version, re-encrypt every stored relay password under it, retire the
+    /// old version (stop the nodes first: they hold the key in memory)
+    Rotate,
+    /// Decrypt every stored relay password with the current key file; exit 1 on a failure
+    Check,
 }
 
 #[derive(Subcommand)]

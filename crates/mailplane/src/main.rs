@@ -40,6 +40,8 @@ fn main() -> ExitCode {
                 admin::revoke_token(cli.storage, args).await
             }
             cli::Command::Migrate => admin::migrate(cli.storage).await,
+            cli::Command::Keys(cli::KeysCommand::Rotate) => admin::rotate_key(cli.storage).await,
+            cli::Command::Keys(cli::KeysCommand::Check) => admin::check_keys(cli.storage).await,
             cli::Command::Openapi => {
                 println!(
                     "{}",

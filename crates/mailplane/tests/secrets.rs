@@ -7,11 +7,12 @@ mod common;
 
 use common::*;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 backend_tests!(
     canary_passwords_and_tokens_appear_nowhere,
     relay_key_file_is_private_and_outside_the_database,
+    relay_key_rotation_reencrypts_and_retires_the_old_version,
 );
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -189,7 +190,13 @@ async fn relay_key_file_is_private_and_outside_the_database() {
     let app = TestApp::demo();
     let key = app.dir.path().join("relay.key");
     let text = std::fs::read_to_string(&key).unwrap();
-    assert_eq!(text.trim().len(), 64);
+    // One version of the key: `1:` and 64 hexadecimal digits.
+    let text = text
+        .trim()
+        .strip_prefix("1:")
+        .expect("a version-1 key")
+        .to_string();
+    assert_eq!(text.len(), 64);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -201,4 +208,84 @@ async fn relay_key_file_is_private_and_outside_the_database() {
     for (place, bytes) in stored(&app) {
         assert!(!holds(&bytes, text.trim()), "the relay key is in {place}");
     }
+}
+
+async fn relay_key_rotation_reencrypts_and_retires_the_old_version() {
+    let mut app = TestApp::demo();
+    for from in ["k1@example.net", "k2@example.net"] {
+        let d = json!({"fromAddress": from, "displayName": "K", "mode": "extfrom", "serverName": "smtp.example.net",
+                       "serverPort": 465, "userName": from, "password": format!("pw-{from}"), "smtpConnection": "ssl"});
+        let r = app
+            .user()
+            .update_account(
+                REBECCA,
+                &json!({"mode": "addsendmaildetails", "sendMailDetails": [d]}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let ciphertexts = |app: &TestApp| {
+        app.query("SELECT password_enc FROM identities WHERE password_enc IS NOT NULL ORDER BY from_address")
+    };
+    let before = ciphertexts(&app);
+    let key_file = app.dir.path().join("relay.key");
+    let old_key = std::fs::read_to_string(&key_file).unwrap();
+    // The nodes hold the key in memory: rotate with the server stopped.
+    assert!(app.terminate());
+    let out = app.cli(&["keys", "rotate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            report["keyVersion"].clone(),
+            report["reencrypted"].clone(),
+            report["retired"].clone()
+        ),
+        (json!(2), json!(2), json!([1]))
+    );
+    let new_key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(
+        new_key.starts_with("2:") && new_key.lines().count() == 1,
+        "only the new version is kept"
+    );
+    assert!(
+        !new_key.contains(old_key.trim().trim_start_matches("1:")),
+        "the old key is gone from the file"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let after = ciphertexts(&app);
+    assert_eq!(after.len(), 2);
+    assert!(
+        after.iter().zip(&before).all(|(a, b)| a != b),
+        "every ciphertext was re-encrypted"
+    );
+    let check = app.cli(&["keys", "check"]);
+    assert!(check.status.success());
+    assert_eq!(
+        serde_json::from_slice::<Value>(&check.stdout).unwrap(),
+        json!({"decrypted": 2, "failed": 0})
+    );
+    // A ciphertext moved to another row does not decrypt there.
+    app.execute(
+        "UPDATE identities SET password_enc = (SELECT password_enc FROM identities WHERE from_address = 'k1@example.net') \
+         WHERE from_address = 'k2@example.net'",
+    );
+    let check = app.cli(&["keys", "check"]);
+    assert_eq!(check.status.code(), Some(1));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&check.stdout).unwrap(),
+        json!({"decrypted": 1, "failed": 1})
+    );
 }

@@ -500,6 +500,23 @@ impl Store {
             Store::Postgres(s) => s.audit_log(grant, zoid, query).await,
         }
     }
+
+    /// Re-encrypts every stored relay password under the current key version, in one
+    /// transaction; the number re-encrypted.
+    pub async fn reencrypt_relay_passwords(&self) -> Result<usize, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.reencrypt_relay_passwords().await,
+            Store::Postgres(s) => s.reencrypt_relay_passwords().await,
+        }
+    }
+
+    /// Decrypts every stored relay password: (how many do, how many do not).
+    pub async fn check_relay_passwords(&self) -> Result<(usize, usize), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.check_relay_passwords().await,
+            Store::Postgres(s) => s.check_relay_passwords().await,
+        }
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {

@@ -16,41 +16,121 @@ use zeroize::Zeroizing;
 
 use crate::StoreError;
 
-/// The version byte that starts every ciphertext, so a later key rotation can tell keys
-/// apart.
-const KEY_VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;
 
-/// The key that encrypts relay passwords.
+fn bad_key() -> StoreError {
+    StoreError::Config(
+        "the relay key must be 64 hexadecimal digits (or lines of VERSION:HEX)".into(),
+    )
+}
+
+/// The keys that encrypt relay passwords: every version still in use, the newest last.
+/// Each ciphertext starts with the version byte of the key that made it, so a rotation
+/// can re-encrypt under a new version while the old one still decrypts, then retire it.
 #[derive(Clone)]
 pub struct RelayKey {
-    key: Zeroizing<[u8; 32]>,
+    keys: Vec<(u8, Zeroizing<[u8; 32]>)>,
 }
 
 impl std::fmt::Debug for RelayKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RelayKey(***)")
+        write!(f, "RelayKey(versions {:?}, ***)", self.versions())
     }
 }
 
+fn parse_key(hex_text: &str) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+    let bytes = Zeroizing::new(hex::decode(hex_text.trim()).map_err(|_| bad_key())?);
+    let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| bad_key())?;
+    Ok(Zeroizing::new(key))
+}
+
 impl RelayKey {
-    /// Parses 64 hexadecimal digits.
+    /// Parses a key file: one line of 64 hexadecimal digits (version 1), or lines of
+    /// `VERSION:HEX`.
     pub fn from_hex(text: &str) -> Result<Self, StoreError> {
-        let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| {
-            StoreError::Config("the relay key must be 64 hexadecimal digits".into())
-        })?);
-        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-            StoreError::Config("the relay key must be 64 hexadecimal digits".into())
-        })?;
-        Ok(Self {
-            key: Zeroizing::new(key),
-        })
+        let mut keys = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let (version, hex_text) = match line.split_once(':') {
+                Some((v, h)) => (
+                    v.parse::<u8>()
+                        .ok()
+                        .filter(|v| *v > 0)
+                        .ok_or_else(bad_key)?,
+                    h,
+                ),
+                None => (1, line),
+            };
+            keys.push((version, parse_key(hex_text)?));
+        }
+        keys.sort_by_key(|(v, _)| *v);
+        keys.dedup_by_key(|(v, _)| *v);
+        if keys.is_empty() {
+            return Err(bad_key());
+        }
+        Ok(Self { keys })
+    }
+
+    /// The key file's text: `VERSION:HEX` lines.
+    pub fn to_text(&self) -> Zeroizing<String> {
+        Zeroizing::new(
+            self.keys
+                .iter()
+                .map(|(v, k)| format!("{v}:{}\n", hex::encode(k.as_ref())))
+                .collect(),
+        )
+    }
+
+    fn random_key() -> Zeroizing<[u8; 32]> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(key.as_mut());
+        key
     }
 
     pub fn generate() -> Self {
-        let mut key = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(key.as_mut());
-        Self { key }
+        Self {
+            keys: vec![(1, Self::random_key())],
+        }
+    }
+
+    pub fn versions(&self) -> Vec<u8> {
+        self.keys.iter().map(|(v, _)| *v).collect()
+    }
+
+    /// The version new ciphertexts are made with.
+    pub fn current_version(&self) -> u8 {
+        self.keys.last().map(|(v, _)| *v).unwrap_or(1)
+    }
+
+    /// These keys plus a new, current version.
+    pub fn rotated(&self) -> Result<Self, StoreError> {
+        let next = self
+            .current_version()
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Config("no key versions left".into()))?;
+        let mut keys = self.keys.clone();
+        keys.push((next, Self::random_key()));
+        Ok(Self { keys })
+    }
+
+    /// Only the current version: the older ones retired.
+    pub fn current_only(&self) -> Self {
+        Self {
+            keys: self.keys.last().cloned().into_iter().collect(),
+        }
+    }
+
+    /// Writes the key file atomically (a private temporary file renamed into place).
+    pub fn save(&self, path: &Path) -> Result<(), StoreError> {
+        let tmp = path.with_extension("rotating");
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp).map_err(StoreError::Io)?;
+        f.write_all(self.to_text().as_bytes())
+            .map_err(StoreError::Io)?;
+        f.sync_all().map_err(StoreError::Io)?;
+        fs::rename(&tmp, path).map_err(StoreError::Io)
     }
 
     /// Reads the key file, creating it (mode 0600) when it does not exist. Several nodes
@@ -73,8 +153,7 @@ impl RelayKey {
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
             let mut f = opts.open(&tmp)?;
-            let text = Zeroizing::new(hex::encode(key.key.as_ref()));
-            f.write_all(text.as_bytes())?;
+            f.write_all(key.to_text().as_bytes())?;
             f.sync_all()?;
             fs::hard_link(&tmp, path)
         })();
@@ -88,16 +167,16 @@ impl RelayKey {
         }
     }
 
-    fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(self.key.as_ref().into())
+    fn cipher(key: &[u8; 32]) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(key.into())
     }
 
     /// Encrypts `plain` for the row identified by `binding`.
     pub fn seal(&self, plain: &str, binding: &str) -> Result<Vec<u8>, StoreError> {
+        let (version, key) = self.keys.last().ok_or(StoreError::Crypto)?;
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let ct = self
-            .cipher()
+        let ct = Self::cipher(key)
             .encrypt(
                 XNonce::from_slice(&nonce),
                 Payload {
@@ -107,20 +186,25 @@ impl RelayKey {
             )
             .map_err(|_| StoreError::Crypto)?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
-        out.push(KEY_VERSION);
+        out.push(*version);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
         Ok(out)
     }
 
-    /// Decrypts a ciphertext made by [`RelayKey::seal`] for the same binding.
+    /// Decrypts a ciphertext made by [`RelayKey::seal`] for the same binding, with the key
+    /// version it names.
     pub fn open(&self, sealed: &[u8], binding: &str) -> Result<Zeroizing<String>, StoreError> {
-        if sealed.len() < 1 + NONCE_LEN || sealed[0] != KEY_VERSION {
+        if sealed.len() < 1 + NONCE_LEN {
             return Err(StoreError::Crypto);
         }
+        let (_, key) = self
+            .keys
+            .iter()
+            .find(|(v, _)| *v == sealed[0])
+            .ok_or(StoreError::Crypto)?;
         let (nonce, ct) = sealed[1..].split_at(NONCE_LEN);
-        let plain = self
-            .cipher()
+        let plain = Self::cipher(key)
             .decrypt(
                 XNonce::from_slice(nonce),
                 Payload {
@@ -132,6 +216,11 @@ impl RelayKey {
         String::from_utf8(plain)
             .map(Zeroizing::new)
             .map_err(|_| StoreError::Crypto)
+    }
+
+    /// The same plain text under the current version (for a rotation).
+    pub fn reseal(&self, sealed: &[u8], binding: &str) -> Result<Vec<u8>, StoreError> {
+        self.seal(&self.open(sealed, binding)?, binding)
     }
 }
 
@@ -157,6 +246,36 @@ mod tests {
         assert!(RelayKey::generate()
             .open(&sealed, &binding(1, "a@x.com"))
             .is_err());
+    }
+
+    #[test]
+    fn rotation_reseals_under_the_new_version_and_retires_the_old() {
+        let old = RelayKey::generate();
+        let sealed = old.seal("pw", "b").unwrap();
+        let both = old.rotated().unwrap();
+        assert_eq!(both.versions(), vec![1, 2]);
+        assert_eq!(
+            both.open(&sealed, "b").unwrap().as_str(),
+            "pw",
+            "the old version still decrypts"
+        );
+        let resealed = both.reseal(&sealed, "b").unwrap();
+        assert_eq!(resealed[0], 2);
+        let new = both.current_only();
+        assert_eq!(new.versions(), vec![2]);
+        assert_eq!(new.open(&resealed, "b").unwrap().as_str(), "pw");
+        assert!(
+            new.open(&sealed, "b").is_err(),
+            "the retired version is gone"
+        );
+        assert!(new.reseal(&resealed, "other-row").is_err());
+        let reread = RelayKey::from_hex(&both.to_text()).unwrap();
+        assert_eq!(reread.versions(), vec![1, 2]);
+        assert_eq!(
+            RelayKey::from_hex(&"ab".repeat(32)).unwrap().versions(),
+            vec![1],
+            "a bare key is version 1"
+        );
     }
 
     #[test]

@@ -633,4 +633,59 @@ impl PgStore {
         self.read(move |c| Box::pin(async move { audit::entries(c, zoid, &query).await.map(Some) }))
             .await
     }
+
+    pub async fn reencrypt_relay_passwords(&self) -> Result<usize, StoreError> {
+        self.write(|tx, key| {
+            Box::pin(async move {
+                let sealed = relay_passwords(tx).await?;
+                for (id, binding, ct) in &sealed {
+                    exec(
+                        tx,
+                        "UPDATE identities SET password_enc = $1 WHERE send_mail_id = $2",
+                        &[&key.reseal(ct, binding)?, id],
+                    )
+                    .await?;
+                }
+                Ok(sealed.len())
+            })
+        })
+        .await
+    }
+
+    pub async fn check_relay_passwords(&self) -> Result<(usize, usize), StoreError> {
+        let key = self.key.clone();
+        self.read(move |c| {
+            Box::pin(async move {
+                let sealed = relay_passwords(c).await?;
+                let ok = sealed
+                    .iter()
+                    .filter(|(_, binding, ct)| key.open(ct, binding).is_ok())
+                    .count();
+                Ok((ok, sealed.len() - ok))
+            })
+        })
+        .await
+    }
+}
+
+/// Every stored relay password: (identity id, binding, ciphertext).
+async fn relay_passwords<C: GenericClient>(
+    c: &C,
+) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
+    let found = rows(
+        c,
+        "SELECT send_mail_id, account_id, from_address, password_enc FROM identities WHERE password_enc IS NOT NULL FOR UPDATE",
+        &[],
+    )
+    .await?;
+    found
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                crate::relay_key::binding(r.try_get(1)?, r.try_get(2)?),
+                r.try_get(3)?,
+            ))
+        })
+        .collect()
 }

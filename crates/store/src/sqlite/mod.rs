@@ -495,4 +495,46 @@ impl SqliteStore {
         self.read(move |c| audit::entries(c, zoid, &query).map(Some))
             .await
     }
+
+    pub async fn reencrypt_relay_passwords(&self) -> Result<usize, StoreError> {
+        self.write(|tx, key| {
+            let sealed = relay_passwords(tx)?;
+            let mut stmt = tx.prepare_cached(
+                "UPDATE identities SET password_enc = ?1 WHERE send_mail_id = ?2",
+            )?;
+            for (id, binding, ct) in &sealed {
+                stmt.execute(rusqlite::params![key.reseal(ct, binding)?, id])?;
+            }
+            Ok(sealed.len())
+        })
+        .await
+    }
+
+    pub async fn check_relay_passwords(&self) -> Result<(usize, usize), StoreError> {
+        let key = self.inner.key.clone();
+        self.read(move |c| {
+            let sealed = relay_passwords(c)?;
+            let ok = sealed
+                .iter()
+                .filter(|(_, binding, ct)| key.open(ct, binding).is_ok())
+                .count();
+            Ok((ok, sealed.len() - ok))
+        })
+        .await
+    }
+}
+
+/// Every stored relay password: (identity id, binding, ciphertext).
+fn relay_passwords(c: &Connection) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
+    let mut stmt = c.prepare("SELECT send_mail_id, account_id, from_address, password_enc FROM identities WHERE password_enc IS NOT NULL")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                crate::relay_key::binding(r.get(1)?, &r.get::<_, String>(2)?),
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
