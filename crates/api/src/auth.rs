@@ -23,6 +23,11 @@ fn token(headers: &HeaderMap) -> Result<&str, ApiError> {
     Ok(token)
 }
 
+/// The token of the request, if its `Authorization` header has a readable one.
+pub fn token_of(headers: &HeaderMap) -> Option<&str> {
+    token(headers).ok()
+}
+
 pub async fn authenticate(store: &Store, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let token = token(headers)?;
     store

@@ -37,6 +37,10 @@ pub enum ApiError {
     /// The request conflicts with other data.
     Conflict(String),
     TooLarge,
+    /// The token's request rate is over the configured limit; retry after this many seconds.
+    RateLimited(u64),
+    /// The request took longer than the configured limit.
+    Timeout,
     MethodNotAllowed,
     /// The database cannot be reached; the request may be retried. The cause is logged.
     Unavailable(String),
@@ -135,6 +139,18 @@ impl ApiError {
                 "METHOD_NOT_ALLOWED",
                 "this URL does not accept this HTTP method".into(),
             ),
+            RateLimited(secs) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests",
+                "TOO_MANY_REQUESTS",
+                format!("this token sends requests faster than allowed; retry in {secs} s"),
+            ),
+            Timeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                "REQUEST_TIMEOUT",
+                "the request took longer than the server allows; it may or may not have been applied".into(),
+            ),
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service Unavailable",
@@ -164,7 +180,14 @@ impl IntoResponse for ApiError {
             "status": { "code": status.as_u16(), "description": description },
             "data": { "errorCode": code, "moreInfo": more },
         });
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if let ApiError::RateLimited(secs) = self {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        resp
     }
 }
 

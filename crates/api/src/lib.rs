@@ -10,6 +10,7 @@ mod error;
 mod lenient;
 pub mod metrics;
 pub mod openapi;
+mod rate_limit;
 mod routes;
 mod signin_limit;
 mod view;
@@ -21,7 +22,7 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use mailplane_store::{RequestMeta, Store};
@@ -30,6 +31,7 @@ use tracing::Instrument;
 
 pub use command::RelayPolicy;
 pub use error::ApiError;
+pub use rate_limit::RateLimiter;
 pub use signin_limit::SignInLimiter;
 
 /// Bodies above this are refused with 413 (contract §4).
@@ -46,6 +48,10 @@ pub struct AppState {
     pub signin_limiter: std::sync::Arc<SignInLimiter>,
     pub metrics: std::sync::Arc<metrics::Metrics>,
     pub relay_policy: RelayPolicy,
+    /// Per-token request rate limit; `None` for none.
+    pub rate_limiter: Option<std::sync::Arc<RateLimiter>>,
+    /// The longest a request may take before it is answered 503.
+    pub request_timeout: std::time::Duration,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -83,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::UrlNotConfigured })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), limits))
         .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
@@ -131,6 +138,22 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+/// Per-token rate limiting and the request time limit, both answered in the envelope.
+async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(limiter) = &state.rate_limiter {
+        if let Some(token) = auth::token_of(req.headers()) {
+            if let Err(wait) = limiter.take(token) {
+                return ApiError::RateLimited(wait.as_secs_f64().ceil().max(1.0) as u64)
+                    .into_response();
+            }
+        }
+    }
+    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
 }
 
 /// Serves until `shutdown` completes, then finishes the requests in flight.

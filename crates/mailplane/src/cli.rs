@@ -128,6 +128,15 @@ pub struct ServeArgs {
     /// Failed sign-ins allowed per account and per client address within the window
     #[arg(long, env = "MAILPLANE_SIGNIN_MAX_FAILURES", default_value_t = 5)]
     pub signin_max_failures: usize,
+    /// Requests per second allowed per access token (0: no limit)
+    #[arg(long, env = "MAILPLANE_RATE_LIMIT", default_value_t = 0.0)]
+    pub rate_limit: f64,
+    /// Burst allowed above the rate, in requests [default: the rate]
+    #[arg(long, env = "MAILPLANE_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<f64>,
+    /// Longest time a request may take, in milliseconds, before it is answered 503
+    #[arg(long, env = "MAILPLANE_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
     /// Allow relay servers (extfrom) at loopback, private or link-local addresses
     #[arg(long, env = "MAILPLANE_ALLOW_INTERNAL_RELAYS")]
     pub allow_internal_relays: bool,

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailplane_api::{AppState, RelayPolicy, SignInLimiter};
+use mailplane_api::{AppState, RateLimiter, RelayPolicy, SignInLimiter};
 use serde_json::json;
 
 use crate::admin::{data_dir, open_store, write_private};
@@ -67,6 +67,13 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         relay_policy: RelayPolicy {
             allow_internal: args.allow_internal_relays,
         },
+        rate_limiter: (args.rate_limit > 0.0).then(|| {
+            Arc::new(RateLimiter::new(
+                args.rate_limit,
+                args.rate_limit_burst.unwrap_or(args.rate_limit),
+            ))
+        }),
+        request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
         signin_limiter: Arc::new(SignInLimiter::new(
             args.signin_max_failures.max(1),
             Duration::from_secs(args.signin_window),

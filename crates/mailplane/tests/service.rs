@@ -11,6 +11,7 @@ backend_tests!(
     health_ready_and_the_openapi_document,
     metrics_count_requests_by_route_mode_and_status,
     audit_log_lists_changes_newest_first_with_filters,
+    per_token_rate_limit_and_request_time_limit,
 );
 
 async fn get(app: &TestApp, path: &str) -> (u16, String) {
@@ -177,4 +178,57 @@ async fn audit_log_lists_changes_newest_first_with_filters() {
         .await
         .unwrap();
     assert_eq!((r.status, r.error_code()), (404, "NOT_FOUND"));
+}
+
+async fn per_token_rate_limit_and_request_time_limit() {
+    let app = TestApp::demo_on(
+        Db::fresh(),
+        &["--rate-limit", "0.5", "--rate-limit-burst", "3"],
+    );
+    for _ in 0..3 {
+        assert_eq!(app.user().account(REBECCA).await.unwrap().status, 200);
+    }
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/accounts/{REBECCA}", app.base))
+        .header(
+            "Authorization",
+            format!("Zoho-oauthtoken {}", app.user_token),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"]["code"], 429);
+    assert_eq!(body["data"]["errorCode"], "TOO_MANY_REQUESTS");
+    // Another token has its own allowance.
+    assert_eq!(app.admin().own_organization().await.unwrap().status, 200);
+    // Off by default: the demo without the flag takes a burst.
+    let open = TestApp::demo();
+    for _ in 0..20 {
+        assert_eq!(open.user().account(REBECCA).await.unwrap().status, 200);
+    }
+    // A request over the time limit is answered in the envelope, and leaves nothing behind
+    // (adding a user hashes its password, which takes far longer than 1 ms).
+    let slow = TestApp::demo_on(Db::fresh(), &["--request-timeout-ms", "1"]);
+    let r = slow
+        .admin()
+        .create_user(
+            ZOID,
+            &json!({"primaryEmailAddress": "late@zylker.com", "password": "password-1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.error_code()), (503, "REQUEST_TIMEOUT"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        slow.query("SELECT COUNT(*) FROM addresses WHERE address = 'late@zylker.com'")[0],
+        "0"
+    );
 }
