@@ -52,6 +52,8 @@ pub struct AppState {
     pub rate_limiter: Option<std::sync::Arc<RateLimiter>>,
     /// The longest a request may take before it is answered 503.
     pub request_timeout: std::time::Duration,
+    /// A client that has not sent its headers by then is disconnected (slow clients).
+    pub header_read_timeout: std::time::Duration,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -156,16 +158,66 @@ async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Resp
     }
 }
 
-/// Serves until `shutdown` completes, then finishes the requests in flight.
+/// Request headers above this are answered 431 (by hyper, which reads at most this much
+/// before the headers end).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// How long a shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves HTTP/1.1 until `shutdown` completes, then finishes the requests in flight.
+///
+/// An accept loop of our own rather than `axum::serve`, for the limits it does not expose:
+/// the header size (431 above [`MAX_HEADER_BYTES`]) and the header read timeout.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let header_read_timeout = state.header_read_timeout;
+    let app = router(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(addr));
+                app.clone().oneshot(req.map(axum::body::Body::new))
+            });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .max_buf_size(MAX_HEADER_BYTES);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after the grace period");
+    }
+    Ok(())
 }

@@ -137,6 +137,13 @@ pub struct ServeArgs {
     /// Longest time a request may take, in milliseconds, before it is answered 503
     #[arg(long, env = "MAILPLANE_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+    /// Longest wait for a client's request headers, in milliseconds, before disconnecting
+    #[arg(
+        long,
+        env = "MAILPLANE_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_read_timeout_ms: u64,
     /// Allow relay servers (extfrom) at loopback, private or link-local addresses
     #[arg(long, env = "MAILPLANE_ALLOW_INTERNAL_RELAYS")]
     pub allow_internal_relays: bool,

@@ -74,6 +74,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
             ))
         }),
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms.max(1)),
         signin_limiter: Arc::new(SignInLimiter::new(
             args.signin_max_failures.max(1),
             Duration::from_secs(args.signin_window),

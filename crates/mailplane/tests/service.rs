@@ -12,6 +12,7 @@ backend_tests!(
     metrics_count_requests_by_route_mode_and_status,
     audit_log_lists_changes_newest_first_with_filters,
     per_token_rate_limit_and_request_time_limit,
+    oversized_headers_and_slow_clients,
 );
 
 async fn get(app: &TestApp, path: &str) -> (u16, String) {
@@ -230,5 +231,58 @@ async fn per_token_rate_limit_and_request_time_limit() {
     assert_eq!(
         slow.query("SELECT COUNT(*) FROM addresses WHERE address = 'late@zylker.com'")[0],
         "0"
+    );
+}
+
+/// Sends raw bytes on a new connection and reads until the server closes it (or 5 s pass).
+async fn raw_exchange(app: &TestApp, bytes: &[u8], then_wait: bool) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    if !then_wait && out.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+async fn oversized_headers_and_slow_clients() {
+    let app = TestApp::demo_on(Db::fresh(), &["--header-read-timeout-ms", "500"]);
+    let big = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    let (reply, _) = raw_exchange(&app, big.as_bytes(), false).await;
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    let fine = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(8 * 1024)
+    );
+    let (reply, _) = raw_exchange(&app, fine.as_bytes(), false).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    // Half a request, then silence: the server hangs up instead of waiting forever.
+    let (_, closed) = raw_exchange(&app, b"GET /health HTTP/1.1\r\nHost: x\r\n", true).await;
+    assert!(
+        closed,
+        "the connection of a client that never finishes its headers is closed"
+    );
+    assert_eq!(
+        get(&app, "/health").await.0,
+        200,
+        "and the server keeps serving"
     );
 }

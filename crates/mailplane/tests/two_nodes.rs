@@ -316,7 +316,11 @@ async fn nodes_started_together_on_a_fresh_data_directory_all_serve() {
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let nodes = start_together(&dir, &Db::fresh());
         let key = std::fs::read_to_string(dir.path().join("relay.key")).unwrap();
-        assert_eq!(key.trim().len(), 64, "one whole relay key");
+        let hex = key.trim().strip_prefix("1:").expect("a version-1 key");
+        assert!(
+            hex.len() == 64 && key.lines().count() == 1,
+            "one whole relay key"
+        );
         assert_all_serve_a_new_organization(&nodes).await;
     }
 }
