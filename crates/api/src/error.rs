@@ -8,6 +8,10 @@ use mailplane_domain::{RuleError, RuleErrorKind};
 use mailplane_store::{Denied, StoreError, WriteError};
 use serde_json::json;
 
+/// The `errorCode` of an error response, for the middleware that records refusals.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 #[derive(Debug)]
 pub enum ApiError {
     /// No `Authorization` header (Zoho answers 400 `INVALID_TICKET`).
@@ -181,6 +185,7 @@ impl IntoResponse for ApiError {
             "data": { "errorCode": code, "moreInfo": more },
         });
         let mut resp = (status, Json(body)).into_response();
+        resp.extensions_mut().insert(ErrorCode(code));
         if let ApiError::RateLimited(secs) = self {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -111,10 +111,11 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_default();
-    req.extensions_mut().insert(RequestMeta {
+    let meta = RequestMeta {
         request_id: id.clone(),
         client_addr,
-    });
+    };
+    req.extensions_mut().insert(meta.clone());
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     // The route's template, not the path: ids would make a series per account.
     let route = req
@@ -136,10 +137,59 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
         .metrics
         .observe(&route, mode, resp.status().as_u16(), secs);
     span.in_scope(|| tracing::info!(%method, %path, status = resp.status().as_u16(), ms = format!("{ms:.2}"), "request"));
+    record_refusal(&state, &meta, &method, &path, &resp);
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+/// Keeps a request refused on an admin URL (401, 403, 404) as a security event of the
+/// organization the URL names. Written off the request's path: the answer does not wait.
+fn record_refusal(
+    state: &AppState,
+    meta: &RequestMeta,
+    method: &axum::http::Method,
+    path: &str,
+    resp: &Response,
+) {
+    let status = resp.status().as_u16();
+    if !matches!(status, 401 | 403 | 404) {
+        return;
+    }
+    let Some(zoid) = path
+        .strip_prefix("/api/organization/")
+        .and_then(|rest| rest.split('/').next())
+    else {
+        return;
+    };
+    let Ok(zoid) = zoid.parse::<mailplane_domain::Zoid>() else {
+        return;
+    };
+    let event = mailplane_store::SecurityEvent {
+        at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default(),
+        request_id: Some(meta.request_id.clone()),
+        client_addr: Some(meta.client_addr.clone()),
+        zoid,
+        method: method.to_string(),
+        path: path.to_string(),
+        status,
+        error_code: resp
+            .extensions()
+            .get::<error::ErrorCode>()
+            .map(|c| c.0)
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = store.record_security_event(event).await {
+            tracing::warn!(cause = %e, "could not record a security event");
+        }
+    });
 }
 
 /// Per-token rate limiting and the request time limit, both answered in the envelope.

@@ -2,7 +2,7 @@
 //! organization object (§7). Ids that Zoho sends as strings are strings here too.
 
 use mailplane_domain::{AccountKind, Identity, IdentityMode};
-use mailplane_store::{AccountView, AuditEntry, OrgView};
+use mailplane_store::{AccountView, AuditEntry, OrgView, SecurityEvent};
 use serde_json::{json, Value};
 
 pub fn identity(i: &Identity) -> Value {
@@ -108,5 +108,17 @@ pub fn audit_entry(e: &AuditEntry) -> Value {
         "mode": e.mode,
         "before": e.before,
         "after": e.after,
+    })
+}
+
+pub fn security_event(e: &SecurityEvent) -> Value {
+    json!({
+        "time": e.at_ms,
+        "requestId": e.request_id,
+        "clientAddress": e.client_addr,
+        "method": e.method,
+        "path": e.path,
+        "status": e.status,
+        "errorCode": e.error_code,
     })
 }

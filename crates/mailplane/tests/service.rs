@@ -157,6 +157,46 @@ async fn audit_log_lists_changes_newest_first_with_filters() {
     for bad in ["?limit=0", "?accountId=x", "?since=-5"] {
         assert_eq!(log(bad).await.status, 400, "{bad}");
     }
+    // Refused requests on the admin URLs are kept as security events.
+    let member = app.token(REBECCA_ZUID, "ZohoMail.organization.accounts.ALL");
+    let r = app
+        .client(Some(&member))
+        .update_org_account(ZOID, REBECCA, &json!({"mode": "enableMailAccount"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+    let r = app
+        .anonymous()
+        .update_org_account(ZOID, REBECCA, &json!({"mode": "enableMailAccount"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status, 400,
+        "not a refusal of a caller: nothing to record"
+    );
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        events = log("?type=security")
+            .await
+            .data()
+            .as_array()
+            .unwrap()
+            .clone();
+        if !events.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (events[0]["status"].clone(), events[0]["errorCode"].clone()),
+        (json!(403), json!("NO_PERMISSION"))
+    );
+    assert_eq!(
+        events[0]["path"],
+        format!("/api/organization/{ZOID}/accounts/{REBECCA}")
+    );
+    assert_eq!(events[0]["method"], "PUT");
     // Admin only, own organization only.
     let r = app
         .user()

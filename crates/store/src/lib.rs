@@ -20,7 +20,7 @@ use mailplane_domain::{AccountCommand, AccountId, RuleError, ScopeSet, Zoid, Zui
 pub use access::{Denied, Grant, Principal};
 pub use model::{
     AccountView, AuditEntry, AuditQuery, Bootstrapped, DemoTokens, NewUser, OrgView, RelayPassword,
-    RequestMeta, UserRef,
+    RequestMeta, SecurityEvent, UserRef,
 };
 pub use postgres::{PgOptions, PgStore};
 pub use relay_key::RelayKey;
@@ -515,6 +515,31 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.check_relay_passwords().await,
             Store::Postgres(s) => s.check_relay_passwords().await,
+        }
+    }
+
+    /// Records a refused request in the security log of the organization it names (if
+    /// that organization exists: probing made-up ids writes nothing).
+    pub async fn record_security_event(&self, event: SecurityEvent) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.record_security_event(event).await,
+            Store::Postgres(s) => s.record_security_event(event).await,
+        }
+    }
+
+    /// The organization's security events, newest first.
+    pub async fn security_events(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+        query: AuditQuery,
+    ) -> Result<Option<Vec<SecurityEvent>>, StoreError> {
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
+        }
+        match self {
+            Store::Sqlite(s) => s.security_events(zoid, query).await.map(Some),
+            Store::Postgres(s) => s.security_events(zoid, query).await.map(Some),
         }
     }
 }

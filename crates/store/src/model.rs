@@ -145,3 +145,17 @@ pub struct AuditEntry {
     pub before: serde_json::Value,
     pub after: serde_json::Value,
 }
+
+/// A request refused on an admin URL (401, 403 or 404), kept as a security event of the
+/// organization the URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityEvent {
+    pub at_ms: i64,
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+    pub zoid: Zoid,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub error_code: String,
+}

@@ -131,6 +131,22 @@ pub async fn audit_log(
         account,
         since_ms,
     };
+    // `type=security`: the refused requests instead of the changes.
+    if query
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .any(|p| p == "type=security")
+    {
+        let events = state
+            .store
+            .security_events(&grant, zoid, q)
+            .await?
+            .ok_or_else(|| org_not_found(zoid))?;
+        return Ok(success_with(Value::Array(
+            events.iter().map(view::security_event).collect(),
+        )));
+    }
     let entries = state
         .store
         .audit_log(&grant, zoid, q)

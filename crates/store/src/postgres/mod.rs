@@ -29,12 +29,14 @@ use crate::oauth::{
 };
 use crate::{
     AccountView, AuditEntry, AuditQuery, Bootstrapped, DemoTokens, Grant, NewUser, OrgView,
-    Principal, ProvisionError, RelayKey, RequestMeta, StoreError, UserRef, WriteError,
+    Principal, ProvisionError, RelayKey, RequestMeta, SecurityEvent, StoreError, UserRef,
+    WriteError,
 };
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_oauth.sql"),
+    include_str!("../../migrations/postgres/0003_security_events.sql"),
 ];
 /// Any constant shared by all nodes: the advisory lock that makes one node migrate at a time.
 const MIGRATION_LOCK: i64 = 0x6d61_696c_706c_616e;
@@ -665,6 +667,23 @@ impl PgStore {
             })
         })
         .await
+    }
+
+    pub async fn record_security_event(&self, event: SecurityEvent) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            let event = event.clone();
+            Box::pin(async move { audit::record_security_event(tx, &event).await })
+        })
+        .await
+    }
+
+    pub async fn security_events(
+        &self,
+        zoid: Zoid,
+        query: AuditQuery,
+    ) -> Result<Vec<SecurityEvent>, StoreError> {
+        self.read(move |c| Box::pin(async move { audit::security_events(c, zoid, &query).await }))
+            .await
     }
 }
 

@@ -1,10 +1,10 @@
 //! Reading the audit trail on SQLite.
 
 use mailplane_domain::Zoid;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, Transaction};
 use serde_json::Value;
 
-use crate::{AuditEntry, AuditQuery, StoreError};
+use crate::{AuditEntry, AuditQuery, SecurityEvent, StoreError};
 
 pub(super) fn entries(
     c: &Connection,
@@ -41,6 +41,50 @@ pub(super) fn entries(
                 })
             },
         )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn record_security_event(
+    tx: &Transaction<'_>,
+    e: &SecurityEvent,
+) -> Result<(), StoreError> {
+    if !tx
+        .prepare_cached("SELECT 1 FROM orgs WHERE zoid = ?1")?
+        .exists([e.zoid.as_i64()])?
+    {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "INSERT INTO security_events (at_ms, request_id, client_addr, zoid, method, path, status, error_code) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![e.at_ms, e.request_id, e.client_addr, e.zoid.as_i64(), e.method, e.path, e.status, e.error_code])?;
+    Ok(())
+}
+
+pub(super) fn security_events(
+    c: &Connection,
+    zoid: Zoid,
+    q: &AuditQuery,
+) -> Result<Vec<SecurityEvent>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT at_ms, request_id, client_addr, method, path, status, error_code FROM security_events \
+         WHERE zoid = ?1 AND (?2 IS NULL OR at_ms >= ?2) ORDER BY id DESC LIMIT ?3 OFFSET ?4",
+    )?;
+    let rows = stmt
+        .query_map(params![zoid.as_i64(), q.since_ms, q.limit, q.start], |r| {
+            Ok(SecurityEvent {
+                at_ms: r.get(0)?,
+                request_id: r.get(1)?,
+                client_addr: r.get(2)?,
+                zoid,
+                method: r.get(3)?,
+                path: r.get(4)?,
+                status: r.get(5)?,
+                error_code: r.get(6)?,
+            })
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

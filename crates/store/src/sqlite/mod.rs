@@ -24,12 +24,14 @@ use crate::oauth::{
 };
 use crate::{
     AccountView, AuditEntry, AuditQuery, Bootstrapped, DemoTokens, Grant, NewUser, OrgView,
-    Principal, ProvisionError, RelayKey, RequestMeta, StoreError, UserRef, WriteError,
+    Principal, ProvisionError, RelayKey, RequestMeta, SecurityEvent, StoreError, UserRef,
+    WriteError,
 };
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_oauth.sql"),
+    include_str!("../../migrations/sqlite/0003_security_events.sql"),
 ];
 const MAX_IDLE_READERS: usize = 8;
 
@@ -521,6 +523,20 @@ impl SqliteStore {
             Ok((ok, sealed.len() - ok))
         })
         .await
+    }
+
+    pub async fn record_security_event(&self, event: SecurityEvent) -> Result<(), StoreError> {
+        self.write(move |tx, _| audit::record_security_event(tx, &event))
+            .await
+    }
+
+    pub async fn security_events(
+        &self,
+        zoid: Zoid,
+        query: AuditQuery,
+    ) -> Result<Vec<SecurityEvent>, StoreError> {
+        self.read(move |c| audit::security_events(c, zoid, &query))
+            .await
     }
 }
 
