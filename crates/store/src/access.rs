@@ -4,7 +4,9 @@
 //! from a principal whose scopes and role allow the operation. Every store method that
 //! reads or writes an account takes a `Grant`, so a handler cannot skip the check.
 
-use mailplane_domain::{Access, Resource, Role, ScopeSet, Zoid, Zuid};
+use mailplane_domain::{Access, AccountId, Resource, Role, RuleError, ScopeSet, Zoid, Zuid};
+
+use crate::WriteError;
 
 /// The user behind a valid token.
 #[derive(Debug, Clone)]
@@ -97,4 +99,34 @@ impl Grant {
             Reach::Organization(o) => o == owner_org,
         }
     }
+
+    /// Checks an update's target against the grant, the same on every backend: an
+    /// account out of reach (or under another organization's URL) is answered like a
+    /// missing one; a body `zuid` must be the owner's.
+    pub(crate) fn check_target(
+        &self,
+        account: AccountId,
+        owner: Zuid,
+        owner_org: Zoid,
+        zoid_in_url: Option<Zoid>,
+        body_zuid: Option<Zuid>,
+    ) -> Result<(), WriteError> {
+        let url_ok = zoid_in_url.is_none_or(|z| z == owner_org && self.reaches_org(z));
+        if !url_ok || !self.reaches_account(owner, owner_org) {
+            return Err(not_found(account));
+        }
+        if body_zuid.is_some_and(|z| z != owner) {
+            return Err(RuleError::invalid(
+                "zuid",
+                format!("zuid must be the owner of account {account} ({owner})"),
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// The answer for an account that is absent or out of reach (the two look alike).
+pub(crate) fn not_found(account: AccountId) -> WriteError {
+    WriteError::NotFound(format!("accountId {account} was not found"))
 }

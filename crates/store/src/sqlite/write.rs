@@ -9,6 +9,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::Value;
 
 use super::read;
+use crate::access::not_found;
 use crate::relay_key::{binding, RelayKey};
 use crate::{now_ms, AccountView, Grant, RequestMeta, StoreError, WriteError};
 
@@ -252,22 +253,14 @@ pub(super) fn apply(
     body_zuid: Option<Zuid>,
     cmd: AccountCommand,
 ) -> Result<AccountView, WriteError> {
-    let not_found = || WriteError::NotFound(format!("accountId {account} was not found"));
-    let target = find_target(tx, account)?.ok_or_else(not_found)?;
-    let url_ok = zoid_in_url.is_none_or(|z| z == target.zoid && grant.reaches_org(z));
-    if !url_ok || !grant.reaches_account(target.state.zuid, target.zoid) {
-        return Err(not_found());
-    }
-    if body_zuid.is_some_and(|z| z != target.state.zuid) {
-        return Err(RuleError::invalid(
-            "zuid",
-            format!(
-                "zuid must be the owner of account {account} ({})",
-                target.state.zuid
-            ),
-        )
-        .into());
-    }
+    let target = find_target(tx, account)?.ok_or_else(|| not_found(account))?;
+    grant.check_target(
+        account,
+        target.state.zuid,
+        target.zoid,
+        zoid_in_url,
+        body_zuid,
+    )?;
     let mode = cmd.mode();
     let agg = AccountAggregate {
         org_domains: read::org_domains(tx, target.zoid)?,
