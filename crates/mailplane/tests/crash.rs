@@ -1,11 +1,13 @@
-//! Crash safety on SQLite (issue "Proven under faults and hostile input").
+//! Crash safety on SQLite and PostgreSQL (issue "Proven under faults and hostile input").
 //!
-//! The harness starts the real binary (`serve --demo` on a fresh data directory), puts
+//! The harness starts the real binary (`serve --demo` on a fresh data directory and a
+//! fresh database of the backend: the SQLite file of the data directory, or a PostgreSQL
+//! database of its own on the server at `MAILPLANE_TEST_PG_URL`), puts
 //! load on it from several concurrent clients (identities added and deleted and
 //! `outgoingBlocked` flipped on Rebecca's account, new primary addresses on the super
 //! admin's account; each client alternates the user URL and the admin URL), `kill -9`s
-//! the server after a random delay, restarts it on the same data directory and checks,
-//! for every request of the cycle:
+//! the server after a random delay, restarts it on the same data directory and database
+//! and checks, for every request of the cycle:
 //!
 //! - a change that got a 200 is there after the restart: an added identity is in the
 //!   account's `sendMailDetails`, a deleted one is not, the `outgoingBlocked` value and
@@ -18,15 +20,29 @@
 //!   identity and primary address is used once), and its row is there exactly when its
 //!   change is: no change without its audit row, no row without its change;
 //! - no other audit row, identity or address appeared;
-//! - `PRAGMA integrity_check` answers `ok` (and `PRAGMA foreign_key_check` nothing).
+//! - the data is consistent: on SQLite, `PRAGMA integrity_check` answers `ok` (and
+//!   `PRAGMA foreign_key_check` nothing); on both backends, every hosted account has
+//!   exactly one primary address and a `mailbox` identity, every user one hosted account
+//!   and distinct account positions, and no row points to a row that is not there
+//!   ([`CONSISTENCY`]).
 //!
-//! `MAILPLANE_CRASH_CYCLES` sets the number of kill cycles (20 by default; 200 is the
-//! long mode, run by hand), `MAILPLANE_CRASH_SEED` replays the random choices of a run.
+//! On PostgreSQL only the node is killed; PostgreSQL stays up. The sessions of the
+//! killed node end on the database's side only when their backends notice the closed
+//! socket, and a `COMMIT` the node sent just before it died may still be carried out
+//! before that: the harness waits until no session of the killed node is left before it
+//! restarts the node and checks, so that nothing lands after the checks (a session still
+//! there 10 s after the kill is a violation).
+//!
+//! `backend_tests!` runs `acknowledged_changes_survive_kill_9` on both backends (the
+//! PostgreSQL variant says it is skipped without `MAILPLANE_TEST_PG_URL`, and fails in CI).
+//! `MAILPLANE_CRASH_CYCLES` sets the number of kill cycles of each (20 by default; 200 is
+//! the long mode, run by hand), `MAILPLANE_CRASH_SEED` replays the random choices of a run.
 //!
 //! `ack_before_commit_build_is_caught` builds the binary with the feature
 //! `ack-before-commit` (a write path that answers 50 ms before it commits) into
 //! `target/crash-broken` and checks that the same harness reports lost acknowledged
-//! changes: the check can fail.
+//! changes: the check can fail. (The feature breaks the SQLite write path only, so that
+//! test runs on SQLite.)
 
 mod common;
 
@@ -37,7 +53,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, REBECCA, REBECCA_ZUID, ZOID};
+use common::{backend_tests, bin, Db, REBECCA, REBECCA_ZUID, ZOID};
 use serde_json::{json, Value};
 
 /// Concurrent clients adding and deleting identities.
@@ -49,7 +65,11 @@ const IDENTITY_DOMAIN: &str = "@crash.example.net";
 /// Kill delays, in milliseconds after the load started.
 const KILL_DELAY_MS: std::ops::RangeInclusive<u64> = 10..=600;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+/// How long the sessions of a killed node may stay on PostgreSQL.
+const SESSIONS_END_WITHIN: Duration = Duration::from_secs(10);
+
+backend_tests!(acknowledged_changes_survive_kill_9);
+
 async fn acknowledged_changes_survive_kill_9() {
     let cycles = std::env::var("MAILPLANE_CRASH_CYCLES")
         .ok()
@@ -61,7 +81,8 @@ async fn acknowledged_changes_survive_kill_9() {
     let started = Instant::now();
     let mut report = run_harness(Path::new(bin()), cycles, "normal build").await;
     eprintln!(
-        "crash harness, normal build: {} kill cycles, {} acknowledged changes checked ({} requests without an answer, {} of them applied), {} violations, {:.1} s",
+        "crash harness, normal build on {}: {} kill cycles, {} acknowledged changes checked ({} requests without an answer, {} of them applied), {} violations, {:.1} s",
+        report.backend,
         report.cycles,
         report.acked_checked,
         report.unanswered,
@@ -72,8 +93,9 @@ async fn acknowledged_changes_survive_kill_9() {
     if !report.violations.is_empty() {
         let kept = report.keep_dir();
         panic!(
-            "the crash harness found {} violations (seed {}; data directory and server log kept in {}):\n{}",
+            "the crash harness found {} violations on {} (seed {}; data directory and server log kept in {}):\n{}",
             report.violations.len(),
+            report.backend,
             report.seed,
             kept.display(),
             report.summary(40)
@@ -151,7 +173,7 @@ fn build_broken_binary() -> PathBuf {
 
 // ---- the server ----
 
-/// One `serve` process of `bin` on the data directory; its log is appended to
+/// One `serve` process of `bin` on the data directory and `db`; its log is appended to
 /// `DIR/server.log`.
 struct Server {
     child: Child,
@@ -160,7 +182,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(bin: &Path, dir: &Path, demo: bool) -> Server {
+    fn start(bin: &Path, dir: &Path, db: &Db, demo: bool) -> Server {
         let log_file = dir.join("server.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -176,6 +198,7 @@ impl Server {
         }
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
+            .args(db.args())
             .env("MAILPLANE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(log);
@@ -485,10 +508,13 @@ enum Kind {
     Phantom,
     /// A change without its audit row, or a row without its change.
     Torn,
-    /// `integrity_check` or `foreign_key_check` complained.
+    /// `integrity_check` or `foreign_key_check` complained, or a [`CONSISTENCY`] check.
     Corrupt,
     /// An answer other than 200 or none.
     Status,
+    /// A session of the killed node was still open on PostgreSQL
+    /// [`SESSIONS_END_WITHIN`] after the kill.
+    Lingering,
 }
 
 struct Violation {
@@ -499,7 +525,11 @@ struct Violation {
 
 struct Report {
     seed: u64,
+    /// "SQLite" or "PostgreSQL".
+    backend: &'static str,
     dir: Option<tempfile::TempDir>,
+    /// The database (on PostgreSQL, dropped with the report).
+    db: Db,
     cycles: usize,
     acked_checked: usize,
     unanswered: usize,
@@ -526,9 +556,18 @@ impl Report {
         s
     }
 
-    /// Keeps the data directory (the database and the server log) for a post-mortem.
+    /// Keeps the data directory (the database and the server log) for a post-mortem. A
+    /// PostgreSQL database is dropped with the report: its rows are written to
+    /// `DIR/database.txt` first.
     fn keep_dir(&mut self) -> PathBuf {
-        self.dir.take().map(|d| d.keep()).unwrap_or_default()
+        let kept = self.dir.take().map(|d| d.keep()).unwrap_or_default();
+        if let Db::Postgres(pg) = &self.db {
+            let dump = kept.join("database.txt");
+            if let Err(e) = std::fs::write(&dump, pg.all_rows()) {
+                eprintln!("could not write {}: {e}", dump.display());
+            }
+        }
+        kept
     }
 }
 
@@ -624,34 +663,191 @@ fn http_client() -> reqwest::Client {
         .expect("http client")
 }
 
-fn open_db(dir: &Path) -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open(dir.join("mailplane.db")).expect("open the database");
-    conn.busy_timeout(Duration::from_secs(10))
-        .expect("busy timeout");
-    conn
+/// Consistency of the data, in SQL both backends take: each row returned describes a
+/// problem. (The load changes the primary address of an account, adds and deletes
+/// identities; the other rules are there to catch a torn or stray write.)
+const CONSISTENCY: &str = "\
+    SELECT 'hosted account ' || CAST(a.account_id AS TEXT) || ' has ' \
+        || CAST(COUNT(d.address) AS TEXT) || ' primary addresses' \
+      FROM accounts a LEFT JOIN addresses d ON d.account_id = a.account_id AND d.is_primary \
+      WHERE a.kind = 'ZOHO_ACCOUNT' GROUP BY a.account_id HAVING COUNT(d.address) <> 1 \
+    UNION ALL SELECT 'hosted account ' || CAST(a.account_id AS TEXT) || ' has no mailbox identity' \
+      FROM accounts a WHERE a.kind = 'ZOHO_ACCOUNT' AND NOT EXISTS \
+        (SELECT 1 FROM identities i WHERE i.account_id = a.account_id AND i.mode = 'mailbox') \
+    UNION ALL SELECT 'identity ' || CAST(i.send_mail_id AS TEXT) || ' (' || i.mode || ' ' \
+        || i.from_address || ') is not an address of its account ' || CAST(i.account_id AS TEXT) \
+      FROM identities i WHERE i.mode IN ('mailbox', 'alias') AND NOT EXISTS \
+        (SELECT 1 FROM addresses d WHERE d.address = i.from_address AND d.account_id = i.account_id) \
+    UNION ALL SELECT 'user ' || CAST(u.zuid AS TEXT) || ' has ' \
+        || CAST((SELECT COUNT(*) FROM accounts a WHERE a.zuid = u.zuid AND a.kind = 'ZOHO_ACCOUNT') AS TEXT) \
+        || ' hosted accounts' \
+      FROM users u WHERE (SELECT COUNT(*) FROM accounts a WHERE a.zuid = u.zuid AND a.kind = 'ZOHO_ACCOUNT') <> 1 \
+    UNION ALL SELECT 'user ' || CAST(zuid AS TEXT) || ' has ' || CAST(COUNT(*) AS TEXT) \
+        || ' accounts at position ' || CAST(sequence AS TEXT) \
+      FROM accounts GROUP BY zuid, sequence HAVING COUNT(*) > 1 \
+    UNION ALL SELECT 'address ' || d.address || ' belongs to ' || CAST(d.account_id AS TEXT) \
+        || ', which is not a hosted account' \
+      FROM addresses d WHERE NOT EXISTS \
+        (SELECT 1 FROM accounts a WHERE a.account_id = d.account_id AND a.kind = 'ZOHO_ACCOUNT') \
+    UNION ALL SELECT 'identity ' || CAST(i.send_mail_id AS TEXT) || ' of the missing account ' \
+        || CAST(i.account_id AS TEXT) \
+      FROM identities i WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = i.account_id) \
+    UNION ALL SELECT 'account ' || CAST(a.account_id AS TEXT) || ' of the missing user ' || CAST(a.zuid AS TEXT) \
+      FROM accounts a WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.zuid = a.zuid) \
+    UNION ALL SELECT 'user ' || CAST(u.zuid AS TEXT) || ' of the missing organization ' || CAST(u.zoid AS TEXT) \
+      FROM users u WHERE NOT EXISTS (SELECT 1 FROM orgs o WHERE o.zoid = u.zoid) \
+    UNION ALL SELECT 'domain ' || d.name || ' of the missing organization ' || CAST(d.zoid AS TEXT) \
+      FROM domains d WHERE NOT EXISTS (SELECT 1 FROM orgs o WHERE o.zoid = d.zoid) \
+    UNION ALL SELECT 'token ' || CAST(t.token_id AS TEXT) || ' of the missing user ' || CAST(t.zuid AS TEXT) \
+      FROM tokens t WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.zuid = t.zuid)";
+
+/// Where the server keeps its data (the data directory and the database), as the harness
+/// looks at it between cycles, while no node is writing.
+struct Stored {
+    dir: PathBuf,
+    db: Db,
 }
 
-fn audit_rows_after(conn: &rusqlite::Connection, id: i64) -> Vec<AuditRow> {
-    let mut stmt = conn
-        .prepare(
+/// The sessions of a killed node found on PostgreSQL right after the kill, and how long
+/// they took to end.
+struct SessionsEnded {
+    found: Vec<String>,
+    took: Duration,
+}
+
+impl Stored {
+    fn sqlite(&self) -> rusqlite::Connection {
+        let conn =
+            rusqlite::Connection::open(self.dir.join("mailplane.db")).expect("open the database");
+        conn.busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
+        conn
+    }
+
+    /// Rows of one query, every value as text (`NULL` as the empty string on SQLite).
+    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        match &self.db {
+            Db::Sqlite => {
+                let conn = self.sqlite();
+                let mut stmt = conn.prepare(sql).expect("prepare");
+                let n = stmt.column_count();
+                stmt.query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                                rusqlite::types::ValueRef::Text(t) => {
+                                    String::from_utf8_lossy(t).into_owned()
+                                }
+                                _ => String::new(),
+                            })
+                        })
+                        .collect()
+                })
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("rows")
+            }
+            Db::Postgres(pg) => pg.rows(sql),
+        }
+    }
+
+    fn max_audit_id(&self) -> i64 {
+        self.rows("SELECT COALESCE(MAX(id), 0) FROM audit")[0][0]
+            .parse()
+            .expect("an audit id")
+    }
+
+    /// The audit rows above `id`. (On PostgreSQL the ids come from a sequence, which a
+    /// transaction that rolls back leaves with a gap and which concurrent transactions
+    /// may commit out of order; but every id taken in a cycle is above every id taken
+    /// before it, since no node writes between cycles.)
+    fn audit_rows_after(&self, id: i64) -> Vec<AuditRow> {
+        let sql = format!(
             "SELECT id, COALESCE(request_id, ''), mode, COALESCE(account_id, 0), before, after \
-             FROM audit WHERE id > ?1 ORDER BY id",
-        )
-        .expect("prepare");
-    stmt.query_map([id], |r| {
-        let json = |s: String| serde_json::from_str(&s).unwrap_or(Value::String(s));
-        Ok(AuditRow {
-            id: r.get(0)?,
-            request_id: r.get(1)?,
-            mode: r.get(2)?,
-            account_id: r.get::<_, i64>(3)?.to_string(),
-            before: json(r.get(4)?),
-            after: json(r.get(5)?),
-        })
-    })
-    .expect("query audit")
-    .collect::<Result<_, _>>()
-    .expect("audit rows")
+             FROM audit WHERE id > {id} ORDER BY id"
+        );
+        let json = |s: &str| serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.into()));
+        self.rows(&sql)
+            .into_iter()
+            .map(|r| AuditRow {
+                id: r[0].parse().expect("an audit id"),
+                request_id: r[1].clone(),
+                mode: r[2].clone(),
+                account_id: r[3].clone(),
+                before: json(&r[4]),
+                after: json(&r[5]),
+            })
+            .collect()
+    }
+
+    /// What is wrong with the data: on SQLite, `PRAGMA integrity_check` and
+    /// `PRAGMA foreign_key_check` first; then [`CONSISTENCY`].
+    fn problems(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        if let Db::Sqlite = self.db {
+            let conn = self.sqlite();
+            let integrity: Vec<String> = conn
+                .prepare("PRAGMA integrity_check")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .expect("integrity_check");
+            if integrity != ["ok"] {
+                found.push(format!("PRAGMA integrity_check: {integrity:?}"));
+            }
+            let fk = {
+                let mut stmt = conn
+                    .prepare("PRAGMA foreign_key_check")
+                    .expect("foreign_key_check");
+                let rows = stmt.query_map([], |_| Ok(())).expect("foreign_key_check");
+                rows.count()
+            };
+            if fk != 0 {
+                found.push(format!("PRAGMA foreign_key_check: {fk} rows"));
+            }
+        }
+        found.extend(
+            self.rows(CONSISTENCY)
+                .into_iter()
+                .map(|mut r| r.swap_remove(0)),
+        );
+        found
+    }
+
+    /// On PostgreSQL, waits until the node killed at `killed` has no session left on the
+    /// database (see the module's documentation): `Err` with what is left
+    /// [`SESSIONS_END_WITHIN`] after the kill. Nothing to wait for on SQLite.
+    fn wait_for_killed_sessions(
+        &self,
+        killed: Instant,
+    ) -> Result<Option<SessionsEnded>, Vec<String>> {
+        let Db::Postgres(pg) = &self.db else {
+            return Ok(None);
+        };
+        let sessions = || -> Vec<String> {
+            pg.rows(
+                "SELECT COALESCE(state, '?') || COALESCE(' waiting on ' || wait_event_type, '') \
+                 || ': ' || COALESCE(left(query, 60), '') FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                 AND backend_type = 'client backend'",
+            )
+            .into_iter()
+            .map(|mut r| r.swap_remove(0))
+            .collect()
+        };
+        let found = sessions();
+        let mut left = found.clone();
+        while !left.is_empty() {
+            if killed.elapsed() > SESSIONS_END_WITHIN {
+                return Err(left);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            left = sessions();
+        }
+        Ok(Some(SessionsEnded {
+            found,
+            took: killed.elapsed(),
+        }))
+    }
 }
 
 /// Runs `cycles` kill cycles against `bin` and reports what the checks found.
@@ -659,15 +855,29 @@ async fn run_harness(bin: &Path, cycles: usize, label: &str) -> Report {
     let seed = seed();
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().to_path_buf();
+    let stored = Stored {
+        dir: dir.path().to_path_buf(),
+        db: Db::fresh(),
+    };
+    let data = &stored.dir;
+    let backend = match &stored.db {
+        Db::Sqlite => "SQLite",
+        Db::Postgres(_) => "PostgreSQL",
+    };
+    let database = match &stored.db {
+        Db::Sqlite => String::new(),
+        Db::Postgres(pg) => format!(", database {}", pg.name),
+    };
     eprintln!(
-        "crash harness ({label}): {cycles} kill cycles, {} concurrent clients, seed {seed}, data in {}",
+        "crash harness ({label}) on {backend}: {cycles} kill cycles, {} concurrent clients, seed {seed}, data in {}{database}",
         IDENTITY_CLIENTS + 2,
         data.display()
     );
     let mut report = Report {
         seed,
+        backend,
         dir: Some(dir),
+        db: stored.db.clone(),
         cycles: 0,
         acked_checked: 0,
         unanswered: 0,
@@ -675,7 +885,7 @@ async fn run_harness(bin: &Path, cycles: usize, label: &str) -> Report {
         violations: Vec::new(),
     };
 
-    let mut server = Server::start(bin, &data, true);
+    let mut server = Server::start(bin, data, &stored.db, true);
     let tokens: Value =
         serde_json::from_slice(&std::fs::read(data.join("demo-tokens.json")).expect("demo tokens"))
             .expect("json");
@@ -700,9 +910,7 @@ async fn run_harness(bin: &Path, cycles: usize, label: &str) -> Report {
         rebecca_addresses: first.rebecca.addresses.clone(),
         rebecca_other_identities: first.rebecca.other_identities(),
         admin_identities: first.admin.identities.clone(),
-        last_audit_id: open_db(&data)
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM audit", [], |r| r.get(0))
-            .expect("audit"),
+        last_audit_id: stored.max_audit_id(),
     };
 
     for cycle in 0..cycles {
@@ -732,15 +940,42 @@ async fn run_harness(bin: &Path, cycles: usize, label: &str) -> Report {
         let delay = rng.in_range(&KILL_DELAY_MS);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         server.kill_9();
+        let killed = Instant::now();
         let mut sent = Vec::new();
         for c in clients {
             sent.extend(c.await.expect("client task"));
         }
+        // Nothing of the killed node may land after the checks.
+        let sessions = match stored.wait_for_killed_sessions(killed) {
+            Ok(None) => String::new(),
+            Ok(Some(ended)) if ended.found.is_empty() => format!(
+                "; no session of the killed node left on PostgreSQL {} ms after the kill",
+                ended.took.as_millis()
+            ),
+            Ok(Some(ended)) => format!(
+                "; {} sessions of the killed node still open on PostgreSQL ({}), gone {} ms after the kill",
+                ended.found.len(),
+                ended.found.join("; "),
+                ended.took.as_millis()
+            ),
+            Err(left) => {
+                report.violation(
+                    cycle,
+                    Kind::Lingering,
+                    format!(
+                        "{} sessions of the killed node still open on PostgreSQL {} s after the kill: {}",
+                        left.len(),
+                        SESSIONS_END_WITHIN.as_secs(),
+                        left.join("; ")
+                    ),
+                );
+                String::new()
+            }
+        };
 
-        server = Server::start(bin, &data, false);
+        server = Server::start(bin, data, &stored.db, false);
         let seen = read_accounts(&server.base, &demo).await;
-        let conn = open_db(&data);
-        let acked = check_cycle(cycle, &sent, &seen, &demo, &conn, &mut model, &mut report);
+        let acked = check_cycle(cycle, &sent, &seen, &demo, &stored, &mut model, &mut report);
         let unanswered = sent
             .iter()
             .filter(|s| matches!(s.outcome, Outcome::NoAnswer))
@@ -749,7 +984,7 @@ async fn run_harness(bin: &Path, cycles: usize, label: &str) -> Report {
         report.acked_checked += acked;
         report.unanswered += unanswered;
         eprintln!(
-            "cycle {cycle}: kill -9 after {delay} ms; {acked} acknowledged, {unanswered} without an answer; {} violations so far",
+            "cycle {cycle}: kill -9 after {delay} ms; {acked} acknowledged, {unanswered} without an answer{sessions}; {} violations so far",
             report.violations.len()
         );
     }
@@ -764,35 +999,15 @@ fn check_cycle(
     sent: &[Sent],
     seen: &Seen,
     demo: &Demo,
-    conn: &rusqlite::Connection,
+    stored: &Stored,
     model: &mut Model,
     report: &mut Report,
 ) -> usize {
     let mut fail = |kind: Kind, what: String| report.violation(cycle, kind, what);
 
-    // The file.
-    let integrity: Vec<String> = conn
-        .prepare("PRAGMA integrity_check")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .expect("integrity_check");
-    if integrity != ["ok"] {
-        fail(
-            Kind::Corrupt,
-            format!("PRAGMA integrity_check: {integrity:?}"),
-        );
-    }
-    let fk = {
-        let mut stmt = conn
-            .prepare("PRAGMA foreign_key_check")
-            .expect("foreign_key_check");
-        let rows = stmt.query_map([], |_| Ok(())).expect("foreign_key_check");
-        rows.count()
-    };
-    if fk != 0 {
-        fail(
-            Kind::Corrupt,
-            format!("PRAGMA foreign_key_check: {fk} rows"),
-        );
+    // The file (SQLite) and the consistency of the data (both backends).
+    for problem in stored.problems() {
+        fail(Kind::Corrupt, problem);
     }
 
     for s in sent {
@@ -954,7 +1169,7 @@ fn check_cycle(
 
     // The audit rows of the cycle: one per acknowledged change (by its request id), at
     // most one per request without an answer (by its content), nothing else.
-    let rows = audit_rows_after(conn, model.last_audit_id);
+    let rows = stored.audit_rows_after(model.last_audit_id);
     let by_request: HashMap<&str, usize> = sent
         .iter()
         .enumerate()
