@@ -10,52 +10,179 @@ fn strings(values: Vec<&'static str>) -> Value {
     json!({ "type": "string", "enum": values })
 }
 
+/// The alternatives of a regular expression for the decimal form of 1..=`max`, without
+/// leading zeros: shorter numbers, then the numbers of `max`'s length digit by digit.
+fn up_to(max: u64) -> Vec<String> {
+    let m = max.to_string();
+    let digits: Vec<u32> = m.chars().filter_map(|c| c.to_digit(10)).collect();
+    let mut alts = Vec::new();
+    match m.len() {
+        1 => {}
+        2 => alts.push("[1-9]".to_string()),
+        n => alts.push(format!("[1-9][0-9]{{0,{}}}", n - 2)),
+    }
+    for (i, &d) in digits.iter().enumerate() {
+        let low = u32::from(i == 0);
+        if d > low {
+            let class = if d - 1 == low {
+                low.to_string()
+            } else {
+                format!("[{low}-{}]", d - 1)
+            };
+            let rest = m.len() - i - 1;
+            let tail = match rest {
+                0 => String::new(),
+                1 => "[0-9]".to_string(),
+                r => format!("[0-9]{{{r}}}"),
+            };
+            alts.push(format!("{}{class}{tail}", &m[..i]));
+        }
+    }
+    alts.push(m);
+    alts
+}
+
+/// An id as a string of digits: 1 to 2^63-1 (ids are 64-bit positive integers that SQL
+/// stores signed).
+fn id_digits() -> String {
+    format!("(?:{})", up_to(i64::MAX as u64).join("|"))
+}
+
+fn id_pattern() -> String {
+    format!("^{}$", id_digits())
+}
+
+/// An id as responses and path segments carry it: a string of digits.
+fn id_string() -> Value {
+    json!({ "type": "string", "pattern": id_pattern() })
+}
+
 /// An id as requests may send it: a JSON number or a string of digits.
 fn lenient_id() -> Value {
-    json!({ "oneOf": [ { "type": "integer", "minimum": 1 }, { "type": "string", "pattern": "^[0-9]{1,19}$" } ] })
+    json!({ "oneOf": [ { "type": "integer", "minimum": 1, "maximum": i64::MAX }, id_string() ] })
 }
 
+/// `true`/`false`, or the same words as strings in any letter case.
 fn lenient_bool() -> Value {
-    json!({ "oneOf": [ { "type": "boolean" }, { "type": "string", "enum": ["true", "false", "TRUE", "FALSE", "True", "False"] } ] })
+    json!({ "oneOf": [ { "type": "boolean" }, { "type": "string", "pattern": "^(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$" } ] })
 }
 
+/// An address as the server parses it: a dot-atom local part and a host name of two or
+/// more labels, the last one not all digits. The expression is narrower than the server,
+/// so that its length stays within the limits without lookarounds: up to three atoms of
+/// 16 characters in the local part (the server's limit is 64), up to five labels of 32
+/// (63) with the last starting with a letter, 216 characters in all (254).
+fn email_regex() -> String {
+    let atom = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,16}";
+    let label = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?";
+    let top = "[A-Za-z](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?";
+    format!("{atom}(?:\\.{atom}){{0,2}}@(?:{label}\\.){{1,4}}{top}")
+}
+
+fn email() -> Value {
+    json!({ "type": "string", "format": "email", "maxLength": 254, "pattern": format!("^{}$", email_regex()) })
+}
+
+/// A list in one string: items separated by commas.
+fn comma_list(item: &str) -> String {
+    format!("^{item}(?:,{item})*$")
+}
+
+/// The same, or an empty string (an empty list).
+fn comma_list_or_empty(item: &str) -> String {
+    format!("^(?:{item}(?:,{item})*)?$")
+}
+
+/// A port: a number or a string of digits, 1 to 65535.
+fn port() -> Value {
+    json!({ "oneOf": [ { "type": "integer", "minimum": 1, "maximum": 65535 }, { "type": "string", "pattern": format!("^(?:{})$", up_to(65535).join("|")) } ] })
+}
+
+/// An optional key: the server reads `null` as the key's absence.
+fn nullable(schema: Value) -> Value {
+    json!({ "anyOf": [ schema, { "type": "null" } ] })
+}
+
+/// A text field of 1 to `max` characters.
+fn text(max: u32) -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": max })
+}
+
+/// One `sendMailDetails` element. Its `mode` decides the other fields: `mailbox` may leave
+/// out `fromAddress` (the primary address), `extfrom` needs the relay fields, which no
+/// other mode takes.
 fn send_mail_detail() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["displayName", "mode"],
-        "properties": {
-            "fromAddress": { "type": "string", "format": "email" },
-            "displayName": { "type": "string", "minLength": 1, "maxLength": 100 },
-            "mode": strings(IdentityMode::ALL.iter().map(|m| m.as_str()).collect()),
-            "serverName": { "type": "string", "minLength": 1, "maxLength": 253 },
-            "serverPort": { "oneOf": [ { "type": "integer", "minimum": 1, "maximum": 65535 }, { "type": "string", "pattern": "^[0-9]{1,5}$" } ] },
-            "userName": { "type": "string", "minLength": 1, "maxLength": 320 },
-            "password": { "type": "string", "minLength": 1, "maxLength": 1024, "writeOnly": true },
-            "smtpConnection": strings(SmtpConnection::ALL.iter().map(|m| m.as_str()).collect()),
+    let relay_fields = [
+        "serverName",
+        "serverPort",
+        "userName",
+        "password",
+        "smtpConnection",
+    ];
+    let variant = |title: &str, modes: Vec<&'static str>, required: Vec<&str>, relay: bool| {
+        let from = if required.contains(&"fromAddress") {
+            email()
+        } else {
+            nullable(email())
+        };
+        let mut props =
+            json!({ "fromAddress": from, "displayName": text(100), "mode": strings(modes) });
+        for field in relay_fields {
+            // Other modes take no relay field (`null` is its absence).
+            props[field] = json!({ "type": "null" });
         }
-    })
+        if relay {
+            props["serverName"] = json!({ "type": "string", "pattern": "^[A-Za-z0-9.:\\[\\]-]{1,253}$", "description": "a host name or IP address; loopback, private and link-local addresses are refused unless the operator allows them" });
+            props["serverPort"] = port();
+            props["userName"] = text(320);
+            props["password"] =
+                json!({ "type": "string", "minLength": 1, "maxLength": 1024, "writeOnly": true });
+            props["smtpConnection"] = nullable(strings(
+                SmtpConnection::ALL.iter().map(|m| m.as_str()).collect(),
+            ));
+        }
+        json!({ "title": title, "type": "object", "additionalProperties": false, "required": required, "properties": props })
+    };
+    let others: Vec<&'static str> = IdentityMode::ALL
+        .iter()
+        .filter(|m| !matches!(m, IdentityMode::Mailbox | IdentityMode::ExtFrom))
+        .map(|m| m.as_str())
+        .collect();
+    json!({ "oneOf": [
+        variant("mailbox", vec![IdentityMode::Mailbox.as_str()], vec!["displayName", "mode"], false),
+        variant("address", others, vec!["fromAddress", "displayName", "mode"], false),
+        variant("extfrom", vec![IdentityMode::ExtFrom.as_str()], vec!["fromAddress", "displayName", "mode", "serverName", "serverPort", "userName", "password"], true),
+    ] })
 }
 
 /// The body of one mode: its own keys, plus `zuid` and `mode`.
 fn mode_body(mode: Mode) -> Value {
+    let mut extra: Option<Value> = None;
     let (required, props): (Vec<&str>, Value) = match mode {
         Mode::AddSendMailDetails => (
             vec!["sendMailDetails"],
             json!({ "sendMailDetails": { "oneOf": [ send_mail_detail(), { "type": "array", "minItems": 1, "maxItems": 50, "items": send_mail_detail() } ] } }),
         ),
-        Mode::DeleteSendMailDetails => (
-            vec![],
-            json!({ "sendMailId": lenient_id(), "fromAddress": { "type": "string", "format": "email" } }),
-        ),
-        Mode::EmailUpdate => (
-            vec!["emailAddress"],
-            json!({ "emailAddress": { "type": "string", "format": "email" } }),
-        ),
+        Mode::DeleteSendMailDetails => {
+            // One of the two, not both (`null` is absence).
+            let not_null = json!({ "not": { "type": "null" } });
+            extra = Some(json!([
+                { "required": ["sendMailId"], "properties": { "sendMailId": not_null } },
+                { "required": ["fromAddress"], "properties": { "fromAddress": not_null } }
+            ]));
+            (
+                vec![],
+                json!({ "sendMailId": nullable(lenient_id()), "fromAddress": nullable(email()) }),
+            )
+        }
+        Mode::EmailUpdate => (vec!["emailAddress"], json!({ "emailAddress": email() })),
         Mode::EnableMailAccount | Mode::DisableMailAccount => (vec![], json!({})),
         Mode::MailAccountOrderUpdate => (
             vec!["accList"],
-            json!({ "accList": { "oneOf": [ { "type": "string", "pattern": "^[0-9]{1,19}(,[0-9]{1,19})*$" }, { "type": "array", "minItems": 1, "items": lenient_id() } ] } }),
+            json!({ "accList": { "oneOf": [
+                { "type": "string", "pattern": comma_list(&id_digits()), "description": "account ids separated by commas" },
+                { "type": "array", "minItems": 1, "uniqueItems": true, "items": lenient_id() }
+            ] } }),
         ),
         Mode::UpdateOutgoingStatus => (
             vec!["outgoingBlocked"],
@@ -67,20 +194,24 @@ fn mode_body(mode: Mode) -> Value {
         ),
     };
     let mut properties = Map::new();
-    properties.insert("zuid".into(), lenient_id());
+    properties.insert("zuid".into(), nullable(lenient_id()));
     properties.insert("mode".into(), json!({ "const": mode.as_str() }));
     if let Value::Object(p) = props {
         properties.extend(p);
     }
     let mut required: Vec<&str> = required;
     required.insert(0, "mode");
-    json!({
+    let mut body = json!({
         "title": mode.as_str(),
         "type": "object",
         "additionalProperties": false,
         "required": required,
         "properties": properties,
-    })
+    });
+    if let Some(one_of) = extra {
+        body["oneOf"] = one_of;
+    }
+    body
 }
 
 fn error_response(description: &str) -> Value {
@@ -107,26 +238,85 @@ fn responses(ok_code: &str, ok: Value, extra: &[(&str, &str)]) -> Value {
         ("404", "not found (or out of the caller's reach), unknown URL, or a key the operation does not take"),
         ("405", "method not allowed"),
         ("413", "body over 64 KiB"),
-        ("503", "the database cannot be reached"),
+        ("429", "the token sends requests faster than the operator allows (`Retry-After` says when to retry)"),
+        ("503", "the database cannot be reached, or the request took longer than the server allows"),
     ]
     .into_iter()
     .chain(extra.iter().copied())
     {
         r.insert(code.into(), error_response(what));
     }
+    r["429"]["headers"] = json!({ "Retry-After": { "description": "seconds to wait", "schema": { "type": "integer", "minimum": 1 } } });
     Value::Object(r)
 }
 
-fn path_param(name: &str, description: &str) -> Value {
-    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+fn path_param(name: &str, description: &str, schema: Value, example: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": schema, "example": example })
+}
+
+fn zoid_param() -> Value {
+    path_param("zoid", "the organization id", id_string(), "12345678")
+}
+
+/// `start` and `limit` of a page.
+fn page_params() -> Vec<Value> {
+    vec![
+        json!({ "name": "start", "in": "query", "description": "how many entries to skip", "schema": { "type": "integer", "minimum": 0, "maximum": u32::MAX } }),
+        json!({ "name": "limit", "in": "query", "description": "entries per page (default 10)", "schema": { "type": "integer", "minimum": 1, "maximum": 200 } }),
+    ]
+}
+
+/// The samples of Zoho's pages, one per seed mode, for Rebecca's account of the demo
+/// organization; on the admin URL with her `zuid` (the pages' enableMailAccount and
+/// updateOutgoingStatus samples carry another user's). `deletesendmaildetails` (not in
+/// Zoho's pages) removes the identity the `addsendmaildetails` sample adds.
+fn update_examples(admin: bool) -> Value {
+    let mut samples = json!({
+        "addsendmaildetails": { "mode": "addsendmaildetails", "sendMailDetails": [ {
+            "fromAddress": "rebecca@zylker.com", "displayName": "Rebecca", "mode": "extfrom",
+            "serverPort": "465", "serverName": "mail.zoho.com", "userName": "rebecca@zylker.com",
+            "password": "Smknel@88", "smtpConnection": "plain"
+        } ] },
+        "deletesendmaildetails": { "mode": "deletesendmaildetails", "fromAddress": "rebecca@zylker.com" },
+        "emailupdate": { "mode": "emailupdate", "emailAddress": "rebecca@zylker.com" },
+        "enableMailAccount": { "mode": "enableMailAccount" },
+        "mailaccountorderupdate": { "mode": "mailaccountorderupdate", "accList": "5111110000000008001,5111110000000009001" },
+        "updateOutgoingStatus": { "mode": "updateOutgoingStatus", "outgoingBlocked": "true" },
+    });
+    let Value::Object(map) = &mut samples else {
+        unreachable!()
+    };
+    for (i, sample) in map.values_mut().enumerate() {
+        if admin {
+            // Both forms of the id, as the pages send them.
+            sample["zuid"] = if i % 2 == 0 {
+                json!(11111111)
+            } else {
+                json!("11111111")
+            };
+        }
+    }
+    Value::Object(
+        map.iter()
+            .map(|(k, v)| (k.clone(), json!({ "value": v })))
+            .collect(),
+    )
+}
+
+fn update_body(admin: bool) -> Value {
+    json!({
+        "required": true,
+        "content": { "application/json": {
+            "schema": { "oneOf": Mode::ALL.iter().map(|m| mode_body(*m)).collect::<Vec<_>>() },
+            "examples": update_examples(admin)
+        } }
+    })
 }
 
 pub fn document() -> Value {
     let account_ref = json!({ "$ref": "#/components/schemas/Account" });
-    let update_body = json!({
-        "required": true,
-        "content": { "application/json": { "schema": { "oneOf": Mode::ALL.iter().map(|m| mode_body(*m)).collect::<Vec<_>>() } } }
-    });
+    // A list that names someone: the other list may then be empty.
+    let non_empty = json!({ "anyOf": [ { "type": "array", "minItems": 1 }, { "type": "string", "minLength": 1 } ] });
     let update_ok = ok_response(Some(
         json!({ "type": "array", "items": { "$ref": "#/components/schemas/SendMailDetail" } }),
     ));
@@ -145,32 +335,32 @@ pub fn document() -> Value {
                 "get": { "operationId": "listOwnAccounts", "security": auth, "responses": responses("200", ok_response(Some(json!({ "type": "array", "items": account_ref }))), &[]) }
             },
             "/api/accounts/{accountId}": {
-                "parameters": [ path_param("accountId", "the account id (a positive integer)") ],
+                "parameters": [ path_param("accountId", "the account id", id_string(), "2560636000000008002") ],
                 "get": { "operationId": "getOwnAccount", "security": auth, "responses": responses("200", ok_response(Some(account_ref.clone())), &[]) },
-                "put": { "operationId": "updateOwnAccount", "security": auth, "requestBody": update_body, "responses": responses("200", update_ok_any.clone(), &[("409", "conflict with other data")]) }
+                "put": { "operationId": "updateOwnAccount", "security": auth, "requestBody": update_body(false), "responses": responses("200", update_ok_any.clone(), &[("409", "conflict with other data")]) }
             },
             "/api/organization": {
                 "get": { "operationId": "getOwnOrganization", "security": auth, "responses": responses("200", ok_response(Some(json!({ "$ref": "#/components/schemas/Organization" }))), &[]) }
             },
             "/api/organization/{zoid}": {
-                "parameters": [ path_param("zoid", "the organization id") ],
+                "parameters": [ zoid_param() ],
                 "get": { "operationId": "getOrganization", "security": auth, "responses": responses("200", ok_response(Some(json!({ "$ref": "#/components/schemas/Organization" }))), &[]) }
             },
             "/api/organization/{zoid}/accounts": {
-                "parameters": [ path_param("zoid", "the organization id") ],
+                "parameters": [ zoid_param() ],
                 "get": {
                     "operationId": "listOrganizationAccounts",
                     "security": auth,
-                    "parameters": [
-                        { "name": "start", "in": "query", "schema": { "type": "integer", "minimum": 0 } },
-                        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200 } }
-                    ],
+                    "parameters": page_params(),
                     "responses": responses("200", ok_response(Some(json!({ "type": "array", "items": account_ref }))), &[])
                 },
                 "post": {
                     "operationId": "addUser",
                     "security": auth,
-                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/NewUser" } } } },
+                    "requestBody": { "required": true, "content": { "application/json": {
+                        "schema": { "$ref": "#/components/schemas/NewUser" },
+                        "example": { "primaryEmailAddress": "paula@zylker.com", "password": "Paula-2468-pw", "firstName": "Paula", "lastName": "Smith", "displayName": "Paula", "role": "member" }
+                    } } },
                     "responses": responses("201", json!({ "description": "created", "content": { "application/json": { "schema": { "type": "object", "required": ["status", "data"], "properties": { "status": { "$ref": "#/components/schemas/Status" }, "data": account_ref } } } } }), &[("409", "the address belongs to another account")])
                 },
                 "delete": {
@@ -178,18 +368,34 @@ pub fn document() -> Value {
                     "security": auth,
                     "requestBody": { "required": true, "content": { "application/json": { "schema": {
                         "type": "object", "additionalProperties": false,
+                        "description": "the users to delete, by zuid (`accountList`, Zoho's name) or by address; at least one",
+                        "anyOf": [
+                            { "required": ["accountList"], "properties": { "accountList": non_empty.clone() } },
+                            { "required": ["emailList"], "properties": { "emailList": non_empty } }
+                        ],
                         "properties": {
-                            "accountList": { "oneOf": [ { "type": "array", "items": lenient_id() }, { "type": "string" } ] },
-                            "emailList": { "oneOf": [ { "type": "array", "items": { "type": "string", "format": "email" } }, { "type": "string" } ] }
+                            "accountList": nullable(json!({ "oneOf": [ { "type": "array", "items": lenient_id() }, { "type": "string", "pattern": comma_list_or_empty(&id_digits()) } ] })),
+                            "emailList": nullable(json!({ "oneOf": [ { "type": "array", "items": email() }, { "type": "string", "pattern": comma_list_or_empty(&email_regex()) } ] }))
                         }
-                    } } } },
+                    }, "example": { "emailList": ["paula@zylker.com"] } } } },
                     "responses": responses("200", ok_response(None), &[])
                 }
             },
             "/api/organization/{zoid}/accounts/{account}": {
-                "parameters": [ path_param("zoid", "the organization id"), path_param("account", "GET: a user's zuid or email address; PUT: an account id") ],
-                "get": { "operationId": "getOrganizationUserAccount", "security": auth, "responses": responses("200", ok_response(Some(account_ref.clone())), &[]) },
-                "put": { "operationId": "updateOrganizationAccount", "security": auth, "requestBody": update_body, "responses": responses("200", update_ok_any, &[("409", "conflict with other data")]) }
+                "parameters": [ zoid_param() ],
+                "get": {
+                    "operationId": "getOrganizationUserAccount",
+                    "security": auth,
+                    "parameters": [ path_param("account", "a user's zuid or email address", json!({ "anyOf": [ id_string(), email() ] }), "11111111") ],
+                    "responses": responses("200", ok_response(Some(account_ref.clone())), &[])
+                },
+                "put": {
+                    "operationId": "updateOrganizationAccount",
+                    "security": auth,
+                    "parameters": [ path_param("account", "an account id", id_string(), "2560636000000008002") ],
+                    "requestBody": update_body(true),
+                    "responses": responses("200", update_ok_any, &[("409", "conflict with other data")])
+                }
             }
         },
         "components": {
@@ -259,12 +465,12 @@ pub fn document() -> Value {
                     "additionalProperties": false,
                     "required": ["primaryEmailAddress", "password"],
                     "properties": {
-                        "primaryEmailAddress": { "type": "string", "format": "email" },
+                        "primaryEmailAddress": email(),
                         "password": { "type": "string", "minLength": 8, "maxLength": 256, "writeOnly": true },
-                        "firstName": { "type": "string", "maxLength": 100 }, "lastName": { "type": "string", "maxLength": 100 },
-                        "displayName": { "type": "string", "maxLength": 100 },
-                        "role": strings(Role::ALL.iter().map(|r| r.as_str()).collect()),
-                        "country": { "type": "string", "maxLength": 10 }, "language": { "type": "string", "maxLength": 10 }, "timeZone": { "type": "string", "maxLength": 64 }
+                        "firstName": nullable(text(100)), "lastName": nullable(text(100)),
+                        "displayName": nullable(text(100)),
+                        "role": nullable(strings(Role::ALL.iter().map(|r| r.as_str()).collect())),
+                        "country": nullable(text(10)), "language": nullable(text(10)), "timeZone": nullable(text(64))
                     }
                 }
             }
@@ -288,18 +494,26 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
             "mode": { "type": "string" }, "before": {}, "after": {}
         }
     });
+    let security_event = json!({
+        "type": "object",
+        "description": "a request refused on an admin URL of the organization",
+        "required": ["time", "method", "path", "status", "errorCode"],
+        "properties": {
+            "time": { "type": "integer" }, "requestId": { "type": ["string", "null"] }, "clientAddress": { "type": ["string", "null"] },
+            "method": { "type": "string" }, "path": { "type": "string" }, "status": { "type": "integer" }, "errorCode": { "type": "string" }
+        }
+    });
     paths["/api/organization/{zoid}/auditlog"] = json!({
-        "parameters": [ path_param("zoid", "the organization id") ],
+        "parameters": [ zoid_param() ],
         "get": {
             "operationId": "getAuditLog",
             "security": auth,
-            "parameters": [
-                { "name": "start", "in": "query", "schema": { "type": "integer", "minimum": 0 } },
-                { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200 } },
-                { "name": "accountId", "in": "query", "schema": { "type": "string", "pattern": "^[0-9]{1,19}$" } },
-                { "name": "since", "in": "query", "schema": { "type": "integer", "minimum": 0 } }
-            ],
-            "responses": responses("200", ok_response(Some(json!({ "type": "array", "items": entry }))), &[])
+            "parameters": page_params().into_iter().chain([
+                json!({ "name": "accountId", "in": "query", "description": "only the entries about this account (empty: all)", "schema": { "type": "string", "pattern": format!("^{}?$", id_digits()) } }),
+                json!({ "name": "since", "in": "query", "description": "only the entries from this time on, in epoch milliseconds", "schema": { "type": "integer", "minimum": 0, "maximum": i64::MAX } }),
+                json!({ "name": "type", "in": "query", "description": "`security`: the requests refused on the organization's admin URLs (401, 403, 404), recorded as security events, instead of the changes (any other value: the changes)", "schema": { "type": "string" }, "example": "security" })
+            ]).collect::<Vec<_>>(),
+            "responses": responses("200", ok_response(Some(json!({ "type": "array", "items": { "anyOf": [ entry, security_event ] } }))), &[])
         }
     });
     let status_ok = json!({ "description": "ok", "content": { "application/json": { "schema": { "type": "object", "properties": { "status": { "type": "string" } } } } } });
