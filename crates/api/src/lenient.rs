@@ -48,11 +48,20 @@ pub fn require<'a>(obj: &'a Object, key: &str, field: &str) -> Result<&'a Value,
     get(obj, key).ok_or_else(|| ApiError::Missing(field.to_string()))
 }
 
+/// A JSON number that is a whole non-negative value: `5014` or `5014.0` (JSON does not
+/// tell the two apart, and some clients send every number as a float).
+fn whole_number(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.2e18)
+            .map(|f| f as u64)
+    })
+}
+
 pub fn id<T: FromStr>(v: &Value, field: &str) -> Result<T, ApiError> {
     let bad = || ApiError::Pattern(format!("{field} must be a positive integer id"));
     match v {
-        Value::Number(n) => n
-            .as_u64()
+        Value::Number(n) => whole_number(n)
             .map(|n| n.to_string())
             .ok_or_else(bad)?
             .parse()
@@ -97,7 +106,7 @@ pub fn email(v: &Value, field: &str) -> Result<EmailAddress, ApiError> {
 pub fn port(v: &Value, field: &str) -> Result<u16, ApiError> {
     let bad = || ApiError::Pattern(format!("{field} must be a port number from 1 to 65535"));
     let n: u64 = match v {
-        Value::Number(n) => n.as_u64().ok_or_else(bad)?,
+        Value::Number(n) => whole_number(n).ok_or_else(bad)?,
         Value::String(s) => s.trim().parse().map_err(|_| bad())?,
         _ => return Err(bad()),
     };
@@ -150,6 +159,8 @@ mod tests {
         assert_eq!(id::<AccountId>(&json!(42), "a").unwrap().get(), 42);
         assert!(id::<AccountId>(&json!(-1), "a").is_err());
         assert!(id::<AccountId>(&json!(1.5), "a").is_err());
+        assert_eq!(id::<AccountId>(&json!(5014.0), "a").unwrap().get(), 5014);
+        assert_eq!(port(&json!(465.0), "p").unwrap(), 465);
         assert!(boolean(&json!("true"), "b").unwrap());
         assert!(!boolean(&json!(false), "b").unwrap());
         assert!(boolean(&json!("yes"), "b").is_err());

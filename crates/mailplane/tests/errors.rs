@@ -12,6 +12,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 backend_tests!(
+    path_segments_that_are_not_utf8_are_404_in_the_envelope,
     no_authorization_header_is_400_invalid_ticket_on_both_urls,
     unknown_or_malformed_token_is_401_invalid_oauthtoken_on_both_urls,
     bearer_is_accepted_as_well_as_zoho_oauthtoken_on_both_urls,
@@ -1050,5 +1051,30 @@ async fn target_is_checked_before_the_rules_of_the_mode() {
             let r = refused(&app, &client, path, &bytes(body), 404, ANY_CODE).await;
             assert_ne!(r.error_code(), "URL_RULE_NOT_CONFIGURED");
         }
+    }
+}
+
+async fn path_segments_that_are_not_utf8_are_404_in_the_envelope() {
+    let app = TestApp::demo();
+    for (method, path) in [
+        (Method::GET, "/api/accounts/%FF"),
+        (Method::PUT, "/api/accounts/%C3%28"),
+        (Method::GET, "/api/organization/%FF"),
+        (
+            Method::PUT,
+            "/api/organization/%FF/accounts/2560636000000008002",
+        ),
+        (Method::GET, "/api/organization/12345678/accounts/%FF"),
+    ] {
+        let r = app
+            .admin()
+            .send(method.clone(), path, Some(b"{}".to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status, r.error_code()),
+            (404, "URL_RULE_NOT_CONFIGURED"),
+            "{method} {path}"
+        );
     }
 }

@@ -468,6 +468,19 @@ async fn token_endpoint_refusals_are_zoho_shaped() {
             "{params:?}"
         );
     }
+    // An oversized form is refused in JSON too, not in the framework's plain text.
+    let r = o
+        .http
+        .post(o.url("/oauth/v2/token"))
+        .body(format!("grant_type={}", "x".repeat(70 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error": "request_too_large"})
+    );
     // The refused attempts did not spend the code.
     assert!(o.exchange(&code).await["access_token"].is_string());
     // The auth page refuses an unknown client or a foreign redirect URI before redirecting.

@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
@@ -12,7 +12,7 @@ use mailplane_domain::{Access, AccountId, Mode, Zoid};
 use mailplane_store::RequestMeta;
 use serde_json::Value;
 
-use super::{body, path_id, success, success_with};
+use super::{body, path_id, success, success_with, Segments};
 use crate::command::{parse_update, UrlForm};
 use crate::error::ApiError;
 use crate::metrics::ModeLabel;
@@ -22,7 +22,7 @@ use crate::{auth, lenient, view, AppState};
 pub async fn update_own(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
-    Path(account): Path<String>,
+    Segments(account): Segments<String>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -34,7 +34,7 @@ pub async fn update_own(
 pub async fn update_in_org(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
-    Path((zoid, account)): Path<(String, String)>,
+    Segments((zoid, account)): Segments<(String, String)>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -105,7 +105,7 @@ pub async fn list_own(
 /// Zoho: Get User Account Details.
 pub async fn get_own(
     State(state): State<AppState>,
-    Path(account): Path<String>,
+    Segments(account): Segments<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let account: AccountId = path_id(&account)?;

@@ -19,6 +19,27 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 
+/// The path's segments, as text. A segment that is not valid UTF-8 (`%FF`) is a URL no rule
+/// serves, answered in the envelope like any other (axum's own `Path` would answer in
+/// plain text).
+pub(crate) struct Segments<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for Segments<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Segments(v))
+            .map_err(|_| ApiError::UrlNotConfigured)
+    }
+}
+
 /// An id in the path; anything but a positive integer is a URL no rule serves.
 pub(crate) fn path_id<T: FromStr>(s: &str) -> Result<T, ApiError> {
     s.parse().map_err(|_| ApiError::UrlNotConfigured)

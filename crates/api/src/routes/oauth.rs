@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +31,13 @@ fn params(query: Option<&str>, body: &Bytes) -> HashMap<String, String> {
         out.extend(serde_urlencoded::from_str::<Vec<(String, String)>>(text).unwrap_or_default());
     }
     out
+}
+
+/// A form body that could not be read: too large (413) or broken off.
+fn unreadable(r: BytesRejection) -> Response {
+    let status = r.status();
+    (status, Json(json!({ "error": if status == StatusCode::PAYLOAD_TOO_LARGE { "request_too_large" } else { "invalid_request" } })))
+        .into_response()
 }
 
 fn get<'a>(p: &'a HashMap<String, String>, k: &str) -> &'a str {
@@ -154,8 +162,12 @@ pub async fn sign_in(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    raw: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match raw {
+        Ok(b) => b,
+        Err(r) => return unreadable(r),
+    };
     let p = params(query.as_deref(), &body);
     let req = match auth_request(&state, &p).await {
         Ok(r) => r,
@@ -225,8 +237,12 @@ pub async fn sign_in(
 pub async fn consent(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    raw: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match raw {
+        Ok(b) => b,
+        Err(r) => return unreadable(r),
+    };
     let p = params(query.as_deref(), &body);
     let (ticket, state_param) = (get(&p, "ticket"), get(&p, "state"));
     let approve = get(&p, "decision") == "approve";
@@ -286,8 +302,12 @@ fn tokens(t: IssuedTokens, api_domain: &str) -> Response {
 pub async fn token(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    raw: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match raw {
+        Ok(b) => b,
+        Err(r) => return unreadable(r),
+    };
     let p = params(query.as_deref(), &body);
     let (client_id, secret) = (get(&p, "client_id"), get(&p, "client_secret"));
     let ttl = state.access_token_ttl_secs;
@@ -318,8 +338,12 @@ pub async fn token(
 pub async fn revoke(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    raw: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match raw {
+        Ok(b) => b,
+        Err(r) => return unreadable(r),
+    };
     let p = params(query.as_deref(), &body);
     match state.store.revoke_oauth_token(get(&p, "token")).await {
         Ok(_) => Json(json!({ "status": "success" })).into_response(),

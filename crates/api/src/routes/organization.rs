@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
@@ -10,7 +10,7 @@ use mailplane_domain::{Access, EmailAddress, Role, Secret, Zoid, Zuid};
 use mailplane_store::{secrets, NewUser, RequestMeta, UserRef};
 use serde_json::Value;
 
-use super::{body, created, path_id, success, success_with};
+use super::{body, created, path_id, success, success_with, Segments};
 use crate::error::ApiError;
 use crate::lenient::{self, Object};
 use crate::{auth, view, AppState};
@@ -39,7 +39,7 @@ pub async fn get_own_org(
 /// Zoho: Get Organization Details.
 pub async fn get_org(
     State(state): State<AppState>,
-    Path(zoid): Path<String>,
+    Segments(zoid): Segments<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let zoid: Zoid = path_id(&zoid)?;
@@ -115,7 +115,7 @@ fn audit_filters(
 /// The audit trail of the organization, newest first (a mailplane addition).
 pub async fn audit_log(
     State(state): State<AppState>,
-    Path(zoid): Path<String>,
+    Segments(zoid): Segments<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -160,7 +160,7 @@ pub async fn audit_log(
 /// Zoho: Get All Org User Details.
 pub async fn list_org_accounts(
     State(state): State<AppState>,
-    Path(zoid): Path<String>,
+    Segments(zoid): Segments<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -185,7 +185,7 @@ pub async fn list_org_accounts(
 /// Zoho: Get Org User Details (by zuid or email address).
 pub async fn get_org_account(
     State(state): State<AppState>,
-    Path((zoid, key)): Path<(String, String)>,
+    Segments((zoid, key)): Segments<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let zoid: Zoid = path_id(&zoid)?;
@@ -258,7 +258,7 @@ fn new_user(obj: &Object) -> Result<(NewUser, Secret), ApiError> {
 pub async fn create_account(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
-    Path(zoid): Path<String>,
+    Segments(zoid): Segments<String>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -302,7 +302,7 @@ fn user_refs(obj: &Object) -> Result<Vec<UserRef>, ApiError> {
 pub async fn delete_accounts(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
-    Path(zoid): Path<String>,
+    Segments(zoid): Segments<String>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
