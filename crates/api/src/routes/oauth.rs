@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -31,6 +31,20 @@ fn params(query: Option<&str>, body: &Bytes) -> HashMap<String, String> {
         out.extend(serde_urlencoded::from_str::<Vec<(String, String)>>(text).unwrap_or_default());
     }
     out
+}
+
+/// The parameters of an OAuth request: the query string and the form body, merged. A
+/// body that cannot be read is answered here, in JSON, for every endpoint alike.
+pub struct Params(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequest<S> for Params {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let query = req.uri().query().map(str::to_string);
+        let body = Bytes::from_request(req, state).await.map_err(unreadable)?;
+        Ok(Params(params(query.as_deref(), &body)))
+    }
 }
 
 /// A form body that could not be read: too large (413) or broken off.
@@ -149,8 +163,7 @@ fn sign_in_page(
 }
 
 /// Zoho: `GET /oauth/v2/auth` shows the sign-in page.
-pub async fn authorize(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    let p = params(query.as_deref(), &Bytes::new());
+pub async fn authorize(State(state): State<AppState>, Params(p): Params) -> Response {
     match auth_request(&state, &p).await {
         Ok(req) => sign_in_page(StatusCode::OK, &req.client, &p, None),
         Err(resp) => resp,
@@ -161,14 +174,8 @@ pub async fn authorize(State(state): State<AppState>, RawQuery(query): RawQuery)
 pub async fn sign_in(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
-    RawQuery(query): RawQuery,
-    raw: Result<Bytes, BytesRejection>,
+    Params(p): Params,
 ) -> Response {
-    let body = match raw {
-        Ok(b) => b,
-        Err(r) => return unreadable(r),
-    };
-    let p = params(query.as_deref(), &body);
     let req = match auth_request(&state, &p).await {
         Ok(r) => r,
         Err(resp) => return resp,
@@ -234,16 +241,7 @@ pub async fn sign_in(
 }
 
 /// The consent form's post: back to the client with the code, or with `access_denied`.
-pub async fn consent(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-    raw: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match raw {
-        Ok(b) => b,
-        Err(r) => return unreadable(r),
-    };
-    let p = params(query.as_deref(), &body);
+pub async fn consent(State(state): State<AppState>, Params(p): Params) -> Response {
     let (ticket, state_param) = (get(&p, "ticket"), get(&p, "state"));
     let approve = get(&p, "decision") == "approve";
     match state.store.decide_code(ticket, approve).await {
@@ -299,16 +297,7 @@ fn tokens(t: IssuedTokens, api_domain: &str) -> Response {
 }
 
 /// Zoho: `POST /oauth/v2/token`.
-pub async fn token(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-    raw: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match raw {
-        Ok(b) => b,
-        Err(r) => return unreadable(r),
-    };
-    let p = params(query.as_deref(), &body);
+pub async fn token(State(state): State<AppState>, Params(p): Params) -> Response {
     let (client_id, secret) = (get(&p, "client_id"), get(&p, "client_secret"));
     let ttl = state.access_token_ttl_secs;
     let result = match get(&p, "grant_type") {
@@ -335,16 +324,7 @@ pub async fn token(
 
 /// Zoho: `POST /oauth/v2/token/revoke?token=…`: a refresh token and every access token
 /// minted from it. Answers success for an unknown token too, so the answer tells nothing.
-pub async fn revoke(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-    raw: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match raw {
-        Ok(b) => b,
-        Err(r) => return unreadable(r),
-    };
-    let p = params(query.as_deref(), &body);
+pub async fn revoke(State(state): State<AppState>, Params(p): Params) -> Response {
     match state.store.revoke_oauth_token(get(&p, "token")).await {
         Ok(_) => Json(json!({ "status": "success" })).into_response(),
         Err(e) => oauth_error(OAuthError::Store(e)),
