@@ -29,4 +29,4 @@ pub use modes::{
 pub use relay_host::{is_internal_ip, literal_ip};
 pub use scope::{Access, Resource, Scope, ScopeSet};
 pub use secret::Secret;
-pub use users::{check_new_user, check_removal, UserRuleError};
+pub use users::{check_new_user, check_removal, user_audit_view, UserRuleError};

@@ -1,7 +1,9 @@
 //! The rules of adding and removing users (`POST`/`DELETE …/organization/{zoid}/accounts`),
 //! the same on every backend.
 
-use crate::{EmailAddress, Role, RuleError};
+use serde_json::{json, Value};
+
+use crate::{AccountId, EmailAddress, Role, RuleError, Zuid};
 
 /// Why a user may not be added or removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +67,22 @@ pub fn check_removal(
         .into());
     }
     Ok(())
+}
+
+/// The audit view of a user added (the row's `after`) or removed (its `before`): the same
+/// on every backend, never a password.
+pub fn user_audit_view(
+    zuid: Zuid,
+    account: Option<AccountId>,
+    primary: Option<&str>,
+    role: Role,
+) -> Value {
+    let mut v =
+        json!({ "zuid": zuid.get(), "primaryEmailAddress": primary, "role": role.as_str() });
+    if let Some(a) = account {
+        v["accountId"] = json!(a.to_string());
+    }
+    v
 }
 
 #[cfg(test)]

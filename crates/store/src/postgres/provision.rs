@@ -2,8 +2,8 @@
 
 use deadpool_postgres::{GenericClient, Transaction};
 use mailplane_domain::{
-    check_new_user, check_removal, AccountId, AccountKind, EmailAddress, IdentityMode, Role,
-    RuleError, ScopeSet, Zoid, Zuid,
+    check_new_user, check_removal, user_audit_view, AccountId, AccountKind, EmailAddress,
+    IdentityMode, Role, RuleError, ScopeSet, Zoid, Zuid,
 };
 use serde_json::json;
 
@@ -301,10 +301,12 @@ pub(super) async fn create_user_via_api(
     let domains = read::org_domains(tx, zoid).await?;
     check_new_user(grant.actor.role, user.role, &user.primary_email, &domains)?;
     let (zuid, account) = insert_user(tx, zoid, None, user).await?;
-    let after = json!({
-        "zuid": zuid.get(), "accountId": account.to_string(), "primaryEmailAddress": user.primary_email.as_str(),
-        "role": user.role.as_str(),
-    });
+    let after = user_audit_view(
+        zuid,
+        Some(account),
+        Some(user.primary_email.as_str()),
+        user.role,
+    );
     write::audit(
         tx,
         grant,
@@ -375,8 +377,7 @@ pub(super) async fn delete_users(
     check_removal(grant.actor.role, &removed, super_admins as usize)?;
     for (zuid, role, primary) in &victims {
         exec(tx, "DELETE FROM users WHERE zuid = $1", &[&zuid.as_i64()]).await?;
-        let before =
-            json!({ "zuid": zuid.get(), "role": role.as_str(), "primaryEmailAddress": primary });
+        let before = user_audit_view(*zuid, None, primary.as_deref(), *role);
         write::audit(
             tx,
             grant,

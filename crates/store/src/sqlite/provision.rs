@@ -2,8 +2,8 @@
 //! `token`) and by the user-management endpoints.
 
 use mailplane_domain::{
-    check_new_user, check_removal, AccountId, AccountKind, EmailAddress, IdentityMode, Role,
-    RuleError, ScopeSet, Zoid, Zuid,
+    check_new_user, check_removal, user_audit_view, AccountId, AccountKind, EmailAddress,
+    IdentityMode, Role, RuleError, ScopeSet, Zoid, Zuid,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::json;
@@ -269,10 +269,12 @@ pub(super) fn create_user_via_api(
     let domains = read::org_domains(tx, zoid)?;
     check_new_user(grant.actor.role, user.role, &user.primary_email, &domains)?;
     let (zuid, account) = insert_user(tx, zoid, None, &user)?;
-    let after = json!({
-        "zuid": zuid.get(), "accountId": account.to_string(), "primaryEmailAddress": user.primary_email.as_str(),
-        "role": user.role.as_str(),
-    });
+    let after = user_audit_view(
+        zuid,
+        Some(account),
+        Some(user.primary_email.as_str()),
+        user.role,
+    );
     write::audit(
         tx,
         grant,
@@ -330,8 +332,7 @@ pub(super) fn delete_users(
     check_removal(grant.actor.role, &removed, super_admins as usize)?;
     for (zuid, role, primary) in &victims {
         tx.execute("DELETE FROM users WHERE zuid = ?1", [zuid.as_i64()])?;
-        let before =
-            json!({ "zuid": zuid.get(), "role": role.as_str(), "primaryEmailAddress": primary });
+        let before = user_audit_view(*zuid, None, primary.as_deref(), *role);
         write::audit(
             tx,
             grant,
