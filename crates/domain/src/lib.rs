@@ -8,6 +8,7 @@
 mod email;
 mod error;
 mod ids;
+pub mod mail_policy;
 mod model;
 mod modes;
 mod relay_host;
@@ -18,6 +19,7 @@ mod users;
 pub use email::{parse_domain, EmailAddress, InvalidEmail};
 pub use error::{RuleError, RuleErrorKind};
 pub use ids::{AccountId, IdError, SendMailId, Zoid, Zuid};
+pub use mail_policy::{MailAccount, Verdict};
 pub use model::{
     AccountAddress, AccountAggregate, AccountKind, AccountState, Identity, IdentityMode, Relay,
     Role, SmtpConnection, UserAccount,

@@ -65,6 +65,33 @@ pub enum Command {
     /// OAuth clients and grants (mailplane as Zoho's accounts server)
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// Wiring a Postfix server to mailplane
+    #[command(subcommand)]
+    Postfix(PostfixCommand),
+}
+
+#[derive(Subcommand)]
+pub enum PostfixCommand {
+    /// Print the main.cf lines that make Postfix ask mailplane's policy service and socketmap
+    Config(PostfixConfigArgs),
+}
+
+#[derive(Args)]
+pub struct PostfixConfigArgs {
+    /// Where mailplane's policy service listens (serve --policy-listen)
+    #[arg(
+        long,
+        env = "MAILPLANE_POLICY_LISTEN",
+        default_value = "127.0.0.1:10040"
+    )]
+    pub policy: String,
+    /// Where mailplane's socketmap listens (serve --socketmap-listen)
+    #[arg(
+        long,
+        env = "MAILPLANE_SOCKETMAP_LISTEN",
+        default_value = "127.0.0.1:10041"
+    )]
+    pub socketmap: String,
 }
 
 #[derive(Subcommand)]
@@ -147,6 +174,12 @@ pub struct ServeArgs {
     /// Allow relay servers (extfrom) at loopback, private or link-local addresses
     #[arg(long, env = "MAILPLANE_ALLOW_INTERNAL_RELAYS")]
     pub allow_internal_relays: bool,
+    /// Serve Postfix's SMTP access policy protocol on HOST:PORT (off unless given)
+    #[arg(long, env = "MAILPLANE_POLICY_LISTEN")]
+    pub policy_listen: Option<String>,
+    /// Serve Postfix's socketmap lookups on a loopback HOST:PORT (off unless given)
+    #[arg(long, env = "MAILPLANE_SOCKETMAP_LISTEN")]
+    pub socketmap_listen: Option<String>,
     /// The sign-in throttling window, in seconds
     #[arg(long, env = "MAILPLANE_SIGNIN_WINDOW", default_value_t = 300)]
     pub signin_window: u64,

@@ -1,5 +1,5 @@
 //! The `mailplane` command: the server (`serve`) and the operator's tools (`bootstrap`,
-//! `token`).
+//! `token`, `keys`, `oauth`, `postfix config`).
 
 mod admin;
 mod cli;
@@ -55,6 +55,13 @@ fn main() -> ExitCode {
             ))) => admin::create_client(cli.storage, args).await,
             cli::Command::Oauth(cli::OauthCommand::Grant(args)) => {
                 admin::oauth_grant(cli.storage, args).await
+            }
+            cli::Command::Postfix(cli::PostfixCommand::Config(args)) => {
+                print!(
+                    "{}",
+                    mailplane_postfix::config::main_cf(&args.policy, &args.socketmap)
+                );
+                Ok(())
             }
         }
     });

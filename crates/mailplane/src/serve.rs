@@ -46,6 +46,30 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         );
     }
 
+    // The Postfix listeners start first: once the HTTP line is printed, everything is up.
+    let services = mailplane_postfix::Services {
+        store: store.clone(),
+        relay_guard: mailplane_postfix::RelayGuard {
+            allow_internal: args.allow_internal_relays,
+        },
+    };
+    if let Some(addr) = &args.policy_listen {
+        let listener = mailplane_postfix::bind(addr, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("mailplane policy service listening on {local}");
+        tokio::spawn(mailplane_postfix::policy::serve(listener, services.clone()));
+    }
+    if let Some(addr) = &args.socketmap_listen {
+        let listener = mailplane_postfix::bind(addr, true)
+            .await
+            .map_err(|e| e.to_string())?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("mailplane socketmap listening on {local}");
+        tokio::spawn(mailplane_postfix::socketmap::serve(listener, services));
+    }
+
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

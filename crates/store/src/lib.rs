@@ -15,12 +15,12 @@ mod sqlite;
 
 use std::path::PathBuf;
 
-use mailplane_domain::{AccountCommand, AccountId, RuleError, ScopeSet, Zoid, Zuid};
+use mailplane_domain::{AccountCommand, AccountId, EmailAddress, RuleError, ScopeSet, Zoid, Zuid};
 
 pub use access::{Denied, Grant, Principal};
 pub use model::{
     AccountView, AuditEntry, AuditQuery, Bootstrapped, DemoTokens, NewUser, OrgView, RelayPassword,
-    RequestMeta, SecurityEvent, UserRef,
+    RelayRoute, RequestMeta, SecurityEvent, UserRef,
 };
 pub use postgres::{PgOptions, PgStore};
 pub use relay_key::RelayKey;
@@ -520,6 +520,39 @@ impl Store {
 
     /// Records a refused request in the security log of the organization it names (if
     /// that organization exists: probing made-up ids writes nothing).
+    /// The hosted account an address belongs to, as the mail server sees it.
+    pub async fn mail_account(
+        &self,
+        address: &EmailAddress,
+    ) -> Result<Option<mailplane_domain::MailAccount>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.mail_account(address).await,
+            Store::Postgres(s) => s.mail_account(address).await,
+        }
+    }
+
+    /// The logins that may use `address` as envelope sender.
+    pub async fn sender_logins(
+        &self,
+        address: &EmailAddress,
+    ) -> Result<Vec<EmailAddress>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.sender_logins(address).await,
+            Store::Postgres(s) => s.sender_logins(address).await,
+        }
+    }
+
+    /// The relay (with its password, decrypted) of the `extfrom` identity of `address`.
+    pub async fn relay_route(
+        &self,
+        address: &EmailAddress,
+    ) -> Result<Option<RelayRoute>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.relay_route(address).await,
+            Store::Postgres(s) => s.relay_route(address).await,
+        }
+    }
+
     pub async fn record_security_event(&self, event: SecurityEvent) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.record_security_event(event).await,

@@ -159,3 +159,12 @@ pub struct SecurityEvent {
     pub status: u16,
     pub error_code: String,
 }
+
+/// The relay of an `extfrom` identity as the mail server uses it, with the password
+/// decrypted. No `Debug`: the password must not reach a log line by accident.
+pub struct RelayRoute {
+    pub server_name: String,
+    pub server_port: u16,
+    pub user_name: String,
+    pub password: Option<zeroize::Zeroizing<String>>,
+}

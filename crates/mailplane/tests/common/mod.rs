@@ -310,6 +310,10 @@ pub struct TestApp {
     pub db: Db,
     pub admin_token: String,
     pub user_token: String,
+    /// Where the Postfix policy service listens, when `--policy-listen` was given.
+    pub policy_addr: Option<String>,
+    /// Where the Postfix socketmap listens, when `--socketmap-listen` was given.
+    pub socketmap_addr: Option<String>,
     log_file: PathBuf,
     child: Child,
     _stdout: BufReader<ChildStdout>,
@@ -376,13 +380,21 @@ impl TestApp {
             .spawn()
             .expect("start mailplane");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let (mut policy_addr, mut socketmap_addr) = (None, None);
         let base = loop {
             let mut line = String::new();
             if stdout.read_line(&mut line).expect("read stdout") == 0 {
                 let _ = child.wait();
                 return Err(std::fs::read_to_string(&log_file).unwrap_or_default());
             }
-            if let Some(addr) = line.trim().strip_prefix("mailplane listening on ") {
+            let line = line.trim();
+            if let Some(addr) = line.strip_prefix("mailplane policy service listening on ") {
+                policy_addr = Some(addr.to_string());
+            }
+            if let Some(addr) = line.strip_prefix("mailplane socketmap listening on ") {
+                socketmap_addr = Some(addr.to_string());
+            }
+            if let Some(addr) = line.strip_prefix("mailplane listening on ") {
                 break addr.to_string();
             }
         };
@@ -392,6 +404,8 @@ impl TestApp {
             db,
             admin_token: String::new(),
             user_token: String::new(),
+            policy_addr,
+            socketmap_addr,
             log_file,
             child,
             _stdout: stdout,

@@ -8,6 +8,7 @@
 //! [`StoreError::Unavailable`] (503), never a hang.
 
 mod audit;
+mod mail;
 mod oauth;
 mod provision;
 mod read;
@@ -667,6 +668,33 @@ impl PgStore {
             })
         })
         .await
+    }
+
+    pub async fn mail_account(
+        &self,
+        address: &EmailAddress,
+    ) -> Result<Option<mailplane_domain::MailAccount>, StoreError> {
+        let address = address.clone();
+        self.read(move |c| Box::pin(async move { mail::account_by_address(c, &address).await }))
+            .await
+    }
+
+    pub async fn sender_logins(
+        &self,
+        address: &EmailAddress,
+    ) -> Result<Vec<EmailAddress>, StoreError> {
+        let address = address.clone();
+        self.read(move |c| Box::pin(async move { mail::sender_logins(c, &address).await }))
+            .await
+    }
+
+    pub async fn relay_route(
+        &self,
+        address: &EmailAddress,
+    ) -> Result<Option<crate::RelayRoute>, StoreError> {
+        let (address, key) = (address.clone(), self.key.clone());
+        self.read(move |c| Box::pin(async move { mail::relay_route(c, &key, &address).await }))
+            .await
     }
 
     pub async fn record_security_event(&self, event: SecurityEvent) -> Result<(), StoreError> {

@@ -7,6 +7,7 @@
 //! writer.
 
 mod audit;
+mod mail;
 mod oauth;
 mod provision;
 mod read;
@@ -523,6 +524,32 @@ impl SqliteStore {
             Ok((ok, sealed.len() - ok))
         })
         .await
+    }
+
+    pub async fn mail_account(
+        &self,
+        address: &EmailAddress,
+    ) -> Result<Option<mailplane_domain::MailAccount>, StoreError> {
+        let address = address.clone();
+        self.read(move |c| mail::account_by_address(c, &address))
+            .await
+    }
+
+    pub async fn sender_logins(
+        &self,
+        address: &EmailAddress,
+    ) -> Result<Vec<EmailAddress>, StoreError> {
+        let address = address.clone();
+        self.read(move |c| mail::sender_logins(c, &address)).await
+    }
+
+    pub async fn relay_route(
+        &self,
+        address: &EmailAddress,
+    ) -> Result<Option<crate::RelayRoute>, StoreError> {
+        let (address, key) = (address.clone(), self.inner.key.clone());
+        self.read(move |c| mail::relay_route(c, &key, &address))
+            .await
     }
 
     pub async fn record_security_event(&self, event: SecurityEvent) -> Result<(), StoreError> {

@@ -1,0 +1,75 @@
+//! Accept loops shared by both listeners: a bounded number of connections, each served by
+//! its own task until the peer leaves or breaks the protocol.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+/// Most connections served at once per listener. Postfix keeps a handful per process; the
+/// bound keeps a misbehaving client from exhausting file descriptors.
+const MAX_CONNECTIONS: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Binds `addr` (`host:port`). With `loopback_only`, an address reachable from other
+/// hosts is refused: the socketmap hands out relay passwords.
+pub async fn bind(addr: &str, loopback_only: bool) -> Result<TcpListener, ListenError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ListenError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ListenError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    if loopback_only && !local.ip().is_loopback() {
+        return Err(ListenError::Refused(format!(
+            "{addr} is not a loopback address; the socketmap serves relay passwords and \
+             listens on loopback only"
+        )));
+    }
+    Ok(listener)
+}
+
+/// Serves every connection of `listener` with `serve`, forever.
+pub(crate) async fn accept_loop<F, Fut>(listener: TcpListener, what: &'static str, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let conn = serve(stream, peer);
+                tokio::spawn(async move {
+                    conn.await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // Out of descriptors and the like: wait a little rather than spin.
+                tracing::warn!(listener = what, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

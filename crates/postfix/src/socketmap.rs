@@ -1,0 +1,283 @@
+//! The socketmap lookup tables (Postfix's socketmap_table): requests and replies are
+//! netstrings (`<length>:<bytes>,`), a request is `<map> <key>`, a reply `OK <value>`,
+//! `NOTFOUND `, `TEMP <reason>` or `PERM <reason>`; many requests per connection.
+//!
+//! Maps:
+//! - `senderlogin <address>`: the logins that may use the address as envelope sender
+//!   (for `smtpd_sender_login_maps`);
+//! - `relayhost <address>`: `[ip]:port` of the relay of the address's `extfrom` identity,
+//!   resolved and checked now (for `sender_dependent_relayhost_maps`);
+//! - `relaycreds <address>`: `userName:password` for that relay (for
+//!   `smtp_sasl_password_maps`). The only place a relay password leaves mailplane, which
+//!   is why this listener binds loopback only.
+
+use std::time::Duration;
+
+use mailplane_domain::EmailAddress;
+use mailplane_store::StoreError;
+use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+use crate::listen::accept_loop;
+use crate::relay::RelayRefusal;
+use crate::Services;
+
+/// The longest request accepted. A key is an address (at most 254 bytes); the bound is for
+/// clients that are not Postfix.
+pub const MAX_REQUEST_BYTES: usize = 10_000;
+
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A reply, before framing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Ok(String),
+    NotFound,
+    Temp(String),
+    Perm(String),
+}
+
+impl Reply {
+    /// The reply as a netstring.
+    pub fn encode(&self) -> Vec<u8> {
+        let body = match self {
+            Reply::Ok(v) => format!("OK {v}"),
+            Reply::NotFound => "NOTFOUND ".to_string(),
+            Reply::Temp(r) => format!("TEMP {r}"),
+            Reply::Perm(r) => format!("PERM {r}"),
+        };
+        format!("{}:{body},", body.len()).into_bytes()
+    }
+}
+
+/// Why no request could be framed. The connection cannot be resynchronized after any of
+/// them: the listener answers `PERM` (when the peer is still there) and closes.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("the client left in the middle of a request")]
+    Truncated,
+    #[error("request longer than {MAX_REQUEST_BYTES} bytes")]
+    TooLarge,
+    #[error("not a netstring")]
+    Malformed,
+    #[error("read error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one netstring. `Ok(None)`: the client closed the connection between requests.
+pub async fn read_request<R>(reader: &mut R) -> Result<Option<Vec<u8>>, ReadError>
+where
+    R: AsyncBufRead + Unpin,
+{
+    let eof = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => ReadError::Truncated,
+        _ => ReadError::Io(e),
+    };
+    let mut len: usize = 0;
+    let mut digits = 0;
+    loop {
+        let mut byte = [0u8; 1];
+        if reader.read(&mut byte).await? == 0 {
+            return if digits == 0 {
+                Ok(None)
+            } else {
+                Err(ReadError::Truncated)
+            };
+        }
+        match byte[0] {
+            b @ b'0'..=b'9' => {
+                digits += 1;
+                len = len * 10 + usize::from(b - b'0');
+                if len > MAX_REQUEST_BYTES {
+                    return Err(ReadError::TooLarge);
+                }
+            }
+            b':' if digits > 0 => break,
+            _ => return Err(ReadError::Malformed),
+        }
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).await.map_err(eof)?;
+    let mut comma = [0u8; 1];
+    reader.read_exact(&mut comma).await.map_err(eof)?;
+    if comma[0] != b',' {
+        return Err(ReadError::Malformed);
+    }
+    Ok(Some(body))
+}
+
+/// A request's map name and key, or the `PERM` reply to a request that has none.
+fn parse(body: &[u8]) -> Result<(&str, &str), Reply> {
+    let text = std::str::from_utf8(body).map_err(|_| Reply::Perm("request is not UTF-8".into()))?;
+    text.split_once(' ')
+        .filter(|(name, key)| !name.is_empty() && !key.is_empty())
+        .ok_or_else(|| Reply::Perm("expected '<map> <key>'".into()))
+}
+
+fn unavailable(e: StoreError) -> Reply {
+    tracing::error!(error = %e, "socketmap lookup failed");
+    Reply::Temp("mailplane cannot read its database".into())
+}
+
+/// Answers one request.
+pub async fn lookup(services: &Services, body: &[u8]) -> Reply {
+    let (map, key) = match parse(body) {
+        Ok(parts) => parts,
+        Err(reply) => return reply,
+    };
+    if !matches!(map, "senderlogin" | "relayhost" | "relaycreds") {
+        return Reply::Perm(format!("unknown map {map:?}"));
+    }
+    // Postfix also asks for `@domain` and other partial keys: no address, nothing found.
+    let Ok(address) = EmailAddress::parse(key) else {
+        return Reply::NotFound;
+    };
+    let store = &services.store;
+    match map {
+        "senderlogin" => match store.sender_logins(&address).await {
+            Ok(logins) if logins.is_empty() => Reply::NotFound,
+            Ok(logins) => Reply::Ok(
+                logins
+                    .iter()
+                    .map(EmailAddress::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            Err(e) => unavailable(e),
+        },
+        "relayhost" => match store.relay_route(&address).await {
+            Ok(None) => Reply::NotFound,
+            Ok(Some(route)) => {
+                match services
+                    .relay_guard
+                    .next_hop(&route.server_name, route.server_port)
+                    .await
+                {
+                    Ok(hop) => Reply::Ok(hop),
+                    Err(refusal @ RelayRefusal::Internal(_)) => {
+                        tracing::warn!(sender = %address, %refusal, "relay refused");
+                        Reply::Perm(refusal.to_string())
+                    }
+                    Err(refusal @ RelayRefusal::Unresolved(_)) => Reply::Temp(refusal.to_string()),
+                }
+            }
+            Err(e) => unavailable(e),
+        },
+        _ => match store.relay_route(&address).await {
+            Ok(Some(route)) => match route.password {
+                Some(password) if !route.user_name.is_empty() => {
+                    Reply::Ok(format!("{}:{}", route.user_name, password.as_str()))
+                }
+                _ => Reply::NotFound,
+            },
+            Ok(None) => Reply::NotFound,
+            Err(e) => unavailable(e),
+        },
+    }
+}
+
+/// Serves the socketmap protocol on `listener`, forever.
+pub async fn serve(listener: TcpListener, services: Services) {
+    accept_loop(listener, "socketmap", move |stream, peer| {
+        let services = services.clone();
+        async move {
+            let (reader, mut writer) = stream.into_split();
+            let mut reader = BufReader::new(reader);
+            loop {
+                let body = match tokio::time::timeout(IDLE_TIMEOUT, read_request(&mut reader)).await
+                {
+                    Ok(Ok(Some(body))) => body,
+                    Ok(Ok(None)) | Err(_) => return,
+                    Ok(Err(e)) => {
+                        tracing::info!(%peer, error = %e, "socketmap client dropped");
+                        let reply = Reply::Perm(e.to_string());
+                        let _ = writer.write_all(&reply.encode()).await;
+                        return;
+                    }
+                };
+                let reply = lookup(&services, &body).await;
+                // The value of a relaycreds answer is a password: log the kind only.
+                tracing::debug!(
+                    %peer,
+                    request = %String::from_utf8_lossy(&body),
+                    found = matches!(reply, Reply::Ok(_)),
+                    "socketmap"
+                );
+                if writer.write_all(&reply.encode()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frames(input: &[u8]) -> Vec<Result<Option<Vec<u8>>, String>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut reader = BufReader::new(input);
+            let mut out = Vec::new();
+            loop {
+                let r = read_request(&mut reader).await.map_err(|e| e.to_string());
+                let done = !matches!(r, Ok(Some(_)));
+                out.push(r);
+                if done {
+                    return out;
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn netstrings_in_a_row() {
+        let got = frames(b"21:relayhost a@b.example,0:,");
+        assert_eq!(got[0], Ok(Some(b"relayhost a@b.example".to_vec())));
+        assert_eq!(got[1], Ok(Some(Vec::new())));
+        assert_eq!(got[2], Ok(None));
+    }
+
+    #[test]
+    fn broken_netstrings() {
+        for bad in [&b":x,"[..], b"1x:a,", b"3:abc;", b"abc", b"-1:a,"] {
+            assert!(frames(bad)[0].is_err(), "{bad:?}");
+        }
+        assert!(frames(b"3:ab")[0].is_err(), "truncated");
+        assert!(frames(b"10001:")[0].is_err(), "too large");
+        assert!(
+            frames(b"0000000000000000000000000001:a,")[0].is_ok(),
+            "leading zeros"
+        );
+    }
+
+    #[test]
+    fn requests_need_a_map_and_a_key() {
+        assert_eq!(parse(b"relayhost a@b"), Ok(("relayhost", "a@b")));
+        assert_eq!(parse(b"relayhost a b"), Ok(("relayhost", "a b")));
+        assert!(parse(b"relayhost").is_err());
+        assert!(parse(b"relayhost ").is_err());
+        assert!(parse(&[0xff, b' ', b'a']).is_err());
+    }
+
+    #[test]
+    fn replies_are_netstrings() {
+        assert_eq!(Reply::NotFound.encode(), b"9:NOTFOUND ,");
+        assert_eq!(Reply::Ok("x:y".into()).encode(), b"6:OK x:y,");
+        assert_eq!(Reply::Perm("no".into()).encode(), b"7:PERM no,");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+        #[test]
+        fn any_bytes_frame_or_fail_never_panic(input in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let results = frames(&input);
+            prop_assert!(!results.is_empty());
+        }
+    }
+}
