@@ -123,6 +123,11 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
         .get::<axum::extract::MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
+    // Kept for the security event of a refusal, which names the token's user.
+    let token = path
+        .starts_with("/api/organization/")
+        .then(|| auth::token_of(req.headers()).map(str::to_string))
+        .flatten();
     let span = tracing::info_span!("request", id = %id);
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
@@ -137,7 +142,7 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
         .metrics
         .observe(&route, mode, resp.status().as_u16(), secs);
     span.in_scope(|| tracing::info!(%method, %path, status = resp.status().as_u16(), ms = format!("{ms:.2}"), "request"));
-    record_refusal(&state, &meta, &method, &path, &resp);
+    record_refusal(&state, &meta, &method, &path, token, &resp);
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -151,6 +156,7 @@ fn record_refusal(
     meta: &RequestMeta,
     method: &axum::http::Method,
     path: &str,
+    token: Option<String>,
     resp: &Response,
 ) {
     let status = resp.status().as_u16();
@@ -183,9 +189,19 @@ fn record_refusal(
             .map(|c| c.0)
             .unwrap_or_default()
             .to_string(),
+        actor_zuid: None,
     };
     let store = state.store.clone();
     tokio::spawn(async move {
+        let mut event = event;
+        if let Some(token) = token {
+            event.actor_zuid = store
+                .authenticate(&token)
+                .await
+                .ok()
+                .flatten()
+                .map(|p| p.zuid());
+        }
         if let Err(e) = store.record_security_event(event).await {
             tracing::warn!(cause = %e, "could not record a security event");
         }

@@ -500,7 +500,8 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
         "required": ["time", "method", "path", "status", "errorCode"],
         "properties": {
             "time": { "type": "integer" }, "requestId": { "type": ["string", "null"] }, "clientAddress": { "type": ["string", "null"] },
-            "method": { "type": "string" }, "path": { "type": "string" }, "status": { "type": "integer" }, "errorCode": { "type": "string" }
+            "method": { "type": "string" }, "path": { "type": "string" }, "status": { "type": "integer" }, "errorCode": { "type": "string" },
+            "actor": { "type": "object", "description": "the user behind the refused token (null without a valid token)", "properties": { "zuid": { "type": ["integer", "null"] } } }
         }
     });
     paths["/api/organization/{zoid}/auditlog"] = json!({

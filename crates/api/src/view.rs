@@ -120,5 +120,6 @@ pub fn security_event(e: &SecurityEvent) -> Value {
         "path": e.path,
         "status": e.status,
         "errorCode": e.error_code,
+        "actor": { "zuid": e.actor_zuid.map(|z| z.as_i64()) },
     })
 }

@@ -197,6 +197,11 @@ async fn audit_log_lists_changes_newest_first_with_filters() {
         format!("/api/organization/{ZOID}/accounts/{REBECCA}")
     );
     assert_eq!(events[0]["method"], "PUT");
+    assert_eq!(
+        events[0]["actor"]["zuid"].to_string(),
+        REBECCA_ZUID,
+        "the refused token's user"
+    );
     // Admin only, own organization only.
     let r = app
         .user()

@@ -158,6 +158,8 @@ pub struct SecurityEvent {
     pub path: String,
     pub status: u16,
     pub error_code: String,
+    /// The user behind the token that was refused; `None` without a valid token.
+    pub actor_zuid: Option<Zuid>,
 }
 
 /// The relay of an `extfrom` identity as the mail server uses it, with the password

@@ -1,7 +1,7 @@
 //! Reading the audit trail on PostgreSQL.
 
 use deadpool_postgres::{GenericClient, Transaction};
-use mailplane_domain::Zoid;
+use mailplane_domain::{Zoid, Zuid};
 use serde_json::Value;
 
 use super::{exec, row_opt, rows};
@@ -56,9 +56,9 @@ pub(super) async fn record_security_event(
     }
     exec(
         tx,
-        "INSERT INTO security_events (at_ms, request_id, client_addr, zoid, method, path, status, error_code) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[&e.at_ms, &e.request_id, &e.client_addr, &e.zoid.as_i64(), &e.method, &e.path, &i32::from(e.status), &e.error_code],
+        "INSERT INTO security_events (at_ms, request_id, client_addr, zoid, method, path, status, error_code, actor_zuid) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[&e.at_ms, &e.request_id, &e.client_addr, &e.zoid.as_i64(), &e.method, &e.path, &i32::from(e.status), &e.error_code, &e.actor_zuid.map(Zuid::as_i64)],
     )
     .await?;
     Ok(())
@@ -71,7 +71,7 @@ pub(super) async fn security_events<C: GenericClient>(
 ) -> Result<Vec<SecurityEvent>, StoreError> {
     let found = rows(
         c,
-        "SELECT at_ms, request_id, client_addr, method, path, status, error_code FROM security_events \
+        "SELECT at_ms, request_id, client_addr, method, path, status, error_code, actor_zuid FROM security_events \
          WHERE zoid = $1 AND ($2::BIGINT IS NULL OR at_ms >= $2) ORDER BY id DESC LIMIT $3 OFFSET $4",
         &[&zoid.as_i64(), &q.since_ms, &i64::from(q.limit), &i64::from(q.start)],
     )
@@ -88,6 +88,7 @@ pub(super) async fn security_events<C: GenericClient>(
                 path: r.try_get(4)?,
                 status: r.try_get::<_, i32>(5)? as u16,
                 error_code: r.try_get(6)?,
+                actor_zuid: r.try_get::<_, Option<i64>>(7)?.map(Zuid::from_db),
             })
         })
         .collect()

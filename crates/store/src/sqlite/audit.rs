@@ -1,6 +1,6 @@
 //! Reading the audit trail on SQLite.
 
-use mailplane_domain::Zoid;
+use mailplane_domain::{Zoid, Zuid};
 use rusqlite::{params, Connection, Transaction};
 use serde_json::Value;
 
@@ -56,10 +56,10 @@ pub(super) fn record_security_event(
         return Ok(());
     }
     tx.prepare_cached(
-        "INSERT INTO security_events (at_ms, request_id, client_addr, zoid, method, path, status, error_code) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO security_events (at_ms, request_id, client_addr, zoid, method, path, status, error_code, actor_zuid) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![e.at_ms, e.request_id, e.client_addr, e.zoid.as_i64(), e.method, e.path, e.status, e.error_code])?;
+    .execute(params![e.at_ms, e.request_id, e.client_addr, e.zoid.as_i64(), e.method, e.path, e.status, e.error_code, e.actor_zuid.map(Zuid::as_i64)])?;
     Ok(())
 }
 
@@ -69,7 +69,7 @@ pub(super) fn security_events(
     q: &AuditQuery,
 ) -> Result<Vec<SecurityEvent>, StoreError> {
     let mut stmt = c.prepare_cached(
-        "SELECT at_ms, request_id, client_addr, method, path, status, error_code FROM security_events \
+        "SELECT at_ms, request_id, client_addr, method, path, status, error_code, actor_zuid FROM security_events \
          WHERE zoid = ?1 AND (?2 IS NULL OR at_ms >= ?2) ORDER BY id DESC LIMIT ?3 OFFSET ?4",
     )?;
     let rows = stmt
@@ -83,6 +83,7 @@ pub(super) fn security_events(
                 path: r.get(4)?,
                 status: r.get(5)?,
                 error_code: r.get(6)?,
+                actor_zuid: r.get::<_, Option<i64>>(7)?.map(Zuid::from_db),
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

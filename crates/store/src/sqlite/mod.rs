@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_oauth.sql"),
     include_str!("../../migrations/sqlite/0003_security_events.sql"),
+    include_str!("../../migrations/sqlite/0004_security_event_actor.sql"),
 ];
 const MAX_IDLE_READERS: usize = 8;
 
