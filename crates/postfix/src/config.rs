@@ -27,6 +27,9 @@ pub fn main_cf(policy: &str, socketmap: &str) -> String {
         "# Which logins may use an envelope sender: the account's addresses and send-mail details."
             .to_string(),
         format!("smtpd_sender_login_maps = {}", map("senderlogin")),
+        "# (Postfix applies this only with smtpd_sasl_auth_enable = yes, as for real logins;"
+            .to_string(),
+        "# the policy service checks the sender either way.)".to_string(),
         "smtpd_sender_restrictions = reject_authenticated_sender_login_mismatch".to_string(),
         "# Mail from an extfrom identity leaves through its own relay, authenticated as stored."
             .to_string(),

@@ -1,0 +1,913 @@
+//! The Postfix policy service (`serve --policy-listen`), over real sockets: the
+//! SMTPD_POLICY_README protocol (attribute lines `name=value`, an empty line ends a
+//! request, `action=…` and an empty line answer it, many requests per connection) and
+//! the decisions it takes from the accounts, as the API changes them.
+//!
+//! Every read and write has a timeout: a server that hangs fails the test instead of
+//! hanging it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::time::{sleep, timeout};
+
+backend_tests!(
+    the_demo_login_may_send_as_its_own_addresses,
+    a_login_may_send_as_the_addresses_of_its_identities,
+    a_login_may_not_send_as_other_addresses,
+    a_disabled_then_a_blocked_login_is_refused_whatever_the_sender,
+    unknown_logins_and_addresses_are_left_to_postfix,
+    recipients_whose_incoming_is_blocked_or_whose_account_is_disabled_are_refused,
+    values_keep_everything_after_the_first_equals_sign,
+    crlf_line_endings_are_accepted,
+    many_requests_on_one_connection_and_many_connections_at_once,
+    pipelined_requests_are_answered_in_order,
+    requests_written_in_tiny_pieces_are_answered,
+    a_request_then_end_of_input_is_answered_then_closed,
+    requests_over_64_kib_close_the_connection_without_an_answer,
+    a_line_without_equals_closes_the_connection_without_an_answer,
+    clients_leaving_mid_request_do_not_disturb_the_server,
+    api_changes_apply_to_the_next_request_on_the_same_connection,
+    a_second_node_answers_from_the_same_database,
+);
+
+/// The longest any single read or write may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+const BECKY: &str = "becky@zylker.com";
+const ADMIN: &str = "admin@zylker.com";
+
+/// The demo with the policy service (and the socketmap) on free ports.
+fn app_with(extra: &[&str]) -> TestApp {
+    let args = [
+        &[
+            "--policy-listen",
+            "127.0.0.1:0",
+            "--socketmap-listen",
+            "127.0.0.1:0",
+        ],
+        extra,
+    ]
+    .concat();
+    let app = TestApp::demo_on(Db::fresh(), &args);
+    assert!(
+        app.policy_addr.is_some(),
+        "serve did not print `mailplane policy service listening on ADDR`"
+    );
+    app
+}
+
+fn app() -> TestApp {
+    app_with(&[])
+}
+
+// ---- the protocol, client side ----
+
+/// What Postfix sends with every request (SMTPD_POLICY_README), before the attributes a
+/// test cares about; the service must ignore what it does not use.
+const USUAL: &[(&str, &str)] = &[
+    ("request", "smtpd_access_policy"),
+    ("protocol_state", "RCPT"),
+    ("protocol_name", "ESMTP"),
+    ("client_address", "192.0.2.10"),
+    ("client_name", "mx.example.org"),
+    ("client_port", "53412"),
+    ("reverse_client_name", "mx.example.org"),
+    ("server_address", "192.0.2.1"),
+    ("server_port", "587"),
+    ("helo_name", "mx.example.org"),
+    ("queue_id", ""),
+    ("recipient_count", "0"),
+    ("instance", "2a1b.64f0c1d2.9e4a1.0"),
+    ("size", "0"),
+    ("etrn_domain", ""),
+    ("stress", ""),
+    ("ccert_subject", ""),
+    ("ccert_issuer", ""),
+    ("ccert_fingerprint", ""),
+    ("ccert_pubkey_fingerprint", ""),
+    ("encryption_protocol", "TLSv1.3"),
+    ("encryption_cipher", "TLS_AES_256_GCM_SHA384"),
+    ("encryption_keysize", "256"),
+    ("policy_context", ""),
+    ("compatibility_level", "3.6"),
+    ("mail_version", "3.7.11"),
+];
+
+/// A request: the usual attributes, then `attrs`, then the empty line.
+fn request(attrs: &[(&str, &str)]) -> String {
+    let mut s = String::new();
+    for (name, value) in USUAL.iter().chain(attrs) {
+        s.push_str(&format!("{name}={value}\n"));
+    }
+    s.push('\n');
+    s
+}
+
+/// A message submitted by an authenticated login.
+fn submission(login: &str, sender: &str) -> String {
+    request(&[
+        ("sasl_method", "PLAIN"),
+        ("sasl_username", login),
+        ("sasl_sender", ""),
+        ("sender", sender),
+        ("recipient", "friend@example.org"),
+    ])
+}
+
+/// A message arriving from outside (no login: Postfix sends `sasl_username=` empty).
+fn inbound(recipient: &str) -> String {
+    request(&[
+        ("sasl_method", ""),
+        ("sasl_username", ""),
+        ("sasl_sender", ""),
+        ("sender", "someone@example.org"),
+        ("recipient", recipient),
+    ])
+}
+
+/// One connection to the policy service.
+struct Policy {
+    reader: BufReader<OwnedReadHalf>,
+    writer: Option<OwnedWriteHalf>,
+}
+
+impl Policy {
+    async fn connect(app: &TestApp) -> Policy {
+        let addr = app
+            .policy_addr
+            .as_deref()
+            .expect("the policy service address");
+        let stream = timeout(TIMEOUT, TcpStream::connect(addr))
+            .await
+            .expect("connecting to the policy service timed out")
+            .expect("connect to the policy service");
+        stream.set_nodelay(true).unwrap();
+        let (r, w) = stream.into_split();
+        Policy {
+            reader: BufReader::new(r),
+            writer: Some(w),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        let w = self.writer.as_mut().expect("not shut down");
+        timeout(TIMEOUT, async {
+            w.write_all(bytes).await?;
+            w.flush().await
+        })
+        .await
+        .expect("writing to the policy service timed out")
+        .expect("write to the policy service");
+    }
+
+    /// Writes, ignoring errors (the server may already have closed the connection).
+    async fn send_regardless(&mut self, bytes: &[u8]) {
+        let w = self.writer.as_mut().expect("not shut down");
+        let _ = timeout(TIMEOUT, async {
+            for chunk in bytes.chunks(4096) {
+                w.write_all(chunk).await?;
+            }
+            w.flush().await
+        })
+        .await
+        .expect("writing to the policy service timed out");
+    }
+
+    /// Sends `bytes` one at a time, each flushed, a few milliseconds apart.
+    async fn send_byte_by_byte(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.send(&[*b]).await;
+            sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Ends what this side sends (FIN); reading stays possible.
+    async fn shutdown_write(&mut self) {
+        let mut w = self.writer.take().expect("not shut down yet");
+        timeout(TIMEOUT, w.shutdown())
+            .await
+            .expect("shutdown timed out")
+            .expect("shutdown");
+        // Dropping the write half after shutdown closes nothing more.
+        drop(w);
+    }
+
+    async fn line(&mut self, what: &str) -> String {
+        let mut line = String::new();
+        let n = timeout(TIMEOUT, self.reader.read_line(&mut line))
+            .await
+            .unwrap_or_else(|_| panic!("no answer within {TIMEOUT:?} ({what})"))
+            .unwrap_or_else(|e| panic!("reading the answer ({what}): {e}"));
+        assert!(
+            n > 0,
+            "the policy service closed the connection instead of answering ({what})"
+        );
+        line
+    }
+
+    /// Reads one answer, exactly `action=<action>\n\n`; the action.
+    async fn answer(&mut self) -> String {
+        let first = self.line("the action line").await;
+        let action = first
+            .strip_prefix("action=")
+            .and_then(|a| a.strip_suffix('\n'))
+            .unwrap_or_else(|| panic!("an answer must be `action=…\\n`, got {first:?}"));
+        assert!(
+            !action.contains('\r'),
+            "the action line ends with a bare \\n: {first:?}"
+        );
+        assert!(!action.is_empty(), "an empty action: {first:?}");
+        let end = self.line("the empty line after the action").await;
+        assert_eq!(end, "\n", "an answer ends with an empty line");
+        action.to_string()
+    }
+
+    /// Sends one request and reads its answer; the action.
+    async fn ask(&mut self, request: &str) -> String {
+        self.send(request.as_bytes()).await;
+        self.answer().await
+    }
+
+    /// Asserts that the server closes the connection without sending a byte.
+    async fn assert_closed_without_answer(&mut self, what: &str) {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match timeout(TIMEOUT, self.reader.read(&mut buf)).await {
+                Err(_) => panic!(
+                    "{what}: the connection is still open after {TIMEOUT:?} (received {:?})",
+                    String::from_utf8_lossy(&got)
+                ),
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+                // A close with unread input arrives as a reset: closed all the same.
+                Ok(Err(e)) if is_reset(&e) => break,
+                Ok(Err(e)) => panic!("{what}: reading: {e}"),
+            }
+        }
+        assert!(
+            got.is_empty(),
+            "{what}: the server answered {:?} instead of closing without an answer",
+            String::from_utf8_lossy(&got)
+        );
+    }
+}
+
+fn is_reset(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
+}
+
+// ---- what the answers must be ----
+
+/// `<code> 5.7.1 <a sentence containing needle>`.
+fn assert_refused(action: &str, code: &str, needle: &str) {
+    let prefix = format!("{code} 5.7.1 ");
+    let text = action
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("expected `{prefix}…`, got action={action:?}"));
+    assert!(
+        text.trim().len() > 3,
+        "a refusal carries a sentence: {action:?}"
+    );
+    assert!(
+        text.contains(needle),
+        "expected {needle:?} in the refusal, got action={action:?}"
+    );
+}
+
+fn assert_dunno(action: &str, what: &str) {
+    assert_eq!(action, "DUNNO", "{what}");
+}
+
+// ---- the API ----
+
+async fn user_put(app: &TestApp, body: Value) -> Value {
+    let r = app.user().update_account(REBECCA, &body).await.unwrap();
+    assert_eq!(r.status, 200, "{body}: {}", r.body);
+    r.body
+}
+
+async fn admin_put(app: &TestApp, body: Value) -> Value {
+    let r = app
+        .admin()
+        .update_org_account(ZOID, REBECCA, &body)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{body}: {}", r.body);
+    r.body
+}
+
+fn extfrom(from: &str) -> Value {
+    json!({ "fromAddress": from, "displayName": "R", "mode": "extfrom", "serverName": "smtp.example.net",
+            "serverPort": 587, "userName": from, "password": "pw-secret", "smtpConnection": "tls" })
+}
+
+async fn add_identity(app: &TestApp, detail: Value) {
+    user_put(
+        app,
+        json!({"mode": "addsendmaildetails", "sendMailDetails": [detail]}),
+    )
+    .await;
+}
+
+// ---- the tests ----
+
+async fn the_demo_login_may_send_as_its_own_addresses() {
+    let app = app();
+    // The login of the demo user is her address: account 2560636000000008002.
+    let r = app.user().accounts().await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rebecca = r
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["accountId"] == REBECCA)
+        .expect("Rebecca's hosted account")
+        .clone();
+    assert_eq!(rebecca["primaryEmailAddress"], BECKY);
+
+    let mut p = Policy::connect(&app).await;
+    assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "own address");
+    // Logins and addresses compare without case.
+    assert_dunno(
+        &p.ask(&submission("Becky@Zylker.COM", "BECKY@zylker.com"))
+            .await,
+        "own address, other case",
+    );
+    // The null sender (bounces) from a login is left to Postfix.
+    assert_dunno(&p.ask(&submission(BECKY, "")).await, "null sender");
+
+    // After an address change both the new primary and the old address (now an alias)
+    // are logins of the account, and both may be used as sender.
+    admin_put(
+        &app,
+        json!({"mode": "emailupdate", "emailAddress": "rebecca@zylker.com"}),
+    )
+    .await;
+    for login in [BECKY, "rebecca@zylker.com"] {
+        for sender in [BECKY, "rebecca@zylker.com"] {
+            assert_dunno(
+                &p.ask(&submission(login, sender)).await,
+                &format!("login {login}, sender {sender}"),
+            );
+        }
+        // Still not someone else's.
+        assert_refused(&p.ask(&submission(login, ADMIN)).await, "553", ADMIN);
+    }
+}
+
+async fn a_login_may_send_as_the_addresses_of_its_identities() {
+    let app = app();
+    let mut p = Policy::connect(&app).await;
+    let ext = "rebecca.relay@example.net";
+    assert_refused(&p.ask(&submission(BECKY, ext)).await, "553", ext);
+    add_identity(&app, extfrom(ext)).await;
+    assert_dunno(&p.ask(&submission(BECKY, ext)).await, "extfrom identity");
+    assert_dunno(
+        &p.ask(&submission(BECKY, "Rebecca.Relay@EXAMPLE.net")).await,
+        "extfrom identity, other case",
+    );
+    // An identity of another kind: the address of her POP account.
+    add_identity(
+        &app,
+        json!({"fromAddress": "rebecca@pop.example.net", "displayName": "P", "mode": "extmailbox"}),
+    )
+    .await;
+    assert_dunno(
+        &p.ask(&submission(BECKY, "rebecca@pop.example.net")).await,
+        "extmailbox identity",
+    );
+    // And a backup account identity.
+    add_identity(
+        &app,
+        json!({"fromAddress": "backup@example.org", "displayName": "B", "mode": "backupacc"}),
+    )
+    .await;
+    assert_dunno(
+        &p.ask(&submission(BECKY, "backup@example.org")).await,
+        "backupacc identity",
+    );
+}
+
+async fn a_login_may_not_send_as_other_addresses() {
+    let app = app();
+    let mut p = Policy::connect(&app).await;
+    for sender in [
+        ADMIN,
+        "nobody@zylker.com",
+        "ceo@example.com",
+        "becky@zylker.com.evil.example",
+        "xbecky@zylker.com",
+    ] {
+        let action = p.ask(&submission(BECKY, sender)).await;
+        assert_refused(&action, "553", sender);
+    }
+    // The admin's login may not send as Rebecca either.
+    assert_refused(&p.ask(&submission(ADMIN, BECKY)).await, "553", BECKY);
+    assert_dunno(&p.ask(&submission(ADMIN, ADMIN)).await, "the admin's own");
+}
+
+async fn a_disabled_then_a_blocked_login_is_refused_whatever_the_sender() {
+    let app = app();
+    let mut p = Policy::connect(&app).await;
+
+    user_put(&app, json!({"mode": "disableMailAccount"})).await;
+    for sender in [BECKY, "ceo@example.com"] {
+        assert_refused(&p.ask(&submission(BECKY, sender)).await, "554", "disabled");
+    }
+    // Disabled wins over blocked.
+    user_put(
+        &app,
+        json!({"mode": "updateOutgoingStatus", "outgoingBlocked": true}),
+    )
+    .await;
+    assert_refused(&p.ask(&submission(BECKY, BECKY)).await, "554", "disabled");
+
+    user_put(&app, json!({"mode": "enableMailAccount"})).await;
+    for sender in [BECKY, "ceo@example.com"] {
+        assert_refused(
+            &p.ask(&submission(BECKY, sender)).await,
+            "554",
+            "Outgoing mail is blocked",
+        );
+    }
+    // Through the admin URL too, and the block is lifted the same way.
+    admin_put(
+        &app,
+        json!({"zuid": REBECCA_ZUID, "mode": "updateOutgoingStatus", "outgoingBlocked": "false"}),
+    )
+    .await;
+    assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "unblocked");
+    assert_refused(
+        &p.ask(&submission(BECKY, "ceo@example.com")).await,
+        "553",
+        "ceo@example.com",
+    );
+    // The admin's account is not affected by Rebecca's state.
+    user_put(&app, json!({"mode": "disableMailAccount"})).await;
+    assert_dunno(&p.ask(&submission(ADMIN, ADMIN)).await, "another account");
+}
+
+async fn unknown_logins_and_addresses_are_left_to_postfix() {
+    let app = app();
+    let mut p = Policy::connect(&app).await;
+    assert_dunno(
+        &p.ask(&submission("stranger@zylker.com", "ceo@example.com"))
+            .await,
+        "unknown login",
+    );
+    assert_dunno(
+        &p.ask(&submission("stranger@example.net", BECKY)).await,
+        "unknown login, a known sender",
+    );
+    // A login that is only an identity (not an address of any account) is no login.
+    add_identity(&app, extfrom("rebecca.relay@example.net")).await;
+    assert_dunno(
+        &p.ask(&submission("rebecca.relay@example.net", "ceo@example.com"))
+            .await,
+        "an identity address is no login",
+    );
+    assert_dunno(
+        &p.ask(&inbound("nobody@zylker.com")).await,
+        "unknown recipient",
+    );
+    assert_dunno(
+        &p.ask(&inbound("someone@example.org")).await,
+        "foreign recipient",
+    );
+    assert_dunno(
+        &p.ask(&inbound(BECKY)).await,
+        "a recipient that accepts mail",
+    );
+    // A request with neither login nor recipient.
+    assert_dunno(
+        &p.ask(&request(&[("protocol_state", "CONNECT")])).await,
+        "nothing to decide on",
+    );
+}
+
+async fn recipients_whose_incoming_is_blocked_or_whose_account_is_disabled_are_refused() {
+    let app = app();
+    let mut p = Policy::connect(&app).await;
+    assert_dunno(&p.ask(&inbound(BECKY)).await, "before");
+
+    admin_put(
+        &app,
+        json!({"mode": "updateIncomingStatus", "incomingBlocked": "true"}),
+    )
+    .await;
+    assert_refused(&p.ask(&inbound(BECKY)).await, "550", "");
+    assert_refused(&p.ask(&inbound("BECKY@Zylker.com")).await, "550", "");
+    // Without any sasl_username attribute at all.
+    let no_login = request(&[("sender", "someone@example.org"), ("recipient", BECKY)]);
+    assert_refused(&p.ask(&no_login).await, "550", "");
+    // Other recipients still receive.
+    assert_dunno(&p.ask(&inbound(ADMIN)).await, "another recipient");
+    // An alias of the account is refused as well.
+    admin_put(
+        &app,
+        json!({"mode": "emailupdate", "emailAddress": "rebecca@zylker.com"}),
+    )
+    .await;
+    assert_refused(&p.ask(&inbound("rebecca@zylker.com")).await, "550", "");
+    assert_refused(&p.ask(&inbound(BECKY)).await, "550", "");
+
+    admin_put(
+        &app,
+        json!({"mode": "updateIncomingStatus", "incomingBlocked": false}),
+    )
+    .await;
+    assert_dunno(&p.ask(&inbound(BECKY)).await, "unblocked");
+
+    user_put(&app, json!({"mode": "disableMailAccount"})).await;
+    assert_refused(&p.ask(&inbound(BECKY)).await, "550", "");
+    assert_refused(&p.ask(&inbound("rebecca@zylker.com")).await, "550", "");
+    assert_dunno(&p.ask(&inbound(ADMIN)).await, "another recipient");
+    user_put(&app, json!({"mode": "enableMailAccount"})).await;
+    assert_dunno(&p.ask(&inbound(BECKY)).await, "enabled again");
+}
+
+async fn values_keep_everything_after_the_first_equals_sign() {
+    let app = app();
+    let mut p = Policy::connect(&app).await;
+    // The sender's value holds `=`: the address named in the refusal is all of it.
+    let sender = "bounce=ceo=example.com@lists.example.org";
+    let action = p.ask(&submission(BECKY, sender)).await;
+    assert_refused(&action, "553", sender);
+    // `=` in attributes the service does not use, and attributes it does not know.
+    let req = request(&[
+        ("ccert_subject", "CN=mx.example.org,O=Example=Org"),
+        ("x_unknown_attribute", "a=b=c"),
+        ("policy_context", "=leading"),
+        ("sasl_method", "PLAIN"),
+        ("sasl_username", BECKY),
+        ("sender", BECKY),
+        ("recipient", "friend@example.org"),
+    ]);
+    assert_dunno(&p.ask(&req).await, "`=` in other values");
+}
+
+async fn crlf_line_endings_are_accepted() {
+    let app = app();
+    let mut p = Policy::connect(&app).await;
+    let crlf = |req: String| req.replace('\n', "\r\n");
+    assert_dunno(
+        &p.ask(&crlf(submission(BECKY, BECKY))).await,
+        "CRLF, own address",
+    );
+    let action = p.ask(&crlf(submission(BECKY, "ceo@example.com"))).await;
+    assert_refused(&action, "553", "ceo@example.com");
+    // The `\r` is not part of the value: the address named ends where it should.
+    assert!(!action.contains('\r'), "the value kept its \\r: {action:?}");
+    // Mixed endings on one connection.
+    assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "LF after CRLF");
+}
+
+async fn many_requests_on_one_connection_and_many_connections_at_once() {
+    let app = app();
+    let mut p = Policy::connect(&app).await;
+    for i in 0..30 {
+        match i % 3 {
+            0 => assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "own"),
+            1 => {
+                let sender = format!("someone{i}@example.com");
+                assert_refused(&p.ask(&submission(BECKY, &sender)).await, "553", &sender);
+            }
+            _ => assert_dunno(&p.ask(&inbound(BECKY)).await, "inbound"),
+        }
+    }
+    // Several clients at once, each with several requests (Postfix keeps a few
+    // connections open per smtpd process).
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let mut p = Policy::connect(&app).await;
+        clients.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let sender = format!("c{c}r{i}@example.com");
+                assert_refused(&p.ask(&submission(BECKY, &sender)).await, "553", &sender);
+                assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "own");
+            }
+        }));
+    }
+    for c in clients {
+        c.await.expect("a client failed");
+    }
+    // The first connection is still usable.
+    assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "still open");
+}
+
+async fn pipelined_requests_are_answered_in_order() {
+    let app = app();
+    admin_put(
+        &app,
+        json!({"mode": "updateIncomingStatus", "incomingBlocked": true}),
+    )
+    .await;
+    let mut p = Policy::connect(&app).await;
+    let batch = [
+        submission(BECKY, BECKY),
+        submission(BECKY, "first@example.com"),
+        inbound(BECKY),
+        submission(BECKY, "second@example.com"),
+        inbound(ADMIN),
+    ]
+    .concat();
+    p.send(batch.as_bytes()).await;
+    assert_dunno(&p.answer().await, "1st");
+    assert_refused(&p.answer().await, "553", "first@example.com");
+    assert_refused(&p.answer().await, "550", "");
+    assert_refused(&p.answer().await, "553", "second@example.com");
+    assert_dunno(&p.answer().await, "5th");
+    // Two requests in one write with the second cut in half, the rest later.
+    let second = submission(BECKY, "third@example.com");
+    let (head, tail) = second.split_at(second.len() / 2);
+    p.send(format!("{}{head}", submission(BECKY, BECKY)).as_bytes())
+        .await;
+    assert_dunno(&p.answer().await, "before the cut one");
+    sleep(Duration::from_millis(50)).await;
+    p.send(tail.as_bytes()).await;
+    assert_refused(&p.answer().await, "553", "third@example.com");
+}
+
+async fn requests_written_in_tiny_pieces_are_answered() {
+    let app = app();
+    let mut p = Policy::connect(&app).await;
+    // Byte by byte.
+    p.send_byte_by_byte(submission(BECKY, "tiny@example.com").as_bytes())
+        .await;
+    assert_refused(&p.answer().await, "553", "tiny@example.com");
+    // CRLF byte by byte (the `\r` and the `\n` arrive apart).
+    p.send_byte_by_byte(submission(BECKY, BECKY).replace('\n', "\r\n").as_bytes())
+        .await;
+    assert_dunno(&p.answer().await, "CRLF byte by byte");
+    // Pieces of 7 bytes, and a pause before the final empty line: a request is not
+    // answered before its empty line.
+    let req = submission(BECKY, "pieces@example.com");
+    let body = &req.as_bytes()[..req.len() - 1];
+    for piece in body.chunks(7) {
+        p.send(piece).await;
+        sleep(Duration::from_millis(3)).await;
+    }
+    let mut byte = [0u8; 1];
+    let early = timeout(Duration::from_millis(300), p.reader.read(&mut byte)).await;
+    assert!(
+        early.is_err(),
+        "the service answered (or closed) before the empty line: {early:?}"
+    );
+    p.send(b"\n").await;
+    assert_refused(&p.answer().await, "553", "pieces@example.com");
+}
+
+async fn a_request_then_end_of_input_is_answered_then_closed() {
+    // As with `printf … | nc`: the request, then FIN.
+    let app = app();
+    let mut p = Policy::connect(&app).await;
+    p.send(submission(BECKY, "eof@example.com").as_bytes())
+        .await;
+    p.shutdown_write().await;
+    assert_refused(&p.answer().await, "553", "eof@example.com");
+    p.assert_closed_without_answer("after the last answer")
+        .await;
+}
+
+async fn requests_over_64_kib_close_the_connection_without_an_answer() {
+    let app = app();
+
+    // Just under the limit, in lines of 4000 bytes: answered.
+    let mut p = Policy::connect(&app).await;
+    let filler = "f".repeat(4000);
+    let mut attrs: Vec<(String, String)> = (0..15)
+        .map(|i| (format!("x_filler_{i}"), filler.clone()))
+        .collect();
+    attrs.push(("sasl_username".into(), BECKY.into()));
+    attrs.push(("sender".into(), "big@example.com".into()));
+    let attrs_ref: Vec<(&str, &str)> = attrs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let near = request(&attrs_ref);
+    assert!(near.len() < 63 * 1024, "{}", near.len());
+    assert_refused(&p.ask(&near).await, "553", "big@example.com");
+
+    // Over the limit in many lines: closed, even though the request is complete.
+    let mut p = Policy::connect(&app).await;
+    let mut over = String::new();
+    for i in 0..20 {
+        over.push_str(&format!("x_filler_{i}={filler}\n"));
+    }
+    over.push_str(&submission(BECKY, "big@example.com"));
+    assert!(over.len() > 65 * 1024 + 1024);
+    p.send_regardless(over.as_bytes()).await;
+    p.assert_closed_without_answer("a request of 80 KB").await;
+
+    // One line over the limit without its newline: closed, not buffered for ever.
+    let mut p = Policy::connect(&app).await;
+    let mut long = String::from("sender=");
+    long.push_str(&"a".repeat(70 * 1024));
+    p.send_regardless(long.as_bytes()).await;
+    p.assert_closed_without_answer("a 70 KB line without end")
+        .await;
+
+    // After a good request, an oversized one on the same connection.
+    let mut p = Policy::connect(&app).await;
+    assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "first");
+    p.send_regardless(over.as_bytes()).await;
+    p.assert_closed_without_answer("oversized second request")
+        .await;
+
+    // The service still works.
+    let mut p = Policy::connect(&app).await;
+    assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "afterwards");
+}
+
+async fn a_line_without_equals_closes_the_connection_without_an_answer() {
+    let app = app();
+    for (what, garbage) in [
+        ("a sentence", "hello there\n\n".to_string()),
+        (
+            "a line without = among attributes",
+            format!("request=smtpd_access_policy\nsasl_username={BECKY}\nnonsense\nsender=ceo@example.com\n\n"),
+        ),
+        ("an HTTP request", "GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_string()),
+        (
+            "binary",
+            "\u{0}\u{1}\u{2}\u{7f}garbage\n\n".to_string(),
+        ),
+    ] {
+        let mut p = Policy::connect(&app).await;
+        p.send_regardless(garbage.as_bytes()).await;
+        p.assert_closed_without_answer(what).await;
+    }
+    // After a good request, garbage on the same connection: the good one was answered,
+    // then the connection closes.
+    let mut p = Policy::connect(&app).await;
+    p.send(format!("{}what is this\n\n", submission(BECKY, BECKY)).as_bytes())
+        .await;
+    assert_dunno(&p.answer().await, "the request before the garbage");
+    p.assert_closed_without_answer("garbage after a request")
+        .await;
+    // The service still works.
+    let mut p = Policy::connect(&app).await;
+    assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "afterwards");
+}
+
+async fn clients_leaving_mid_request_do_not_disturb_the_server() {
+    let app = app();
+    // A connection opened before, kept across the disturbances.
+    let mut kept = Policy::connect(&app).await;
+    assert_dunno(&kept.ask(&submission(BECKY, BECKY)).await, "before");
+
+    let req = submission(BECKY, "ceo@example.com");
+    for cut in [0, 1, 20, req.len() / 2, req.len() - 1] {
+        // Gone without a word (drop: FIN, or RST with unread data).
+        let mut p = Policy::connect(&app).await;
+        p.send(&req.as_bytes()[..cut]).await;
+        drop(p);
+        // Half-closed mid-request: the server closes without answering.
+        let mut p = Policy::connect(&app).await;
+        p.send(&req.as_bytes()[..cut]).await;
+        p.shutdown_write().await;
+        p.assert_closed_without_answer(&format!("FIN after {cut} bytes"))
+            .await;
+    }
+    // Aborted with a reset (SO_LINGER 0) mid-request.
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(app.policy_addr.as_deref().unwrap())
+            .await
+            .unwrap();
+        s.write_all(&req.as_bytes()[..30]).await.unwrap();
+        s.set_zero_linger().unwrap();
+        drop(s);
+    }
+    // A client that sends a whole request and leaves before reading the answer.
+    for _ in 0..5 {
+        let mut p = Policy::connect(&app).await;
+        p.send(req.as_bytes()).await;
+        drop(p);
+    }
+    sleep(Duration::from_millis(200)).await;
+
+    assert_refused(&kept.ask(&req).await, "553", "ceo@example.com");
+    let mut fresh = Policy::connect(&app).await;
+    assert_refused(&fresh.ask(&req).await, "553", "ceo@example.com");
+    assert_dunno(&fresh.ask(&submission(BECKY, BECKY)).await, "fresh");
+    // And the HTTP API is unaffected.
+    assert_eq!(app.user().account(REBECCA).await.unwrap().status, 200);
+}
+
+async fn api_changes_apply_to_the_next_request_on_the_same_connection() {
+    let app = app();
+    let mut p = Policy::connect(&app).await;
+    assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "before");
+
+    user_put(
+        &app,
+        json!({"mode": "updateOutgoingStatus", "outgoingBlocked": true}),
+    )
+    .await;
+    assert_refused(
+        &p.ask(&submission(BECKY, BECKY)).await,
+        "554",
+        "Outgoing mail is blocked",
+    );
+    user_put(
+        &app,
+        json!({"mode": "updateOutgoingStatus", "outgoingBlocked": false}),
+    )
+    .await;
+    assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "unblocked");
+
+    user_put(&app, json!({"mode": "disableMailAccount"})).await;
+    assert_refused(&p.ask(&submission(BECKY, BECKY)).await, "554", "disabled");
+    user_put(&app, json!({"mode": "enableMailAccount"})).await;
+    assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "enabled");
+
+    // An identity added, then deleted.
+    let ext = "later@example.net";
+    assert_refused(&p.ask(&submission(BECKY, ext)).await, "553", ext);
+    add_identity(&app, extfrom(ext)).await;
+    assert_dunno(&p.ask(&submission(BECKY, ext)).await, "identity added");
+    user_put(
+        &app,
+        json!({"mode": "deletesendmaildetails", "fromAddress": ext}),
+    )
+    .await;
+    assert_refused(&p.ask(&submission(BECKY, ext)).await, "553", ext);
+
+    // An address change: the new address is a login at once.
+    assert_dunno(
+        &p.ask(&submission("rebecca@zylker.com", "ceo@example.com"))
+            .await,
+        "not a login yet",
+    );
+    user_put(
+        &app,
+        json!({"mode": "emailupdate", "emailAddress": "rebecca@zylker.com"}),
+    )
+    .await;
+    assert_refused(
+        &p.ask(&submission("rebecca@zylker.com", "ceo@example.com"))
+            .await,
+        "553",
+        "ceo@example.com",
+    );
+}
+
+async fn a_second_node_answers_from_the_same_database() {
+    let a = app();
+    // `second_node` starts a node without extra arguments; this one gets the listeners.
+    let b = TestApp::try_serve_logged(
+        a.dir.clone(),
+        a.db.clone(),
+        &[
+            "--policy-listen",
+            "127.0.0.1:0",
+            "--socketmap-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+        "server-policy-node2.log",
+    )
+    .unwrap_or_else(|log| panic!("the second node exited before listening:\n{log}"));
+    assert_ne!(a.policy_addr, b.policy_addr);
+    let mut pa = Policy::connect(&a).await;
+    let mut pb = Policy::connect(&b).await;
+    assert_dunno(&pb.ask(&submission(BECKY, BECKY)).await, "node B before");
+
+    // A change through node A's API is seen by node B's policy service at once.
+    user_put(
+        &a,
+        json!({"mode": "updateOutgoingStatus", "outgoingBlocked": true}),
+    )
+    .await;
+    assert_refused(
+        &pb.ask(&submission(BECKY, BECKY)).await,
+        "554",
+        "Outgoing mail is blocked",
+    );
+    assert_refused(
+        &pa.ask(&submission(BECKY, BECKY)).await,
+        "554",
+        "Outgoing mail is blocked",
+    );
+    user_put(
+        &a,
+        json!({"mode": "updateOutgoingStatus", "outgoingBlocked": false}),
+    )
+    .await;
+    assert_dunno(&pb.ask(&submission(BECKY, BECKY)).await, "node B after");
+    add_identity(&a, extfrom("nodes@example.net")).await;
+    assert_dunno(
+        &pb.ask(&submission(BECKY, "nodes@example.net")).await,
+        "identity added on A",
+    );
+}
