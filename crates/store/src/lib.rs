@@ -12,6 +12,7 @@ mod postgres;
 pub mod relay_key;
 pub mod secrets;
 mod sqlite;
+mod synthetic;
 
 use std::path::PathBuf;
 
@@ -25,6 +26,16 @@ pub use model::{
 pub use postgres::{PgOptions, PgStore};
 pub use relay_key::RelayKey;
 pub use sqlite::SqliteStore;
+pub use synthetic::{SyntheticAccount, SyntheticOrg};
+
+/// The durability settings in force: what a benchmark reports beside its figures.
+#[derive(Debug, Clone)]
+pub struct Durability {
+    /// Each setting and its value, as the database reports it.
+    pub settings: Vec<(String, String)>,
+    /// Whether an acknowledged change could be lost in a power cut with these settings.
+    pub weaker_than_default: bool,
+}
 
 /// Failures of the storage itself. Their text is for logs, never for clients.
 #[derive(Debug, thiserror::Error)]
@@ -314,6 +325,53 @@ impl Store {
     }
 
     /// Creates the demo organization of the contract (§9) on an empty database.
+    /// Seeds `orgs` organizations of `accounts_per_org` users each, for the benchmark. Each
+    /// organization is bootstrapped as `bootstrap` does it (domain `benchN.example`).
+    pub async fn seed_synthetic(
+        &self,
+        orgs: u32,
+        accounts_per_org: u32,
+    ) -> Result<Vec<SyntheticOrg>, ProvisionError> {
+        let mut out = Vec::new();
+        for n in 1..=orgs {
+            let domain = format!("bench{n}.example");
+            let admin = EmailAddress::parse(&format!("admin@{domain}"))
+                .map_err(|e| ProvisionError::Refused(e.to_string()))?;
+            let org = self
+                .bootstrap(&format!("Bench {n}"), &domain, admin, None)
+                .await?;
+            let planned = synthetic::plan(&domain, accounts_per_org);
+            let tokens: Vec<String> = planned.iter().map(|u| u.token.clone()).collect();
+            let ids = match self {
+                Store::Sqlite(s) => s.insert_synthetic(org.zoid, planned).await?,
+                Store::Postgres(s) => s.insert_synthetic(org.zoid, planned).await?,
+            };
+            out.push(SyntheticOrg {
+                zoid: org.zoid,
+                domain,
+                admin_token: org.access_token,
+                accounts: ids
+                    .into_iter()
+                    .zip(tokens)
+                    .map(|((zuid, account_id), token)| SyntheticAccount {
+                        zuid,
+                        account_id,
+                        token,
+                    })
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The durability settings in force.
+    pub async fn durability(&self) -> Result<Durability, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.durability().await,
+            Store::Postgres(s) => s.durability().await,
+        }
+    }
+
     pub async fn seed_demo(&self) -> Result<DemoTokens, ProvisionError> {
         match self {
             Store::Sqlite(s) => s.seed_demo().await,

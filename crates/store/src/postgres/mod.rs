@@ -454,6 +454,43 @@ impl PgStore {
         .await
     }
 
+    pub(crate) async fn insert_synthetic(
+        &self,
+        zoid: Zoid,
+        users: Vec<crate::synthetic::PlannedUser>,
+    ) -> Result<Vec<(Zuid, AccountId)>, StoreError> {
+        let users = std::sync::Arc::new(users);
+        self.write(|tx, _| {
+            let users = users.clone();
+            Box::pin(async move { provision::insert_synthetic(tx, zoid, &users).await })
+        })
+        .await
+    }
+
+    /// The server's durability settings, as `SHOW` reports them.
+    pub async fn durability(&self) -> Result<crate::Durability, StoreError> {
+        self.read(|c| {
+            Box::pin(async move {
+                let mut settings = Vec::new();
+                for name in ["synchronous_commit", "fsync", "full_page_writes"] {
+                    let row = one(c, &format!("SHOW {name}"), &[]).await?;
+                    settings.push((name.to_string(), row.try_get::<_, String>(0)?));
+                }
+                let weaker_than_default = settings.iter().any(|(n, v)| match n.as_str() {
+                    "synchronous_commit" => {
+                        !matches!(v.as_str(), "on" | "remote_write" | "remote_apply")
+                    }
+                    _ => v != "on",
+                });
+                Ok(crate::Durability {
+                    settings,
+                    weaker_than_default,
+                })
+            })
+        })
+        .await
+    }
+
     pub async fn seed_demo(&self) -> Result<DemoTokens, ProvisionError> {
         self.write(|tx, _| Box::pin(provision::seed_demo(tx))).await
     }

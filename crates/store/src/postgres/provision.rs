@@ -393,3 +393,72 @@ pub(super) async fn delete_users(
     }
     Ok(())
 }
+
+/// Inserts synthetic users of `zoid` (see `crate::synthetic`) in five statements; their
+/// ids, in order.
+pub(super) async fn insert_synthetic(
+    tx: &Transaction<'_>,
+    zoid: Zoid,
+    users: &[crate::synthetic::PlannedUser],
+) -> Result<Vec<(Zuid, AccountId)>, StoreError> {
+    use crate::synthetic::{PlannedUser, USER_SCOPES};
+    let now = crate::now_ms();
+    let count = users.len() as i64;
+    let ids = super::rows(
+        tx,
+        "SELECT nextval('users_zuid_seq'), nextval('accounts_id_seq') FROM generate_series(1, $1)",
+        &[&count],
+    )
+    .await?;
+    let zuids: Vec<i64> = ids.iter().map(|r| r.get(0)).collect();
+    let accounts: Vec<i64> = ids.iter().map(|r| r.get(1)).collect();
+    let names: Vec<&str> = users.iter().map(|u| u.first_name.as_str()).collect();
+    let addresses: Vec<&str> = users.iter().map(|u| u.address.as_str()).collect();
+    let digests: Vec<&str> = users.iter().map(|u| u.digest.as_str()).collect();
+    super::exec(
+        tx,
+        "INSERT INTO users (zuid, zoid, role, first_name, last_name, display_name, country, language, time_zone, created_ms) \
+         SELECT z, $2, $3, n, '', n, 'us', 'en', 'UTC', $4 FROM unnest($1::BIGINT[], $5::TEXT[]) AS t(z, n)",
+        &[&zuids, &zoid.as_i64(), &PlannedUser::ROLE.as_str(), &now, &names],
+    )
+    .await?;
+    super::exec(
+        tx,
+        "INSERT INTO accounts (account_id, zuid, kind, sequence, created_ms) \
+         SELECT a, z, 'ZOHO_ACCOUNT', 1, $3 FROM unnest($1::BIGINT[], $2::BIGINT[]) AS t(a, z)",
+        &[&accounts, &zuids, &now],
+    )
+    .await?;
+    super::exec(
+        tx,
+        "INSERT INTO addresses (address, account_id, is_primary) \
+         SELECT d, a, TRUE FROM unnest($1::TEXT[], $2::BIGINT[]) AS t(d, a)",
+        &[&addresses, &accounts],
+    )
+    .await?;
+    super::exec(
+        tx,
+        "INSERT INTO identities (account_id, from_address, display_name, mode, created_ms) \
+         SELECT a, d, n, $4, $5 FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[]) AS t(a, d, n)",
+        &[
+            &accounts,
+            &addresses,
+            &names,
+            &PlannedUser::MODE.as_str(),
+            &now,
+        ],
+    )
+    .await?;
+    super::exec(
+        tx,
+        "INSERT INTO tokens (digest, zuid, scopes, created_ms) \
+         SELECT g, z, $3, $4 FROM unnest($1::TEXT[], $2::BIGINT[]) AS t(g, z)",
+        &[&digests, &zuids, &USER_SCOPES, &now],
+    )
+    .await?;
+    Ok(zuids
+        .into_iter()
+        .zip(accounts)
+        .map(|(z, a)| (Zuid::from_db(z), AccountId::from_db(a)))
+        .collect())
+}

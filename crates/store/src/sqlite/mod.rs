@@ -343,6 +343,38 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn insert_synthetic(
+        &self,
+        zoid: Zoid,
+        users: Vec<crate::synthetic::PlannedUser>,
+    ) -> Result<Vec<(Zuid, AccountId)>, StoreError> {
+        self.write(move |tx, _| provision::insert_synthetic(tx, zoid, &users))
+            .await
+    }
+
+    /// The durability settings of a connection opened like every connection of this store.
+    pub async fn durability(&self) -> Result<crate::Durability, StoreError> {
+        self.read(|c| {
+            let journal: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+            let sync: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+            let sync_name = match sync {
+                0 => "OFF",
+                1 => "NORMAL",
+                2 => "FULL",
+                3 => "EXTRA",
+                _ => "unknown",
+            };
+            Ok(crate::Durability {
+                weaker_than_default: !journal.eq_ignore_ascii_case("wal") || sync < 2,
+                settings: vec![
+                    ("journal_mode".into(), journal),
+                    ("synchronous".into(), sync_name.into()),
+                ],
+            })
+        })
+        .await
+    }
+
     pub async fn seed_demo(&self) -> Result<DemoTokens, ProvisionError> {
         self.write(|tx, _| provision::seed_demo(tx)).await
     }
