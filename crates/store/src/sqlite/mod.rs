@@ -1,12 +1,13 @@
 //! The SQLite backend: one file in WAL mode with `synchronous=FULL`.
 //!
-//! Writes go through one connection, taken under a mutex and run in `BEGIN IMMEDIATE`
-//! transactions: SQLite allows one writer at a time anyway, and holding the write lock
-//! from the first read of a read-then-write means no two changes can interleave (no lost
-//! updates). Reads use a small pool of other connections, which WAL lets run beside the
-//! writer.
+//! Writes go through one connection, owned by a writer thread that commits queued writes
+//! together (group commit, one savepoint per write) in `BEGIN IMMEDIATE` transactions:
+//! SQLite allows one writer at a time anyway, and holding the write lock from the first
+//! read of a read-then-write means no two changes can interleave (no lost updates). Reads
+//! use a small pool of other connections, which WAL lets run beside the writer.
 
 mod audit;
+mod group_commit;
 mod mail;
 mod oauth;
 mod provision;
@@ -44,7 +45,7 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: group_commit::Writer,
     readers: Mutex<Vec<Connection>>,
     key: RelayKey,
 }
@@ -114,11 +115,11 @@ fn open_and_migrate(path: &Path) -> Result<Connection, StoreError> {
 impl SqliteStore {
     pub async fn open(path: PathBuf, key: RelayKey) -> Result<Self, StoreError> {
         tokio::task::spawn_blocking(move || {
-            let writer = open_and_migrate(&path)?;
+            let writer = group_commit::Writer::start(open_and_migrate(&path)?, key.clone())?;
             Ok(SqliteStore {
                 inner: Arc::new(Inner {
                     path,
-                    writer: Mutex::new(writer),
+                    writer,
                     readers: Mutex::new(Vec::new()),
                     key,
                 }),
@@ -157,70 +158,16 @@ impl SqliteStore {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Runs `f` inside one `BEGIN IMMEDIATE` transaction on the write connection; commits
-    /// when it returns `Ok`, rolls back otherwise.
-    #[cfg(not(feature = "ack-before-commit"))]
+    /// Runs `f` in a transaction on the write connection (see [`group_commit`]): its
+    /// changes are kept when it returns `Ok`, undone otherwise, and its result comes back
+    /// only once they are committed.
     async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>, &RelayKey) -> Result<T, E> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock poisons it; the connection itself is still
-            // sound (an open transaction is rolled back when it is dropped), so go on.
-            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| E::from(StoreError::Db(e)))?;
-            let out = f(&tx, &inner.key)?;
-            tx.commit().map_err(|e| E::from(StoreError::Db(e)))?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| E::from(StoreError::Task(e.to_string())))?
-    }
-
-    /// BROKEN ON PURPOSE (feature `ack-before-commit`, built only by the crash test): runs
-    /// `f` like the real `write`, but hands its result back *before* the commit, which
-    /// follows 50 ms later (the write lock is held meanwhile). A `kill -9` in that window
-    /// loses a change the client already got a 200 for.
-    #[cfg(feature = "ack-before-commit")]
-    async fn write<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>, &RelayKey) -> Result<T, E> + Send + 'static,
-    {
-        let inner = self.inner.clone();
-        let (ack, acked) = tokio::sync::oneshot::channel();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-                Ok(tx) => tx,
-                Err(e) => {
-                    let _ = ack.send(Err(E::from(StoreError::Db(e))));
-                    return;
-                }
-            };
-            match f(&tx, &inner.key) {
-                Ok(out) => {
-                    let _ = ack.send(Ok(out));
-                    std::thread::sleep(Duration::from_millis(50));
-                    if let Err(e) = tx.commit() {
-                        tracing::error!(error = %e, "late commit failed");
-                    }
-                }
-                // Dropping `tx` rolls back.
-                Err(e) => {
-                    let _ = ack.send(Err(e));
-                }
-            }
-        });
-        acked
-            .await
-            .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+        self.inner.writer.write(f).await
     }
 
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
@@ -515,7 +462,7 @@ impl SqliteStore {
             .lock()
             .map(|r| r.len())
             .unwrap_or_default();
-        let writer_busy = usize::from(self.inner.writer.try_lock().is_err());
+        let writer_busy = usize::from(self.inner.writer.is_busy());
         (writer_busy, idle + 1 - writer_busy, MAX_IDLE_READERS + 1)
     }
 
