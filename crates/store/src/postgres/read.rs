@@ -61,8 +61,9 @@ async fn finish<C: GenericClient>(c: &C, r: &Row) -> Result<AccountView, StoreEr
         identities: Vec::new(),
     };
     if v.kind == AccountKind::Hosted {
-        v.addresses = addresses(c, v.account_id).await?;
-        v.identities = identities(c, v.account_id).await?;
+        // Pipelined on the connection: one round trip for both.
+        (v.addresses, v.identities) =
+            tokio::try_join!(addresses(c, v.account_id), identities(c, v.account_id))?;
     }
     Ok(v)
 }

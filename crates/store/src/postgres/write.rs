@@ -291,31 +291,50 @@ pub(super) async fn apply(
         body_zuid,
     )?;
     let mode = cmd.mode();
+    // The aggregate's reads are independent: sent together, they are pipelined on the
+    // connection and cost one round trip, not five.
+    let (org_domains, addresses, identities, user_accounts, taken_elsewhere) = tokio::try_join!(
+        read::org_domains(tx, target.zoid),
+        read::addresses(tx, account),
+        read::identities(tx, account),
+        user_accounts(tx, target.state.zuid),
+        taken_elsewhere(tx, account, cmd.addresses_to_check()),
+    )?;
     let agg = AccountAggregate {
-        org_domains: read::org_domains(tx, target.zoid).await?,
-        addresses: read::addresses(tx, account).await?,
-        identities: read::identities(tx, account).await?,
-        user_accounts: user_accounts(tx, target.state.zuid).await?,
-        taken_elsewhere: taken_elsewhere(tx, account, cmd.addresses_to_check()).await?,
+        org_domains,
+        addresses,
+        identities,
+        user_accounts,
+        taken_elsewhere,
         user_display_name: target.user_display_name,
         account: target.state,
     };
     let change = mailplane_domain::apply(&agg, cmd)?;
-    for op in change.ops {
-        persist(tx, key, account, op).await?;
-    }
-    audit(
-        tx,
-        grant,
-        meta,
-        target.zoid,
-        Some(agg.account.zuid),
-        Some(account),
-        mode.as_str(),
-        &change.before,
-        &change.after,
-    )
-    .await?;
+    // The change and its audit row in one batch: the audit statement is sent behind the
+    // change's without waiting for its answer. Should a change fail, its error answers
+    // first (statements are answered in order) and the transaction is rolled back.
+    let persist_all = async {
+        for op in change.ops {
+            persist(tx, key, account, op).await?;
+        }
+        Ok::<(), WriteError>(())
+    };
+    let audit_row = async {
+        audit(
+            tx,
+            grant,
+            meta,
+            target.zoid,
+            Some(agg.account.zuid),
+            Some(account),
+            mode.as_str(),
+            &change.before,
+            &change.after,
+        )
+        .await
+        .map_err(WriteError::from)
+    };
+    tokio::try_join!(persist_all, audit_row)?;
     read::account_view(tx, account)
         .await?
         .ok_or_else(|| StoreError::Corrupt("account vanished in its own transaction".into()).into())
