@@ -239,11 +239,21 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let header_read_timeout = state.header_read_timeout;
+    serve_router(listener, router(state), header_read_timeout, shutdown).await
+}
+
+/// [`serve`]'s accept loop for any router: the same HTTP/1.1 settings and limits (used by
+/// `mailplane bench` to measure the HTTP stack alone).
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_read_timeout: std::time::Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
 
-    let header_read_timeout = state.header_read_timeout;
-    let app = router(state);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {

@@ -32,6 +32,8 @@ pub struct PoolState {
     pub in_use: usize,
     pub idle: usize,
     pub max: usize,
+    /// SQLite's group commits and the writes they kept, when the store commits in groups.
+    pub commits: Option<(u64, u64)>,
 }
 
 /// A mode the update handler puts into its response, for the metrics' `mode` label.
@@ -126,6 +128,20 @@ impl Metrics {
             "mailplane_db_pool_connections{{state=\"max\"}} {}",
             pool.max
         );
+        if let Some((commits, writes)) = pool.commits {
+            let _ = writeln!(
+                out,
+                "# HELP mailplane_db_commits_total Transactions committed by the SQLite writer (group commits)."
+            );
+            let _ = writeln!(out, "# TYPE mailplane_db_commits_total counter");
+            let _ = writeln!(out, "mailplane_db_commits_total {commits}");
+            let _ = writeln!(
+                out,
+                "# HELP mailplane_db_committed_writes_total Writes kept in those commits; over the commits, the mean batch size."
+            );
+            let _ = writeln!(out, "# TYPE mailplane_db_committed_writes_total counter");
+            let _ = writeln!(out, "mailplane_db_committed_writes_total {writes}");
+        }
         out
     }
 }
@@ -143,6 +159,7 @@ mod tests {
             in_use: 1,
             idle: 2,
             max: 8,
+            commits: Some((3, 7)),
         });
         let labels = r#"route="/api/accounts/{account_id}",mode="emailupdate",status="200""#;
         assert!(
@@ -156,5 +173,7 @@ mod tests {
             "mailplane_http_request_duration_seconds_bucket{{{labels},le=\"0.5\"}} 2"
         )));
         assert!(text.contains("mailplane_db_pool_connections{state=\"idle\"} 2"));
+        assert!(text.contains("mailplane_db_commits_total 3"));
+        assert!(text.contains("mailplane_db_committed_writes_total 7"));
     }
 }

@@ -538,6 +538,15 @@ impl Store {
         }
     }
 
+    /// SQLite's group commits so far and the writes they kept (`None` on PostgreSQL, which
+    /// commits each request's transaction itself).
+    pub fn commit_counts(&self) -> Option<(u64, u64)> {
+        match self {
+            Store::Sqlite(s) => Some(s.commit_counts()),
+            Store::Postgres(_) => None,
+        }
+    }
+
     /// Connections of this node: (in use, idle, most).
     pub fn pool_state(&self) -> (usize, usize, usize) {
         match self {

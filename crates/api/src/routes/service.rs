@@ -25,7 +25,12 @@ pub async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> 
 /// `GET /metrics`: Prometheus' text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let (in_use, idle, max) = state.store.pool_state();
-    let body = state.metrics.render(&PoolState { in_use, idle, max });
+    let body = state.metrics.render(&PoolState {
+        in_use,
+        idle,
+        max,
+        commits: state.store.commit_counts(),
+    });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -15,7 +15,7 @@
 //! serial history as one transaction per write.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,25 +42,42 @@ type Job = Box<dyn FnOnce(&Transaction<'_>, &RelayKey) -> (bool, Finish) + Send>
 /// The handle the store holds: a queue into the writer thread.
 pub(super) struct Writer {
     queue: Sender<Job>,
-    busy: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+}
+
+/// What the writer has done, for `/metrics` and the benchmark.
+#[derive(Default)]
+struct Stats {
+    busy: AtomicBool,
+    commits: AtomicU64,
+    /// Writes kept in those commits (failed ones are undone and not counted).
+    writes: AtomicU64,
 }
 
 impl Writer {
     /// Starts the writer thread on `conn`. It stops when the handle is dropped.
     pub(super) fn start(conn: Connection, key: RelayKey) -> Result<Writer, StoreError> {
         let (queue, jobs) = mpsc::channel();
-        let busy = Arc::new(AtomicBool::new(false));
-        let flag = busy.clone();
+        let stats = Arc::new(Stats::default());
+        let shared = stats.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, key, jobs, flag))
+            .spawn(move || run(conn, key, jobs, &shared))
             .map_err(StoreError::Io)?;
-        Ok(Writer { queue, busy })
+        Ok(Writer { queue, stats })
     }
 
     /// Whether a batch is being written now (for the pool gauge of `/metrics`).
     pub(super) fn is_busy(&self) -> bool {
-        self.busy.load(Ordering::Relaxed)
+        self.stats.busy.load(Ordering::Relaxed)
+    }
+
+    /// Commits made so far, and the writes they kept.
+    pub(super) fn commit_counts(&self) -> (u64, u64) {
+        (
+            self.stats.commits.load(Ordering::Relaxed),
+            self.stats.writes.load(Ordering::Relaxed),
+        )
     }
 
     /// Queues `f` and waits for its result, which is only handed back once the
@@ -100,13 +117,16 @@ impl Writer {
 }
 
 /// The writer thread: batch, run, commit, answer; until the store is dropped.
-fn run(mut conn: Connection, key: RelayKey, jobs: Receiver<Job>, busy: Arc<AtomicBool>) {
+fn run(mut conn: Connection, key: RelayKey, jobs: Receiver<Job>, stats: &Stats) {
     while let Ok(first) = jobs.recv() {
-        busy.store(true, Ordering::Relaxed);
+        stats.busy.store(true, Ordering::Relaxed);
         let mut batch = vec![first];
         gather(&jobs, &mut batch);
-        write_batch(&mut conn, &key, batch);
-        busy.store(false, Ordering::Relaxed);
+        if let Some(kept) = write_batch(&mut conn, &key, batch) {
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+            stats.writes.fetch_add(kept, Ordering::Relaxed);
+        }
+        stats.busy.store(false, Ordering::Relaxed);
     }
 }
 
@@ -129,29 +149,32 @@ fn gather(jobs: &Receiver<Job>, batch: &mut Vec<Job>) {
     }
 }
 
-/// Runs one batch in one transaction and answers every job of it.
-fn write_batch(conn: &mut Connection, key: &RelayKey, batch: Vec<Job>) {
+/// Runs one batch in one transaction and answers every job of it; the number of writes
+/// kept when it committed.
+fn write_batch(conn: &mut Connection, key: &RelayKey, batch: Vec<Job>) -> Option<u64> {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             // Nothing ran: dropping the jobs answers each waiter with an error.
             tracing::error!(error = %e, "cannot begin a write transaction");
             drop(batch);
-            return;
+            return None;
         }
     };
     let mut finishes = Vec::with_capacity(batch.len());
+    let mut kept = 0;
     for job in batch {
-        if let Some(finish) = run_job(&tx, key, job) {
+        if let Some((ok, finish)) = run_job(&tx, key, job) {
+            kept += u64::from(ok);
             finishes.push(finish);
         }
     }
-    settle(tx, finishes);
+    settle(tx, finishes).then_some(kept)
 }
 
 /// One job under its savepoint. `None` when it panicked (its waiter sees the write
 /// abandoned; its changes are undone).
-fn run_job(tx: &Transaction<'_>, key: &RelayKey, job: Job) -> Option<Finish> {
+fn run_job(tx: &Transaction<'_>, key: &RelayKey, job: Job) -> Option<(bool, Finish)> {
     if let Err(e) = tx.execute_batch("SAVEPOINT request") {
         tracing::error!(error = %e, "cannot open a savepoint");
         return None;
@@ -168,12 +191,12 @@ fn run_job(tx: &Transaction<'_>, key: &RelayKey, job: Job) -> Option<Finish> {
         tracing::error!(error = %e, "cannot close a savepoint");
         let _ = tx.execute_batch("ROLLBACK");
     }
-    outcome.ok().map(|(_, finish)| finish)
+    outcome.ok()
 }
 
-/// Commits, then answers (the real build).
+/// Commits, then answers (the real build); whether it committed.
 #[cfg(not(feature = "ack-before-commit"))]
-fn settle(tx: Transaction<'_>, finishes: Vec<Finish>) {
+fn settle(tx: Transaction<'_>, finishes: Vec<Finish>) -> bool {
     let committed = tx.commit().map_err(StoreError::Db);
     if let Err(e) = &committed {
         tracing::error!(error = %e, "group commit failed");
@@ -181,19 +204,24 @@ fn settle(tx: Transaction<'_>, finishes: Vec<Finish>) {
     for finish in finishes {
         finish(committed.as_ref().map(|_| ()));
     }
+    committed.is_ok()
 }
 
 /// BROKEN ON PURPOSE (feature `ack-before-commit`, built only by the crash test): answers
 /// every waiter *before* the commit, which follows 50 ms later. A `kill -9` in that window
 /// loses changes their clients already got a 200 for.
 #[cfg(feature = "ack-before-commit")]
-fn settle(tx: Transaction<'_>, finishes: Vec<Finish>) {
+fn settle(tx: Transaction<'_>, finishes: Vec<Finish>) -> bool {
     for finish in finishes {
         finish(Ok(()));
     }
     std::thread::sleep(Duration::from_millis(50));
-    if let Err(e) = tx.commit() {
-        tracing::error!(error = %e, "late commit failed");
+    match tx.commit() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "late commit failed");
+            false
+        }
     }
 }
 
@@ -251,6 +279,9 @@ mod tests {
             .unwrap();
         assert_eq!(stored, acked, "exactly the acknowledged writes are stored");
         assert_eq!(stored.len(), 400 - 100 - 4);
+        let (commits, writes) = writer.commit_counts();
+        assert_eq!(writes, stored.len() as u64, "kept writes are counted");
+        assert!(commits >= 1 && commits <= writes, "{commits} commits");
     }
 
     #[tokio::test]

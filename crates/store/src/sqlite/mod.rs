@@ -455,6 +455,11 @@ impl SqliteStore {
     }
 
     /// The writer plus the idle readers; readers in use are not counted.
+    /// Group commits made so far, and the writes they kept.
+    pub fn commit_counts(&self) -> (u64, u64) {
+        self.inner.writer.commit_counts()
+    }
+
     pub fn pool_state(&self) -> (usize, usize, usize) {
         let idle = self
             .inner
