@@ -10,12 +10,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::wire::{reset_after_sending, Wire};
 use common::*;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
-use tokio::time::{sleep, timeout};
+use tokio::time::sleep;
 
 backend_tests!(
     the_demo_login_may_send_as_its_own_addresses,
@@ -37,34 +35,17 @@ backend_tests!(
     a_second_node_answers_from_the_same_database,
 );
 
-/// The longest any single read or write may take.
-const TIMEOUT: Duration = Duration::from_secs(10);
-
 const BECKY: &str = "becky@zylker.com";
 const ADMIN: &str = "admin@zylker.com";
 
 /// The demo with the policy service (and the socketmap) on free ports.
-fn app_with(extra: &[&str]) -> TestApp {
-    let args = [
-        &[
-            "--policy-listen",
-            "127.0.0.1:0",
-            "--socketmap-listen",
-            "127.0.0.1:0",
-        ],
-        extra,
-    ]
-    .concat();
-    let app = TestApp::demo_on(Db::fresh(), &args);
+fn app() -> TestApp {
+    let app = TestApp::demo_with_postfix_listeners(&[]);
     assert!(
         app.policy_addr.is_some(),
         "serve did not print `mailplane policy service listening on ADDR`"
     );
     app
-}
-
-fn app() -> TestApp {
-    app_with(&[])
 }
 
 // ---- the protocol, client side ----
@@ -133,10 +114,7 @@ fn inbound(recipient: &str) -> String {
 }
 
 /// One connection to the policy service.
-struct Policy {
-    reader: BufReader<OwnedReadHalf>,
-    writer: Option<OwnedWriteHalf>,
-}
+struct Policy(Wire);
 
 impl Policy {
     async fn connect(app: &TestApp) -> Policy {
@@ -144,72 +122,13 @@ impl Policy {
             .policy_addr
             .as_deref()
             .expect("the policy service address");
-        let stream = timeout(TIMEOUT, TcpStream::connect(addr))
-            .await
-            .expect("connecting to the policy service timed out")
-            .expect("connect to the policy service");
-        stream.set_nodelay(true).unwrap();
-        let (r, w) = stream.into_split();
-        Policy {
-            reader: BufReader::new(r),
-            writer: Some(w),
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        let w = self.writer.as_mut().expect("not shut down");
-        timeout(TIMEOUT, async {
-            w.write_all(bytes).await?;
-            w.flush().await
-        })
-        .await
-        .expect("writing to the policy service timed out")
-        .expect("write to the policy service");
-    }
-
-    /// Writes, ignoring errors (the server may already have closed the connection).
-    async fn send_regardless(&mut self, bytes: &[u8]) {
-        let w = self.writer.as_mut().expect("not shut down");
-        let _ = timeout(TIMEOUT, async {
-            for chunk in bytes.chunks(4096) {
-                w.write_all(chunk).await?;
-            }
-            w.flush().await
-        })
-        .await
-        .expect("writing to the policy service timed out");
-    }
-
-    /// Sends `bytes` one at a time, each flushed, a few milliseconds apart.
-    async fn send_byte_by_byte(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.send(&[*b]).await;
-            sleep(Duration::from_millis(2)).await;
-        }
-    }
-
-    /// Ends what this side sends (FIN); reading stays possible.
-    async fn shutdown_write(&mut self) {
-        let mut w = self.writer.take().expect("not shut down yet");
-        timeout(TIMEOUT, w.shutdown())
-            .await
-            .expect("shutdown timed out")
-            .expect("shutdown");
-        // Dropping the write half after shutdown closes nothing more.
-        drop(w);
+        Policy(Wire::connect(addr, "the policy service").await)
     }
 
     async fn line(&mut self, what: &str) -> String {
-        let mut line = String::new();
-        let n = timeout(TIMEOUT, self.reader.read_line(&mut line))
-            .await
-            .unwrap_or_else(|_| panic!("no answer within {TIMEOUT:?} ({what})"))
-            .unwrap_or_else(|e| panic!("reading the answer ({what}): {e}"));
-        assert!(
-            n > 0,
-            "the policy service closed the connection instead of answering ({what})"
-        );
-        line
+        self.0.line(what).await.unwrap_or_else(|| {
+            panic!("the policy service closed the connection instead of answering ({what})")
+        })
     }
 
     /// Reads one answer, exactly `action=<action>\n\n`; the action.
@@ -231,38 +150,23 @@ impl Policy {
 
     /// Sends one request and reads its answer; the action.
     async fn ask(&mut self, request: &str) -> String {
-        self.send(request.as_bytes()).await;
+        self.0.send(request.as_bytes()).await;
         self.answer().await
-    }
-
-    /// Asserts that the server closes the connection without sending a byte.
-    async fn assert_closed_without_answer(&mut self, what: &str) {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match timeout(TIMEOUT, self.reader.read(&mut buf)).await {
-                Err(_) => panic!(
-                    "{what}: the connection is still open after {TIMEOUT:?} (received {:?})",
-                    String::from_utf8_lossy(&got)
-                ),
-                Ok(Ok(0)) => break,
-                Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-                // A close with unread input arrives as a reset: closed all the same.
-                Ok(Err(e)) if is_reset(&e) => break,
-                Ok(Err(e)) => panic!("{what}: reading: {e}"),
-            }
-        }
-        assert!(
-            got.is_empty(),
-            "{what}: the server answered {:?} instead of closing without an answer",
-            String::from_utf8_lossy(&got)
-        );
     }
 }
 
-fn is_reset(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
+/// The connection's bytes: sending, half-closing, asserting the close.
+impl std::ops::Deref for Policy {
+    type Target = Wire;
+    fn deref(&self) -> &Wire {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Policy {
+    fn deref_mut(&mut self) -> &mut Wire {
+        &mut self.0
+    }
 }
 
 // ---- what the answers must be ----
@@ -289,33 +193,9 @@ fn assert_dunno(action: &str, what: &str) {
 
 // ---- the API ----
 
-async fn user_put(app: &TestApp, body: Value) -> Value {
-    let r = app.user().update_account(REBECCA, &body).await.unwrap();
-    assert_eq!(r.status, 200, "{body}: {}", r.body);
-    r.body
-}
-
-async fn admin_put(app: &TestApp, body: Value) -> Value {
-    let r = app
-        .admin()
-        .update_org_account(ZOID, REBECCA, &body)
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{body}: {}", r.body);
-    r.body
-}
-
 fn extfrom(from: &str) -> Value {
     json!({ "fromAddress": from, "displayName": "R", "mode": "extfrom", "serverName": "smtp.example.net",
             "serverPort": 587, "userName": from, "password": "pw-secret", "smtpConnection": "tls" })
-}
-
-async fn add_identity(app: &TestApp, detail: Value) {
-    user_put(
-        app,
-        json!({"mode": "addsendmaildetails", "sendMailDetails": [detail]}),
-    )
-    .await;
 }
 
 // ---- the tests ----
@@ -652,17 +532,9 @@ async fn requests_written_in_tiny_pieces_are_answered() {
     // Pieces of 7 bytes, and a pause before the final empty line: a request is not
     // answered before its empty line.
     let req = submission(BECKY, "pieces@example.com");
-    let body = &req.as_bytes()[..req.len() - 1];
-    for piece in body.chunks(7) {
-        p.send(piece).await;
-        sleep(Duration::from_millis(3)).await;
-    }
-    let mut byte = [0u8; 1];
-    let early = timeout(Duration::from_millis(300), p.reader.read(&mut byte)).await;
-    assert!(
-        early.is_err(),
-        "the service answered (or closed) before the empty line: {early:?}"
-    );
+    p.send_in_pieces(&req.as_bytes()[..req.len() - 1], 7).await;
+    p.assert_silent_for(Duration::from_millis(300), "before the empty line")
+        .await;
     p.send(b"\n").await;
     assert_refused(&p.answer().await, "553", "pieces@example.com");
 }
@@ -675,8 +547,7 @@ async fn a_request_then_end_of_input_is_answered_then_closed() {
         .await;
     p.shutdown_write().await;
     assert_refused(&p.answer().await, "553", "eof@example.com");
-    p.assert_closed_without_answer("after the last answer")
-        .await;
+    p.assert_closed("after the last answer").await;
 }
 
 async fn requests_over_64_kib_close_the_connection_without_an_answer() {
@@ -707,22 +578,20 @@ async fn requests_over_64_kib_close_the_connection_without_an_answer() {
     over.push_str(&submission(BECKY, "big@example.com"));
     assert!(over.len() > 65 * 1024 + 1024);
     p.send_regardless(over.as_bytes()).await;
-    p.assert_closed_without_answer("a request of 80 KB").await;
+    p.assert_closed("a request of 80 KB").await;
 
     // One line over the limit without its newline: closed, not buffered for ever.
     let mut p = Policy::connect(&app).await;
     let mut long = String::from("sender=");
     long.push_str(&"a".repeat(70 * 1024));
     p.send_regardless(long.as_bytes()).await;
-    p.assert_closed_without_answer("a 70 KB line without end")
-        .await;
+    p.assert_closed("a 70 KB line without end").await;
 
     // After a good request, an oversized one on the same connection.
     let mut p = Policy::connect(&app).await;
     assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "first");
     p.send_regardless(over.as_bytes()).await;
-    p.assert_closed_without_answer("oversized second request")
-        .await;
+    p.assert_closed("oversized second request").await;
 
     // The service still works.
     let mut p = Policy::connect(&app).await;
@@ -745,7 +614,7 @@ async fn a_line_without_equals_closes_the_connection_without_an_answer() {
     ] {
         let mut p = Policy::connect(&app).await;
         p.send_regardless(garbage.as_bytes()).await;
-        p.assert_closed_without_answer(what).await;
+        p.assert_closed(what).await;
     }
     // After a good request, garbage on the same connection: the good one was answered,
     // then the connection closes.
@@ -753,8 +622,7 @@ async fn a_line_without_equals_closes_the_connection_without_an_answer() {
     p.send(format!("{}what is this\n\n", submission(BECKY, BECKY)).as_bytes())
         .await;
     assert_dunno(&p.answer().await, "the request before the garbage");
-    p.assert_closed_without_answer("garbage after a request")
-        .await;
+    p.assert_closed("garbage after a request").await;
     // The service still works.
     let mut p = Policy::connect(&app).await;
     assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "afterwards");
@@ -776,17 +644,11 @@ async fn clients_leaving_mid_request_do_not_disturb_the_server() {
         let mut p = Policy::connect(&app).await;
         p.send(&req.as_bytes()[..cut]).await;
         p.shutdown_write().await;
-        p.assert_closed_without_answer(&format!("FIN after {cut} bytes"))
-            .await;
+        p.assert_closed(&format!("FIN after {cut} bytes")).await;
     }
     // Aborted with a reset (SO_LINGER 0) mid-request.
     for _ in 0..3 {
-        let mut s = TcpStream::connect(app.policy_addr.as_deref().unwrap())
-            .await
-            .unwrap();
-        s.write_all(&req.as_bytes()[..30]).await.unwrap();
-        s.set_zero_linger().unwrap();
-        drop(s);
+        reset_after_sending(app.policy_addr.as_deref().unwrap(), &req.as_bytes()[..30]).await;
     }
     // A client that sends a whole request and leaves before reading the answer.
     for _ in 0..5 {
@@ -864,20 +726,7 @@ async fn api_changes_apply_to_the_next_request_on_the_same_connection() {
 
 async fn a_second_node_answers_from_the_same_database() {
     let a = app();
-    // `second_node` starts a node without extra arguments; this one gets the listeners.
-    let b = TestApp::try_serve_logged(
-        a.dir.clone(),
-        a.db.clone(),
-        &[
-            "--policy-listen",
-            "127.0.0.1:0",
-            "--socketmap-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-        "server-policy-node2.log",
-    )
-    .unwrap_or_else(|log| panic!("the second node exited before listening:\n{log}"));
+    let b = a.second_node_with(&POSTFIX_LISTENERS);
     assert_ne!(a.policy_addr, b.policy_addr);
     let mut pa = Policy::connect(&a).await;
     let mut pb = Policy::connect(&b).await;

@@ -19,7 +19,7 @@ use std::time::Duration;
 use common::*;
 use postfix::PostfixInstance;
 use serde_json::json;
-use smtp::{submit, Outcome, StandIn, Submission};
+use smtp::{submit, Outcome, Received, Reply, StandIn, Submission};
 
 backend_tests!(postfix_enforces_what_the_api_says);
 
@@ -128,21 +128,37 @@ fn send(smtpd: &str, s: &Submission<'_>) -> Outcome {
     outcome
 }
 
-async fn put_admin(app: &TestApp, body: serde_json::Value) {
-    let r = app
-        .admin()
-        .update_org_account(ZOID, REBECCA, &body)
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{body}: {:?}", r.body);
-    eprintln!(">>> API (admin): {body} -> {}", r.status);
+/// Sends a message Postfix must refuse at RCPT, with `code` and the status `5.7.1`; the
+/// reply.
+fn refused_at_rcpt(smtpd: &str, s: &Submission<'_>, code: u16) -> Reply {
+    let reply = send(smtpd, s).refused_at("RCPT").clone();
+    assert_eq!(reply.code, code, "{reply}");
+    assert!(reply.text().starts_with("5.7.1 "), "{reply}");
+    reply
 }
 
-async fn put_user(app: &TestApp, body: serde_json::Value) -> mailplane_client::Reply {
-    let r = app.user().update_account(REBECCA, &body).await.unwrap();
-    assert_eq!(r.status, 200, "{body}: {:?}", r.body);
-    eprintln!(">>> API (Rebecca): {body} -> {}", r.status);
-    r
+/// Waits up to 60 s for the message `subject` at `server`, flushing Postfix's queue every
+/// 5 s meanwhile.
+fn delivered(server: &StandIn, mta: &PostfixInstance, subject: &str) -> Option<Received> {
+    server.wait_for(
+        subject,
+        Duration::from_secs(60),
+        Duration::from_secs(5),
+        || mta.flush(),
+    )
+}
+
+/// [`admin_put`], printed.
+async fn put_admin(app: &TestApp, body: serde_json::Value) {
+    admin_put(app, body.clone()).await;
+    eprintln!(">>> API (admin): {body} -> 200");
+}
+
+/// [`user_put`], printed; the answer's body.
+async fn put_user(app: &TestApp, body: serde_json::Value) -> serde_json::Value {
+    let answer = user_put(app, body.clone()).await;
+    eprintln!(">>> API (Rebecca): {body} -> 200");
+    answer
 }
 
 async fn postfix_enforces_what_the_api_says() {
@@ -164,16 +180,7 @@ async fn postfix_enforces_what_the_api_says() {
     let sink = StandIn::start("sink", false);
     let relay = StandIn::start("relay", true);
 
-    let app = TestApp::demo_on(
-        Db::fresh(),
-        &[
-            "--policy-listen",
-            "127.0.0.1:0",
-            "--socketmap-listen",
-            "127.0.0.1:0",
-            "--allow-internal-relays",
-        ],
-    );
+    let app = TestApp::demo_with_postfix_listeners(&["--allow-internal-relays"]);
     let _log = ServerLogOnPanic(&app);
     let policy = app
         .policy_addr
@@ -222,13 +229,7 @@ async fn postfix_enforces_what_the_api_says() {
     let s = submission("a allowed", Some(BECKY), BECKY, FRIEND);
     let reply = send(&smtpd, &s).accepted().clone();
     assert_eq!(reply.code, 250);
-    let got = sink
-        .wait_for(
-            s.subject,
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            || mta.flush(),
-        )
+    let got = delivered(&sink, &mta, s.subject)
         .expect("the allowed message reaches the default relay within 60 s");
     assert_eq!(
         (got.mail_from.as_str(), got.rcpt_to.clone(), got.auth),
@@ -242,9 +243,11 @@ async fn postfix_enforces_what_the_api_says() {
         json!({"zuid": REBECCA_ZUID, "mode": "updateOutgoingStatus", "outgoingBlocked": true}),
     )
     .await;
-    let outcome = send(&smtpd, &submission("b blocked", Some(BECKY), BECKY, FRIEND));
-    let reply = outcome.refused_at("RCPT");
-    assert_eq!(reply.code, 554, "{reply}");
+    let reply = refused_at_rcpt(
+        &smtpd,
+        &submission("b blocked", Some(BECKY), BECKY, FRIEND),
+        554,
+    );
     let want = format!("5.7.1 <{FRIEND}>: Recipient address rejected: Outgoing mail is blocked");
     assert!(
         reply.text().starts_with(&want),
@@ -258,13 +261,8 @@ async fn postfix_enforces_what_the_api_says() {
     .await;
     let s = submission("b unblocked", Some(BECKY), BECKY, FRIEND);
     send(&smtpd, &s).accepted();
-    sink.wait_for(
-        s.subject,
-        Duration::from_secs(60),
-        Duration::from_secs(5),
-        || mta.flush(),
-    )
-    .expect("the message after unblocking reaches the default relay");
+    delivered(&sink, &mta, s.subject)
+        .expect("the message after unblocking reaches the default relay");
 
     // (c) Senders Rebecca may not send as: another account's address, and a stranger's;
     // refused by Postfix's login map, and by the policy service where that map is ignored.
@@ -274,10 +272,8 @@ async fn postfix_enforces_what_the_api_says() {
     ] {
         for (addr, server) in [(&smtpd, ""), (&policy_only, ", smtpd without SASL")] {
             let label = format!("c {who}{server}");
-            let outcome = send(addr, &submission(&label, Some(BECKY), sender, FRIEND));
-            let reply = outcome.refused_at("RCPT");
-            assert_eq!(reply.code, 553, "{reply}");
-            assert!(reply.text().starts_with("5.7.1 "), "{reply}");
+            let s = submission(&label, Some(BECKY), sender, FRIEND);
+            let reply = refused_at_rcpt(addr, &s, 553);
             assert!(
                 reply.text().contains(&format!("<{sender}>")),
                 "the refusal names the sender: {reply}"
@@ -304,13 +300,8 @@ async fn postfix_enforces_what_the_api_says() {
         json!({"zuid": REBECCA_ZUID, "mode": "updateIncomingStatus", "incomingBlocked": true}),
     )
     .await;
-    let outcome = send(
-        &smtpd,
-        &submission("d incoming blocked", None, FRIEND, BECKY),
-    );
-    let reply = outcome.refused_at("RCPT");
-    assert_eq!(reply.code, 550, "{reply}");
-    assert!(reply.text().starts_with("5.7.1 "), "{reply}");
+    let s = submission("d incoming blocked", None, FRIEND, BECKY);
+    let reply = refused_at_rcpt(&smtpd, &s, 550);
     assert!(reply.text().contains(&format!("<{BECKY}>")), "{reply}");
     // Her outgoing mail is not affected.
     send(
@@ -336,7 +327,7 @@ async fn postfix_enforces_what_the_api_says() {
 
     // (e) An extfrom identity: its mail leaves through its own relay, with its credentials.
     let relay_port = relay.port();
-    let r = put_user(
+    let answer = put_user(
         &app,
         json!({"mode": "addsendmaildetails", "sendMailDetails": [{
             "fromAddress": EXT_FROM, "displayName": "Rebecca at home", "mode": "extfrom",
@@ -345,28 +336,20 @@ async fn postfix_enforces_what_the_api_says() {
     )
     .await;
     assert!(
-        r.data()
+        answer["data"]
             .as_array()
             .is_some_and(|a| a.iter().any(|i| i["fromAddress"] == EXT_FROM)),
-        "{:?}",
-        r.body
+        "{answer:?}"
     );
     let s = submission("e extfrom", Some(BECKY), EXT_FROM, FRIEND);
     send(&smtpd, &s).accepted();
-    let got = relay
-        .wait_for(
-            s.subject,
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            || mta.flush(),
+    let got = delivered(&relay, &mta, s.subject).unwrap_or_else(|| {
+        panic!(
+            "the extfrom message did not reach its relay (127.0.0.1:{relay_port}) within 60 s; \
+             the default relay got: {:?}",
+            sink.find(s.subject).map(|m| m.mail_from)
         )
-        .unwrap_or_else(|| {
-            panic!(
-                "the extfrom message did not reach its relay (127.0.0.1:{relay_port}) within 60 s; \
-                 the default relay got: {:?}",
-                sink.find(s.subject).map(|m| m.mail_from)
-            )
-        });
+    });
     eprintln!(
         ">>> [e extfrom] the relay got the message from <{}>, AUTH {} as {:?}",
         got.mail_from,
@@ -389,30 +372,15 @@ async fn postfix_enforces_what_the_api_says() {
         FRIEND,
     );
     send(&smtpd, &s).accepted();
-    sink.wait_for(
-        s.subject,
-        Duration::from_secs(60),
-        Duration::from_secs(5),
-        || mta.flush(),
-    )
-    .expect("mail from the mailbox address still reaches the default relay");
+    delivered(&sink, &mta, s.subject)
+        .expect("mail from the mailbox address still reaches the default relay");
 
     // (f) A disabled account sends nothing and receives nothing.
     put_user(&app, json!({"mode": "disableMailAccount"})).await;
-    let outcome = send(
-        &smtpd,
-        &submission("f disabled sends", Some(BECKY), BECKY, FRIEND),
-    );
-    let reply = outcome.refused_at("RCPT");
-    assert_eq!(reply.code, 554, "{reply}");
-    assert!(reply.text().starts_with("5.7.1 "), "{reply}");
-    let outcome = send(
-        &smtpd,
-        &submission("f disabled receives", None, FRIEND, BECKY),
-    );
-    let reply = outcome.refused_at("RCPT");
-    assert_eq!(reply.code, 550, "{reply}");
-    assert!(reply.text().starts_with("5.7.1 "), "{reply}");
+    let s = submission("f disabled sends", Some(BECKY), BECKY, FRIEND);
+    refused_at_rcpt(&smtpd, &s, 554);
+    let s = submission("f disabled receives", None, FRIEND, BECKY);
+    refused_at_rcpt(&smtpd, &s, 550);
     put_admin(
         &app,
         json!({"zuid": REBECCA_ZUID, "mode": "enableMailAccount"}),

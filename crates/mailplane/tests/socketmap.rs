@@ -12,12 +12,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use common::wire::{reset_after_sending, Wire};
 use common::*;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
-use tokio::time::{sleep, timeout};
+use tokio::time::sleep;
 
 backend_tests!(
     senderlogin_lists_the_logins_that_may_send_as_an_address,
@@ -38,26 +36,13 @@ backend_tests!(
     a_second_node_answers_from_the_same_database,
 );
 
-/// The longest any single read or write may take.
-const TIMEOUT: Duration = Duration::from_secs(10);
-
 const BECKY: &str = "becky@zylker.com";
 const ADMIN: &str = "admin@zylker.com";
 const NOTFOUND: &str = "NOTFOUND ";
 
 /// The demo with the socketmap (and the policy service) on free ports.
 fn app_with(extra: &[&str]) -> TestApp {
-    let args = [
-        &[
-            "--policy-listen",
-            "127.0.0.1:0",
-            "--socketmap-listen",
-            "127.0.0.1:0",
-        ],
-        extra,
-    ]
-    .concat();
-    let app = TestApp::demo_on(Db::fresh(), &args);
+    let app = TestApp::demo_with_postfix_listeners(extra);
     assert!(
         app.socketmap_addr.is_some(),
         "serve did not print `mailplane socketmap listening on ADDR`"
@@ -88,10 +73,7 @@ fn query(map: &str, key: &str) -> Vec<u8> {
 }
 
 /// One connection to the socketmap.
-struct Socketmap {
-    reader: BufReader<OwnedReadHalf>,
-    writer: Option<OwnedWriteHalf>,
-}
+struct Socketmap(Wire);
 
 impl Socketmap {
     async fn connect(app: &TestApp) -> Socketmap {
@@ -99,62 +81,7 @@ impl Socketmap {
             .socketmap_addr
             .as_deref()
             .expect("the socketmap address");
-        let stream = timeout(TIMEOUT, TcpStream::connect(addr))
-            .await
-            .expect("connecting to the socketmap timed out")
-            .expect("connect to the socketmap");
-        stream.set_nodelay(true).unwrap();
-        let (r, w) = stream.into_split();
-        Socketmap {
-            reader: BufReader::new(r),
-            writer: Some(w),
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        let w = self.writer.as_mut().expect("not shut down");
-        timeout(TIMEOUT, async {
-            w.write_all(bytes).await?;
-            w.flush().await
-        })
-        .await
-        .expect("writing to the socketmap timed out")
-        .expect("write to the socketmap");
-    }
-
-    /// Writes, ignoring errors (the server may already have closed the connection).
-    async fn send_regardless(&mut self, bytes: &[u8]) {
-        let w = self.writer.as_mut().expect("not shut down");
-        let _ = timeout(TIMEOUT, async {
-            w.write_all(bytes).await?;
-            w.flush().await
-        })
-        .await
-        .expect("writing to the socketmap timed out");
-    }
-
-    async fn send_byte_by_byte(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.send(&[*b]).await;
-            sleep(Duration::from_millis(3)).await;
-        }
-    }
-
-    async fn shutdown_write(&mut self) {
-        let mut w = self.writer.take().expect("not shut down yet");
-        timeout(TIMEOUT, w.shutdown())
-            .await
-            .expect("shutdown timed out")
-            .expect("shutdown");
-    }
-
-    async fn byte(&mut self, what: &str) -> Option<u8> {
-        match timeout(TIMEOUT, self.reader.read_u8()).await {
-            Err(_) => panic!("no answer within {TIMEOUT:?} ({what})"),
-            Ok(Ok(b)) => Some(b),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof || is_reset(&e) => None,
-            Ok(Err(e)) => panic!("reading ({what}): {e}"),
-        }
+        Socketmap(Wire::connect(addr, "the socketmap").await)
     }
 
     /// Reads one netstring answer (strictly: digits, `:`, that many bytes, `,`); `None`
@@ -178,12 +105,9 @@ impl Socketmap {
                 ),
             }
         }
-        let len: usize = len.parse().unwrap();
-        let mut payload = vec![0u8; len];
-        timeout(TIMEOUT, self.reader.read_exact(&mut payload))
-            .await
-            .expect("the netstring payload did not arrive in time")
-            .expect("the connection closed inside a netstring");
+        let payload = self
+            .bytes(len.parse().unwrap(), "the netstring payload")
+            .await;
         let comma = self.byte("the netstring's comma").await;
         assert_eq!(
             comma,
@@ -205,27 +129,9 @@ impl Socketmap {
         self.answer().await
     }
 
-    /// Asserts that the server closes the connection, sending nothing more.
-    async fn assert_closed(&mut self, what: &str) {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 1024];
-        loop {
-            match timeout(TIMEOUT, self.reader.read(&mut buf)).await {
-                Err(_) => panic!(
-                    "{what}: the connection is still open after {TIMEOUT:?} (received {:?})",
-                    String::from_utf8_lossy(&got)
-                ),
-                Ok(Ok(0)) => break,
-                Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-                Ok(Err(e)) if is_reset(&e) => break,
-                Ok(Err(e)) => panic!("{what}: reading: {e}"),
-            }
-        }
-        assert!(
-            got.is_empty(),
-            "{what}: expected the connection to close, got {:?}",
-            String::from_utf8_lossy(&got)
-        );
+    /// Looks `key` up in `senderlogin`; the logins of the `OK` answer (see [`logins`]).
+    async fn senderlogin(&mut self, key: &str, what: &str) -> BTreeSet<String> {
+        logins(&self.lookup("senderlogin", key).await, what)
     }
 
     /// Asserts a `PERM <reason>` answer, then the close.
@@ -239,9 +145,18 @@ impl Socketmap {
     }
 }
 
-fn is_reset(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
+/// The connection's bytes: sending, half-closing, asserting the close.
+impl std::ops::Deref for Socketmap {
+    type Target = Wire;
+    fn deref(&self) -> &Wire {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Socketmap {
+    fn deref_mut(&mut self) -> &mut Wire {
+        &mut self.0
+    }
 }
 
 // ---- what the answers must be ----
@@ -281,33 +196,22 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 
 // ---- the API ----
 
-async fn user_put(app: &TestApp, body: Value) -> Value {
-    let r = app.user().update_account(REBECCA, &body).await.unwrap();
-    assert_eq!(r.status, 200, "{body}: {}", r.body);
-    r.body
-}
-
-async fn admin_put(app: &TestApp, body: Value) -> Value {
-    let r = app
-        .admin()
-        .update_org_account(ZOID, REBECCA, &body)
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{body}: {}", r.body);
-    r.body
-}
-
 fn relay(from: &str, server: &str, port: u16, user: &str, password: &str) -> Value {
     json!({ "fromAddress": from, "displayName": "R", "mode": "extfrom", "serverName": server,
             "serverPort": port, "userName": user, "password": password, "smtpConnection": "tls" })
 }
 
-async fn add_identity(app: &TestApp, detail: Value) {
-    user_put(
-        app,
-        json!({"mode": "addsendmaildetails", "sendMailDetails": [detail]}),
+/// The demo with Rebecca's identity `relay@example.net` relayed through `8.8.8.8:587` as
+/// `relay-user` with `password`, and a connection to its socketmap.
+async fn app_with_relay(password: &str) -> (TestApp, Socketmap) {
+    let app = app();
+    add_identity(
+        &app,
+        relay("relay@example.net", "8.8.8.8", 587, "relay-user", password),
     )
     .await;
+    let m = Socketmap::connect(&app).await;
+    (app, m)
 }
 
 // ---- senderlogin ----
@@ -326,18 +230,24 @@ async fn senderlogin_lists_the_logins_that_may_send_as_an_address() {
         r.body
     );
     let mut m = Socketmap::connect(&app).await;
-    let a = m.lookup("senderlogin", BECKY).await;
-    assert_eq!(logins(&a, "own address"), set(&[BECKY]));
+    assert_eq!(m.senderlogin(BECKY, "own address").await, set(&[BECKY]));
     // Keys are case-insensitive.
-    let a = m.lookup("senderlogin", "BECKY@Zylker.COM").await;
-    assert_eq!(logins(&a, "own address, other case"), set(&[BECKY]));
-    let a = m.lookup("senderlogin", ADMIN).await;
-    assert_eq!(logins(&a, "the admin's address"), set(&[ADMIN]));
+    assert_eq!(
+        m.senderlogin("BECKY@Zylker.COM", "own address, other case")
+            .await,
+        set(&[BECKY])
+    );
+    assert_eq!(
+        m.senderlogin(ADMIN, "the admin's address").await,
+        set(&[ADMIN])
+    );
 
     // The address of an extfrom identity: Rebecca's logins.
     add_identity(&app, relay("relay@example.net", "8.8.8.8", 587, "u", "p")).await;
-    let a = m.lookup("senderlogin", "Relay@Example.NET").await;
-    assert_eq!(logins(&a, "extfrom identity"), set(&[BECKY]));
+    assert_eq!(
+        m.senderlogin("Relay@Example.NET", "extfrom identity").await,
+        set(&[BECKY])
+    );
     // Of an extmailbox identity too.
     add_identity(
         &app,
@@ -356,12 +266,13 @@ async fn senderlogin_lists_the_logins_that_may_send_as_an_address() {
     .await;
     let both = set(&[BECKY, "rebecca@zylker.com"]);
     for key in [BECKY, "rebecca@zylker.com", "relay@example.net"] {
-        let a = m.lookup("senderlogin", key).await;
-        assert_eq!(logins(&a, key), both, "{key}");
+        assert_eq!(m.senderlogin(key, key).await, both, "{key}");
     }
     // The admin's address is still only the admin's.
-    let a = m.lookup("senderlogin", ADMIN).await;
-    assert_eq!(logins(&a, "the admin's address"), set(&[ADMIN]));
+    assert_eq!(
+        m.senderlogin(ADMIN, "the admin's address").await,
+        set(&[ADMIN])
+    );
 }
 
 async fn senderlogin_of_unknown_addresses_and_domains_is_notfound() {
@@ -378,8 +289,7 @@ async fn senderlogin_of_unknown_addresses_and_domains_is_notfound() {
         assert_eq!(m.lookup("senderlogin", key).await, NOTFOUND, "{key}");
     }
     // The connection serves on after NOTFOUND answers.
-    let a = m.lookup("senderlogin", BECKY).await;
-    assert_eq!(logins(&a, "after NOTFOUND"), set(&[BECKY]));
+    assert_eq!(m.senderlogin(BECKY, "after NOTFOUND").await, set(&[BECKY]));
 }
 
 // ---- relayhost and relaycreds ----
@@ -466,8 +376,7 @@ async fn relay_names_resolving_to_internal_addresses_are_perm_without_the_flag()
     let a = m.lookup("relayhost", "SSRF@example.net").await;
     assert_perm(&a, "again, other case");
     // Another account's lookups are unaffected.
-    let a = m.lookup("senderlogin", BECKY).await;
-    assert_eq!(logins(&a, "senderlogin"), set(&[BECKY]));
+    assert_eq!(m.senderlogin(BECKY, "senderlogin").await, set(&[BECKY]));
 }
 
 async fn relaycreds_answer_exactly_user_colon_password() {
@@ -530,8 +439,10 @@ async fn an_unknown_map_is_perm() {
         let a = m.lookup(map, BECKY).await;
         assert_perm(&a, &format!("map {map:?}"));
         // A well-formed request: the connection serves on.
-        let a = m.lookup("senderlogin", BECKY).await;
-        assert_eq!(logins(&a, "after the unknown map"), set(&[BECKY]));
+        assert_eq!(
+            m.senderlogin(BECKY, "after the unknown map").await,
+            set(&[BECKY])
+        );
     }
 }
 
@@ -547,8 +458,10 @@ async fn netstrings_over_10000_bytes_are_perm_and_close() {
     assert!(q.starts_with(b"10000:"), "{:?}", &q[..8]);
     m.send(&q).await;
     assert_eq!(m.answer().await, NOTFOUND);
-    let a = m.lookup("senderlogin", BECKY).await;
-    assert_eq!(logins(&a, "after the long key"), set(&[BECKY]));
+    assert_eq!(
+        m.senderlogin(BECKY, "after the long key").await,
+        set(&[BECKY])
+    );
 
     // The length alone decides: no need to send the payload.
     for header in ["10001:", "99999:", "123456789012345678901234567890:"] {
@@ -558,16 +471,14 @@ async fn netstrings_over_10000_bytes_are_perm_and_close() {
     }
     // With a payload following, after a good lookup on the same connection.
     let mut m = Socketmap::connect(&app).await;
-    let a = m.lookup("senderlogin", BECKY).await;
-    assert_eq!(logins(&a, "first"), set(&[BECKY]));
+    assert_eq!(m.senderlogin(BECKY, "first").await, set(&[BECKY]));
     let mut big = b"20000:senderlogin ".to_vec();
     big.extend([b'x'; 200]);
     m.send(&big).await;
     m.assert_perm_then_closed("20000 announced").await;
     // The socketmap still serves.
     let mut m = Socketmap::connect(&app).await;
-    let a = m.lookup("senderlogin", BECKY).await;
-    assert_eq!(logins(&a, "afterwards"), set(&[BECKY]));
+    assert_eq!(m.senderlogin(BECKY, "afterwards").await, set(&[BECKY]));
 }
 
 async fn malformed_netstrings_are_perm_and_close() {
@@ -605,23 +516,15 @@ async fn malformed_netstrings_are_perm_and_close() {
         .await;
     // The socketmap still serves.
     let mut m = Socketmap::connect(&app).await;
-    let a = m.lookup("senderlogin", BECKY).await;
-    assert_eq!(logins(&a, "afterwards"), set(&[BECKY]));
+    assert_eq!(m.senderlogin(BECKY, "afterwards").await, set(&[BECKY]));
 }
 
 // ---- connections ----
 
 async fn many_lookups_on_one_connection_and_many_connections_at_once() {
-    let app = app();
-    add_identity(
-        &app,
-        relay("relay@example.net", "8.8.8.8", 587, "relay-user", "pw:1"),
-    )
-    .await;
-    let mut m = Socketmap::connect(&app).await;
+    let (app, mut m) = app_with_relay("pw:1").await;
     for i in 0..20 {
-        let a = m.lookup("senderlogin", BECKY).await;
-        assert_eq!(logins(&a, "senderlogin"), set(&[BECKY]));
+        assert_eq!(m.senderlogin(BECKY, "senderlogin").await, set(&[BECKY]));
         assert_eq!(
             m.lookup("relayhost", "relay@example.net").await,
             "OK [8.8.8.8]:587"
@@ -655,18 +558,11 @@ async fn many_lookups_on_one_connection_and_many_connections_at_once() {
     for c in clients {
         c.await.expect("a client failed");
     }
-    let a = m.lookup("senderlogin", BECKY).await;
-    assert_eq!(logins(&a, "still open"), set(&[BECKY]));
+    assert_eq!(m.senderlogin(BECKY, "still open").await, set(&[BECKY]));
 }
 
 async fn pipelined_lookups_are_answered_in_order() {
-    let app = app();
-    add_identity(
-        &app,
-        relay("relay@example.net", "8.8.8.8", 587, "relay-user", "pw"),
-    )
-    .await;
-    let mut m = Socketmap::connect(&app).await;
+    let (_app, mut m) = app_with_relay("pw").await;
     let batch = [
         query("senderlogin", BECKY),
         query("relayhost", "relay@example.net"),
@@ -695,13 +591,7 @@ async fn pipelined_lookups_are_answered_in_order() {
 }
 
 async fn lookups_written_in_tiny_pieces_are_answered() {
-    let app = app();
-    add_identity(
-        &app,
-        relay("relay@example.net", "8.8.8.8", 587, "relay-user", "pw"),
-    )
-    .await;
-    let mut m = Socketmap::connect(&app).await;
+    let (_app, mut m) = app_with_relay("pw").await;
     m.send_byte_by_byte(&query("senderlogin", BECKY)).await;
     assert_eq!(logins(&m.answer().await, "byte by byte"), set(&[BECKY]));
     m.send_byte_by_byte(&query("relaycreds", "relay@example.net"))
@@ -710,12 +600,8 @@ async fn lookups_written_in_tiny_pieces_are_answered() {
     // Not answered before the comma.
     let q = query("relayhost", "relay@example.net");
     m.send(&q[..q.len() - 1]).await;
-    let mut byte = [0u8; 1];
-    let early = timeout(Duration::from_millis(300), m.reader.read(&mut byte)).await;
-    assert!(
-        early.is_err(),
-        "the socketmap answered (or closed) before the comma: {early:?}"
-    );
+    m.assert_silent_for(Duration::from_millis(300), "before the comma")
+        .await;
     m.send(b",").await;
     assert_eq!(m.answer().await, "OK [8.8.8.8]:587");
 }
@@ -732,8 +618,7 @@ async fn a_lookup_then_end_of_input_is_answered_then_closed() {
 async fn clients_leaving_mid_request_do_not_disturb_the_server() {
     let app = app();
     let mut kept = Socketmap::connect(&app).await;
-    let a = kept.lookup("senderlogin", BECKY).await;
-    assert_eq!(logins(&a, "before"), set(&[BECKY]));
+    assert_eq!(kept.senderlogin(BECKY, "before").await, set(&[BECKY]));
 
     let q = query("senderlogin", BECKY);
     for cut in [0, 1, 2, 3, 10, q.len() - 1] {
@@ -750,12 +635,7 @@ async fn clients_leaving_mid_request_do_not_disturb_the_server() {
         m.assert_closed(&format!("FIN after {cut} bytes")).await;
     }
     for _ in 0..3 {
-        let mut s = TcpStream::connect(app.socketmap_addr.as_deref().unwrap())
-            .await
-            .unwrap();
-        s.write_all(&q[..10]).await.unwrap();
-        s.set_zero_linger().unwrap();
-        drop(s);
+        reset_after_sending(app.socketmap_addr.as_deref().unwrap(), &q[..10]).await;
     }
     for _ in 0..5 {
         let mut m = Socketmap::connect(&app).await;
@@ -764,11 +644,9 @@ async fn clients_leaving_mid_request_do_not_disturb_the_server() {
     }
     sleep(Duration::from_millis(200)).await;
 
-    let a = kept.lookup("senderlogin", BECKY).await;
-    assert_eq!(logins(&a, "kept"), set(&[BECKY]));
+    assert_eq!(kept.senderlogin(BECKY, "kept").await, set(&[BECKY]));
     let mut fresh = Socketmap::connect(&app).await;
-    let a = fresh.lookup("senderlogin", BECKY).await;
-    assert_eq!(logins(&a, "fresh"), set(&[BECKY]));
+    assert_eq!(fresh.senderlogin(BECKY, "fresh").await, set(&[BECKY]));
     assert_eq!(app.user().account(REBECCA).await.unwrap().status, 200);
 }
 
@@ -781,10 +659,7 @@ async fn api_changes_apply_to_the_next_lookup_on_the_same_connection() {
     assert_eq!(m.lookup("relaycreds", ext).await, NOTFOUND);
 
     add_identity(&app, relay(ext, "8.8.8.8", 587, "later-user", "first")).await;
-    assert_eq!(
-        logins(&m.lookup("senderlogin", ext).await, ext),
-        set(&[BECKY])
-    );
+    assert_eq!(m.senderlogin(ext, ext).await, set(&[BECKY]));
     assert_eq!(m.lookup("relayhost", ext).await, "OK [8.8.8.8]:587");
     assert_eq!(m.lookup("relaycreds", ext).await, "OK later-user:first");
 
@@ -826,20 +701,7 @@ async fn api_changes_apply_to_the_next_lookup_on_the_same_connection() {
 
 async fn a_second_node_answers_from_the_same_database() {
     let a = app();
-    // `second_node` starts a node without extra arguments; this one gets the listeners.
-    let b = TestApp::try_serve_logged(
-        a.dir.clone(),
-        a.db.clone(),
-        &[
-            "--policy-listen",
-            "127.0.0.1:0",
-            "--socketmap-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-        "server-socketmap-node2.log",
-    )
-    .unwrap_or_else(|log| panic!("the second node exited before listening:\n{log}"));
+    let b = a.second_node_with(&POSTFIX_LISTENERS);
     assert_ne!(a.socketmap_addr, b.socketmap_addr);
     let mut mb = Socketmap::connect(&b).await;
     let ext = "nodes@example.net";
@@ -848,8 +710,5 @@ async fn a_second_node_answers_from_the_same_database() {
     add_identity(&a, relay(ext, "8.8.8.8", 587, "nodes-user", "n0des:pw")).await;
     assert_eq!(mb.lookup("relaycreds", ext).await, "OK nodes-user:n0des:pw");
     assert_eq!(mb.lookup("relayhost", ext).await, "OK [8.8.8.8]:587");
-    assert_eq!(
-        logins(&mb.lookup("senderlogin", ext).await, ext),
-        set(&[BECKY])
-    );
+    assert_eq!(mb.senderlogin(ext, ext).await, set(&[BECKY]));
 }

@@ -23,3 +23,33 @@ pub struct Services {
     pub store: Store,
     pub relay_guard: RelayGuard,
 }
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::fmt::Display;
+
+    use tokio::io::BufReader;
+
+    /// Reads `input` with `read_one` (a protocol's `read_request`) until it gives anything
+    /// but a request: every result, errors as text, the last one included.
+    pub(crate) fn read_all<'i, T, E: Display>(
+        input: &'i [u8],
+        mut read_one: impl AsyncFnMut(&mut BufReader<&'i [u8]>) -> Result<Option<T>, E>,
+    ) -> Vec<Result<Option<T>, String>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut reader = BufReader::new(input);
+            let mut out = Vec::new();
+            loop {
+                let r = read_one(&mut reader).await.map_err(|e| e.to_string());
+                let done = !matches!(r, Ok(Some(_)));
+                out.push(r);
+                if done {
+                    return out;
+                }
+            }
+        })
+    }
+}

@@ -4,7 +4,10 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -70,6 +73,39 @@ where
                 tracing::warn!(listener = what, error = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
+        }
+    }
+}
+
+/// Serves one connection, a request at a time: reads it with `read` (waiting `idle` at
+/// most), answers it with `answer`, writes the answer. Ends when the client leaves or
+/// stays idle, when `answer` has no answer, or when `read` fails: then what `refuse`
+/// makes of the error, if anything, is written before the connection closes.
+pub(crate) async fn serve_requests<Req, E>(
+    stream: TcpStream,
+    idle: Duration,
+    mut read: impl AsyncFnMut(&mut BufReader<OwnedReadHalf>) -> Result<Option<Req>, E>,
+    refuse: impl FnOnce(E) -> Option<Vec<u8>>,
+    mut answer: impl AsyncFnMut(Req) -> Option<Vec<u8>>,
+) {
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(reader);
+    loop {
+        let request = match tokio::time::timeout(idle, read(&mut reader)).await {
+            Ok(Ok(Some(request))) => request,
+            Ok(Ok(None)) | Err(_) => return,
+            Ok(Err(e)) => {
+                if let Some(last) = refuse(e) {
+                    let _ = writer.write_all(&last).await;
+                }
+                return;
+            }
+        };
+        let Some(reply) = answer(request).await else {
+            return;
+        };
+        if writer.write_all(&reply).await.is_err() {
+            return;
         }
     }
 }

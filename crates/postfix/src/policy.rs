@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use mailplane_domain::{mail_policy, EmailAddress, Verdict};
 use mailplane_store::{Store, StoreError};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 use tokio::net::TcpListener;
 
-use crate::listen::accept_loop;
+use crate::listen::{accept_loop, serve_requests};
 use crate::Services;
 
 /// The largest request accepted, all lines together. Postfix's requests are a few hundred
@@ -148,26 +148,21 @@ pub fn encode(verdict: &Verdict) -> String {
 pub async fn serve(listener: TcpListener, services: Services) {
     accept_loop(listener, "policy", move |stream, peer| {
         let store = services.store.clone();
-        async move {
-            let (reader, mut writer) = stream.into_split();
-            let mut reader = BufReader::new(reader);
-            loop {
-                let request =
-                    match tokio::time::timeout(IDLE_TIMEOUT, read_request(&mut reader)).await {
-                        Ok(Ok(Some(request))) => request,
-                        Ok(Ok(None)) => return,
-                        Ok(Err(e)) => {
-                            tracing::info!(%peer, error = %e, "policy client dropped");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
+        serve_requests(
+            stream,
+            IDLE_TIMEOUT,
+            read_request,
+            move |e| {
+                tracing::info!(%peer, error = %e, "policy client dropped");
+                None
+            },
+            async move |request: Request| {
                 let verdict = match decide(&store, &request).await {
                     Ok(v) => v,
                     Err(e) => {
                         // No answer at all: Postfix falls back to its default action.
                         tracing::error!(%peer, error = %e, "policy decision failed; closing");
-                        return;
+                        return None;
                     }
                 };
                 tracing::debug!(
@@ -178,11 +173,9 @@ pub async fn serve(listener: TcpListener, services: Services) {
                     ?verdict,
                     "policy"
                 );
-                if writer.write_all(encode(&verdict).as_bytes()).await.is_err() {
-                    return;
-                }
-            }
-        }
+                Some(encode(&verdict).into_bytes())
+            },
+        )
     })
     .await
 }
@@ -193,21 +186,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn read_all(input: &[u8]) -> Vec<Result<Option<Request>, String>> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut reader = BufReader::new(input);
-            let mut out = Vec::new();
-            loop {
-                let r = read_request(&mut reader).await.map_err(|e| e.to_string());
-                let done = !matches!(r, Ok(Some(_)));
-                out.push(r);
-                if done {
-                    return out;
-                }
-            }
-        })
+        crate::test_support::read_all(input, read_request)
     }
 
     #[test]

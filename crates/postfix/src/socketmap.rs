@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use mailplane_domain::EmailAddress;
 use mailplane_store::StoreError;
-use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncReadExt};
 use tokio::net::TcpListener;
 
-use crate::listen::accept_loop;
+use crate::listen::{accept_loop, serve_requests};
 use crate::relay::RelayRefusal;
 use crate::Services;
 
@@ -180,21 +180,15 @@ pub async fn lookup(services: &Services, body: &[u8]) -> Reply {
 pub async fn serve(listener: TcpListener, services: Services) {
     accept_loop(listener, "socketmap", move |stream, peer| {
         let services = services.clone();
-        async move {
-            let (reader, mut writer) = stream.into_split();
-            let mut reader = BufReader::new(reader);
-            loop {
-                let body = match tokio::time::timeout(IDLE_TIMEOUT, read_request(&mut reader)).await
-                {
-                    Ok(Ok(Some(body))) => body,
-                    Ok(Ok(None)) | Err(_) => return,
-                    Ok(Err(e)) => {
-                        tracing::info!(%peer, error = %e, "socketmap client dropped");
-                        let reply = Reply::Perm(e.to_string());
-                        let _ = writer.write_all(&reply.encode()).await;
-                        return;
-                    }
-                };
+        serve_requests(
+            stream,
+            IDLE_TIMEOUT,
+            read_request,
+            move |e| {
+                tracing::info!(%peer, error = %e, "socketmap client dropped");
+                Some(Reply::Perm(e.to_string()).encode())
+            },
+            async move |body: Vec<u8>| {
                 let reply = lookup(&services, &body).await;
                 // The value of a relaycreds answer is a password: log the kind only.
                 tracing::debug!(
@@ -203,11 +197,9 @@ pub async fn serve(listener: TcpListener, services: Services) {
                     found = matches!(reply, Reply::Ok(_)),
                     "socketmap"
                 );
-                if writer.write_all(&reply.encode()).await.is_err() {
-                    return;
-                }
-            }
-        }
+                Some(reply.encode())
+            },
+        )
     })
     .await
 }
@@ -218,21 +210,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn frames(input: &[u8]) -> Vec<Result<Option<Vec<u8>>, String>> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut reader = BufReader::new(input);
-            let mut out = Vec::new();
-            loop {
-                let r = read_request(&mut reader).await.map_err(|e| e.to_string());
-                let done = !matches!(r, Ok(Some(_)));
-                out.push(r);
-                if done {
-                    return out;
-                }
-            }
-        })
+        crate::test_support::read_all(input, read_request)
     }
 
     #[test]

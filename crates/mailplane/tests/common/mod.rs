@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_macros)]
 
 pub mod concurrency;
+pub mod wire;
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
@@ -319,6 +320,14 @@ pub struct TestApp {
     _stdout: BufReader<ChildStdout>,
 }
 
+/// The `serve` arguments that open the Postfix policy service and socketmap on free ports.
+pub const POSTFIX_LISTENERS: [&str; 4] = [
+    "--policy-listen",
+    "127.0.0.1:0",
+    "--socketmap-listen",
+    "127.0.0.1:0",
+];
+
 /// Numbers the log files of nodes after the first.
 static NODES: AtomicUsize = AtomicUsize::new(2);
 
@@ -327,6 +336,12 @@ impl TestApp {
     /// current backend and a free port.
     pub fn demo() -> TestApp {
         TestApp::demo_on(Db::fresh(), &[])
+    }
+
+    /// [`TestApp::demo`] with the Postfix policy service and socketmap on free ports (see
+    /// [`POSTFIX_LISTENERS`]), and more arguments for `serve`.
+    pub fn demo_with_postfix_listeners(extra: &[&str]) -> TestApp {
+        TestApp::demo_on(Db::fresh(), &[&POSTFIX_LISTENERS[..], extra].concat())
     }
 
     /// [`TestApp::demo`] on `db`, with more arguments for `serve`.
@@ -425,10 +440,15 @@ impl TestApp {
     /// Another `serve` process on the same database and data directory (so the same
     /// relay key), on another port, with the same tokens. Its log is its own file.
     pub fn second_node(&self) -> TestApp {
+        self.second_node_with(&[])
+    }
+
+    /// [`TestApp::second_node`] with more arguments for `serve`.
+    pub fn second_node_with(&self, args: &[&str]) -> TestApp {
         let n = NODES.fetch_add(1, Ordering::Relaxed);
         let log_name = format!("server-node{n}.log");
         let mut node =
-            TestApp::try_serve_logged(self.dir.clone(), self.db.clone(), &[], &[], &log_name)
+            TestApp::try_serve_logged(self.dir.clone(), self.db.clone(), args, &[], &log_name)
                 .unwrap_or_else(|log| panic!("the second node exited before listening:\n{log}"));
         node.admin_token = self.admin_token.clone();
         node.user_token = self.user_token.clone();
@@ -639,6 +659,35 @@ fn show(v: rusqlite::types::ValueRef<'_>) -> String {
         ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
         ValueRef::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
     }
+}
+
+// ---- Rebecca's account through the API ----
+
+/// A PUT of Rebecca's account through her own URL; the answer's body.
+pub async fn user_put(app: &TestApp, body: Value) -> Value {
+    let r = app.user().update_account(REBECCA, &body).await.unwrap();
+    assert_eq!(r.status, 200, "{body}: {}", r.body);
+    r.body
+}
+
+/// A PUT of Rebecca's account through the admin URL; the answer's body.
+pub async fn admin_put(app: &TestApp, body: Value) -> Value {
+    let r = app
+        .admin()
+        .update_org_account(ZOID, REBECCA, &body)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{body}: {}", r.body);
+    r.body
+}
+
+/// Adds an identity (a `sendMailDetails` entry) to Rebecca's account.
+pub async fn add_identity(app: &TestApp, detail: Value) {
+    user_put(
+        app,
+        serde_json::json!({"mode": "addsendmaildetails", "sendMailDetails": [detail]}),
+    )
+    .await;
 }
 
 /// The addresses of an account's identities, from a GET of the account.
