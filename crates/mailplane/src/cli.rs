@@ -68,6 +68,68 @@ pub enum Command {
     /// Wiring a Postfix server to mailplane
     #[command(subcommand)]
     Postfix(PostfixCommand),
+    /// Measure durable updates and reads per second on a fresh seeded database, beside
+    /// this machine's ceilings (bare SQLite loops, an HTTP echo server, pgbench). It works
+    /// in a temporary directory under --data-dir (default: the system's); with --db
+    /// postgres://…, in scratch databases it creates on that server and drops at the end
+    Bench(BenchArgs),
+    /// The benchmark's HTTP echo server (started by `bench`)
+    #[command(hide = true)]
+    BenchEcho(BenchEchoArgs),
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Organizations to seed
+    #[arg(long, env = "MAILPLANE_BENCH_ORGS", default_value_t = 10)]
+    pub orgs: u32,
+    /// Users per organization, each with one hosted account and a token
+    #[arg(long, env = "MAILPLANE_BENCH_ACCOUNTS", default_value_t = 10_000)]
+    pub accounts: u32,
+    /// Seconds measured at each rate, after the warmup
+    #[arg(long, env = "MAILPLANE_BENCH_STEP_SECS", default_value_t = 5.0)]
+    pub step_secs: f64,
+    /// Seconds at each rate before measuring [default: a fifth of --step-secs, at most 1]
+    #[arg(long, env = "MAILPLANE_BENCH_WARMUP_SECS")]
+    pub warmup_secs: Option<f64>,
+    /// The first rate, in requests per second
+    #[arg(long, env = "MAILPLANE_BENCH_START_RATE", default_value_t = 200.0)]
+    pub start_rate: f64,
+    /// Each rate is the previous one times this
+    #[arg(long, env = "MAILPLANE_BENCH_STEP_FACTOR", default_value_t = 1.5)]
+    pub step_factor: f64,
+    /// The highest rate tried, in requests per second [default: no limit]
+    #[arg(long, env = "MAILPLANE_BENCH_MAX_RATE")]
+    pub max_rate: Option<f64>,
+    /// A rate passes when its p99 latency is at most this (and errors at most 1%)
+    #[arg(long, env = "MAILPLANE_BENCH_MAX_P99_MS", default_value_t = 20.0)]
+    pub max_p99_ms: f64,
+    /// Server processes on the database [default: 1 on SQLite, 2 on PostgreSQL]
+    #[arg(long, env = "MAILPLANE_BENCH_NODES")]
+    pub nodes: Option<usize>,
+    /// Seconds for each ceiling loop (the bare SQLite loops, pgbench)
+    #[arg(long, env = "MAILPLANE_BENCH_CEILING_SECS", default_value_t = 5.0)]
+    pub ceiling_secs: f64,
+    /// Most requests outstanding; one due beyond it is not sent and counts as an error
+    #[arg(long, env = "MAILPLANE_BENCH_MAX_IN_FLIGHT", default_value_t = 4096)]
+    pub max_in_flight: usize,
+    /// Where the JSON report is written
+    #[arg(
+        long,
+        env = "MAILPLANE_BENCH_JSON",
+        default_value = "mailplane-bench.json"
+    )]
+    pub json: PathBuf,
+}
+
+#[derive(Args)]
+pub struct BenchEchoArgs {
+    /// Address and port to listen on (port 0 picks a free one)
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Size of the answer to a GET, in bytes
+    #[arg(long, default_value_t = 1000)]
+    pub get_bytes: usize,
 }
 
 #[derive(Subcommand)]

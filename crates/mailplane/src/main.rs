@@ -1,7 +1,8 @@
 //! The `mailplane` command: the server (`serve`) and the operator's tools (`bootstrap`,
-//! `token`, `keys`, `oauth`, `postfix config`).
+//! `token`, `keys`, `oauth`, `postfix config`), and `bench`, its benchmark.
 
 mod admin;
+mod bench;
 mod cli;
 mod serve;
 
@@ -63,6 +64,8 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
+            cli::Command::Bench(args) => bench::run(cli.storage, args).await,
+            cli::Command::BenchEcho(args) => bench::echo(args).await,
         }
     });
     match result {

@@ -406,7 +406,7 @@ pub(super) async fn insert_synthetic(
     let count = users.len() as i64;
     let ids = super::rows(
         tx,
-        "SELECT nextval('users_zuid_seq'), nextval('accounts_id_seq') FROM generate_series(1, $1)",
+        "SELECT nextval('users_zuid_seq'), nextval('accounts_id_seq') FROM generate_series(1, $1::BIGINT)",
         &[&count],
     )
     .await?;

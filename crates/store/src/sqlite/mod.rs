@@ -36,7 +36,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_security_events.sql"),
     include_str!("../../migrations/sqlite/0004_security_event_actor.sql"),
 ];
-const MAX_IDLE_READERS: usize = 8;
+/// Read connections, and so reads at once. A read waits for a free connection rather than
+/// opening one: opening (the file, WAL setup, the schema, the statements) costs more than
+/// many reads, and under load a pool that opened more would spend its time opening.
+const READERS: usize = 8;
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -47,6 +50,7 @@ struct Inner {
     path: PathBuf,
     writer: group_commit::Writer,
     readers: Mutex<Vec<Connection>>,
+    reader_slots: Arc<tokio::sync::Semaphore>,
     key: RelayKey,
 }
 
@@ -69,6 +73,9 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     // power cut, not just a crash of the process.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Every statement of the store stays prepared on the connection, not just the 16 most
+    // recent.
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
 
@@ -121,6 +128,7 @@ impl SqliteStore {
                     path,
                     writer,
                     readers: Mutex::new(Vec::new()),
+                    reader_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
                     key,
                 }),
             })
@@ -136,7 +144,14 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = self.inner.clone();
+        let slot = inner
+            .reader_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Task("reader pool closed".into()))?;
         tokio::task::spawn_blocking(move || {
+            // Holding a slot, there is an idle connection or room to open one.
             let pooled = inner
                 .readers
                 .lock()
@@ -148,10 +163,9 @@ impl SqliteStore {
             };
             let out = f(&conn);
             if let Ok(mut idle) = inner.readers.lock() {
-                if idle.len() < MAX_IDLE_READERS {
-                    idle.push(conn);
-                }
+                idle.push(conn);
             }
+            drop(slot);
             out
         })
         .await
@@ -454,21 +468,26 @@ impl SqliteStore {
             .await
     }
 
-    /// The writer plus the idle readers; readers in use are not counted.
     /// Group commits made so far, and the writes they kept.
     pub fn commit_counts(&self) -> (u64, u64) {
         self.inner.writer.commit_counts()
     }
 
+    /// Connections (in use, idle, most): the writer and the readers.
     pub fn pool_state(&self) -> (usize, usize, usize) {
-        let idle = self
+        let readers_in_use = READERS - self.inner.reader_slots.available_permits();
+        let idle_readers = self
             .inner
             .readers
             .lock()
             .map(|r| r.len())
             .unwrap_or_default();
         let writer_busy = usize::from(self.inner.writer.is_busy());
-        (writer_busy, idle + 1 - writer_busy, MAX_IDLE_READERS + 1)
+        (
+            writer_busy + readers_in_use,
+            idle_readers + 1 - writer_busy,
+            READERS + 1,
+        )
     }
 
     pub async fn audit_log(

@@ -1,0 +1,114 @@
+//! The SQLite ceiling: a bare loop of single-row updates in the store's durability
+//! settings (WAL, `synchronous=FULL`), with no HTTP, no authorization and no audit.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SqliteCeiling {
+    pub updates_per_tx: u32,
+    pub updates_per_sec: f64,
+    pub transactions: u64,
+    pub updates: u64,
+    pub secs: f64,
+    pub rows: u32,
+    /// Read back from the connection that ran the loop.
+    pub journal_mode: String,
+    pub synchronous: String,
+}
+
+/// Runs `BEGIN IMMEDIATE; UPDATE one random row (× per_tx); COMMIT` for `duration` on a
+/// fresh table of `rows` rows in the file at `path`.
+pub fn run(
+    path: &Path,
+    rows: u32,
+    per_tx: u32,
+    duration: Duration,
+) -> rusqlite::Result<SqliteCeiling> {
+    let rows = rows.max(1);
+    let per_tx = per_tx.max(1);
+    let conn = Connection::open(path)?;
+    let journal_mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+    conn.execute_batch(
+        "DROP TABLE IF EXISTS accounts;
+         CREATE TABLE accounts (id INTEGER PRIMARY KEY, outgoing_blocked INTEGER NOT NULL,
+                                changed_ms INTEGER NOT NULL)",
+    )?;
+    {
+        let tx = conn.unchecked_transaction()?;
+        let mut insert = tx.prepare("INSERT INTO accounts VALUES (?1, 0, 0)")?;
+        for id in 1..=rows {
+            insert.execute([id])?;
+        }
+        drop(insert);
+        tx.commit()?;
+    }
+    let mut rng = rand::thread_rng();
+    let mut update =
+        conn.prepare("UPDATE accounts SET outgoing_blocked = ?2, changed_ms = ?3 WHERE id = ?1")?;
+    let (mut transactions, mut updates) = (0u64, 0u64);
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        for _ in 0..per_tx {
+            let id = rng.gen_range(1..=rows);
+            update.execute(params![id, rng.gen::<bool>(), updates as i64])?;
+            updates += 1;
+        }
+        conn.execute_batch("COMMIT")?;
+        transactions += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(SqliteCeiling {
+        updates_per_tx: per_tx,
+        updates_per_sec: updates as f64 / secs,
+        transactions,
+        updates,
+        secs,
+        rows,
+        journal_mode: journal_mode.to_lowercase(),
+        synchronous: synchronous_name(synchronous).to_string(),
+    })
+}
+
+/// `PRAGMA synchronous` as a name.
+pub fn synchronous_name(level: i64) -> &'static str {
+    match level {
+        0 => "off",
+        1 => "normal",
+        2 => "full",
+        3 => "extra",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_updates_in_wal_with_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ceiling.db");
+        let r = run(&path, 50, 10, Duration::from_millis(50)).unwrap();
+        assert_eq!(
+            (r.journal_mode.as_str(), r.synchronous.as_str()),
+            ("wal", "full")
+        );
+        assert!(r.transactions >= 1);
+        assert_eq!(r.updates, r.transactions * 10);
+        let conn = Connection::open(&path).unwrap();
+        let changed: i64 = conn
+            .query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(changed, 50);
+    }
+}
