@@ -73,7 +73,10 @@ pub(super) fn account_view(
     id: AccountId,
 ) -> Result<Option<AccountView>, StoreError> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = ?1");
-    let row = c.query_row(&sql, [id.as_i64()], account_row).optional()?;
+    let row = c
+        .prepare_cached(&sql)?
+        .query_row([id.as_i64()], account_row)
+        .optional()?;
     row.map(|r| finish(c, r)).transpose()
 }
 
@@ -82,7 +85,7 @@ fn views(
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<AccountView>, StoreError> {
-    let mut stmt = c.prepare(sql)?;
+    let mut stmt = c.prepare_cached(sql)?;
     let rows = stmt
         .query_map(params, account_row)?
         .collect::<Result<Vec<_>, _>>()?;
