@@ -1,7 +1,8 @@
 //! Reading the `Authorization` header into a principal.
 
 use axum::http::{header, HeaderMap};
-use mailplane_store::{Principal, Store};
+use mailplane_domain::Access;
+use mailplane_store::{Grant, Principal, Store};
 
 use crate::error::ApiError;
 
@@ -34,6 +35,12 @@ pub async fn authenticate(store: &Store, headers: &HeaderMap) -> Result<Principa
         .authenticate(token)
         .await?
         .ok_or(ApiError::InvalidToken)
+}
+
+/// The grant of an admin URL: the token's principal, with the organization scope for
+/// `access` and an admin role.
+pub async fn admin(store: &Store, headers: &HeaderMap, access: Access) -> Result<Grant, ApiError> {
+    Ok(authenticate(store, headers).await?.admin_grant(access)?)
 }
 
 #[cfg(test)]

@@ -123,10 +123,15 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
         .get::<axum::extract::MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    // Kept for the security event of a refusal, which names the token's user.
-    let token = path
+    // Kept for the security event of a refusal, which names the token's user: a reference-
+    // counted copy of the header, read only if the request is refused.
+    let authorization = path
         .starts_with("/api/organization/")
-        .then(|| auth::token_of(req.headers()).map(str::to_string))
+        .then(|| {
+            req.headers()
+                .get(axum::http::header::AUTHORIZATION)
+                .cloned()
+        })
         .flatten();
     let span = tracing::info_span!("request", id = %id);
     let started = Instant::now();
@@ -142,7 +147,7 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
         .metrics
         .observe(&route, mode, resp.status().as_u16(), secs);
     span.in_scope(|| tracing::info!(%method, %path, status = resp.status().as_u16(), ms = format!("{ms:.2}"), "request"));
-    record_refusal(&state, &meta, &method, &path, token, &resp);
+    record_refusal(&state, &meta, &method, &path, authorization, &resp);
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -156,7 +161,7 @@ fn record_refusal(
     meta: &RequestMeta,
     method: &axum::http::Method,
     path: &str,
-    token: Option<String>,
+    authorization: Option<HeaderValue>,
     resp: &Response,
 ) {
     let status = resp.status().as_u16();
@@ -194,13 +199,17 @@ fn record_refusal(
     let store = state.store.clone();
     tokio::spawn(async move {
         let mut event = event;
-        if let Some(token) = token {
-            event.actor_zuid = store
-                .authenticate(&token)
-                .await
-                .ok()
-                .flatten()
-                .map(|p| p.zuid());
+        if let Some(value) = authorization {
+            let headers =
+                axum::http::HeaderMap::from_iter([(axum::http::header::AUTHORIZATION, value)]);
+            if let Some(token) = auth::token_of(&headers) {
+                event.actor_zuid = store
+                    .authenticate(token)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|p| p.zuid());
+            }
         }
         if let Err(e) = store.record_security_event(event).await {
             tracing::warn!(cause = %e, "could not record a security event");

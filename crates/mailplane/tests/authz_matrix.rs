@@ -75,6 +75,24 @@ const INVALID_OAUTHSCOPE: (u16, &str) = (401, "INVALID_OAUTHSCOPE");
 const NO_PERMISSION: (u16, &str) = (403, "NO_PERMISSION");
 const URL_RULE: (u16, &str) = (404, "URL_RULE_NOT_CONFIGURED");
 const NOT_FOUND: (u16, &str) = (404, "NOT_FOUND");
+
+/// What a read answers: a malformed id before anything, then the token's gate, then
+/// whether the target is within reach (absent and elsewhere look alike).
+fn read_expectation(
+    valid: bool,
+    gate: Option<(u16, &'static str)>,
+    reach: bool,
+) -> Result<(), (u16, &'static str)> {
+    if !valid {
+        Err(URL_RULE)
+    } else if let Some(d) = gate {
+        Err(d)
+    } else if !reach {
+        Err(NOT_FOUND)
+    } else {
+        Ok(())
+    }
+}
 const ZUID_NOT_OWNER: (u16, &str) = (400, "INVALID_VALUE");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -841,15 +859,7 @@ fn read_cases(w: &World, m: &mut Matrix) {
                 format!("/api/accounts/{}", t.id),
             );
             let reach = t.owner.as_ref().is_some_and(|(z, _)| *z == p.zuid);
-            c.expect = if !t.valid {
-                Err(URL_RULE)
-            } else if let Some(d) = user_gate {
-                Err(d)
-            } else if !reach {
-                Err(NOT_FOUND)
-            } else {
-                Ok(())
-            };
+            c.expect = read_expectation(t.valid, user_gate, reach);
             c.legit = reach && user_gate.is_none();
             if t.owner.is_some() && !c.legit {
                 c.twins
@@ -881,15 +891,7 @@ fn read_cases(w: &World, m: &mut Matrix) {
         for z in &w.zoids {
             let url = format!("org {}", z.label);
             let reach = p.administers(z.org);
-            let expect = if !z.valid {
-                Err(URL_RULE)
-            } else if let Some(d) = admin_gate {
-                Err(d)
-            } else if !reach {
-                Err(NOT_FOUND)
-            } else {
-                Ok(())
-            };
+            let expect = read_expectation(z.valid, admin_gate, reach);
             let legit = reach && admin_gate.is_none();
             // GET /api/organization/{zoid}
             let mut c = read(
@@ -938,15 +940,7 @@ fn read_cases(w: &World, m: &mut Matrix) {
                     format!("/api/organization/{}/accounts/{}", z.id, u.id),
                 );
                 let reach = reach && u.owner.as_ref().is_some_and(|o| z.org == Some(o.1));
-                c.expect = if !z.valid || !u.valid {
-                    Err(URL_RULE)
-                } else if let Some(d) = admin_gate {
-                    Err(d)
-                } else if !reach {
-                    Err(NOT_FOUND)
-                } else {
-                    Ok(())
-                };
+                c.expect = read_expectation(z.valid && u.valid, admin_gate, reach);
                 c.legit = reach && admin_gate.is_none();
                 if z.valid && u.valid {
                     if u.owner.is_some() && !c.legit {

@@ -94,12 +94,20 @@ impl OAuthApp {
         format!("{}{path}", self.app.base)
     }
 
+    /// GET the authorization endpoint with `params`.
+    async fn auth_page(&self, params: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .get(self.url("/oauth/v2/auth"))
+            .query(params)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// GET the authorization page; (status, html).
     async fn authorize(&self, scope: &str, state: &str) -> (u16, String) {
         let r = self
-            .http
-            .get(self.url("/oauth/v2/auth"))
-            .query(&[
+            .auth_page(&[
                 ("response_type", "code"),
                 ("client_id", &self.client_id),
                 ("scope", scope),
@@ -107,9 +115,7 @@ impl OAuthApp {
                 ("access_type", "offline"),
                 ("state", state),
             ])
-            .send()
-            .await
-            .unwrap();
+            .await;
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
@@ -485,43 +491,31 @@ async fn token_endpoint_refusals_are_zoho_shaped() {
     assert!(o.exchange(&code).await["access_token"].is_string());
     // The auth page refuses an unknown client or a foreign redirect URI before redirecting.
     let r = o
-        .http
-        .get(o.url("/oauth/v2/auth"))
-        .query(&[
+        .auth_page(&[
             ("response_type", "code"),
             ("client_id", "1000.NOPE"),
             ("scope", "ZohoMail.accounts.ALL"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 400);
     let r = o
-        .http
-        .get(o.url("/oauth/v2/auth"))
-        .query(&[
+        .auth_page(&[
             ("response_type", "code"),
             ("client_id", &o.client_id),
             ("scope", "ZohoMail.accounts.ALL"),
             ("redirect_uri", "https://evil.example/"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 400);
     // A bad scope goes back to the client.
     let r = o
-        .http
-        .get(o.url("/oauth/v2/auth"))
-        .query(&[
+        .auth_page(&[
             ("response_type", "code"),
             ("client_id", &o.client_id),
             ("scope", "ZohoMail.everything"),
             ("state", "q"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 302);
     let back = query(r.headers()["location"].to_str().unwrap());
     assert_eq!(back["error"], "invalid_scope");

@@ -170,3 +170,30 @@ pub struct RelayRoute {
     pub user_name: String,
     pub password: Option<zeroize::Zeroizing<String>>,
 }
+
+impl RelayRoute {
+    /// The route from the columns of its identity row, the password opened with `key`
+    /// (it is bound to the row's account and address).
+    pub(crate) fn unseal(
+        key: &crate::RelayKey,
+        account_id: i64,
+        from_address: &str,
+        server_name: String,
+        port: Option<i64>,
+        user_name: Option<String>,
+        sealed: Option<Vec<u8>>,
+    ) -> Result<RelayRoute, crate::StoreError> {
+        let server_port = port
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| crate::StoreError::Corrupt(format!("relay port {port:?}")))?;
+        let password = sealed
+            .map(|ct| key.open(&ct, &crate::relay_key::binding(account_id, from_address)))
+            .transpose()?;
+        Ok(RelayRoute {
+            server_name,
+            server_port,
+            user_name: user_name.unwrap_or_default(),
+            password,
+        })
+    }
+}

@@ -219,6 +219,16 @@ impl RelayKey {
     }
 
     /// The same plain text under the current version (for a rotation).
+    /// Of stored relay passwords `(id, binding, ciphertext)`, how many open with this key
+    /// and how many do not.
+    pub fn count_openable(&self, sealed: &[(i64, String, Vec<u8>)]) -> (usize, usize) {
+        let ok = sealed
+            .iter()
+            .filter(|(_, binding, ct)| self.open(ct, binding).is_ok())
+            .count();
+        (ok, sealed.len() - ok)
+    }
+
     pub fn reseal(&self, sealed: &[u8], binding: &str) -> Result<Vec<u8>, StoreError> {
         self.seal(&self.open(sealed, binding)?, binding)
     }

@@ -24,9 +24,7 @@ pub async fn get_own_org(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let grant = auth::authenticate(&state.store, &headers)
-        .await?
-        .admin_grant(Access::Read)?;
+    let grant = auth::admin(&state.store, &headers, Access::Read).await?;
     let zoid = grant.actor().zoid();
     let org = state
         .store
@@ -43,9 +41,7 @@ pub async fn get_org(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let zoid: Zoid = path_id(&zoid)?;
-    let grant = auth::authenticate(&state.store, &headers)
-        .await?
-        .admin_grant(Access::Read)?;
+    let grant = auth::admin(&state.store, &headers, Access::Read).await?;
     let org = state
         .store
         .organization(&grant, zoid)
@@ -54,15 +50,19 @@ pub async fn get_org(
     Ok(success_with(view::organization(&org, &state.public_url)))
 }
 
-/// `start` and `limit` of a page, from the raw query string.
-fn page(query: Option<&str>) -> Result<(u32, u32), ApiError> {
-    let (mut start, mut limit) = (0u32, 10u32);
-    for pair in query
+/// The `key=value` pairs of a raw query string (a key alone has an empty value).
+fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
+    query
         .unwrap_or_default()
         .split('&')
         .filter(|p| !p.is_empty())
-    {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// `start` and `limit` of a page, from the raw query string.
+fn page(query: Option<&str>) -> Result<(u32, u32), ApiError> {
+    let (mut start, mut limit) = (0u32, 10u32);
+    for (k, v) in query_pairs(query) {
         match k {
             "start" => {
                 start = v.parse().map_err(|_| {
@@ -84,17 +84,17 @@ fn page(query: Option<&str>) -> Result<(u32, u32), ApiError> {
     Ok((start, limit))
 }
 
-/// The audit filters of the query string: `accountId` and `since` (epoch milliseconds).
-fn audit_filters(
-    query: Option<&str>,
-) -> Result<(Option<mailplane_domain::AccountId>, Option<i64>), ApiError> {
-    let (mut account, mut since) = (None, None);
-    for pair in query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+/// The audit filters of the query string: `accountId`, `since` (epoch milliseconds), and
+/// whether `type=security` asks for the refused requests instead of the changes.
+struct AuditFilters {
+    account: Option<mailplane_domain::AccountId>,
+    since: Option<i64>,
+    security: bool,
+}
+
+fn audit_filters(query: Option<&str>) -> Result<AuditFilters, ApiError> {
+    let (mut account, mut since, mut security) = (None, None, false);
+    for (k, v) in query_pairs(query) {
         match k {
             "accountId" if !v.is_empty() => {
                 account = Some(v.parse().map_err(|_| {
@@ -106,10 +106,15 @@ fn audit_filters(
                     ApiError::Pattern("since must be a time in epoch milliseconds".into())
                 })?)
             }
+            "type" => security |= v == "security",
             _ => {}
         }
     }
-    Ok((account, since))
+    Ok(AuditFilters {
+        account,
+        since,
+        security,
+    })
 }
 
 /// The audit trail of the organization, newest first (a mailplane addition).
@@ -120,24 +125,16 @@ pub async fn audit_log(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let zoid: Zoid = path_id(&zoid)?;
-    let grant = auth::authenticate(&state.store, &headers)
-        .await?
-        .admin_grant(Access::Read)?;
+    let grant = auth::admin(&state.store, &headers, Access::Read).await?;
     let (start, limit) = page(query.as_deref())?;
-    let (account, since_ms) = audit_filters(query.as_deref())?;
+    let filters = audit_filters(query.as_deref())?;
     let q = mailplane_store::AuditQuery {
         start,
         limit,
-        account,
-        since_ms,
+        account: filters.account,
+        since_ms: filters.since,
     };
-    // `type=security`: the refused requests instead of the changes.
-    if query
-        .as_deref()
-        .unwrap_or_default()
-        .split('&')
-        .any(|p| p == "type=security")
-    {
+    if filters.security {
         let events = state
             .store
             .security_events(&grant, zoid, q)
@@ -165,9 +162,7 @@ pub async fn list_org_accounts(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let zoid: Zoid = path_id(&zoid)?;
-    let grant = auth::authenticate(&state.store, &headers)
-        .await?
-        .admin_grant(Access::Read)?;
+    let grant = auth::admin(&state.store, &headers, Access::Read).await?;
     let (start, limit) = page(query.as_deref())?;
     let accounts = state
         .store
@@ -194,9 +189,7 @@ pub async fn get_org_account(
     } else {
         UserRef::Email(EmailAddress::parse(&key).map_err(|_| ApiError::UrlNotConfigured)?)
     };
-    let grant = auth::authenticate(&state.store, &headers)
-        .await?
-        .admin_grant(Access::Read)?;
+    let grant = auth::admin(&state.store, &headers, Access::Read).await?;
     let account = state
         .store
         .org_user_account(&grant, zoid, user)
@@ -263,9 +256,7 @@ pub async fn create_account(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let zoid: Zoid = path_id(&zoid)?;
-    let grant = auth::authenticate(&state.store, &headers)
-        .await?
-        .admin_grant(Access::Create)?;
+    let grant = auth::admin(&state.store, &headers, Access::Create).await?;
     let (mut user, password) = new_user(&lenient::parse_object(&body(raw)?)?)?;
     if !grant.reaches_org(zoid) {
         return Err(org_not_found(zoid));
@@ -307,9 +298,7 @@ pub async fn delete_accounts(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let zoid: Zoid = path_id(&zoid)?;
-    let grant = auth::authenticate(&state.store, &headers)
-        .await?
-        .admin_grant(Access::Delete)?;
+    let grant = auth::admin(&state.store, &headers, Access::Delete).await?;
     let users = user_refs(&lenient::parse_object(&body(raw)?)?)?;
     state.store.delete_users(&grant, &meta, zoid, users).await?;
     Ok(success())

@@ -6,7 +6,7 @@ use mailplane_domain::{AccountId, EmailAddress, IdentityMode, MailAccount};
 
 use super::read::email;
 use super::{row_opt, rows};
-use crate::relay_key::{binding, RelayKey};
+use crate::relay_key::RelayKey;
 use crate::{RelayRoute, StoreError};
 
 /// The hosted account `address` belongs to, with every address it may send as.
@@ -78,19 +78,14 @@ pub(super) async fn relay_route<C: GenericClient>(
     else {
         return Ok(None);
     };
-    let account_id: i64 = r.try_get(0)?;
-    let port: Option<i32> = r.try_get(2)?;
-    let server_port = port
-        .and_then(|p| u16::try_from(p).ok())
-        .ok_or_else(|| StoreError::Corrupt(format!("relay port {port:?}")))?;
-    let password = r
-        .try_get::<_, Option<Vec<u8>>>(4)?
-        .map(|ct| key.open(&ct, &binding(account_id, address.as_str())))
-        .transpose()?;
-    Ok(Some(RelayRoute {
-        server_name: r.try_get(1)?,
-        server_port,
-        user_name: r.try_get::<_, Option<String>>(3)?.unwrap_or_default(),
-        password,
-    }))
+    RelayRoute::unseal(
+        key,
+        r.try_get(0)?,
+        address.as_str(),
+        r.try_get(1)?,
+        r.try_get::<_, Option<i32>>(2)?.map(i64::from),
+        r.try_get(3)?,
+        r.try_get(4)?,
+    )
+    .map(Some)
 }

@@ -696,14 +696,7 @@ impl PgStore {
     pub async fn check_relay_passwords(&self) -> Result<(usize, usize), StoreError> {
         let key = self.key.clone();
         self.read(move |c| {
-            Box::pin(async move {
-                let sealed = relay_passwords(c).await?;
-                let ok = sealed
-                    .iter()
-                    .filter(|(_, binding, ct)| key.open(ct, binding).is_ok())
-                    .count();
-                Ok((ok, sealed.len() - ok))
-            })
+            Box::pin(async move { Ok(key.count_openable(&relay_passwords(c).await?)) })
         })
         .await
     }

@@ -5,7 +5,7 @@ use mailplane_domain::{AccountId, EmailAddress, IdentityMode, MailAccount};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::read::email;
-use crate::relay_key::{binding, RelayKey};
+use crate::relay_key::RelayKey;
 use crate::{RelayRoute, StoreError};
 
 /// The hosted account `address` belongs to.
@@ -87,16 +87,14 @@ pub(super) fn relay_route(
     let Some((account_id, server_name, port, user_name, sealed)) = found else {
         return Ok(None);
     };
-    let server_port = port
-        .and_then(|p| u16::try_from(p).ok())
-        .ok_or_else(|| StoreError::Corrupt(format!("relay port {port:?}")))?;
-    let password = sealed
-        .map(|ct| key.open(&ct, &binding(account_id, address.as_str())))
-        .transpose()?;
-    Ok(Some(RelayRoute {
+    RelayRoute::unseal(
+        key,
+        account_id,
+        address.as_str(),
         server_name,
-        server_port,
-        user_name: user_name.unwrap_or_default(),
-        password,
-    }))
+        port,
+        user_name,
+        sealed,
+    )
+    .map(Some)
 }

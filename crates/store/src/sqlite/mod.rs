@@ -522,15 +522,8 @@ impl SqliteStore {
 
     pub async fn check_relay_passwords(&self) -> Result<(usize, usize), StoreError> {
         let key = self.inner.key.clone();
-        self.read(move |c| {
-            let sealed = relay_passwords(c)?;
-            let ok = sealed
-                .iter()
-                .filter(|(_, binding, ct)| key.open(ct, binding).is_ok())
-                .count();
-            Ok((ok, sealed.len() - ok))
-        })
-        .await
+        self.read(move |c| Ok(key.count_openable(&relay_passwords(c)?)))
+            .await
     }
 
     pub async fn mail_account(
