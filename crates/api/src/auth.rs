@@ -7,7 +7,7 @@ use mailplane_store::{Grant, Principal, Store};
 use crate::error::ApiError;
 
 /// The token of `Zoho-oauthtoken <token>` or `Bearer <token>` (scheme case-insensitive).
-fn token(headers: &HeaderMap) -> Result<&str, ApiError> {
+pub(crate) fn token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(ApiError::MissingTicket)?;

@@ -221,6 +221,8 @@ impl From<WriteError> for ApiError {
             WriteError::NotFound(m) => ApiError::NotFound(m),
             WriteError::Rule(r) => r.into(),
             WriteError::Forbidden(m) => ApiError::Forbidden(m),
+            WriteError::InvalidToken => ApiError::InvalidToken,
+            WriteError::Denied(d) => d.into(),
             WriteError::Store(s) => s.into(),
         }
     }

@@ -27,6 +27,14 @@ pub enum Denied {
     Role,
 }
 
+/// Which grant a request asks for: the user's own accounts (`/api/accounts/…`) or the
+/// organization's (`/api/organization/…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantKind {
+    User,
+    Admin,
+}
+
 /// How far a grant reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reach {
@@ -52,6 +60,14 @@ impl Principal {
     }
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// The grant of `kind` for `access`.
+    pub fn grant(&self, kind: GrantKind, access: Access) -> Result<Grant, Denied> {
+        match kind {
+            GrantKind::User => self.user_grant(access),
+            GrantKind::Admin => self.admin_grant(access),
+        }
     }
 
     /// For `/api/accounts/...`: the principal's own accounts.

@@ -18,10 +18,10 @@ use std::path::PathBuf;
 
 use mailplane_domain::{AccountCommand, AccountId, EmailAddress, RuleError, ScopeSet, Zoid, Zuid};
 
-pub use access::{Denied, Grant, Principal};
+pub use access::{Denied, Grant, GrantKind, Principal};
 pub use model::{
-    AccountView, AuditEntry, AuditQuery, Bootstrapped, DemoTokens, NewUser, OrgView, RelayPassword,
-    RelayRoute, RequestMeta, SecurityEvent, UserRef,
+    AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, DemoTokens, NewUser, OrgView,
+    RelayPassword, RelayRoute, RequestMeta, SecurityEvent, UserRef,
 };
 pub use postgres::{PgOptions, PgStore};
 pub use relay_key::RelayKey;
@@ -60,6 +60,14 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// Who asks for an account update: the bearer token and the grant it asks for. (No
+/// `Debug`: the token is a secret.)
+#[derive(Clone, Copy)]
+pub struct Caller<'a> {
+    pub token: &'a str,
+    pub kind: GrantKind,
+}
+
 /// Why a write was not made.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -72,6 +80,12 @@ pub enum WriteError {
     /// The caller's role does not allow this particular change (403).
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The caller's token is unknown, expired or revoked.
+    #[error("the token is not valid")]
+    InvalidToken,
+    /// The caller's token does not allow the grant asked for.
+    #[error("the grant is denied: {0:?}")]
+    Denied(Denied),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -196,24 +210,28 @@ impl Store {
         }
     }
 
-    /// Applies an account update. `zoid_in_url` is the organization of the admin URL,
-    /// `body_zuid` the request's optional `zuid`.
+    /// Applies an account update for `caller`. `zoid_in_url` is the organization of the
+    /// admin URL, `body_zuid` the request's optional `zuid`.
+    ///
+    /// The caller's token is checked in the update's own transaction: on SQLite that is
+    /// the writer's connection, whose pages stay cached, where a separate read would find
+    /// its cache emptied by every commit since the last one.
     pub async fn apply(
         &self,
-        grant: &Grant,
+        caller: Caller<'_>,
         meta: &RequestMeta,
         zoid_in_url: Option<Zoid>,
         account: AccountId,
         body_zuid: Option<Zuid>,
         cmd: AccountCommand,
-    ) -> Result<AccountView, WriteError> {
+    ) -> Result<Applied, WriteError> {
         match self {
             Store::Sqlite(s) => {
-                s.apply(grant, meta, zoid_in_url, account, body_zuid, cmd)
+                s.apply(caller, meta, zoid_in_url, account, body_zuid, cmd)
                     .await
             }
             Store::Postgres(s) => {
-                s.apply(grant, meta, zoid_in_url, account, body_zuid, cmd)
+                s.apply(caller, meta, zoid_in_url, account, body_zuid, cmd)
                     .await
             }
         }

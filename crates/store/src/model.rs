@@ -4,6 +4,15 @@ use mailplane_domain::{
     AccountAddress, AccountId, AccountKind, EmailAddress, Identity, Role, Secret, Zoid, Zuid,
 };
 
+/// What a successful account update answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The account's identities after the change, for the modes that answer with them
+    /// (`Mode::answers_with_identities`); `None` for the others, for which nothing is
+    /// read back.
+    pub identities: Option<Vec<Identity>>,
+}
+
 /// An account with everything the account object of the API shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountView {

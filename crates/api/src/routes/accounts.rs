@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
-use mailplane_domain::{Access, AccountId, Mode, Zoid};
-use mailplane_store::RequestMeta;
+use mailplane_domain::{Access, AccountId, Zoid};
+use mailplane_store::{Caller, GrantKind, RequestMeta};
 use serde_json::Value;
 
 use super::{body, path_id, success, success_with, Segments};
@@ -60,26 +60,41 @@ async fn update(
     account: AccountId,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = auth::authenticate(&state.store, headers).await?;
-    let grant = match form {
-        UrlForm::User => principal.user_grant(Access::Update)?,
-        UrlForm::Admin => principal.admin_grant(Access::Update)?,
+    let token = auth::token(headers)?;
+    let kind = match form {
+        UrlForm::User => GrantKind::User,
+        UrlForm::Admin => GrantKind::Admin,
     };
-    let request = parse_update(
-        &lenient::parse_object(&body(raw)?)?,
-        form,
-        state.relay_policy,
-    )?;
+    let parsed = body(raw)
+        .and_then(|b| lenient::parse_object(&b))
+        .and_then(|object| parse_update(&object, form, state.relay_policy));
+    let request = match parsed {
+        Ok(request) => request,
+        // Refusals keep their order: a bad token or a missing scope is answered before a
+        // bad body.
+        Err(e) => {
+            auth::authenticate(&state.store, headers)
+                .await?
+                .grant(kind, Access::Update)?;
+            return Err(e);
+        }
+    };
     let mode = request.command.mode();
+    // The store checks the token in the change's own transaction.
     let updated = state
         .store
-        .apply(&grant, meta, zoid, account, request.zuid, request.command)
+        .apply(
+            Caller { token, kind },
+            meta,
+            zoid,
+            account,
+            request.zuid,
+            request.command,
+        )
         .await?;
-    let mut resp = match mode {
-        Mode::AddSendMailDetails | Mode::DeleteSendMailDetails => {
-            success_with(view::identities(&updated.identities))
-        }
-        _ => success(),
+    let mut resp = match &updated.identities {
+        Some(identities) => success_with(view::identities(identities)),
+        None => success(),
     };
     resp.extensions_mut().insert(ModeLabel(mode.as_str()));
     Ok(resp)

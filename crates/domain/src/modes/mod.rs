@@ -57,6 +57,12 @@ impl Mode {
         Mode::ALL.iter().copied().find(|m| m.as_str() == s)
     }
 
+    /// Modes whose success answer carries the account's identities after the change; the
+    /// others answer with no data, so nothing is read back for them.
+    pub fn answers_with_identities(self) -> bool {
+        matches!(self, Mode::AddSendMailDetails | Mode::DeleteSendMailDetails)
+    }
+
     /// Modes that only an administrator may use (offered on the admin URL only).
     pub fn admin_only(self) -> bool {
         matches!(self, Mode::UpdateIncomingStatus)
@@ -140,6 +146,25 @@ impl AccountCommand {
         }
     }
 
+    /// The parts of the aggregate beyond the account row that this command's rule reads.
+    /// The store loads only these: a flag change needs none of the account's lists, and
+    /// loading them was most of such a change's database work.
+    pub fn reads(&self) -> AggregateParts {
+        match self.mode() {
+            Mode::EnableMailAccount
+            | Mode::DisableMailAccount
+            | Mode::UpdateOutgoingStatus
+            | Mode::UpdateIncomingStatus => AggregateParts::NONE,
+            Mode::MailAccountOrderUpdate => AggregateParts {
+                user_accounts: true,
+                ..AggregateParts::NONE
+            },
+            Mode::AddSendMailDetails | Mode::DeleteSendMailDetails | Mode::EmailUpdate => {
+                AggregateParts::ALL
+            }
+        }
+    }
+
     /// The addresses whose ownership by *other* accounts the rule needs to know; the store
     /// looks them up into [`AccountAggregate::taken_elsewhere`].
     pub fn addresses_to_check(&self) -> Vec<EmailAddress> {
@@ -151,6 +176,32 @@ impl AccountCommand {
             _ => Vec::new(),
         }
     }
+}
+
+/// Which lists of an [`AccountAggregate`] a rule reads (see [`AccountCommand::reads`]);
+/// the account row and its user's display name are always loaded, and
+/// `taken_elsewhere` follows [`AccountCommand::addresses_to_check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AggregateParts {
+    pub org_domains: bool,
+    pub addresses: bool,
+    pub identities: bool,
+    pub user_accounts: bool,
+}
+
+impl AggregateParts {
+    pub const NONE: AggregateParts = AggregateParts {
+        org_domains: false,
+        addresses: false,
+        identities: false,
+        user_accounts: false,
+    };
+    pub const ALL: AggregateParts = AggregateParts {
+        org_domains: true,
+        addresses: true,
+        identities: true,
+        user_accounts: true,
+    };
 }
 
 /// One write the store performs for an accepted command.
@@ -274,6 +325,71 @@ pub(crate) mod fixtures {
                 },
             ],
             taken_elsewhere: vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod reads_tests {
+    use super::fixtures::rebecca;
+    use crate::*;
+
+    /// The aggregate as the store loads it for `cmd`: the parts the rule does not read
+    /// left empty.
+    fn as_loaded(full: &AccountAggregate, cmd: &AccountCommand) -> AccountAggregate {
+        let parts = cmd.reads();
+        let mut agg = full.clone();
+        if !parts.org_domains {
+            agg.org_domains.clear();
+        }
+        if !parts.addresses {
+            agg.addresses.clear();
+        }
+        if !parts.identities {
+            agg.identities.clear();
+        }
+        if !parts.user_accounts {
+            agg.user_accounts.clear();
+        }
+        agg
+    }
+
+    #[test]
+    fn a_rule_decides_the_same_on_the_parts_it_says_it_reads() {
+        let full = rebecca();
+        let ids: Vec<AccountId> = full.user_accounts.iter().map(|a| a.id).collect();
+        let stranger = AccountId::new(9_000_000_000_000_000_001).unwrap();
+        let commands = vec![
+            AccountCommand::EnableMailAccount,
+            AccountCommand::DisableMailAccount,
+            AccountCommand::UpdateOutgoingStatus { blocked: true },
+            AccountCommand::UpdateOutgoingStatus { blocked: false },
+            AccountCommand::UpdateIncomingStatus { blocked: true },
+            AccountCommand::MailAccountOrderUpdate(ids.iter().rev().copied().collect()),
+            AccountCommand::MailAccountOrderUpdate(vec![ids[2]]),
+            AccountCommand::MailAccountOrderUpdate(vec![stranger]),
+        ];
+        let mut external = full.clone();
+        external.account.kind = AccountKind::Imap;
+        for agg in [&full, &external] {
+            for cmd in &commands {
+                let reduced = as_loaded(agg, cmd);
+                assert_eq!(
+                    apply(agg, cmd.clone()),
+                    apply(&reduced, cmd.clone()),
+                    "{cmd:?} decided differently without the parts it does not read"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_identity_modes_answer_with_identities() {
+        for m in Mode::ALL {
+            assert_eq!(
+                m.answers_with_identities(),
+                matches!(m, Mode::AddSendMailDetails | Mode::DeleteSendMailDetails)
+            );
         }
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction,
 };
-use mailplane_domain::{AccountCommand, AccountId, EmailAddress, ScopeSet, Zoid, Zuid};
+use mailplane_domain::{Access, AccountCommand, AccountId, EmailAddress, ScopeSet, Zoid, Zuid};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
@@ -29,8 +29,8 @@ use crate::oauth::{
     ClientCredentials, Credentials, IssuedTokens, OAuthClient, OAuthError, PendingCode,
 };
 use crate::{
-    AccountView, AuditEntry, AuditQuery, Bootstrapped, DemoTokens, Grant, NewUser, OrgView,
-    Principal, ProvisionError, RelayKey, RequestMeta, SecurityEvent, StoreError, UserRef,
+    AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, Caller, DemoTokens, Grant, NewUser,
+    OrgView, Principal, ProvisionError, RelayKey, RequestMeta, SecurityEvent, StoreError, UserRef,
     WriteError,
 };
 
@@ -318,16 +318,24 @@ impl PgStore {
 
     pub async fn apply(
         &self,
-        grant: &Grant,
+        caller: Caller<'_>,
         meta: &RequestMeta,
         zoid_in_url: Option<Zoid>,
         account: AccountId,
         body_zuid: Option<Zuid>,
         cmd: AccountCommand,
-    ) -> Result<AccountView, WriteError> {
+    ) -> Result<Applied, WriteError> {
+        let digest = crate::secrets::token_digest(caller.token);
+        let kind = caller.kind;
         self.write(|tx, key| {
-            let (grant, meta, cmd) = (grant.clone(), meta.clone(), cmd.clone());
+            let (digest, meta, cmd) = (digest.clone(), meta.clone(), cmd.clone());
             Box::pin(async move {
+                // In the transaction: one connection and no separate read for the token.
+                let grant = provision::authenticate(tx, &digest)
+                    .await?
+                    .ok_or(WriteError::InvalidToken)?
+                    .grant(kind, Access::Update)
+                    .map_err(WriteError::Denied)?;
                 write::apply(tx, key, &grant, &meta, zoid_in_url, account, body_zuid, cmd).await
             })
         })

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{exec, read, row_opt, rows};
 use crate::access::not_found;
 use crate::relay_key::{binding, RelayKey};
-use crate::{now_ms, AccountView, Grant, RequestMeta, StoreError, WriteError};
+use crate::{now_ms, Applied, Grant, RequestMeta, StoreError, WriteError};
 
 /// The account row the rule starts from, with its owner.
 struct Target {
@@ -279,7 +279,7 @@ pub(super) async fn apply(
     account: AccountId,
     body_zuid: Option<Zuid>,
     cmd: AccountCommand,
-) -> Result<AccountView, WriteError> {
+) -> Result<Applied, WriteError> {
     let target = lock_target(tx, account)
         .await?
         .ok_or_else(|| not_found(account))?;
@@ -291,13 +291,15 @@ pub(super) async fn apply(
         body_zuid,
     )?;
     let mode = cmd.mode();
+    let parts = cmd.reads();
     // The aggregate's reads are independent: sent together, they are pipelined on the
-    // connection and cost one round trip, not five.
+    // connection and cost one round trip, not five. Only the parts the rule reads are
+    // asked for at all.
     let (org_domains, addresses, identities, user_accounts, taken_elsewhere) = tokio::try_join!(
-        read::org_domains(tx, target.zoid),
-        read::addresses(tx, account),
-        read::identities(tx, account),
-        user_accounts(tx, target.state.zuid),
+        when(parts.org_domains, read::org_domains(tx, target.zoid)),
+        when(parts.addresses, read::addresses(tx, account)),
+        when(parts.identities, read::identities(tx, account)),
+        when(parts.user_accounts, user_accounts(tx, target.state.zuid)),
         taken_elsewhere(tx, account, cmd.addresses_to_check()),
     )?;
     let agg = AccountAggregate {
@@ -335,7 +337,23 @@ pub(super) async fn apply(
         .map_err(WriteError::from)
     };
     tokio::try_join!(persist_all, audit_row)?;
-    read::account_view(tx, account)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt("account vanished in its own transaction".into()).into())
+    let identities = if mode.answers_with_identities() {
+        Some(read::identities(tx, account).await?)
+    } else {
+        None
+    };
+    Ok(Applied { identities })
+}
+
+/// A part of the aggregate, read only when the rule reads it (a future not polled sends
+/// nothing).
+async fn when<T>(
+    needed: bool,
+    load: impl std::future::Future<Output = Result<Vec<T>, StoreError>>,
+) -> Result<Vec<T>, StoreError> {
+    if needed {
+        load.await
+    } else {
+        Ok(Vec::new())
+    }
 }

@@ -175,23 +175,32 @@ fn write_batch(conn: &mut Connection, key: &RelayKey, batch: Vec<Job>) -> Option
 /// One job under its savepoint. `None` when it panicked (its waiter sees the write
 /// abandoned; its changes are undone).
 fn run_job(tx: &Transaction<'_>, key: &RelayKey, job: Job) -> Option<(bool, Finish)> {
-    if let Err(e) = tx.execute_batch("SAVEPOINT request") {
+    if let Err(e) = run_cached(tx, &["SAVEPOINT request"]) {
         tracing::error!(error = %e, "cannot open a savepoint");
         return None;
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| job(tx, key)));
     let keep = matches!(outcome, Ok((true, _)));
-    let end = if keep {
-        "RELEASE request"
+    let end: &[&str] = if keep {
+        &["RELEASE request"]
     } else {
-        "ROLLBACK TO request; RELEASE request"
+        &["ROLLBACK TO request", "RELEASE request"]
     };
-    if let Err(e) = tx.execute_batch(end) {
+    if let Err(e) = run_cached(tx, end) {
         // The transaction is in an unknown state: make the commit fail for everyone.
         tracing::error!(error = %e, "cannot close a savepoint");
         let _ = tx.execute_batch("ROLLBACK");
     }
     outcome.ok()
+}
+
+/// Runs statements kept prepared on the connection: the savepoint statements run twice
+/// per write, and parsing them each time was a visible share of the writer's work.
+fn run_cached(tx: &Transaction<'_>, statements: &[&str]) -> rusqlite::Result<()> {
+    for sql in statements {
+        tx.prepare_cached(sql)?.execute([])?;
+    }
+    Ok(())
 }
 
 /// Commits, then answers (the real build); whether it committed.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::read;
 use crate::access::not_found;
 use crate::relay_key::{binding, RelayKey};
-use crate::{now_ms, AccountView, Grant, RequestMeta, StoreError, WriteError};
+use crate::{now_ms, Applied, Grant, RequestMeta, StoreError, WriteError};
 
 /// The account row the rule starts from, with its owner.
 struct Target {
@@ -22,11 +22,11 @@ struct Target {
 
 fn find_target(tx: &Transaction<'_>, id: AccountId) -> Result<Option<Target>, StoreError> {
     let row = tx
-        .query_row(
+        .prepare_cached(
             "SELECT a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, u.zoid, u.display_name \
              FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = ?1",
-            [id.as_i64()],
-            |r| {
+        )?
+        .query_row([id.as_i64()], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
@@ -117,6 +117,12 @@ fn address_conflict(e: rusqlite::Error, address: &EmailAddress) -> WriteError {
     WriteError::from(e)
 }
 
+/// Runs a statement kept prepared on the connection: parsing one costs more than running
+/// it.
+fn exec(tx: &Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
+}
+
 fn persist(
     tx: &Transaction<'_>,
     key: &RelayKey,
@@ -126,36 +132,42 @@ fn persist(
     let id = account.as_i64();
     match op {
         Op::SetEnabled(v) => {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE accounts SET enabled = ?1 WHERE account_id = ?2",
                 params![v, id],
             )?;
         }
         Op::SetOutgoingBlocked(v) => {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE accounts SET outgoing_blocked = ?1 WHERE account_id = ?2",
                 params![v, id],
             )?;
         }
         Op::SetIncomingBlocked(v) => {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE accounts SET incoming_blocked = ?1 WHERE account_id = ?2",
                 params![v, id],
             )?;
         }
         Op::SetPrimaryAddress { new, old, add_new } => {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE addresses SET is_primary = 0 WHERE address = ?1 AND account_id = ?2",
                 params![old.as_str(), id],
             )?;
             if add_new {
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO addresses (address, account_id, is_primary) VALUES (?1, ?2, 1)",
                     params![new.as_str(), id],
                 )
                 .map_err(|e| address_conflict(e, &new))?;
             } else {
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE addresses SET is_primary = 1 WHERE address = ?1 AND account_id = ?2",
                     params![new.as_str(), id],
                 )?;
@@ -180,12 +192,14 @@ fn persist(
             };
             match replaces {
                 // Replacing keeps the sendMailId, so a retried request changes nothing.
-                Some(sid) => tx.execute(
+                Some(sid) => exec(
+                    tx,
                     "UPDATE identities SET display_name = ?1, mode = ?2, server_name = ?3, server_port = ?4, \
                      user_name = ?5, password_enc = ?6, smtp_connection = ?7 WHERE send_mail_id = ?8",
                     params![display_name, mode.as_str(), server, port, user, password, conn, sid.as_i64()],
                 )?,
-                None => tx.execute(
+                None => exec(
+                    tx,
                     "INSERT INTO identities (account_id, from_address, display_name, mode, server_name, server_port, \
                      user_name, password_enc, smtp_connection, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![id, from_address.as_str(), display_name, mode.as_str(), server, port, user, password, conn, now_ms()],
@@ -193,7 +207,8 @@ fn persist(
             };
         }
         Op::DeleteIdentity(sid) => {
-            tx.execute(
+            exec(
+                tx,
                 "DELETE FROM identities WHERE send_mail_id = ?1 AND account_id = ?2",
                 params![sid.as_i64(), id],
             )?;
@@ -252,7 +267,7 @@ pub(super) fn apply(
     account: AccountId,
     body_zuid: Option<Zuid>,
     cmd: AccountCommand,
-) -> Result<AccountView, WriteError> {
+) -> Result<Applied, WriteError> {
     let target = find_target(tx, account)?.ok_or_else(|| not_found(account))?;
     grant.check_target(
         account,
@@ -262,11 +277,12 @@ pub(super) fn apply(
         body_zuid,
     )?;
     let mode = cmd.mode();
+    let parts = cmd.reads();
     let agg = AccountAggregate {
-        org_domains: read::org_domains(tx, target.zoid)?,
-        addresses: read::addresses(tx, account)?,
-        identities: read::identities(tx, account)?,
-        user_accounts: user_accounts(tx, target.state.zuid)?,
+        org_domains: when(parts.org_domains, || read::org_domains(tx, target.zoid))?,
+        addresses: when(parts.addresses, || read::addresses(tx, account))?,
+        identities: when(parts.identities, || read::identities(tx, account))?,
+        user_accounts: when(parts.user_accounts, || user_accounts(tx, target.state.zuid))?,
         taken_elsewhere: taken_elsewhere(tx, account, cmd.addresses_to_check())?,
         user_display_name: target.user_display_name,
         account: target.state,
@@ -286,6 +302,21 @@ pub(super) fn apply(
         &change.before,
         &change.after,
     )?;
-    read::account_view(tx, account)?
-        .ok_or_else(|| StoreError::Corrupt("account vanished in its own transaction".into()).into())
+    let identities = mode
+        .answers_with_identities()
+        .then(|| read::identities(tx, account))
+        .transpose()?;
+    Ok(Applied { identities })
+}
+
+/// A part of the aggregate, read only when the rule reads it.
+fn when<T>(
+    needed: bool,
+    load: impl FnOnce() -> Result<Vec<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    if needed {
+        load()
+    } else {
+        Ok(Vec::new())
+    }
 }
