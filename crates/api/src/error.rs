@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mailplane_domain::{RuleError, RuleErrorKind};
-use mailplane_store::{Denied, StoreError, WriteError};
+use mailplane_store::{Denied, ReadError, StoreError, WriteError};
 use serde_json::json;
 
 /// The `errorCode` of an error response, for the middleware that records refusals.
@@ -224,6 +224,16 @@ impl From<WriteError> for ApiError {
             WriteError::InvalidToken => ApiError::InvalidToken,
             WriteError::Denied(d) => d.into(),
             WriteError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::InvalidToken => ApiError::InvalidToken,
+            ReadError::Denied(d) => d.into(),
+            ReadError::Store(s) => s.into(),
         }
     }
 }

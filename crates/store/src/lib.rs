@@ -68,6 +68,19 @@ pub struct Caller<'a> {
     pub kind: GrantKind,
 }
 
+/// Why a read on behalf of a caller was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The caller's token is unknown, expired or revoked.
+    #[error("the token is not valid")]
+    InvalidToken,
+    /// The caller's token does not allow the grant asked for.
+    #[error("the grant is denied: {0:?}")]
+    Denied(Denied),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Why a write was not made.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -238,14 +251,16 @@ impl Store {
     }
 
     /// One account within the grant's reach.
+    ///
+    /// The caller's token is checked in the same read (one snapshot, one round of locks).
     pub async fn account(
         &self,
-        grant: &Grant,
+        caller: Caller<'_>,
         account: AccountId,
-    ) -> Result<Option<AccountView>, StoreError> {
+    ) -> Result<Option<AccountView>, ReadError> {
         match self {
-            Store::Sqlite(s) => s.account(grant, account).await,
-            Store::Postgres(s) => s.account(grant, account).await,
+            Store::Sqlite(s) => s.account(caller, account).await,
+            Store::Postgres(s) => s.account(caller, account).await,
         }
     }
 

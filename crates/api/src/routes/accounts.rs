@@ -10,7 +10,6 @@ use axum::response::Response;
 use axum::Extension;
 use mailplane_domain::{Access, AccountId, Zoid};
 use mailplane_store::{Caller, GrantKind, RequestMeta};
-use serde_json::Value;
 
 use super::{body, path_id, success, success_with, Segments};
 use crate::command::{parse_update, UrlForm};
@@ -109,12 +108,12 @@ pub async fn list_own(
         .await?
         .user_grant(Access::Read)?;
     let accounts = state.store.own_accounts(&grant).await?;
-    Ok(success_with(Value::Array(
+    Ok(success_with(
         accounts
             .iter()
             .map(|a| view::account(a, &state.public_url))
-            .collect(),
-    )))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Zoho: Get User Account Details.
@@ -124,10 +123,12 @@ pub async fn get_own(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let account: AccountId = path_id(&account)?;
-    let grant = auth::authenticate(&state.store, &headers)
-        .await?
-        .user_grant(Access::Read)?;
-    let found = state.store.account(&grant, account).await?;
+    let token = auth::token(&headers)?;
+    let caller = Caller {
+        token,
+        kind: GrantKind::User,
+    };
+    let found = state.store.account(caller, account).await?;
     let a =
         found.ok_or_else(|| ApiError::NotFound(format!("accountId {account} was not found")))?;
     Ok(success_with(view::account(&a, &state.public_url)))

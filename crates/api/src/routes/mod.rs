@@ -8,6 +8,7 @@ pub mod organization;
 mod pages;
 pub mod service;
 
+use serde::Serialize;
 use std::str::FromStr;
 
 use axum::body::Bytes;
@@ -15,7 +16,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::error::ApiError;
 
@@ -59,12 +60,29 @@ pub(crate) fn success() -> Response {
     Json(json!({ "status": { "code": 200, "description": "success" } })).into_response()
 }
 
-pub(crate) fn success_with(data: Value) -> Response {
-    Json(json!({ "status": { "code": 200, "description": "success" }, "data": data }))
-        .into_response()
+pub(crate) fn success_with<T: Serialize>(data: T) -> Response {
+    /// The envelope of a success with data, fields in the order a `Value` map writes them.
+    #[derive(Serialize)]
+    struct Envelope<T> {
+        data: T,
+        status: Status,
+    }
+    #[derive(Serialize)]
+    struct Status {
+        code: u16,
+        description: &'static str,
+    }
+    Json(Envelope {
+        data,
+        status: Status {
+            code: 200,
+            description: "success",
+        },
+    })
+    .into_response()
 }
 
-pub(crate) fn created(data: Value) -> Response {
+pub(crate) fn created<T: Serialize>(data: T) -> Response {
     (
         StatusCode::CREATED,
         Json(json!({ "status": { "code": 201, "description": "Created" }, "data": data })),

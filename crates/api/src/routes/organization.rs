@@ -169,12 +169,12 @@ pub async fn list_org_accounts(
         .org_accounts(&grant, zoid, start, limit)
         .await?
         .ok_or_else(|| org_not_found(zoid))?;
-    Ok(success_with(Value::Array(
+    Ok(success_with(
         accounts
             .iter()
             .map(|a| view::account(a, &state.public_url))
-            .collect(),
-    )))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Zoho: Get Org User Details (by zuid or email address).

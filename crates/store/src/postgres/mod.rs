@@ -28,6 +28,7 @@ use tokio_postgres::{NoTls, Row};
 use crate::oauth::{
     ClientCredentials, Credentials, IssuedTokens, OAuthClient, OAuthError, PendingCode,
 };
+use crate::ReadError;
 use crate::{
     AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, Caller, DemoTokens, Grant, NewUser,
     OrgView, Principal, ProvisionError, RelayKey, RequestMeta, SecurityEvent, StoreError, UserRef,
@@ -344,18 +345,30 @@ impl PgStore {
 
     pub async fn account(
         &self,
-        grant: &Grant,
+        caller: Caller<'_>,
         account: AccountId,
-    ) -> Result<Option<AccountView>, StoreError> {
-        let grant = grant.clone();
+    ) -> Result<Option<AccountView>, ReadError> {
+        let digest = crate::secrets::token_digest(caller.token);
+        let kind = caller.kind;
+        // The token and the account are read together on one connection: the two are
+        // pipelined, one round trip. The account is only answered if the token reaches it.
         self.read(move |c| {
             Box::pin(async move {
-                Ok(read::account_view(c, account)
-                    .await?
-                    .filter(|v| grant.reaches_account(v.zuid, v.zoid)))
+                let (principal, view) = tokio::try_join!(
+                    provision::authenticate(c, &digest),
+                    read::account_view(c, account)
+                )?;
+                let Some(principal) = principal else {
+                    return Ok(Err(ReadError::InvalidToken));
+                };
+                let grant = match principal.grant(kind, Access::Read) {
+                    Ok(g) => g,
+                    Err(d) => return Ok(Err(ReadError::Denied(d))),
+                };
+                Ok(Ok(view.filter(|v| grant.reaches_account(v.zuid, v.zoid))))
             })
         })
-        .await
+        .await?
     }
 
     pub async fn own_accounts(&self, grant: &Grant) -> Result<Vec<AccountView>, StoreError> {

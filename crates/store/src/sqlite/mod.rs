@@ -25,6 +25,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::oauth::{
     ClientCredentials, Credentials, IssuedTokens, OAuthClient, OAuthError, PendingCode,
 };
+use crate::ReadError;
 use crate::{
     AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, Caller, DemoTokens, Grant, NewUser,
     OrgView, Principal, ProvisionError, RelayKey, RequestMeta, SecurityEvent, StoreError, UserRef,
@@ -41,11 +42,6 @@ const MIGRATIONS: &[&str] = &[
 /// opening one: opening (the file, WAL setup, the schema, the statements) costs more than
 /// many reads, and under load a pool that opened more would spend its time opening.
 const READERS: usize = 8;
-
-/// The writer's page cache, in KiB (as a negative `cache_size`). The writer is the only
-/// connection whose cache survives the changes (its own), so pages it keeps are not read
-/// again; SQLite's default of 2 MiB held little of a database of 100,000 accounts.
-const WRITER_CACHE_KIB: i64 = -64 * 1024;
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -130,6 +126,27 @@ fn open_and_migrate(path: &Path) -> Result<Connection, StoreError> {
     }
 }
 
+/// Runs `f` in one read transaction: its statements see one snapshot and take the WAL's
+/// read lock once, not once each (each lock and unlock is a system call).
+fn in_read_transaction<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let out = f(conn);
+    // A read changes nothing, so a failed COMMIT loses nothing; the caller drops the
+    // connection it leaves inside the transaction.
+    if let Err(e) = conn
+        .prepare_cached("COMMIT")
+        .and_then(|mut s| s.execute([]))
+    {
+        if out.is_ok() {
+            return Err(e.into());
+        }
+    }
+    out
+}
+
 impl SqliteStore {
     pub async fn open(path: PathBuf, key: RelayKey) -> Result<Self, StoreError> {
         tokio::task::spawn_blocking(move || {
@@ -139,7 +156,6 @@ impl SqliteStore {
                 "wal_autocheckpoint",
                 checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
             )?;
-            conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
             let writer = group_commit::Writer::start(conn, key.clone())?;
             let _checkpointer = checkpoint::Checkpointer::start(&path)?;
             Ok(SqliteStore {
@@ -184,9 +200,12 @@ impl SqliteStore {
             Some(c) => c,
             None => open_connection(&inner.path)?,
         };
-        let out = f(&conn);
-        if let Ok(mut idle) = inner.readers.lock() {
-            idle.push(conn);
+        let out = in_read_transaction(&conn, f);
+        // A connection left inside a transaction (its COMMIT failed) is not reused.
+        if conn.is_autocommit() {
+            if let Ok(mut idle) = inner.readers.lock() {
+                idle.push(conn);
+            }
         }
         out
     }
@@ -233,14 +252,24 @@ impl SqliteStore {
 
     pub async fn account(
         &self,
-        grant: &Grant,
+        caller: Caller<'_>,
         account: AccountId,
-    ) -> Result<Option<AccountView>, StoreError> {
-        let grant = grant.clone();
+    ) -> Result<Option<AccountView>, ReadError> {
+        let digest = crate::secrets::token_digest(caller.token);
+        let kind = caller.kind;
         self.read(move |c| {
-            Ok(read::account_view(c, account)?.filter(|v| grant.reaches_account(v.zuid, v.zoid)))
+            let Some(principal) = provision::authenticate(c, &digest)? else {
+                return Ok(Err(ReadError::InvalidToken));
+            };
+            let grant = match principal.grant(kind, Access::Read) {
+                Ok(g) => g,
+                Err(d) => return Ok(Err(ReadError::Denied(d))),
+            };
+            Ok(Ok(
+                read::account_view(c, account)?.filter(|v| grant.reaches_account(v.zuid, v.zoid))
+            ))
         })
-        .await
+        .await?
     }
 
     pub async fn own_accounts(&self, grant: &Grant) -> Result<Vec<AccountView>, StoreError> {
