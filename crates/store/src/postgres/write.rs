@@ -24,25 +24,26 @@ struct Target {
 /// Every change to any of a user's accounts takes the same lock, on every node, so two
 /// changes of one user never interleave (the reorder rule reads all of them).
 async fn lock_target(tx: &Transaction<'_>, id: AccountId) -> Result<Option<Target>, StoreError> {
-    let locked = row_opt(
-        tx,
-        "SELECT u.zuid FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = $1 FOR UPDATE OF u",
-        &[&id.as_i64()],
-    )
-    .await?;
-    if locked.is_none() {
-        return Ok(None);
-    }
-    // Read after the lock: under READ COMMITTED this statement sees every change
-    // committed by the transaction that held the lock before us.
-    let Some(r) = row_opt(
-        tx,
-        "SELECT a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, u.zoid, u.display_name \
-         FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = $1",
-        &[&id.as_i64()],
-    )
-    .await?
-    else {
+    // The lock and the read are sent together (one round trip). Statements of a pipeline
+    // run one after the other on the server, so under READ COMMITTED the read, with a
+    // snapshot of its own, sees every change committed by the transaction that held the
+    // lock before us.
+    let key = id.as_i64();
+    let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&key];
+    let (locked, row) = tokio::try_join!(
+        row_opt(
+            tx,
+            "SELECT u.zuid FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = $1 FOR UPDATE OF u",
+            params,
+        ),
+        row_opt(
+            tx,
+            "SELECT a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, u.zoid, u.display_name \
+             FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = $1",
+            params,
+        )
+    )?;
+    let (Some(_), Some(r)) = (locked, row) else {
         return Ok(None);
     };
     Ok(Some(Target {
