@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mailplane_domain::{RuleError, RuleErrorKind};
-use mailplane_store::{Denied, ReadError, StoreError, WriteError};
+use mailplane_store::{Denied, ReadError, Refusal, StoreError, WriteError};
 use serde_json::json;
 
 /// The `errorCode` of an error response, for the middleware that records refusals.
@@ -221,8 +221,7 @@ impl From<WriteError> for ApiError {
             WriteError::NotFound(m) => ApiError::NotFound(m),
             WriteError::Rule(r) => r.into(),
             WriteError::Forbidden(m) => ApiError::Forbidden(m),
-            WriteError::InvalidToken => ApiError::InvalidToken,
-            WriteError::Denied(d) => d.into(),
+            WriteError::Refused(r) => r.into(),
             WriteError::Store(s) => s.into(),
         }
     }
@@ -231,9 +230,17 @@ impl From<WriteError> for ApiError {
 impl From<ReadError> for ApiError {
     fn from(e: ReadError) -> Self {
         match e {
-            ReadError::InvalidToken => ApiError::InvalidToken,
-            ReadError::Denied(d) => d.into(),
+            ReadError::Refused(r) => r.into(),
             ReadError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::InvalidToken => ApiError::InvalidToken,
+            Refusal::Denied(d) => d.into(),
         }
     }
 }

@@ -70,6 +70,18 @@ impl Principal {
         }
     }
 
+    /// The grant of `kind` for `access` of the principal a token lookup found, if any.
+    pub(crate) fn grant_of(
+        found: Option<Principal>,
+        kind: GrantKind,
+        access: Access,
+    ) -> Result<Grant, crate::Refusal> {
+        found
+            .ok_or(crate::Refusal::InvalidToken)?
+            .grant(kind, access)
+            .map_err(crate::Refusal::Denied)
+    }
+
     /// For `/api/accounts/...`: the principal's own accounts.
     pub fn user_grant(&self, access: Access) -> Result<Grant, Denied> {
         if !self.scopes.allows(Resource::Accounts, access) {

@@ -68,15 +68,22 @@ pub struct Caller<'a> {
     pub kind: GrantKind,
 }
 
+/// Why a caller's token does not get it the grant it asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The token is unknown, expired or revoked.
+    #[error("the token is not valid")]
+    InvalidToken,
+    /// The token does not allow the grant asked for.
+    #[error("the grant is denied: {0:?}")]
+    Denied(Denied),
+}
+
 /// Why a read on behalf of a caller was not answered.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// The caller's token is unknown, expired or revoked.
-    #[error("the token is not valid")]
-    InvalidToken,
-    /// The caller's token does not allow the grant asked for.
-    #[error("the grant is denied: {0:?}")]
-    Denied(Denied),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -93,12 +100,9 @@ pub enum WriteError {
     /// The caller's role does not allow this particular change (403).
     #[error("forbidden: {0}")]
     Forbidden(String),
-    /// The caller's token is unknown, expired or revoked.
-    #[error("the token is not valid")]
-    InvalidToken,
-    /// The caller's token does not allow the grant asked for.
-    #[error("the grant is denied: {0:?}")]
-    Denied(Denied),
+    /// The caller's token does not get it the grant.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -332,11 +332,8 @@ impl PgStore {
             let (digest, meta, cmd) = (digest.clone(), meta.clone(), cmd.clone());
             Box::pin(async move {
                 // In the transaction: one connection and no separate read for the token.
-                let grant = provision::authenticate(tx, &digest)
-                    .await?
-                    .ok_or(WriteError::InvalidToken)?
-                    .grant(kind, Access::Update)
-                    .map_err(WriteError::Denied)?;
+                let found = provision::authenticate(tx, &digest).await?;
+                let grant = Principal::grant_of(found, kind, Access::Update)?;
                 write::apply(tx, key, &grant, &meta, zoid_in_url, account, body_zuid, cmd).await
             })
         })
@@ -358,12 +355,9 @@ impl PgStore {
                     provision::authenticate(c, &digest),
                     read::account_view(c, account)
                 )?;
-                let Some(principal) = principal else {
-                    return Ok(Err(ReadError::InvalidToken));
-                };
-                let grant = match principal.grant(kind, Access::Read) {
+                let grant = match Principal::grant_of(principal, kind, Access::Read) {
                     Ok(g) => g,
-                    Err(d) => return Ok(Err(ReadError::Denied(d))),
+                    Err(refusal) => return Ok(Err(ReadError::Refused(refusal))),
                 };
                 Ok(Ok(view.filter(|v| grant.reaches_account(v.zuid, v.zoid))))
             })

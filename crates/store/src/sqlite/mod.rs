@@ -241,10 +241,8 @@ impl SqliteStore {
         let digest = crate::secrets::token_digest(caller.token);
         let (kind, meta) = (caller.kind, meta.clone());
         self.write(move |tx, key| {
-            let grant = provision::authenticate(tx, &digest)?
-                .ok_or(WriteError::InvalidToken)?
-                .grant(kind, Access::Update)
-                .map_err(WriteError::Denied)?;
+            let found = provision::authenticate(tx, &digest)?;
+            let grant = Principal::grant_of(found, kind, Access::Update)?;
             write::apply(tx, key, &grant, &meta, zoid_in_url, account, body_zuid, cmd)
         })
         .await
@@ -258,12 +256,10 @@ impl SqliteStore {
         let digest = crate::secrets::token_digest(caller.token);
         let kind = caller.kind;
         self.read(move |c| {
-            let Some(principal) = provision::authenticate(c, &digest)? else {
-                return Ok(Err(ReadError::InvalidToken));
-            };
-            let grant = match principal.grant(kind, Access::Read) {
+            let found = provision::authenticate(c, &digest)?;
+            let grant = match Principal::grant_of(found, kind, Access::Read) {
                 Ok(g) => g,
-                Err(d) => return Ok(Err(ReadError::Denied(d))),
+                Err(refusal) => return Ok(Err(ReadError::Refused(refusal))),
             };
             Ok(Ok(
                 read::account_view(c, account)?.filter(|v| grant.reaches_account(v.zuid, v.zoid))
