@@ -5,17 +5,11 @@ use mailplane_domain::{
     AccountCommand, AccountId, IdentityMode, IdentitySelector, Mode, NewIdentity, NewRelay, Secret,
     SendMailId, SmtpConnection, Zuid, MAX_IDENTITIES_PER_ACCOUNT,
 };
+use mailplane_store::GrantKind;
 use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::lenient::{self, Object};
-
-/// Which URL form the request came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UrlForm {
-    User,
-    Admin,
-}
 
 /// A parsed update request: the optional `zuid` and the command.
 #[derive(Debug)]
@@ -39,9 +33,11 @@ pub struct RelayPolicy {
     pub allow_internal: bool,
 }
 
+/// `kind` is the grant of the URL the request came in on: the admin-only modes are
+/// offered on the organization's URL only.
 pub fn parse_update(
     obj: &Object,
-    form: UrlForm,
+    kind: GrantKind,
     policy: RelayPolicy,
 ) -> Result<UpdateRequest, ApiError> {
     let mode_text = lenient::require(obj, "mode", "mode")?
@@ -55,7 +51,7 @@ pub fn parse_update(
             modes_list()
         ))
     })?;
-    if form == UrlForm::User && mode.admin_only() {
+    if kind == GrantKind::User && mode.admin_only() {
         return Err(ApiError::Forbidden(format!(
             "mode {} is offered to organization admins only, on /api/organization/{{zoid}}/accounts/{{accountId}}",
             mode.as_str()
@@ -261,7 +257,7 @@ pub(crate) mod tests {
         assert!(!code.is_empty() && !more.is_empty());
     }
 
-    fn parse(body: &str, form: UrlForm) -> Result<UpdateRequest, ApiError> {
+    fn parse(body: &str, form: GrantKind) -> Result<UpdateRequest, ApiError> {
         parse_update(
             &parse_object(&Bytes::from(body.to_string()))?,
             form,
@@ -273,43 +269,45 @@ pub(crate) mod tests {
     fn seed_bodies_parse() {
         let r = parse(
             r#"{"zuid": "1112233333", "mode": "updateOutgoingStatus", "outgoingBlocked": "true"}"#,
-            UrlForm::Admin,
+            GrantKind::Admin,
         )
         .unwrap();
         assert_eq!(
             r.command,
             AccountCommand::UpdateOutgoingStatus { blocked: true }
         );
-        let r = parse(r#"{"mode":"mailaccountorderupdate","accList":"5111110000000008001,5111110000000009001"}"#, UrlForm::User).unwrap();
+        let r = parse(r#"{"mode":"mailaccountorderupdate","accList":"5111110000000008001,5111110000000009001"}"#, GrantKind::User).unwrap();
         assert!(matches!(r.command, AccountCommand::MailAccountOrderUpdate(ref l) if l.len() == 2));
     }
 
     #[test]
     fn wire_errors() {
         assert!(matches!(
-            parse(r#"{"mode":"nope"}"#, UrlForm::User),
+            parse(r#"{"mode":"nope"}"#, GrantKind::User),
             Err(ApiError::UnknownMode(_))
         ));
-        assert!(matches!(parse(r#"{}"#, UrlForm::User), Err(ApiError::Missing(f)) if f == "mode"));
         assert!(
-            matches!(parse(r#"{"mode":"enableMailAccount","x":1}"#, UrlForm::User), Err(ApiError::ExtraKey(k)) if k == "x")
+            matches!(parse(r#"{}"#, GrantKind::User), Err(ApiError::Missing(f)) if f == "mode")
+        );
+        assert!(
+            matches!(parse(r#"{"mode":"enableMailAccount","x":1}"#, GrantKind::User), Err(ApiError::ExtraKey(k)) if k == "x")
         );
         assert!(matches!(
             parse(
                 r#"{"mode":"updateIncomingStatus","incomingBlocked":true}"#,
-                UrlForm::User
+                GrantKind::User
             ),
             Err(ApiError::Forbidden(_))
         ));
         assert!(
-            matches!(parse(r#"{"mode":"updateOutgoingStatus","outgoingBlocked":"maybe"}"#, UrlForm::User), Err(ApiError::Pattern(m)) if m == "outgoingBlocked must be true or false")
+            matches!(parse(r#"{"mode":"updateOutgoingStatus","outgoingBlocked":"maybe"}"#, GrantKind::User), Err(ApiError::Pattern(m)) if m == "outgoingBlocked must be true or false")
         );
         assert!(matches!(
-            parse(r#"[1]"#, UrlForm::User),
+            parse(r#"[1]"#, GrantKind::User),
             Err(ApiError::JsonParse(_))
         ));
         assert!(
-            matches!(parse(r#"{"mode":"addsendmaildetails","sendMailDetails":{"displayName":"R","mode":"alias","bogus":1}}"#, UrlForm::User), Err(ApiError::ExtraKey(k)) if k == "sendMailDetails[0].bogus")
+            matches!(parse(r#"{"mode":"addsendmaildetails","sendMailDetails":{"displayName":"R","mode":"alias","bogus":1}}"#, GrantKind::User), Err(ApiError::ExtraKey(k)) if k == "sendMailDetails[0].bogus")
         );
     }
 
@@ -327,7 +325,7 @@ pub(crate) mod tests {
             let mut obj = Object::new();
             obj.insert("mode".into(), Value::from(mode));
             obj.insert(key.into(), value);
-            if let Err(e) = parse_update(&obj, UrlForm::User, RelayPolicy::default()) {
+            if let Err(e) = parse_update(&obj, GrantKind::User, RelayPolicy::default()) {
                 assert_client_error(e);
             }
         }

@@ -12,7 +12,7 @@ use mailplane_domain::{Access, AccountId, Zoid};
 use mailplane_store::{Caller, GrantKind, RequestMeta};
 
 use super::{body, path_id, success, success_with, Segments};
-use crate::command::{parse_update, UrlForm};
+use crate::command::parse_update;
 use crate::error::ApiError;
 use crate::metrics::ModeLabel;
 use crate::{auth, lenient, view, AppState};
@@ -26,7 +26,7 @@ pub async fn update_own(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let account = path_id(&account)?;
-    update(&state, &meta, &headers, UrlForm::User, None, account, raw).await
+    update(&state, &meta, &headers, GrantKind::User, None, account, raw).await
 }
 
 /// Zoho: the five seed pages, admin authentication form.
@@ -42,7 +42,7 @@ pub async fn update_in_org(
         &state,
         &meta,
         &headers,
-        UrlForm::Admin,
+        GrantKind::Admin,
         Some(zoid),
         account,
         raw,
@@ -54,19 +54,15 @@ async fn update(
     state: &AppState,
     meta: &RequestMeta,
     headers: &HeaderMap,
-    form: UrlForm,
+    kind: GrantKind,
     zoid: Option<Zoid>,
     account: AccountId,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let token = auth::token(headers)?;
-    let kind = match form {
-        UrlForm::User => GrantKind::User,
-        UrlForm::Admin => GrantKind::Admin,
-    };
     let parsed = body(raw)
         .and_then(|b| lenient::parse_object(&b))
-        .and_then(|object| parse_update(&object, form, state.relay_policy));
+        .and_then(|object| parse_update(&object, kind, state.relay_policy));
     let request = match parsed {
         Ok(request) => request,
         // Refusals keep their order: a bad token or a missing scope is answered before a

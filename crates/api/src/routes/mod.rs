@@ -8,7 +8,6 @@ pub mod organization;
 mod pages;
 pub mod service;
 
-use serde::Serialize;
 use std::str::FromStr;
 
 use axum::body::Bytes;
@@ -16,6 +15,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -61,7 +61,16 @@ pub(crate) fn success() -> Response {
 }
 
 pub(crate) fn success_with<T: Serialize>(data: T) -> Response {
-    /// The envelope of a success with data, fields in the order a `Value` map writes them.
+    with_data(StatusCode::OK, "success", data)
+}
+
+pub(crate) fn created<T: Serialize>(data: T) -> Response {
+    with_data(StatusCode::CREATED, "Created", data)
+}
+
+/// The envelope of an answer with data, serialized straight from `data` (no `Value` in
+/// between); fields in the order a `Value` map writes them, so the bytes are unchanged.
+fn with_data<T: Serialize>(status: StatusCode, description: &'static str, data: T) -> Response {
     #[derive(Serialize)]
     struct Envelope<T> {
         data: T,
@@ -72,22 +81,14 @@ pub(crate) fn success_with<T: Serialize>(data: T) -> Response {
         code: u16,
         description: &'static str,
     }
-    Json(Envelope {
+    let envelope = Envelope {
         data,
         status: Status {
-            code: 200,
-            description: "success",
+            code: status.as_u16(),
+            description,
         },
-    })
-    .into_response()
-}
-
-pub(crate) fn created<T: Serialize>(data: T) -> Response {
-    (
-        StatusCode::CREATED,
-        Json(json!({ "status": { "code": 201, "description": "Created" }, "data": data })),
-    )
-        .into_response()
+    };
+    (status, Json(envelope)).into_response()
 }
 
 #[cfg(test)]

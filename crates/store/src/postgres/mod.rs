@@ -28,11 +28,10 @@ use tokio_postgres::{NoTls, Row};
 use crate::oauth::{
     ClientCredentials, Credentials, IssuedTokens, OAuthClient, OAuthError, PendingCode,
 };
-use crate::ReadError;
 use crate::{
     AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, Caller, DemoTokens, Grant, NewUser,
-    OrgView, Principal, ProvisionError, RelayKey, RequestMeta, SecurityEvent, StoreError, UserRef,
-    WriteError,
+    OrgView, Principal, ProvisionError, ReadError, RelayKey, RequestMeta, SecurityEvent,
+    StoreError, UserRef, WriteError,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -300,9 +299,10 @@ impl PgStore {
         }
     }
 
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: for<'a> FnOnce(&'a deadpool_postgres::Object) -> DbFuture<'a, Result<T, StoreError>>,
+        E: From<StoreError>,
+        F: for<'a> FnOnce(&'a deadpool_postgres::Object) -> DbFuture<'a, Result<T, E>>,
     {
         self.bounded(async {
             let client = self.client().await?;
@@ -355,14 +355,11 @@ impl PgStore {
                     provision::authenticate(c, &digest),
                     read::account_view(c, account)
                 )?;
-                let grant = match Principal::grant_of(principal, kind, Access::Read) {
-                    Ok(g) => g,
-                    Err(refusal) => return Ok(Err(ReadError::Refused(refusal))),
-                };
-                Ok(Ok(view.filter(|v| grant.reaches_account(v.zuid, v.zoid))))
+                let grant = Principal::grant_of(principal, kind, Access::Read)?;
+                Ok::<_, ReadError>(view.filter(|v| grant.reaches_account(v.zuid, v.zoid)))
             })
         })
-        .await?
+        .await
     }
 
     pub async fn own_accounts(&self, grant: &Grant) -> Result<Vec<AccountView>, StoreError> {

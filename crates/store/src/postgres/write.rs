@@ -7,6 +7,7 @@ use mailplane_domain::{
     UserAccount, Zoid, Zuid,
 };
 use serde_json::Value;
+use tokio_postgres::types::ToSql;
 
 use super::{exec, read, row_opt, rows};
 use crate::access::not_found;
@@ -29,7 +30,7 @@ async fn lock_target(tx: &Transaction<'_>, id: AccountId) -> Result<Option<Targe
     // snapshot of its own, sees every change committed by the transaction that held the
     // lock before us.
     let key = id.as_i64();
-    let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&key];
+    let params: &[&(dyn ToSql + Sync)] = &[&key];
     let (locked, row) = tokio::try_join!(
         row_opt(
             tx,

@@ -25,11 +25,10 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::oauth::{
     ClientCredentials, Credentials, IssuedTokens, OAuthClient, OAuthError, PendingCode,
 };
-use crate::ReadError;
 use crate::{
     AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, Caller, DemoTokens, Grant, NewUser,
-    OrgView, Principal, ProvisionError, RelayKey, RequestMeta, SecurityEvent, StoreError, UserRef,
-    WriteError,
+    OrgView, Principal, ProvisionError, ReadError, RelayKey, RequestMeta, SecurityEvent,
+    StoreError, UserRef, WriteError,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -126,25 +125,24 @@ fn open_and_migrate(path: &Path) -> Result<Connection, StoreError> {
     }
 }
 
-/// Runs `f` in one read transaction: its statements see one snapshot and take the WAL's
-/// read lock once, not once each (each lock and unlock is a system call).
-fn in_read_transaction<T>(
+/// Runs `f` in one read transaction, so that all its statements (an account and its
+/// addresses and identities, a token and what it reaches) see one snapshot.
+fn in_read_transaction<T, E: From<StoreError>>(
     conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    conn.prepare_cached("BEGIN")?.execute([])?;
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
+    let run = |sql: &str| -> Result<(), StoreError> {
+        conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    };
+    run("BEGIN")?;
     let out = f(conn);
     // A read changes nothing, so a failed COMMIT loses nothing; the caller drops the
     // connection it leaves inside the transaction.
-    if let Err(e) = conn
-        .prepare_cached("COMMIT")
-        .and_then(|mut s| s.execute([]))
-    {
-        if out.is_ok() {
-            return Err(e.into());
-        }
+    match run("COMMIT") {
+        Err(e) if out.is_ok() => Err(e.into()),
+        _ => out,
     }
-    out
 }
 
 impl SqliteStore {
@@ -179,10 +177,11 @@ impl SqliteStore {
     /// of microseconds, and the two thread hand-offs of `spawn_blocking` cost more than
     /// that (context switches were the largest item of a read's profile). In WAL mode a
     /// reader does not wait for the writer.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        E: From<StoreError>,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let inner = &self.inner;
         let _slot = inner
@@ -257,15 +256,11 @@ impl SqliteStore {
         let kind = caller.kind;
         self.read(move |c| {
             let found = provision::authenticate(c, &digest)?;
-            let grant = match Principal::grant_of(found, kind, Access::Read) {
-                Ok(g) => g,
-                Err(refusal) => return Ok(Err(ReadError::Refused(refusal))),
-            };
-            Ok(Ok(
-                read::account_view(c, account)?.filter(|v| grant.reaches_account(v.zuid, v.zoid))
-            ))
+            let grant = Principal::grant_of(found, kind, Access::Read)?;
+            let view = read::account_view(c, account)?;
+            Ok::<_, ReadError>(view.filter(|v| grant.reaches_account(v.zuid, v.zoid)))
         })
-        .await?
+        .await
     }
 
     pub async fn own_accounts(&self, grant: &Grant) -> Result<Vec<AccountView>, StoreError> {
