@@ -1,6 +1,7 @@
 //! Two `serve` processes on one database and one data directory (so one relay key),
 //! as behind a load balancer: what one node changes, the other sees on the next request;
-//! a revoked token is refused by both at once; nodes started at the same moment on an
+//! a revoked token is refused by both at once; a refused change holds no lock
+//! after its answer; nodes started at the same moment on an
 //! empty database all come up; and concurrent clients spread over the two nodes lose no
 //! update (the scenarios of `common/concurrency.rs`).
 
@@ -19,6 +20,7 @@ backend_tests!(
     a_relay_identity_added_on_one_node_is_managed_on_the_other,
     users_added_and_removed_on_one_node_are_seen_by_the_other,
     a_revoked_token_is_refused_by_both_nodes_on_the_next_request,
+    refused_changes_on_one_node_leave_the_account_free_for_the_other,
     nodes_started_together_on_a_fresh_data_directory_all_serve,
     concurrent_identity_additions_over_two_nodes_are_all_kept,
     concurrent_changes_of_different_fields_over_two_nodes_all_land,
@@ -236,6 +238,26 @@ async fn a_revoked_token_is_refused_by_both_nodes_on_the_next_request() {
     assert_eq!(rebecca(&a.user()).await["enabled"], true);
     // The demo tokens are untouched.
     assert_eq!(b.user().account(REBECCA).await.unwrap().status, 200);
+}
+
+async fn refused_changes_on_one_node_leave_the_account_free_for_the_other() {
+    // One connection on node A, so every refusal runs on the connection the next change
+    // gets; a short timeout on B, so a lock left behind shows as a 503, not a long wait.
+    let a = TestApp::demo_on(Db::fresh(), &["--db-pool-size", "1"]);
+    let b = a.second_node_with(&["--db-timeout-ms", "2000"]);
+    // The PostgreSQL write path locks the owner before the token's verdict is in.
+    let refused = a.client(Some("not-a-token-of-this-server"));
+    for _ in 0..3 {
+        let r = refused
+            .update_account(REBECCA, &json!({"mode": "disableMailAccount"}))
+            .await
+            .unwrap();
+        assert_eq!((r.status, r.error_code()), (401, "INVALID_OAUTHTOKEN"));
+    }
+    put(&b.user(), json!({"mode": "disableMailAccount"})).await;
+    assert_eq!(rebecca(&a.user()).await["enabled"], false);
+    put(&a.user(), json!({"mode": "enableMailAccount"})).await;
+    assert_eq!(rebecca(&b.user()).await["enabled"], true);
 }
 
 /// How many nodes start at the same moment, and how many times (the races are short).

@@ -10,6 +10,7 @@
 mod audit;
 mod mail;
 mod oauth;
+mod pipeline;
 mod provision;
 mod read;
 mod write;
@@ -299,6 +300,32 @@ impl PgStore {
         }
     }
 
+    /// Like [`write`](Self::write), but `f` sends `BEGIN` and `COMMIT` along with its own
+    /// statements (see [`pipeline`]) instead of each in a round trip of its own.
+    async fn write_pipelined<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<StoreError> + HasStoreError,
+        F: for<'a> Fn(&'a pipeline::Tx, &'a RelayKey) -> DbFuture<'a, Result<T, E>>,
+    {
+        let mut attempt = 1;
+        loop {
+            let outcome = self
+                .bounded(async {
+                    let tx = pipeline::Tx::new(self.client().await?);
+                    let out = f(&tx, &self.key).await;
+                    tx.finish(out).await
+                })
+                .await;
+            match outcome {
+                Err(e) if attempt < MAX_ATTEMPTS && e.store_error().is_some_and(is_retryable) => {
+                    attempt += 1;
+                    tracing::debug!(attempt, "retrying a transaction that lost a race");
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         E: From<StoreError>,
@@ -328,13 +355,17 @@ impl PgStore {
     ) -> Result<Applied, WriteError> {
         let digest = crate::secrets::token_digest(caller.token);
         let kind = caller.kind;
-        self.write(|tx, key| {
+        // The token is read in the change's transaction: one connection, and its query
+        // travels with the transaction's first statements (see `write::apply`).
+        self.write_pipelined(|tx, key| {
             let (digest, meta, cmd) = (digest.clone(), meta.clone(), cmd.clone());
             Box::pin(async move {
-                // In the transaction: one connection and no separate read for the token.
-                let found = provision::authenticate(tx, &digest).await?;
-                let grant = Principal::grant_of(found, kind, Access::Update)?;
-                write::apply(tx, key, &grant, &meta, zoid_in_url, account, body_zuid, cmd).await
+                let target = write::Addressing {
+                    account,
+                    zoid_in_url,
+                    body_zuid,
+                };
+                write::apply(tx, key, (&digest, kind), &meta, target, cmd).await
             })
         })
         .await

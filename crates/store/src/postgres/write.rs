@@ -1,18 +1,48 @@
 //! The write path of an account update on PostgreSQL: lock the owner → aggregate → rule →
 //! persist → audit, in the caller's transaction.
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::GenericClient;
 use mailplane_domain::{
-    AccountAggregate, AccountCommand, AccountId, AccountState, EmailAddress, Op, RuleError,
+    Access, AccountAggregate, AccountCommand, AccountId, AccountState, EmailAddress, Op, RuleError,
     UserAccount, Zoid, Zuid,
 };
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
 
-use super::{exec, read, row_opt, rows};
+use super::pipeline::Tx;
+use super::{exec, provision, read, row_opt, rows};
 use crate::access::not_found;
 use crate::relay_key::{binding, RelayKey};
-use crate::{now_ms, Applied, Grant, RequestMeta, StoreError, WriteError};
+use crate::{now_ms, Applied, Grant, GrantKind, Principal, RequestMeta, StoreError, WriteError};
+
+const SET_ENABLED: &str = "UPDATE accounts SET enabled = $1 WHERE account_id = $2";
+const SET_OUTGOING_BLOCKED: &str =
+    "UPDATE accounts SET outgoing_blocked = $1 WHERE account_id = $2";
+const SET_INCOMING_BLOCKED: &str =
+    "UPDATE accounts SET incoming_blocked = $1 WHERE account_id = $2";
+const DELETE_IDENTITY: &str = "DELETE FROM identities WHERE send_mail_id = $1 AND account_id = $2";
+// One statement: the new sequence of each account is its position in the list.
+const SET_ACCOUNT_ORDER: &str =
+    "UPDATE accounts SET sequence = o.pos FROM unnest($1::bigint[]) WITH ORDINALITY AS o(id, pos) \
+     WHERE accounts.account_id = o.id";
+const AUDIT_SQL: &str =
+    "INSERT INTO audit (at_ms, request_id, actor_zuid, actor_token_id, client_addr, zoid, zuid, account_id, mode, before, after) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+/// The statement that persists `op`, when it is one statement with nothing to compute on
+/// our side that could fail once it is sent (what [`Tx::commit_with`] needs).
+fn single_statement(op: &Op) -> Option<&'static str> {
+    match op {
+        Op::SetEnabled(_) => Some(SET_ENABLED),
+        Op::SetOutgoingBlocked(_) => Some(SET_OUTGOING_BLOCKED),
+        Op::SetIncomingBlocked(_) => Some(SET_INCOMING_BLOCKED),
+        Op::DeleteIdentity(_) => Some(DELETE_IDENTITY),
+        Op::SetAccountOrder(_) => Some(SET_ACCOUNT_ORDER),
+        // Two statements, the second sent once the first is answered; a password sealed
+        // on our side before its statement is sent.
+        Op::SetPrimaryAddress { .. } | Op::UpsertIdentity { .. } => None,
+    }
+}
 
 /// The account row the rule starts from, with its owner.
 struct Target {
@@ -24,7 +54,10 @@ struct Target {
 /// Locks the owner of the account (`FOR UPDATE` of the user row) and reads the account.
 /// Every change to any of a user's accounts takes the same lock, on every node, so two
 /// changes of one user never interleave (the reorder rule reads all of them).
-async fn lock_target(tx: &Transaction<'_>, id: AccountId) -> Result<Option<Target>, StoreError> {
+async fn lock_target<C: GenericClient>(
+    tx: &C,
+    id: AccountId,
+) -> Result<Option<Target>, StoreError> {
     // The lock and the read are sent together (one round trip). Statements of a pipeline
     // run one after the other on the server, so under READ COMMITTED the read, with a
     // snapshot of its own, sees every change committed by the transaction that held the
@@ -61,7 +94,10 @@ async fn lock_target(tx: &Transaction<'_>, id: AccountId) -> Result<Option<Targe
     }))
 }
 
-async fn user_accounts(tx: &Transaction<'_>, zuid: Zuid) -> Result<Vec<UserAccount>, StoreError> {
+async fn user_accounts<C: GenericClient>(
+    tx: &C,
+    zuid: Zuid,
+) -> Result<Vec<UserAccount>, StoreError> {
     let found = rows(
         tx,
         "SELECT account_id, kind, sequence, external_address FROM accounts WHERE zuid = $1 ORDER BY sequence",
@@ -84,8 +120,8 @@ async fn user_accounts(tx: &Transaction<'_>, zuid: Zuid) -> Result<Vec<UserAccou
         .collect()
 }
 
-async fn taken_elsewhere(
-    tx: &Transaction<'_>,
+async fn taken_elsewhere<C: GenericClient>(
+    tx: &C,
     account: AccountId,
     candidates: Vec<EmailAddress>,
 ) -> Result<Vec<EmailAddress>, StoreError> {
@@ -118,8 +154,8 @@ pub(super) fn address_conflict(
     e.into()
 }
 
-async fn persist(
-    tx: &Transaction<'_>,
+async fn persist<C: GenericClient>(
+    tx: &C,
     key: &RelayKey,
     account: AccountId,
     op: Op,
@@ -127,28 +163,13 @@ async fn persist(
     let id = account.as_i64();
     match op {
         Op::SetEnabled(v) => {
-            exec(
-                tx,
-                "UPDATE accounts SET enabled = $1 WHERE account_id = $2",
-                &[&v, &id],
-            )
-            .await?;
+            exec(tx, SET_ENABLED, &[&v, &id]).await?;
         }
         Op::SetOutgoingBlocked(v) => {
-            exec(
-                tx,
-                "UPDATE accounts SET outgoing_blocked = $1 WHERE account_id = $2",
-                &[&v, &id],
-            )
-            .await?;
+            exec(tx, SET_OUTGOING_BLOCKED, &[&v, &id]).await?;
         }
         Op::SetIncomingBlocked(v) => {
-            exec(
-                tx,
-                "UPDATE accounts SET incoming_blocked = $1 WHERE account_id = $2",
-                &[&v, &id],
-            )
-            .await?;
+            exec(tx, SET_INCOMING_BLOCKED, &[&v, &id]).await?;
         }
         Op::SetPrimaryAddress { new, old, add_new } => {
             exec(
@@ -214,23 +235,11 @@ async fn persist(
             }
         }
         Op::DeleteIdentity(sid) => {
-            exec(
-                tx,
-                "DELETE FROM identities WHERE send_mail_id = $1 AND account_id = $2",
-                &[&sid.as_i64(), &id],
-            )
-            .await?;
+            exec(tx, DELETE_IDENTITY, &[&sid.as_i64(), &id]).await?;
         }
         Op::SetAccountOrder(order) => {
-            // One statement: the new sequence of each account is its position in the list.
             let ids: Vec<i64> = order.iter().map(|a| a.as_i64()).collect();
-            exec(
-                tx,
-                "UPDATE accounts SET sequence = o.pos FROM unnest($1::bigint[]) WITH ORDINALITY AS o(id, pos) \
-                 WHERE accounts.account_id = o.id",
-                &[&ids],
-            )
-            .await?;
+            exec(tx, SET_ACCOUNT_ORDER, &[&ids]).await?;
         }
     }
     Ok(())
@@ -238,8 +247,8 @@ async fn persist(
 
 /// One audit row. `before`/`after` come from the domain, which never includes secrets.
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn audit(
-    tx: &Transaction<'_>,
+pub(super) async fn audit<C: GenericClient>(
+    tx: &C,
     grant: &Grant,
     meta: &RequestMeta,
     zoid: Zoid,
@@ -251,8 +260,7 @@ pub(super) async fn audit(
 ) -> Result<(), StoreError> {
     exec(
         tx,
-        "INSERT INTO audit (at_ms, request_id, actor_zuid, actor_token_id, client_addr, zoid, zuid, account_id, mode, before, after) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        AUDIT_SQL,
         &[
             &now_ms(),
             &meta.request_id,
@@ -271,26 +279,42 @@ pub(super) async fn audit(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The account a change names, and what else the request says of it.
+pub(super) struct Addressing {
+    pub(super) account: AccountId,
+    pub(super) zoid_in_url: Option<Zoid>,
+    pub(super) body_zuid: Option<Zuid>,
+}
+
+/// One account change, in two round trips where the mode allows: `BEGIN`, the token and
+/// the owner's lock together; then the change, its audit row and `COMMIT` together (see
+/// [`pipeline`](super::pipeline)). Modes that answer with what they wrote, or whose
+/// statements depend on each other, commit in a round trip of their own.
 pub(super) async fn apply(
-    tx: &Transaction<'_>,
+    tx: &Tx,
     key: &RelayKey,
-    grant: &Grant,
+    (digest, kind): (&str, GrantKind),
     meta: &RequestMeta,
-    zoid_in_url: Option<Zoid>,
-    account: AccountId,
-    body_zuid: Option<Zuid>,
+    to: Addressing,
     cmd: AccountCommand,
 ) -> Result<Applied, WriteError> {
-    let target = lock_target(tx, account)
-        .await?
-        .ok_or_else(|| not_found(account))?;
+    let c = tx.client();
+    let account = to.account;
+    // The lock is taken before the token's verdict is known; a refused request holds it
+    // only until its rollback, and the verdict still comes first in the answer.
+    let (found, target) = tx
+        .begin_with(async {
+            tokio::try_join!(provision::authenticate(c, digest), lock_target(c, account))
+        })
+        .await?;
+    let grant = Principal::grant_of(found, kind, Access::Update)?;
+    let target = target.ok_or_else(|| not_found(account))?;
     grant.check_target(
         account,
         target.state.zuid,
         target.zoid,
-        zoid_in_url,
-        body_zuid,
+        to.zoid_in_url,
+        to.body_zuid,
     )?;
     let mode = cmd.mode();
     let parts = cmd.reads();
@@ -298,11 +322,11 @@ pub(super) async fn apply(
     // connection and cost one round trip, not five. Only the parts the rule reads are
     // asked for at all.
     let (org_domains, addresses, identities, user_accounts, taken_elsewhere) = tokio::try_join!(
-        when(parts.org_domains, read::org_domains(tx, target.zoid)),
-        when(parts.addresses, read::addresses(tx, account)),
-        when(parts.identities, read::identities(tx, account)),
-        when(parts.user_accounts, user_accounts(tx, target.state.zuid)),
-        taken_elsewhere(tx, account, cmd.addresses_to_check()),
+        when(parts.org_domains, read::org_domains(c, target.zoid)),
+        when(parts.addresses, read::addresses(c, account)),
+        when(parts.identities, read::identities(c, account)),
+        when(parts.user_accounts, user_accounts(c, target.state.zuid)),
+        taken_elsewhere(c, account, cmd.addresses_to_check()),
     )?;
     let agg = AccountAggregate {
         org_domains,
@@ -314,19 +338,23 @@ pub(super) async fn apply(
         account: target.state,
     };
     let change = mailplane_domain::apply(&agg, cmd)?;
+    let with_commit = match change.ops.as_slice() {
+        [op] if !mode.answers_with_identities() => single_statement(op),
+        _ => None,
+    };
     // The change and its audit row in one batch: the audit statement is sent behind the
     // change's without waiting for its answer. Should a change fail, its error answers
     // first (statements are answered in order) and the transaction is rolled back.
     let persist_all = async {
         for op in change.ops {
-            persist(tx, key, account, op).await?;
+            persist(c, key, account, op).await?;
         }
         Ok::<(), WriteError>(())
     };
     let audit_row = async {
         audit(
-            tx,
-            grant,
+            c,
+            &grant,
             meta,
             target.zoid,
             Some(agg.account.zuid),
@@ -338,12 +366,23 @@ pub(super) async fn apply(
         .await
         .map_err(WriteError::from)
     };
+    if let Some(sql) = with_commit {
+        // Prepared first, so both statements go out on their first poll, ahead of COMMIT.
+        c.prepare_cached(sql).await.map_err(StoreError::from)?;
+        c.prepare_cached(AUDIT_SQL)
+            .await
+            .map_err(StoreError::from)?;
+        tx.commit_with(async { tokio::try_join!(persist_all, audit_row) })
+            .await?;
+        return Ok(Applied { identities: None });
+    }
     tokio::try_join!(persist_all, audit_row)?;
     let identities = if mode.answers_with_identities() {
-        Some(read::identities(tx, account).await?)
+        Some(read::identities(c, account).await?)
     } else {
         None
     };
+    tx.commit().await?;
     Ok(Applied { identities })
 }
 
