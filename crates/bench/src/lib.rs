@@ -13,6 +13,7 @@
 //! - [`report`]: the terminal table and the JSON file.
 //! - [`procfs`]: a process's resident memory.
 
+pub mod connections;
 pub mod echo;
 pub mod loadgen;
 pub mod pg;

@@ -2,12 +2,12 @@
 //!
 //! A step offers a fixed rate `R` for a warmup then a measured duration: request `i` is due
 //! at `t0 + i/R`. The dispatcher wakes up (at timer resolution), starts every request
-//! whose time has come, each on a task of its own, and never waits for answers. A
+//! whose time has come, on a fixed set of keep-alive connections per server (see
+//! [`Connections`](crate::connections::Connections)), and never waits for answers. A
 //! request's latency is its completion minus its *intended* time, so a late dispatcher,
 //! a busy connection pool or a server queue all show in the percentiles. At most
 //! `max_in_flight` requests are outstanding; a request due while that many are is not
-//! sent and counts as an error (the server does not keep up). Keep-alive connections are
-//! pooled and reused; the pool grows with the requests in flight. A step stops early once
+//! sent and counts as an error (the server does not keep up). A step stops early once
 //! it has certainly missed, so that an overload stays short.
 //!
 //! A [`ramp`] runs steps at rising rates until a step misses (its p99 above the bound,
@@ -25,6 +25,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::connections::{Answer, Connections, Job};
 use crate::procfs;
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -55,6 +56,8 @@ pub struct StepConfig {
     pub measure: Duration,
     /// Most requests outstanding; a request due beyond it is an error.
     pub max_in_flight: usize,
+    /// Keep-alive connections to each server, fixed for the step (see [`Connections`]).
+    pub connections: usize,
     /// A request not answered by then is an error.
     pub request_timeout: Duration,
     /// A step passes when its p99 is at most this …
@@ -117,7 +120,7 @@ struct Done {
 
 /// Runs one step at `rate` requests per second.
 pub async fn run_step(
-    client: &HttpClient,
+    conns: &Connections,
     workload: &Arc<dyn Workload>,
     rate: f64,
     cfg: &StepConfig,
@@ -155,15 +158,14 @@ pub async fn run_step(
             let measured = i >= warm_n;
             match permits.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    let req = workload.request(i);
-                    let client = client.clone();
+                    let request = workload.request(i);
                     let tx = tx.clone();
-                    let (timeout, max_p99) = (cfg.request_timeout, cfg.max_p99);
+                    let max_p99 = cfg.max_p99;
                     let (slow, failed) = (slow.clone(), failed.clone());
-                    tokio::spawn(async move {
-                        let outcome = send(&client, req, timeout).await;
+                    let answered = move |answer: Answer| {
                         let done = Instant::now();
                         if measured {
+                            let outcome = Outcome::of(answer);
                             let answered = matches!(outcome, Outcome::Ok | Outcome::Status(..));
                             if answered && done.saturating_duration_since(intended) > max_p99 {
                                 slow.fetch_add(1, Ordering::Relaxed);
@@ -178,7 +180,15 @@ pub async fn run_step(
                             });
                         }
                         drop(permit);
-                    });
+                    };
+                    conns.send(
+                        i,
+                        Job {
+                            request,
+                            deadline: intended + cfg.request_timeout,
+                            answered: Box::new(answered),
+                        },
+                    );
                 }
                 Err(_) => {
                     if measured {
@@ -324,15 +334,17 @@ async fn exchange(
     Ok((status, body))
 }
 
-async fn send(client: &HttpClient, req: HttpRequest, timeout: Duration) -> Outcome {
-    match tokio::time::timeout(timeout, exchange(client, req)).await {
-        Ok(Ok((status, _))) if status.is_success() => Outcome::Ok,
-        Ok(Ok((status, body))) => Outcome::Status(
-            status.as_u16(),
-            String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
-        ),
-        Ok(Err(e)) => Outcome::Transport(e),
-        Err(_) => Outcome::Timeout,
+impl Outcome {
+    fn of(answer: Answer) -> Outcome {
+        match answer {
+            Answer::Status(status, _) if status.is_success() => Outcome::Ok,
+            Answer::Status(status, body) => Outcome::Status(
+                status.as_u16(),
+                String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+            ),
+            Answer::Transport(e) => Outcome::Transport(e),
+            Answer::Timeout => Outcome::Timeout,
+        }
     }
 }
 
@@ -442,8 +454,8 @@ pub async fn ramp(
     }
 }
 
-/// One step of a ramp, on a client of its own: the connections a step opened (thousands,
-/// when it overloaded the server) are closed before the next one.
+/// One step of a ramp, on connections of its own: those of the step before, perhaps still
+/// waiting for answers of an overload, are closed before it starts.
 async fn step(
     workload: &Arc<dyn Workload>,
     rate: f64,
@@ -451,9 +463,9 @@ async fn step(
     plan: &RampPlan,
     steps: &mut Vec<StepResult>,
 ) -> StepResult {
-    let client = client();
-    let r = run_step(&client, workload, rate, cfg).await;
-    drop(client);
+    let conns = Connections::new(cfg.connections, cfg.request_timeout);
+    let r = run_step(&conns, workload, rate, cfg).await;
+    drop(conns);
     steps.push(r.clone());
     // A server that missed gets longer to drain its queues.
     let pause = if r.pass { plan.pause } else { plan.pause * 4 };

@@ -70,6 +70,7 @@ pub struct Plan {
     pub max_error_rate: f64,
     pub ceiling_secs: f64,
     pub max_in_flight: usize,
+    pub connections_per_server: usize,
     pub request_timeout_ms: u64,
 }
 

@@ -119,8 +119,8 @@ fn check_args(args: &BenchArgs) -> Result<(), String> {
     if !positive(args.max_p99_ms) {
         return Err("--max-p99-ms must be positive".into());
     }
-    if args.max_in_flight == 0 || args.nodes == Some(0) {
-        return Err("--max-in-flight and --nodes must be at least 1".into());
+    if args.max_in_flight == 0 || args.connections == 0 || args.nodes == Some(0) {
+        return Err("--max-in-flight, --connections and --nodes must be at least 1".into());
     }
     Ok(())
 }
@@ -206,6 +206,7 @@ async fn bench(
         warmup: Duration::from_secs_f64(warmup),
         measure: Duration::from_secs_f64(args.step_secs),
         max_in_flight: args.max_in_flight,
+        connections: args.connections,
         request_timeout: REQUEST_TIMEOUT,
         max_p99: Duration::from_secs_f64(args.max_p99_ms / 1000.0),
         max_error_rate: MAX_ERROR_RATE,
@@ -345,6 +346,7 @@ async fn bench(
             max_error_rate: MAX_ERROR_RATE,
             ceiling_secs: args.ceiling_secs,
             max_in_flight: args.max_in_flight,
+            connections_per_server: args.connections,
             request_timeout_ms: REQUEST_TIMEOUT.as_millis() as u64,
         },
         durability: Durability {

@@ -113,6 +113,9 @@ pub struct BenchArgs {
     /// Most requests outstanding; one due beyond it is not sent and counts as an error
     #[arg(long, env = "MAILPLANE_BENCH_MAX_IN_FLIGHT", default_value_t = 4096)]
     pub max_in_flight: usize,
+    /// Keep-alive connections the load generator keeps to each server, fixed for a step
+    #[arg(long, env = "MAILPLANE_BENCH_CONNECTIONS", default_value_t = 128)]
+    pub connections: usize,
     /// Where the JSON report is written
     #[arg(
         long,
