@@ -100,6 +100,9 @@ impl Connections {
 
     fn of(&self, authority: &str) -> Arc<[Connection]> {
         let mut servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(conns) = servers.get(authority) {
+            return conns.clone();
+        }
         servers
             .entry(authority.to_string())
             .or_insert_with(|| {

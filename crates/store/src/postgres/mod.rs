@@ -279,25 +279,15 @@ impl PgStore {
         E: From<StoreError> + HasStoreError,
         F: for<'a, 'b> Fn(&'a Transaction<'b>, &'a RelayKey) -> DbFuture<'a, Result<T, E>>,
     {
-        let mut attempt = 1;
-        loop {
-            let outcome = self
-                .bounded(async {
-                    let mut client = self.client().await?;
-                    let tx = client.transaction().await.map_err(StoreError::from)?;
-                    let value = f(&tx, &self.key).await?;
-                    tx.commit().await.map_err(StoreError::from)?;
-                    Ok::<T, E>(value)
-                })
-                .await;
-            match outcome {
-                Err(e) if attempt < MAX_ATTEMPTS && e.store_error().is_some_and(is_retryable) => {
-                    attempt += 1;
-                    tracing::debug!(attempt, "retrying a transaction that lost a race");
-                }
-                other => return other,
-            }
-        }
+        let f = &f;
+        self.retrying(|| async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(StoreError::from)?;
+            let value = f(&tx, &self.key).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            Ok::<T, E>(value)
+        })
+        .await
     }
 
     /// Like [`write`](Self::write), but `f` sends `BEGIN` and `COMMIT` along with its own
@@ -307,19 +297,28 @@ impl PgStore {
         E: From<StoreError> + HasStoreError,
         F: for<'a> Fn(&'a pipeline::Tx, &'a RelayKey) -> DbFuture<'a, Result<T, E>>,
     {
-        let mut attempt = 1;
+        let f = &f;
+        self.retrying(|| async move {
+            let tx = pipeline::Tx::new(self.client().await?);
+            let out = f(&tx, &self.key).await;
+            tx.finish(out).await
+        })
+        .await
+    }
+
+    /// Runs `attempt` within the timeout, again (up to [`MAX_ATTEMPTS`] in all) while it
+    /// fails with a lost race.
+    async fn retrying<T, E, Fut>(&self, attempt: impl Fn() -> Fut) -> Result<T, E>
+    where
+        E: From<StoreError> + HasStoreError,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut tried = 1;
         loop {
-            let outcome = self
-                .bounded(async {
-                    let tx = pipeline::Tx::new(self.client().await?);
-                    let out = f(&tx, &self.key).await;
-                    tx.finish(out).await
-                })
-                .await;
-            match outcome {
-                Err(e) if attempt < MAX_ATTEMPTS && e.store_error().is_some_and(is_retryable) => {
-                    attempt += 1;
-                    tracing::debug!(attempt, "retrying a transaction that lost a race");
+            match self.bounded(attempt()).await {
+                Err(e) if tried < MAX_ATTEMPTS && e.store_error().is_some_and(is_retryable) => {
+                    tried += 1;
+                    tracing::debug!(attempt = tried, "retrying a transaction that lost a race");
                 }
                 other => return other,
             }
