@@ -24,6 +24,9 @@ impl Reply {
     }
 }
 
+/// How long an idle connection stays pooled: under the server's idle limit.
+const IDLE_CONNECTION_KEPT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Clone)]
 pub struct Client {
     base: String,
@@ -37,7 +40,14 @@ impl Client {
         Self {
             base: base.trim_end_matches('/').to_string(),
             token: token.map(str::to_string),
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                // The server drops a keep-alive connection idle for its header read
+                // timeout (10 s by default). A pooled connection kept longer can be picked
+                // for a request just as the server closes it, and that request fails with
+                // a reset; letting go of idle connections sooner avoids the race.
+                .pool_idle_timeout(IDLE_CONNECTION_KEPT)
+                .build()
+                .unwrap_or_default(),
         }
     }
 

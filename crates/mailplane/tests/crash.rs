@@ -659,6 +659,9 @@ async fn read_accounts(base: &str, demo: &Demo) -> Seen {
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        // Under the server's 10 s idle limit, so a pooled connection is not reused as the
+        // server closes it.
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()
         .expect("http client")
 }
