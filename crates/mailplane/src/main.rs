@@ -10,6 +10,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// The server allocates a few short-lived buffers per request (headers, the JSON body, the
+// statement's parameters); glibc's malloc showed as about a seventh of the HTTP threads' time
+// in a profile, mimalloc's thread-local free lists make that cheaper.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
