@@ -65,6 +65,8 @@ pub struct Plan {
     pub warmup_secs: f64,
     pub start_rate: f64,
     pub step_factor: f64,
+    /// Bisection steps after the first miss.
+    pub refine: u32,
     pub max_rate: Option<f64>,
     pub max_p99_ms: f64,
     pub max_error_rate: f64,
@@ -322,14 +324,15 @@ impl Report {
         let p = &self.plan;
         let _ = writeln!(
             o,
-            "open loop, latency from the intended send time: steps of {} s after {} s of warmup, from {}/s ×{}{}, until p99 > {} ms or errors > {}%",
+            "open loop, latency from the intended send time: steps of {} s after {} s of warmup, from {}/s ×{}{}, until p99 > {} ms or errors > {}%, then up to {} bisection steps",
             p.step_secs,
             p.warmup_secs,
             p.start_rate,
             p.step_factor,
             p.max_rate.map(|m| format!(" up to {m}/s")).unwrap_or_default(),
             p.max_p99_ms,
-            p.max_error_rate * 100.0
+            p.max_error_rate * 100.0,
+            p.refine
         );
         o.push('\n');
 

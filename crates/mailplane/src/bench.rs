@@ -198,7 +198,7 @@ async fn bench(
         start_rate: args.start_rate,
         factor: args.step_factor,
         max_rate: args.max_rate,
-        refine: 2,
+        refine: args.refine,
         max_steps: 40,
         pause: Duration::from_millis(300),
     };
@@ -341,6 +341,7 @@ async fn bench(
             warmup_secs: warmup,
             start_rate: args.start_rate,
             step_factor: args.step_factor,
+            refine: args.refine,
             max_rate: args.max_rate,
             max_p99_ms: args.max_p99_ms,
             max_error_rate: MAX_ERROR_RATE,

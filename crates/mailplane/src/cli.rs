@@ -98,6 +98,10 @@ pub struct BenchArgs {
     /// Each rate is the previous one times this
     #[arg(long, env = "MAILPLANE_BENCH_STEP_FACTOR", default_value_t = 1.5)]
     pub step_factor: f64,
+    /// After the first miss, bisection steps between the last passing rate and it (each
+    /// halves the gap, geometrically; none once the two are within 5%)
+    #[arg(long, env = "MAILPLANE_BENCH_REFINE", default_value_t = 3)]
+    pub refine: u32,
     /// The highest rate tried, in requests per second [default: no limit]
     #[arg(long, env = "MAILPLANE_BENCH_MAX_RATE")]
     pub max_rate: Option<f64>,
