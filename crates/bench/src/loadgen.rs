@@ -101,6 +101,10 @@ pub struct StepResult {
     /// The highest resident memory of any one watched process during the measured part,
     /// in KiB.
     pub max_rss_kib: Option<u64>,
+    /// Where the whole machine's CPU time went over the measured part (its answers
+    /// included): the load generator's share is in `busy` too, and `steal` is time the
+    /// hypervisor took, which shows up here as latency and nowhere else.
+    pub cpu: Option<procfs::CpuShare>,
     /// A few of the errors, for diagnosis.
     pub error_samples: Vec<String>,
 }
@@ -135,7 +139,7 @@ pub async fn run_step(
     let measure_from = at(warm_n);
 
     let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = tokio::spawn(sample_rss(
+    let sampler = tokio::spawn(sample(
         cfg.watch_pids.clone(),
         measure_from,
         sampling.clone(),
@@ -216,7 +220,10 @@ pub async fn run_step(
     )
     .await;
     sampling.store(false, Ordering::Relaxed);
-    let max_rss_kib = sampler.await.ok().flatten();
+    let (cpu_from, max_rss_kib) = sampler.await.unwrap_or((None, None));
+    let cpu = cpu_from
+        .zip(procfs::cpu_times())
+        .and_then(|(from, to)| procfs::CpuShare::between(from, to));
     drop(tx);
 
     let mut latencies_us: Vec<u64> = Vec::with_capacity(i.saturating_sub(warm_n) as usize);
@@ -295,6 +302,7 @@ pub async fn run_step(
             && error_rate <= cfg.max_error_rate,
         aborted,
         max_rss_kib,
+        cpu,
         error_samples: samples,
     }
 }
@@ -359,19 +367,23 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-async fn sample_rss(pids: Vec<u32>, from: Instant, running: Arc<AtomicBool>) -> Option<u64> {
-    if pids.is_empty() {
-        return None;
-    }
+/// From `from` until `running` goes false: the machine's CPU times at `from`, and the
+/// highest resident memory of any of `pids` (sampled every 100 ms).
+async fn sample(
+    pids: Vec<u32>,
+    from: Instant,
+    running: Arc<AtomicBool>,
+) -> (Option<procfs::CpuTimes>, Option<u64>) {
     tokio::time::sleep_until(from.into()).await;
+    let cpu = procfs::cpu_times();
     let mut max: Option<u64> = None;
-    while running.load(Ordering::Relaxed) {
+    while !pids.is_empty() && running.load(Ordering::Relaxed) {
         for rss in pids.iter().filter_map(|&p| procfs::rss_kib(p)) {
             max = Some(max.map_or(rss, |m| m.max(rss)));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    max
+    (cpu, max)
 }
 
 /// The rates a [`ramp`] tries.

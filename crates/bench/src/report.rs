@@ -7,6 +7,10 @@ use serde::Serialize;
 
 use crate::loadgen::StepResult;
 
+/// Steal (percent of the CPUs) from which a run's report warns that its p99s are noisy.
+/// Below it, steal is within what an idle cloud machine shows.
+pub const NOISY_STEAL_PCT: f64 = 5.0;
+
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
@@ -119,6 +123,17 @@ pub struct Ceiling {
     /// The external command that measured it (pgbench), credentials left out.
     pub command: Option<String>,
     pub error: Option<String>,
+    /// The bare SQLite loops: how long each `COMMIT` took, in milliseconds.
+    pub commit_ms: Option<Percentiles>,
+}
+
+/// Latency percentiles, in milliseconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Percentiles {
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    pub max: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -254,6 +269,16 @@ impl Report {
         self.workloads.iter().find(|w| w.key == key)
     }
 
+    /// The step of the run in which the hypervisor took the largest share of the CPUs,
+    /// with that share in percent.
+    pub fn most_stolen(&self) -> Option<(&WorkloadRun, &StepResult, f64)> {
+        self.workloads
+            .iter()
+            .flat_map(|w| w.steps.iter().map(move |s| (w, s)))
+            .filter_map(|(w, s)| Some((w, s, s.cpu?.steal_pct)))
+            .max_by(|a, b| a.2.total_cmp(&b.2))
+    }
+
     /// The terminal table. `color`: ANSI colors (red for a weaker durability setting and a
     /// MISS, green for a PASS); without it the words say the same.
     pub fn render(&self, color: bool) -> String {
@@ -338,7 +363,7 @@ impl Report {
 
         let _ = writeln!(
             o,
-            "{:<26} {:>14} {:>11} {:>9} {:>9} {:>9} {:>16} {:>7}",
+            "{:<26} {:>14} {:>11} {:>9} {:>9} {:>9} {:>16} {:>7} {:>6}",
             format!("workload (p99 ≤ {} ms)", p.max_p99_ms),
             "offered rate",
             "achieved",
@@ -346,14 +371,15 @@ impl Report {
             "p99",
             "p99.9",
             "errors",
-            "steps"
+            "steps",
+            "steal"
         );
         for w in &self.workloads {
             match &w.best {
                 Some(b) => {
                     let _ = writeln!(
                         o,
-                        "{:<26} {:>14} {:>11} {:>9} {:>9} {:>9} {:>16} {:>7}",
+                        "{:<26} {:>14} {:>11} {:>9} {:>9} {:>9} {:>16} {:>7} {:>6}",
                         w.name,
                         format!(
                             "{}{:.0}/s",
@@ -365,7 +391,8 @@ impl Report {
                         ms(b.p99_ms),
                         ms(b.p999_ms),
                         format!("{} ({:.2}%)", b.errors, b.error_rate * 100.0),
-                        w.steps.len()
+                        w.steps.len(),
+                        b.cpu.map_or("-".into(), |c| format!("{:.0}%", c.steal_pct))
                     );
                 }
                 None => {
@@ -385,6 +412,21 @@ impl Report {
                         )
                     );
                 }
+            }
+        }
+        if let Some((w, step, steal)) = self.most_stolen() {
+            if steal >= NOISY_STEAL_PCT {
+                let _ = writeln!(
+                    o,
+                    "{}",
+                    paint(
+                        "33",
+                        &format!(
+                            "steal: the hypervisor held up to {steal:.0}% of the CPUs in a step ({} at {:.0}/s), so this run's p99s are noisy; compare builds at a fixed rate, alternated",
+                            w.name, step.offered_rate
+                        )
+                    )
+                );
             }
         }
         o.push('\n');

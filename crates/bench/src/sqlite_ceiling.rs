@@ -8,6 +8,8 @@ use rand::Rng;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
+use crate::loadgen::percentile;
+
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SqliteCeiling {
@@ -20,6 +22,12 @@ pub struct SqliteCeiling {
     /// Read back from the connection that ran the loop.
     pub journal_mode: String,
     pub synchronous: String,
+    /// How long each `COMMIT` (the flush) took: the disk's own latency, tail included.
+    /// A server that commits on this disk cannot answer faster than its slowest flushes.
+    pub commit_p50_ms: Option<f64>,
+    pub commit_p99_ms: Option<f64>,
+    pub commit_p999_ms: Option<f64>,
+    pub commit_max_ms: Option<f64>,
 }
 
 /// Runs `BEGIN IMMEDIATE; UPDATE one random row (× per_tx); COMMIT` for `duration` on a
@@ -55,6 +63,7 @@ pub fn run(
     let mut update =
         conn.prepare("UPDATE accounts SET outgoing_blocked = ?2, changed_ms = ?3 WHERE id = ?1")?;
     let (mut transactions, mut updates) = (0u64, 0u64);
+    let mut commit_us: Vec<u64> = Vec::new();
     let start = Instant::now();
     while start.elapsed() < duration {
         conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -63,10 +72,14 @@ pub fn run(
             update.execute(params![id, rng.gen::<bool>(), updates as i64])?;
             updates += 1;
         }
+        let flush = Instant::now();
         conn.execute_batch("COMMIT")?;
+        commit_us.push(flush.elapsed().as_micros() as u64);
         transactions += 1;
     }
     let secs = start.elapsed().as_secs_f64();
+    commit_us.sort_unstable();
+    let commit_ms = |q: f64| percentile(&commit_us, q).map(|us| us as f64 / 1000.0);
     Ok(SqliteCeiling {
         updates_per_tx: per_tx,
         updates_per_sec: updates as f64 / secs,
@@ -76,6 +89,10 @@ pub fn run(
         rows,
         journal_mode: journal_mode.to_lowercase(),
         synchronous: synchronous_name(synchronous).to_string(),
+        commit_p50_ms: commit_ms(0.5),
+        commit_p99_ms: commit_ms(0.99),
+        commit_p999_ms: commit_ms(0.999),
+        commit_max_ms: commit_ms(1.0),
     })
 }
 
@@ -105,6 +122,8 @@ mod tests {
         );
         assert!(r.transactions >= 1);
         assert_eq!(r.updates, r.transactions * 10);
+        let (p50, max) = (r.commit_p50_ms.unwrap(), r.commit_max_ms.unwrap());
+        assert!(p50 > 0.0 && p50 <= max, "commit p50 {p50} ms, max {max} ms");
         let conn = Connection::open(&path).unwrap();
         let changed: i64 = conn
             .query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use mailplane_bench::loadgen::{self, RampPlan, StepConfig, StepResult, Workload};
 use mailplane_bench::report::{
-    Ceiling, Durability, Machine, Memory, NodeMemory, Plan, Ratio, Report, Setting, Verdict,
-    WorkloadRun,
+    Ceiling, Durability, Machine, Memory, NodeMemory, Percentiles, Plan, Ratio, Report, Setting,
+    Verdict, WorkloadRun,
 };
 use mailplane_bench::workload::{BenchAccount, Read, Targets, UpdateMix};
 use mailplane_bench::{echo as echo_server, pg, procfs, sqlite_ceiling};
@@ -317,6 +317,7 @@ async fn bench(
             }),
             command: None,
             error: best.is_none().then(|| "no step passed".to_string()),
+            commit_ms: None,
         });
         workloads.push(run);
     }
@@ -393,11 +394,24 @@ async fn sqlite_loop(work: &Path, rows: u64, per_tx: u32, time: Duration) -> Cei
             per_second: Some(c.updates_per_sec),
             unit: "updates/s".into(),
             detail: format!(
-                "journal_mode={}, synchronous={}, {} transactions in {:.1} s",
-                c.journal_mode, c.synchronous, c.transactions, c.secs
+                "journal_mode={}, synchronous={}, {} transactions in {:.1} s, commit p50 {} p99 {} p99.9 {} max {} ms",
+                c.journal_mode,
+                c.synchronous,
+                c.transactions,
+                c.secs,
+                short_ms(c.commit_p50_ms),
+                short_ms(c.commit_p99_ms),
+                short_ms(c.commit_p999_ms),
+                short_ms(c.commit_max_ms)
             ),
             command: None,
             error: None,
+            commit_ms: Some(Percentiles {
+                p50: c.commit_p50_ms,
+                p99: c.commit_p99_ms,
+                p999: c.commit_p999_ms,
+                max: c.commit_max_ms,
+            }),
         },
         Err(e) => Ceiling {
             key: format!("sqlite_{per_tx}_per_tx"),
@@ -407,6 +421,7 @@ async fn sqlite_loop(work: &Path, rows: u64, per_tx: u32, time: Duration) -> Cei
             detail: String::new(),
             command: None,
             error: Some(e),
+            commit_ms: None,
         },
     }
 }
@@ -446,6 +461,7 @@ async fn pgbench(pg: &Pg, clients: u32, secs: f64) -> Ceiling {
             ),
             command: Some(r.command),
             error: None,
+            commit_ms: None,
         },
         Err(e) => Ceiling {
             key: "pgbench".into(),
@@ -455,6 +471,7 @@ async fn pgbench(pg: &Pg, clients: u32, secs: f64) -> Ceiling {
             detail: String::new(),
             command: None,
             error: Some(e),
+            commit_ms: None,
         },
     }
 }
@@ -587,13 +604,19 @@ async fn ramp(
 fn step_line(s: &StepResult) -> String {
     let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
     format!(
-        "{:>9.0}/s offered, {:>9.0}/s achieved, p50 {} p99 {} p99.9 {} ms, {} errors{}: {}",
+        "{:>9.0}/s offered, {:>9.0}/s achieved, p50 {} p99 {} p99.9 {} ms, {} errors{}{}: {}",
         s.offered_rate,
         s.achieved_rate,
         ms(s.p50_ms),
         ms(s.p99_ms),
         ms(s.p999_ms),
         s.errors,
+        s.cpu
+            .map(|c| format!(
+                ", cpu busy {:.0}% iowait {:.0}% steal {:.0}%",
+                c.busy_pct, c.iowait_pct, c.steal_pct
+            ))
+            .unwrap_or_default(),
         s.error_samples
             .first()
             .map(|e| format!(" (e.g. {e})"))
@@ -604,6 +627,11 @@ fn step_line(s: &StepResult) -> String {
             (false, true) => "miss (stopped early)",
         }
     )
+}
+
+/// Milliseconds to two decimals, or `-`.
+fn short_ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2}"))
 }
 
 fn best_rate(workloads: &[WorkloadRun], key: &str) -> Option<f64> {

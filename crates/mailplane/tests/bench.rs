@@ -99,6 +99,27 @@ fn check_step(s: &Value, what: &str) {
         s["pass"].is_boolean() && s["aborted"].is_boolean(),
         "{what}"
     );
+    // Where the machine's CPU time went (Linux has /proc/stat): shares that add up.
+    if cfg!(target_os = "linux") {
+        let cpu = &s["cpu"];
+        let shares: Vec<f64> = ["busyPct", "iowaitPct", "stealPct", "idlePct"]
+            .iter()
+            .map(|f| {
+                cpu[*f]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{what}.cpu.{f}: {cpu}"))
+            })
+            .collect();
+        assert!(
+            shares.iter().all(|v| (0.0..=100.0).contains(v)),
+            "{what}.cpu: {cpu}"
+        );
+        let sum: f64 = shares.iter().sum();
+        assert!(
+            (sum - 100.0).abs() <= 0.5,
+            "{what}.cpu adds up to {sum}: {cpu}"
+        );
+    }
 }
 
 fn check_report(r: &Value, stdout: &str, backend: &str, nodes: u64, ceilings: &[&str]) {
@@ -166,7 +187,20 @@ fn check_report(r: &Value, stdout: &str, backend: &str, nodes: u64, ceilings: &[
         .map(|c| {
             number_or_null(&c["perSecond"], "ceiling");
             assert!(c["unit"].is_string() && c["name"].is_string());
-            c["key"].as_str().unwrap()
+            let key = c["key"].as_str().unwrap();
+            // The bare loops time each flush: the disk's latency, tail included.
+            if key.starts_with("sqlite_") {
+                let (p50, max) = (c["commitMs"]["p50"].as_f64(), c["commitMs"]["max"].as_f64());
+                assert!(
+                    p50.zip(max)
+                        .is_some_and(|(p50, max)| p50 > 0.0 && p50 <= max),
+                    "{key}.commitMs: {}",
+                    c["commitMs"]
+                );
+            } else {
+                assert!(c["commitMs"].is_null(), "{key}.commitMs: {}", c["commitMs"]);
+            }
+            key
         })
         .collect();
     assert_eq!(found, ceilings);
@@ -203,7 +237,13 @@ fn check_report(r: &Value, stdout: &str, backend: &str, nodes: u64, ceilings: &[
     // The target is for 100,000 accounts: this run cannot claim it.
     assert_eq!(memory["verdict"], "N/A");
 
-    for line in ["durability:", "ceilings of this machine", "ratios", "VmRSS"] {
+    for line in [
+        "durability:",
+        "steal",
+        "ceilings of this machine",
+        "ratios",
+        "VmRSS",
+    ] {
         assert!(
             stdout.contains(line),
             "{line:?} not in the table:\n{stdout}"
