@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use mailplane_store::{CommitStats, FLUSH_BUCKETS};
+
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -32,8 +34,9 @@ pub struct PoolState {
     pub in_use: usize,
     pub idle: usize,
     pub max: usize,
-    /// SQLite's group commits and the writes they kept, when the store commits in groups.
-    pub commits: Option<(u64, u64)>,
+    /// SQLite's group commits, the writes they kept and their flush times, when the store
+    /// commits in groups.
+    pub commits: Option<CommitStats>,
 }
 
 /// A mode the update handler puts into its response, for the metrics' `mode` label.
@@ -128,7 +131,8 @@ impl Metrics {
             "mailplane_db_pool_connections{{state=\"max\"}} {}",
             pool.max
         );
-        if let Some((commits, writes)) = pool.commits {
+        if let Some(stats) = &pool.commits {
+            let (commits, writes) = (stats.commits, stats.writes);
             let _ = writeln!(
                 out,
                 "# HELP mailplane_db_commits_total Transactions committed by the SQLite writer (group commits)."
@@ -141,6 +145,32 @@ impl Metrics {
             );
             let _ = writeln!(out, "# TYPE mailplane_db_committed_writes_total counter");
             let _ = writeln!(out, "mailplane_db_committed_writes_total {writes}");
+            let _ = writeln!(
+                out,
+                "# HELP mailplane_db_commit_flush_seconds Time of each group commit's COMMIT, the disk flush: its tail is what a durable write cannot beat."
+            );
+            let _ = writeln!(out, "# TYPE mailplane_db_commit_flush_seconds histogram");
+            for (bound, n) in FLUSH_BUCKETS.iter().zip(stats.flush_at_most) {
+                let _ = writeln!(
+                    out,
+                    "mailplane_db_commit_flush_seconds_bucket{{le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "mailplane_db_commit_flush_seconds_bucket{{le=\"+Inf\"}} {}",
+                stats.flush_count
+            );
+            let _ = writeln!(
+                out,
+                "mailplane_db_commit_flush_seconds_sum {}",
+                stats.flush_secs
+            );
+            let _ = writeln!(
+                out,
+                "mailplane_db_commit_flush_seconds_count {}",
+                stats.flush_count
+            );
         }
         out
     }
@@ -159,7 +189,13 @@ mod tests {
             in_use: 1,
             idle: 2,
             max: 8,
-            commits: Some((3, 7)),
+            commits: Some(CommitStats {
+                commits: 3,
+                writes: 7,
+                flush_at_most: [0, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3],
+                flush_count: 3,
+                flush_secs: 0.0123,
+            }),
         });
         let labels = r#"route="/api/accounts/{account_id}",mode="emailupdate",status="200""#;
         assert!(
@@ -175,5 +211,15 @@ mod tests {
         assert!(text.contains("mailplane_db_pool_connections{state=\"idle\"} 2"));
         assert!(text.contains("mailplane_db_commits_total 3"));
         assert!(text.contains("mailplane_db_committed_writes_total 7"));
+        for line in [
+            r#"mailplane_db_commit_flush_seconds_bucket{le="0.0001"} 0"#,
+            r#"mailplane_db_commit_flush_seconds_bucket{le="0.00025"} 1"#,
+            r#"mailplane_db_commit_flush_seconds_bucket{le="0.025"} 3"#,
+            r#"mailplane_db_commit_flush_seconds_bucket{le="+Inf"} 3"#,
+            "mailplane_db_commit_flush_seconds_sum 0.0123",
+            "mailplane_db_commit_flush_seconds_count 3",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
     }
 }

@@ -73,6 +73,31 @@ async fn metrics_count_requests_by_route_mode_and_status() {
     assert!(text.contains(r#"mailplane_http_request_duration_seconds_count{route="/api/accounts/{account_id}",mode="updateOutgoingStatus",status="200"} 3"#));
     assert!(text.contains("mailplane_db_pool_connections{state=\"max\"}"));
     assert!(!text.contains(REBECCA), "ids never become labels");
+    // SQLite's writer: the three changes were committed (in groups) and each commit's
+    // flush was timed. PostgreSQL commits each request itself and has no such series.
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+    };
+    if app.db.is_postgres() {
+        assert_eq!(value("mailplane_db_commits_total"), None, "{text}");
+    } else {
+        let commits = value("mailplane_db_commits_total").unwrap();
+        assert!(
+            value("mailplane_db_committed_writes_total").unwrap() >= 3.0,
+            "{text}"
+        );
+        assert!(commits >= 1.0, "{text}");
+        assert_eq!(
+            value("mailplane_db_commit_flush_seconds_count"),
+            Some(commits)
+        );
+        assert_eq!(
+            value(r#"mailplane_db_commit_flush_seconds_bucket{le="+Inf"}"#),
+            Some(commits)
+        );
+        assert!(value("mailplane_db_commit_flush_seconds_sum").unwrap() > 0.0);
+    }
 }
 
 async fn audit_log_lists_changes_newest_first_with_filters() {

@@ -25,7 +25,7 @@ pub use model::{
 };
 pub use postgres::{PgOptions, PgStore};
 pub use relay_key::RelayKey;
-pub use sqlite::SqliteStore;
+pub use sqlite::{CommitStats, SqliteStore, FLUSH_BUCKETS};
 pub use synthetic::{SyntheticAccount, SyntheticOrg};
 
 /// The durability settings in force: what a benchmark reports beside its figures.
@@ -575,11 +575,11 @@ impl Store {
         }
     }
 
-    /// SQLite's group commits so far and the writes they kept (`None` on PostgreSQL, which
-    /// commits each request's transaction itself).
-    pub fn commit_counts(&self) -> Option<(u64, u64)> {
+    /// SQLite's group commits so far, the writes they kept and their flush times (`None`
+    /// on PostgreSQL, which commits each request's transaction itself).
+    pub fn commit_stats(&self) -> Option<CommitStats> {
         match self {
-            Store::Sqlite(s) => Some(s.commit_counts()),
+            Store::Sqlite(s) => Some(s.commit_stats()),
             Store::Postgres(_) => None,
         }
     }

@@ -29,7 +29,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         in_use,
         idle,
         max,
-        commits: state.store.commit_counts(),
+        commits: state.store.commit_stats(),
     });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -18,7 +18,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
@@ -52,6 +52,59 @@ struct Stats {
     commits: AtomicU64,
     /// Writes kept in those commits (failed ones are undone and not counted).
     writes: AtomicU64,
+    /// How long each `COMMIT` took (the disk flush): per bucket of [`FLUSH_BUCKETS`], not
+    /// cumulative; the last counts those above every bound.
+    flush_buckets: [AtomicU64; FLUSH_BUCKETS.len() + 1],
+    flush_micros: AtomicU64,
+}
+
+/// Upper bounds, in seconds, of the flush-time histogram. A flush takes a fraction of a
+/// millisecond on a good disk; the upper buckets are the stalls that make a p99.
+pub const FLUSH_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// The writer's commits so far: how many, the writes they kept, how long they took.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CommitStats {
+    pub commits: u64,
+    pub writes: u64,
+    /// Commits whose flush took at most each bound of [`FLUSH_BUCKETS`] (cumulative).
+    pub flush_at_most: [u64; FLUSH_BUCKETS.len()],
+    /// Every commit, failed ones included.
+    pub flush_count: u64,
+    pub flush_secs: f64,
+}
+
+impl Stats {
+    fn observe_flush(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        let bucket = FLUSH_BUCKETS
+            .iter()
+            .position(|bound| secs <= *bound)
+            .unwrap_or(FLUSH_BUCKETS.len());
+        self.flush_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.flush_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> CommitStats {
+        let mut out = CommitStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            flush_secs: self.flush_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            ..CommitStats::default()
+        };
+        let mut running = 0;
+        for (i, bucket) in self.flush_buckets.iter().enumerate() {
+            running += bucket.load(Ordering::Relaxed);
+            if let Some(at_most) = out.flush_at_most.get_mut(i) {
+                *at_most = running;
+            }
+        }
+        out.flush_count = running;
+        out
+    }
 }
 
 impl Writer {
@@ -72,12 +125,9 @@ impl Writer {
         self.stats.busy.load(Ordering::Relaxed)
     }
 
-    /// Commits made so far, and the writes they kept.
-    pub(super) fn commit_counts(&self) -> (u64, u64) {
-        (
-            self.stats.commits.load(Ordering::Relaxed),
-            self.stats.writes.load(Ordering::Relaxed),
-        )
+    /// Commits made so far, the writes they kept, and their flush times.
+    pub(super) fn commit_stats(&self) -> CommitStats {
+        self.stats.snapshot()
     }
 
     /// Queues `f` and waits for its result, which is only handed back once the
@@ -122,7 +172,7 @@ fn run(mut conn: Connection, key: RelayKey, jobs: Receiver<Job>, stats: &Stats) 
         stats.busy.store(true, Ordering::Relaxed);
         let mut batch = vec![first];
         gather(&jobs, &mut batch);
-        if let Some(kept) = write_batch(&mut conn, &key, batch) {
+        if let Some(kept) = write_batch(&mut conn, &key, batch, stats) {
             stats.commits.fetch_add(1, Ordering::Relaxed);
             stats.writes.fetch_add(kept, Ordering::Relaxed);
         }
@@ -151,7 +201,12 @@ fn gather(jobs: &Receiver<Job>, batch: &mut Vec<Job>) {
 
 /// Runs one batch in one transaction and answers every job of it; the number of writes
 /// kept when it committed.
-fn write_batch(conn: &mut Connection, key: &RelayKey, batch: Vec<Job>) -> Option<u64> {
+fn write_batch(
+    conn: &mut Connection,
+    key: &RelayKey,
+    batch: Vec<Job>,
+    stats: &Stats,
+) -> Option<u64> {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -169,7 +224,7 @@ fn write_batch(conn: &mut Connection, key: &RelayKey, batch: Vec<Job>) -> Option
             finishes.push(finish);
         }
     }
-    settle(tx, finishes).then_some(kept)
+    settle(tx, finishes, stats).then_some(kept)
 }
 
 /// One job under its savepoint. `None` when it panicked (its waiter sees the write
@@ -205,8 +260,10 @@ fn run_cached(tx: &Transaction<'_>, statements: &[&str]) -> rusqlite::Result<()>
 
 /// Commits, then answers (the real build); whether it committed.
 #[cfg(not(feature = "ack-before-commit"))]
-fn settle(tx: Transaction<'_>, finishes: Vec<Finish>) -> bool {
+fn settle(tx: Transaction<'_>, finishes: Vec<Finish>, stats: &Stats) -> bool {
+    let flush = Instant::now();
     let committed = tx.commit().map_err(StoreError::Db);
+    stats.observe_flush(flush.elapsed());
     if let Err(e) = &committed {
         tracing::error!(error = %e, "group commit failed");
     }
@@ -220,7 +277,7 @@ fn settle(tx: Transaction<'_>, finishes: Vec<Finish>) -> bool {
 /// every waiter *before* the commit, which follows 50 ms later. A `kill -9` in that window
 /// loses changes their clients already got a 200 for.
 #[cfg(feature = "ack-before-commit")]
-fn settle(tx: Transaction<'_>, finishes: Vec<Finish>) -> bool {
+fn settle(tx: Transaction<'_>, finishes: Vec<Finish>, _stats: &Stats) -> bool {
     for finish in finishes {
         finish(Ok(()));
     }
@@ -288,9 +345,18 @@ mod tests {
             .unwrap();
         assert_eq!(stored, acked, "exactly the acknowledged writes are stored");
         assert_eq!(stored.len(), 400 - 100 - 4);
-        let (commits, writes) = writer.commit_counts();
+        let stats = writer.commit_stats();
+        let (commits, writes) = (stats.commits, stats.writes);
         assert_eq!(writes, stored.len() as u64, "kept writes are counted");
         assert!(commits >= 1 && commits <= writes, "{commits} commits");
+        assert_eq!(stats.flush_count, commits, "each commit's flush is timed");
+        assert!(stats.flush_secs > 0.0);
+        let last = *stats.flush_at_most.last().unwrap();
+        assert!(
+            stats.flush_at_most.windows(2).all(|w| w[0] <= w[1]) && last <= commits,
+            "cumulative: {:?}",
+            stats.flush_at_most
+        );
     }
 
     #[tokio::test]

@@ -15,6 +15,8 @@ mod provision;
 mod read;
 mod write;
 
+pub use group_commit::{CommitStats, FLUSH_BUCKETS};
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -513,9 +515,9 @@ impl SqliteStore {
             .await
     }
 
-    /// Group commits made so far, and the writes they kept.
-    pub fn commit_counts(&self) -> (u64, u64) {
-        self.inner.writer.commit_counts()
+    /// Group commits made so far, the writes they kept, and their flush times.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.inner.writer.commit_stats()
     }
 
     /// Connections (in use, idle, most): the writer and the readers.
