@@ -194,6 +194,25 @@ impl Ratio {
         self
     }
 
+    /// For a ceiling that does strictly less than what it divides (echo answers without
+    /// any of the server's work): a value above 1 cannot be the server's doing. The
+    /// ceiling's ramp was cut short by a stall of the machine, and no verdict can be drawn
+    /// from it: N/A, with a note that says so.
+    pub fn ceiling_must_exceed(mut self) -> Ratio {
+        if self.value.is_some_and(|v| v > 1.0) && self.verdict.is_some() {
+            self.verdict = Some(Verdict::NotApplicable);
+            let note = format!(
+                "{} came out below {}, which does more work: the machine stalled during its ramp; run again",
+                self.denominator, self.numerator
+            );
+            self.note = Some(match self.note.take() {
+                Some(n) => format!("{n}; {note}"),
+                None => note,
+            });
+        }
+        self
+    }
+
     /// `numerator ÷ denominator`. With a target: PASS when reached, MISS when not, or when
     /// mailplane passed no step at all (`numerator` missing); N/A when the ceiling is
     /// missing.
@@ -547,5 +566,32 @@ mod tests {
             serde_json::to_value(Verdict::NotApplicable).unwrap(),
             serde_json::json!("N/A")
         );
+    }
+
+    #[test]
+    fn a_ceiling_below_what_it_bounds_decides_nothing() {
+        // Seen in a run: echo PUT stalled at 349/s while the server did 10,963 updates/s.
+        let stalled = Ratio::new(
+            "updates/s ÷ HTTP echo PUT",
+            ("durable updates/s", Some(10_963.0)),
+            ("HTTP echo PUT", Some(349.0)),
+            Some(0.4),
+        )
+        .ceiling_must_exceed();
+        assert_eq!(stalled.verdict, Some(Verdict::NotApplicable));
+        let note = stalled.note.unwrap();
+        assert!(
+            note.contains("HTTP echo PUT came out below durable updates/s"),
+            "{note}"
+        );
+        // A real ratio keeps its verdict, either way.
+        for (n, verdict) in [(20_000.0, Verdict::Pass), (10_000.0, Verdict::Miss)] {
+            let r = Ratio::new("r", ("x", Some(n)), ("echo", Some(40_000.0)), Some(0.4))
+                .ceiling_must_exceed();
+            assert_eq!((r.verdict, r.note), (Some(verdict), None));
+        }
+        // Without a target there is no verdict to take back.
+        let r = Ratio::new("r", ("x", Some(2.0)), ("echo", Some(1.0)), None).ceiling_must_exceed();
+        assert_eq!((r.verdict, r.note), (None, None));
     }
 }

@@ -670,7 +670,8 @@ fn ratios(workloads: &[WorkloadRun], ceilings: &[Ceiling], postgres: bool) -> Ve
         );
         out.push(
             Ratio::new("updates/s ÷ HTTP echo PUT", updates, echo_put, None)
-                .bounded(put_bound, bounded("echo_put")),
+                .bounded(put_bound, bounded("echo_put"))
+                .ceiling_must_exceed(),
         );
     } else {
         out.push(
@@ -699,12 +700,14 @@ fn ratios(workloads: &[WorkloadRun], ceilings: &[Ceiling], postgres: bool) -> Ve
         );
         out.push(
             Ratio::new("updates/s ÷ HTTP echo PUT", updates, echo_put, Some(0.4))
-                .bounded(put_bound, bounded("echo_put")),
+                .bounded(put_bound, bounded("echo_put"))
+                .ceiling_must_exceed(),
         );
     }
     out.push(
         Ratio::new("reads/s ÷ HTTP echo GET", reads, echo_get, Some(0.6))
-            .bounded(get_bound, bounded("echo_get")),
+            .bounded(get_bound, bounded("echo_get"))
+            .ceiling_must_exceed(),
     );
     out
 }
