@@ -49,6 +49,30 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// One histogram series: a line per bucket (`at_most` counts are cumulative, one per
+/// bound), the `+Inf` bucket, the sum and the count. `labels` is `k="v",…` or empty.
+fn write_histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    (bounds, at_most): (&[f64], &[u64]),
+    count: u64,
+    sum: f64,
+) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    for (bound, n) in bounds.iter().zip(at_most) {
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+    let braced = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braced} {sum}");
+    let _ = writeln!(out, "{name}_count{braced} {count}");
+}
+
 impl Metrics {
     pub fn observe(&self, route: &str, mode: &str, status: u16, secs: f64) {
         let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
@@ -89,26 +113,13 @@ impl Metrics {
                 escape(route),
                 escape(mode)
             );
-            for (bound, n) in BUCKETS.iter().zip(s.buckets) {
-                let _ = writeln!(
-                    out,
-                    "mailplane_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "mailplane_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                s.count
-            );
-            let _ = writeln!(
-                out,
-                "mailplane_http_request_duration_seconds_sum{{{labels}}} {}",
-                s.sum_secs
-            );
-            let _ = writeln!(
-                out,
-                "mailplane_http_request_duration_seconds_count{{{labels}}} {}",
-                s.count
+            write_histogram(
+                &mut out,
+                "mailplane_http_request_duration_seconds",
+                &labels,
+                (&BUCKETS, &s.buckets),
+                s.count,
+                s.sum_secs,
             );
         }
         let _ = writeln!(
@@ -150,26 +161,13 @@ impl Metrics {
                 "# HELP mailplane_db_commit_flush_seconds Time of each group commit's COMMIT, the disk flush: its tail is what a durable write cannot beat."
             );
             let _ = writeln!(out, "# TYPE mailplane_db_commit_flush_seconds histogram");
-            for (bound, n) in FLUSH_BUCKETS.iter().zip(stats.flush_at_most) {
-                let _ = writeln!(
-                    out,
-                    "mailplane_db_commit_flush_seconds_bucket{{le=\"{bound}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "mailplane_db_commit_flush_seconds_bucket{{le=\"+Inf\"}} {}",
-                stats.flush_count
-            );
-            let _ = writeln!(
-                out,
-                "mailplane_db_commit_flush_seconds_sum {}",
-                stats.flush_secs
-            );
-            let _ = writeln!(
-                out,
-                "mailplane_db_commit_flush_seconds_count {}",
-                stats.flush_count
+            write_histogram(
+                &mut out,
+                "mailplane_db_commit_flush_seconds",
+                "",
+                (&FLUSH_BUCKETS, &stats.flush_at_most),
+                stats.flush_count,
+                stats.flush_secs,
             );
         }
         out

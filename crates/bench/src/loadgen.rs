@@ -273,8 +273,8 @@ pub async fn run_step(
     let errors = requests - ok;
     let error_rate = errors as f64 / requests.max(1) as f64;
     latencies_us.sort_unstable();
-    let pct = |q: f64| percentile(&latencies_us, q).map(|us| us as f64 / 1000.0);
-    let (p50_ms, p99_ms, p999_ms, max_ms) = (pct(0.50), pct(0.99), pct(0.999), pct(1.0));
+    let latency = Percentiles::of_sorted_micros(&latencies_us);
+    let (p50_ms, p99_ms, p999_ms, max_ms) = (latency.p50, latency.p99, latency.p999, latency.max);
     // Over the measured duration, or longer when the answers came later than that.
     let window = last_ok
         .saturating_duration_since(measure_from)
@@ -314,6 +314,28 @@ pub fn percentile(sorted: &[u64], q: f64) -> Option<u64> {
     }
     let rank = (q * sorted.len() as f64).ceil() as usize;
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// Latency percentiles, in milliseconds (`None` with no sample).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Percentiles {
+    /// Of durations in microseconds, sorted.
+    pub fn of_sorted_micros(sorted: &[u64]) -> Percentiles {
+        let ms = |q: f64| percentile(sorted, q).map(|us| us as f64 / 1000.0);
+        Percentiles {
+            p50: ms(0.5),
+            p99: ms(0.99),
+            p999: ms(0.999),
+            max: ms(1.0),
+        }
+    }
 }
 
 /// Sends one request and reads its whole answer (for checks before a ramp).
@@ -500,5 +522,11 @@ mod tests {
         assert_eq!(percentile(&v, 1.0), Some(1000));
         assert_eq!(percentile(&[7], 0.5), Some(7));
         assert_eq!(percentile(&[], 0.5), None);
+        let p = Percentiles::of_sorted_micros(&[1_000, 2_000, 3_000, 40_000]);
+        assert_eq!(
+            (p.p50, p.p99, p.p999, p.max),
+            (Some(2.0), Some(40.0), Some(40.0), Some(40.0))
+        );
+        assert_eq!(Percentiles::of_sorted_micros(&[]).max, None);
     }
 }

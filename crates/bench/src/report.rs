@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::loadgen::StepResult;
+use crate::loadgen::{Percentiles, StepResult};
 
 /// Steal (percent of the CPUs) from which a run's report warns that its p99s are noisy.
 /// Below it, steal is within what an idle cloud machine shows.
@@ -127,15 +127,6 @@ pub struct Ceiling {
     pub commit_ms: Option<Percentiles>,
 }
 
-/// Latency percentiles, in milliseconds.
-#[derive(Clone, Debug, Serialize)]
-pub struct Percentiles {
-    pub p50: Option<f64>,
-    pub p99: Option<f64>,
-    pub p999: Option<f64>,
-    pub max: Option<f64>,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Verdict {
     #[serde(rename = "PASS")]
@@ -182,11 +173,7 @@ impl Ratio {
             _ => false,
         };
         if numerator_lower_bound || denominator_lower_bound {
-            let note = "a rate stopped at --max-rate without a miss is a lower bound";
-            self.note = Some(match self.note.take() {
-                Some(n) => format!("{n}; {note}"),
-                None => note.to_string(),
-            });
+            self.add_note("a rate stopped at --max-rate without a miss is a lower bound");
         }
         if undecided {
             self.verdict = Some(Verdict::NotApplicable);
@@ -205,12 +192,17 @@ impl Ratio {
                 "{} came out below {}, which does more work: the machine stalled during its ramp; run again",
                 self.denominator, self.numerator
             );
-            self.note = Some(match self.note.take() {
-                Some(n) => format!("{n}; {note}"),
-                None => note,
-            });
+            self.add_note(&note);
         }
         self
+    }
+
+    /// Appends `note` to those already there.
+    fn add_note(&mut self, note: &str) {
+        self.note = Some(match self.note.take() {
+            Some(n) => format!("{n}; {note}"),
+            None => note.to_string(),
+        });
     }
 
     /// `numerator ÷ denominator`. With a target: PASS when reached, MISS when not, or when

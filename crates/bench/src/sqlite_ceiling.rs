@@ -8,7 +8,7 @@ use rand::Rng;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use crate::loadgen::percentile;
+use crate::loadgen::Percentiles;
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -24,10 +24,7 @@ pub struct SqliteCeiling {
     pub synchronous: String,
     /// How long each `COMMIT` (the flush) took: the disk's own latency, tail included.
     /// A server that commits on this disk cannot answer faster than its slowest flushes.
-    pub commit_p50_ms: Option<f64>,
-    pub commit_p99_ms: Option<f64>,
-    pub commit_p999_ms: Option<f64>,
-    pub commit_max_ms: Option<f64>,
+    pub commit_ms: Percentiles,
 }
 
 /// Runs `BEGIN IMMEDIATE; UPDATE one random row (× per_tx); COMMIT` for `duration` on a
@@ -79,7 +76,6 @@ pub fn run(
     }
     let secs = start.elapsed().as_secs_f64();
     commit_us.sort_unstable();
-    let commit_ms = |q: f64| percentile(&commit_us, q).map(|us| us as f64 / 1000.0);
     Ok(SqliteCeiling {
         updates_per_tx: per_tx,
         updates_per_sec: updates as f64 / secs,
@@ -89,10 +85,7 @@ pub fn run(
         rows,
         journal_mode: journal_mode.to_lowercase(),
         synchronous: synchronous_name(synchronous).to_string(),
-        commit_p50_ms: commit_ms(0.5),
-        commit_p99_ms: commit_ms(0.99),
-        commit_p999_ms: commit_ms(0.999),
-        commit_max_ms: commit_ms(1.0),
+        commit_ms: Percentiles::of_sorted_micros(&commit_us),
     })
 }
 
@@ -122,7 +115,7 @@ mod tests {
         );
         assert!(r.transactions >= 1);
         assert_eq!(r.updates, r.transactions * 10);
-        let (p50, max) = (r.commit_p50_ms.unwrap(), r.commit_max_ms.unwrap());
+        let (p50, max) = (r.commit_ms.p50.unwrap(), r.commit_ms.max.unwrap());
         assert!(p50 > 0.0 && p50 <= max, "commit p50 {p50} ms, max {max} ms");
         let conn = Connection::open(&path).unwrap();
         let changed: i64 = conn

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use mailplane_bench::loadgen::{self, RampPlan, StepConfig, StepResult, Workload};
 use mailplane_bench::report::{
-    Ceiling, Durability, Machine, Memory, NodeMemory, Percentiles, Plan, Ratio, Report, Setting,
-    Verdict, WorkloadRun,
+    Ceiling, Durability, Machine, Memory, NodeMemory, Plan, Ratio, Report, Setting, Verdict,
+    WorkloadRun,
 };
 use mailplane_bench::workload::{BenchAccount, Read, Targets, UpdateMix};
 use mailplane_bench::{echo as echo_server, pg, procfs, sqlite_ceiling};
@@ -399,19 +399,14 @@ async fn sqlite_loop(work: &Path, rows: u64, per_tx: u32, time: Duration) -> Cei
                 c.synchronous,
                 c.transactions,
                 c.secs,
-                short_ms(c.commit_p50_ms),
-                short_ms(c.commit_p99_ms),
-                short_ms(c.commit_p999_ms),
-                short_ms(c.commit_max_ms)
+                short_ms(c.commit_ms.p50),
+                short_ms(c.commit_ms.p99),
+                short_ms(c.commit_ms.p999),
+                short_ms(c.commit_ms.max)
             ),
             command: None,
             error: None,
-            commit_ms: Some(Percentiles {
-                p50: c.commit_p50_ms,
-                p99: c.commit_p99_ms,
-                p999: c.commit_p999_ms,
-                max: c.commit_max_ms,
-            }),
+            commit_ms: Some(c.commit_ms),
         },
         Err(e) => Ceiling {
             key: format!("sqlite_{per_tx}_per_tx"),
@@ -602,7 +597,7 @@ async fn ramp(
 }
 
 fn step_line(s: &StepResult) -> String {
-    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+    let ms = short_ms;
     format!(
         "{:>9.0}/s offered, {:>9.0}/s achieved, p50 {} p99 {} p99.9 {} ms, {} errors{}{}: {}",
         s.offered_rate,
