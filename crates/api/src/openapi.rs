@@ -427,7 +427,8 @@ pub fn document() -> Value {
                         "validated": { "type": "boolean" },
                         "validationRequired": { "type": "boolean" },
                         "validationState": { "type": "string" },
-                        "status": { "type": "boolean" }
+                        "status": { "type": "boolean", "description": "false when the mail server does not honour the identity: its address is another account's, lies in a domain another organization hosts, or is claimed by more than one account" },
+                        "statusReason": { "type": "string", "description": "why status is false (mailplane's addition)" }
                     }
                 },
                 "Account": {

@@ -28,6 +28,10 @@ pub struct IdentityView<'a> {
     #[serde(rename = "smtpConnection", skip_serializing_if = "Option::is_none")]
     smtp_connection: Option<&'a str>,
     status: bool,
+    /// Why `status` is false: the identity is stored but the mail server does not honour
+    /// it (mailplane's addition; see the ownership rules in the README).
+    #[serde(rename = "statusReason", skip_serializing_if = "Option::is_none")]
+    status_reason: Option<&'static str>,
     #[serde(rename = "userName", skip_serializing_if = "Option::is_none")]
     user_name: Option<&'a str>,
     validated: bool,
@@ -37,10 +41,15 @@ pub struct IdentityView<'a> {
     validation_state: &'static str,
 }
 
+/// Whether an identity's address still awaits a check: nothing verifies an external
+/// address or its relay yet, so `extfrom` and `backupacc` are reported as pending; the
+/// others are the account's own addresses or mailboxes it reads.
+fn awaits_validation(mode: IdentityMode) -> bool {
+    matches!(mode, IdentityMode::ExtFrom | IdentityMode::BackupAcc)
+}
+
 pub fn identity(i: &Identity) -> IdentityView<'_> {
-    // Relay credentials are not checked against the relay yet, so extfrom identities are
-    // reported as awaiting validation; the others need none.
-    let extfrom = i.mode == IdentityMode::ExtFrom;
+    let pending = awaits_validation(i.mode);
     let relay = i.relay.as_ref();
     IdentityView {
         display_name: &i.display_name,
@@ -50,11 +59,12 @@ pub fn identity(i: &Identity) -> IdentityView<'_> {
         server_name: relay.map(|r| r.server_name.as_str()),
         server_port: relay.map(|r| r.server_port),
         smtp_connection: relay.map(|r| r.smtp_connection.as_str()),
-        status: true,
+        status: i.state.is_active(),
+        status_reason: i.state.reason(),
         user_name: relay.map(|r| r.user_name.as_str()),
-        validated: !extfrom,
-        validation_required: extfrom,
-        validation_state: if extfrom { "pending" } else { "validated" },
+        validated: !pending,
+        validation_required: pending,
+        validation_state: if pending { "pending" } else { "validated" },
     }
 }
 
@@ -237,8 +247,8 @@ pub fn security_event(e: &SecurityEvent) -> Value {
 mod tests {
     use super::*;
     use mailplane_domain::{
-        AccountAddress, AccountId, EmailAddress, Relay, Role, SendMailId, SmtpConnection, Zoid,
-        Zuid,
+        AccountAddress, AccountId, EmailAddress, IdentityState, InertReason, Relay, Role,
+        SendMailId, SmtpConnection, Zoid, Zuid,
     };
 
     // The views as they were built before they were typed: the typed ones must write the
@@ -249,13 +259,14 @@ mod tests {
             "fromAddress": i.from_address.as_str(),
             "displayName": i.display_name,
             "mode": i.mode.as_str(),
-            // Relay credentials are not checked against the relay yet, so extfrom identities
-            // are reported as awaiting validation; the others need none.
-            "validated": i.mode != IdentityMode::ExtFrom,
-            "validationRequired": i.mode == IdentityMode::ExtFrom,
-            "validationState": if i.mode == IdentityMode::ExtFrom { "pending" } else { "validated" },
-            "status": true,
+            "validated": !awaits_validation(i.mode),
+            "validationRequired": awaits_validation(i.mode),
+            "validationState": if awaits_validation(i.mode) { "pending" } else { "validated" },
+            "status": i.state.is_active(),
         });
+        if let Some(why) = i.state.reason() {
+            v["statusReason"] = json!(why);
+        }
         if let Some(r) = &i.relay {
             v["serverName"] = json!(r.server_name);
             v["serverPort"] = json!(r.server_port);
@@ -366,6 +377,15 @@ mod tests {
                     display_name: "Rebecca".into(),
                     mode: IdentityMode::Mailbox,
                     relay: None,
+                    state: IdentityState::Active,
+                },
+                Identity {
+                    id: SendMailId::new(5).unwrap(),
+                    from_address: addr("shared@example.org"),
+                    display_name: "Backup".into(),
+                    mode: IdentityMode::BackupAcc,
+                    relay: None,
+                    state: IdentityState::Contested,
                 },
                 Identity {
                     id: SendMailId::new(7).unwrap(),
@@ -378,6 +398,7 @@ mod tests {
                         user_name: "rebecca".into(),
                         smtp_connection: SmtpConnection::parse("tls").unwrap(),
                     }),
+                    state: IdentityState::Inert(InertReason::ForeignDomain),
                 },
             ],
         }

@@ -14,6 +14,7 @@ mod modes;
 mod relay_host;
 mod scope;
 mod secret;
+pub mod send_as;
 mod users;
 
 pub use email::{parse_domain, EmailAddress, InvalidEmail};
@@ -31,4 +32,5 @@ pub use modes::{
 pub use relay_host::{is_internal_ip, literal_ip};
 pub use scope::{Access, Resource, Scope, ScopeSet};
 pub use secret::Secret;
+pub use send_as::{AddressFacts, Claim, IdentityState, InertReason, Owner};
 pub use users::{check_new_user, check_removal, user_audit_view, UserRuleError};

@@ -12,8 +12,12 @@ pub struct MailAccount {
     pub outgoing_blocked: bool,
     pub incoming_blocked: bool,
     /// Every address the account may use as envelope sender: its own addresses and the
-    /// `fromAddress` of each of its send-mail details.
+    /// `fromAddress` of each of its send-mail details that is active (see
+    /// [`crate::send_as`]).
     pub may_send_as: Vec<EmailAddress>,
+    /// The addresses of its identities that another account claims as well: refused with
+    /// a reply that says so, so that the user knows why.
+    pub contested: Vec<EmailAddress>,
 }
 
 /// The answer for one SMTP transaction.
@@ -50,16 +54,19 @@ pub fn submission(login: &EmailAddress, account: &MailAccount, sender: &str) -> 
     if sender.is_empty() {
         return Verdict::Dunno;
     }
-    let owned = EmailAddress::parse(sender)
-        .map(|s| account.may_send_as.contains(&s))
-        .unwrap_or(false);
-    if owned {
-        Verdict::Dunno
-    } else {
-        Verdict::reject(
+    let parsed = EmailAddress::parse(sender).ok();
+    match parsed {
+        Some(s) if account.may_send_as.contains(&s) => Verdict::Dunno,
+        Some(s) if account.contested.contains(&s) => Verdict::reject(
+            553,
+            format!(
+                "Sender address <{sender}> is claimed by more than one account; none may send as it until ownership is verified"
+            ),
+        ),
+        _ => Verdict::reject(
             553,
             format!("Sender address <{sender}> is not one the account of {login} may send as"),
-        )
+        ),
     }
 }
 
@@ -92,6 +99,7 @@ mod tests {
             outgoing_blocked: false,
             incoming_blocked: false,
             may_send_as: vec![addr("becky@zylker.com"), addr("becky@gmail.example")],
+            contested: vec![addr("shared@gmail.example")],
         }
     }
 
@@ -115,6 +123,9 @@ mod tests {
         assert_eq!(code(&stranger), Some(553));
         assert!(format!("{stranger:?}").contains("<ceo@zylker.com>"));
         assert_eq!(code(&submission(&login, &a, "not an address")), Some(553));
+        let shared = submission(&login, &a, "shared@gmail.example");
+        assert_eq!(code(&shared), Some(553));
+        assert!(format!("{shared:?}").contains("claimed by more than one account"));
 
         a.outgoing_blocked = true;
         let blocked = submission(&login, &a, "ceo@zylker.com");

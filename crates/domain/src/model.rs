@@ -1,7 +1,8 @@
 //! The state the rules read: an account with its addresses and identities, and the other
 //! accounts of its user.
 
-use crate::{AccountId, EmailAddress, SendMailId, Zuid};
+use crate::send_as::{AddressFacts, IdentityState};
+use crate::{AccountId, EmailAddress, SendMailId, Zoid, Zuid};
 
 macro_rules! wire_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
@@ -93,6 +94,8 @@ pub struct Identity {
     pub display_name: String,
     pub mode: IdentityMode,
     pub relay: Option<Relay>,
+    /// Whether the mail server honours it now (see [`crate::send_as`]).
+    pub state: IdentityState,
 }
 
 /// One account of the user who owns the account being changed (including that account).
@@ -109,6 +112,8 @@ pub struct UserAccount {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountAggregate {
     pub account: AccountState,
+    /// The organization of the account's user.
+    pub zoid: Zoid,
     /// The display name of the account's user (the default of its mailbox identity).
     pub user_display_name: String,
     /// The organization's domain names, lower-case.
@@ -118,9 +123,9 @@ pub struct AccountAggregate {
     pub identities: Vec<Identity>,
     /// The user's accounts, by sequence.
     pub user_accounts: Vec<UserAccount>,
-    /// The addresses named by the command that belong to another account. The store fills
-    /// this from [`crate::AccountCommand::addresses_to_check`].
-    pub taken_elsewhere: Vec<EmailAddress>,
+    /// Who holds and claims each address the command names. The store fills this from
+    /// [`crate::AccountCommand::addresses_to_check`].
+    pub claims: Vec<AddressFacts>,
 }
 
 impl AccountAggregate {
@@ -135,7 +140,30 @@ impl AccountAggregate {
         self.addresses.iter().any(|a| &a.address == address)
     }
 
+    /// What the store found of an address the command names.
+    pub fn facts(&self, address: &EmailAddress) -> Option<&AddressFacts> {
+        self.claims.iter().find(|f| &f.address == address)
+    }
+
+    /// Whether the address is another account's own address.
     pub fn is_taken_elsewhere(&self, address: &EmailAddress) -> bool {
-        self.taken_elsewhere.contains(address)
+        self.facts(address)
+            .and_then(|f| f.holder)
+            .is_some_and(|h| h != self.account.id)
+    }
+
+    /// Whether the address lies in a domain another organization on this server hosts.
+    pub fn in_foreign_domain(&self, address: &EmailAddress) -> bool {
+        self.facts(address)
+            .is_some_and(|f| f.in_foreign_domain(self.zoid))
+    }
+
+    /// Whether another account already has a claim on the address that counts: a new
+    /// claim by this account would leave the address contested.
+    pub fn contested_by_others(&self, address: &EmailAddress) -> bool {
+        self.facts(address).is_some_and(|f| {
+            f.holder.is_none()
+                && f.state_for(self.account.id, self.zoid) == IdentityState::Contested
+        })
     }
 }

@@ -3,7 +3,7 @@
 //! SMTP conversations with that Postfix show that it enforces what the API says: blocked
 //! outgoing mail, senders the account does not own, blocked incoming mail, a disabled
 //! account, and relaying an `extfrom` identity's mail through its own server with its
-//! stored credentials.
+//! stored credentials, and only while no other account claims its address.
 //!
 //! Needs Postfix (`apt-get install postfix`) and root; skipped otherwise, except when `CI`
 //! is set. Every SMTP line is printed (see the output with `--no-capture`).
@@ -146,6 +146,12 @@ fn delivered(server: &StandIn, mta: &PostfixInstance, subject: &str) -> Option<R
         Duration::from_secs(5),
         || mta.flush(),
     )
+}
+
+fn id_text(v: &serde_json::Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
 }
 
 /// [`admin_put`], printed.
@@ -374,6 +380,68 @@ async fn postfix_enforces_what_the_api_says() {
     send(&smtpd, &s).accepted();
     delivered(&sink, &mta, s.subject)
         .expect("mail from the mailbox address still reaches the default relay");
+
+    // (g) A second account, of another organization, claims the same external address
+    // with relay details of its own: until one claim goes, nobody may send as it, and
+    // neither relay nor password is handed to Postfix for it.
+    let other = app.bootstrap("Other", "other.example", "ceo@other.example");
+    let other_admin = app.client(Some(other["accessToken"].as_str().expect("token")));
+    let (other_zoid, other_account) = (id_text(&other["zoid"]), id_text(&other["accountId"]));
+    let junk_relay = StandIn::start("junk relay", true);
+    let claim = |port: u16| {
+        json!({"mode": "addsendmaildetails", "sendMailDetails": [{
+            "fromAddress": EXT_FROM, "displayName": "Not Rebecca", "mode": "extfrom",
+            "serverName": "127.0.0.1", "serverPort": port,
+            "userName": "junk", "password": "junk-password", "smtpConnection": "plain"}]})
+    };
+    let r = other_admin
+        .update_org_account(&other_zoid, &other_account, &claim(junk_relay.port()))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    eprintln!(">>> API (ceo@other.example): claims {EXT_FROM} -> 200");
+    for (login, who) in [
+        ("ceo@other.example", "second account"),
+        (BECKY, "first account"),
+    ] {
+        for (addr, server) in [(&smtpd, ""), (&policy_only, ", smtpd without SASL")] {
+            let label = format!("g shared address, {who}{server}");
+            let reply = refused_at_rcpt(
+                addr,
+                &submission(&label, Some(login), EXT_FROM, FRIEND),
+                553,
+            );
+            assert!(reply.text().contains(&format!("<{EXT_FROM}>")), "{reply}");
+            if server.is_empty() {
+                continue;
+            }
+            assert!(
+                reply.text().contains("claimed by more than one account"),
+                "the policy service says why: {reply}"
+            );
+        }
+    }
+    // The second claim goes: the rightful single owner's mail leaves through her relay.
+    let r = other_admin
+        .update_org_account(
+            &other_zoid,
+            &other_account,
+            &json!({"mode": "deletesendmaildetails", "fromAddress": EXT_FROM}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let s = submission("g single owner again", Some(BECKY), EXT_FROM, FRIEND);
+    send(&smtpd, &s).accepted();
+    let got = delivered(&relay, &mta, s.subject).expect("the owner's mail reaches her relay");
+    assert_eq!(
+        got.auth,
+        Some((RELAY_USER.to_string(), RELAY_PASSWORD.to_string()))
+    );
+    assert!(
+        junk_relay.messages().is_empty() && sink.find(s.subject).is_none(),
+        "the second account's relay got nothing"
+    );
 
     // (f) A disabled account sends nothing and receives nothing.
     put_user(&app, json!({"mode": "disableMailAccount"})).await;

@@ -101,21 +101,24 @@ where
 
 /// The decision for one request.
 ///
-/// A submission is a request with a SASL login: the login's account decides (disabled,
-/// outgoing blocked, sender not its own). Without a login the mail comes from outside and
-/// the recipient's account decides (disabled, incoming blocked). A login or recipient that
-/// is no account's address gets `DUNNO`: Postfix's own rules decide.
+/// A submission is a request with a SASL login: the login's account decides first
+/// (disabled, outgoing blocked, sender not its own). Then, whoever the sender, a local
+/// recipient's account decides (disabled, incoming blocked): a logged-in sender must not
+/// reach a mailbox that mail from outside cannot. A login or recipient that is no
+/// account's address gets `DUNNO`: Postfix's own rules decide.
 pub async fn decide(store: &Store, request: &Request) -> Result<Verdict, StoreError> {
     let login = request.get("sasl_username").unwrap_or("");
-    if !login.is_empty() {
-        let Ok(login) = EmailAddress::parse(login) else {
-            return Ok(Verdict::Dunno);
-        };
+    if let Ok(login) = EmailAddress::parse(login) {
         let sender = request.get("sender").unwrap_or("");
-        return Ok(match store.mail_account(&login).await? {
-            Some(account) => mail_policy::submission(&login, &account, sender),
-            None => Verdict::Dunno,
-        });
+        if let Some(account) = store.mail_account(&login).await? {
+            let verdict = mail_policy::submission(&login, &account, sender);
+            if verdict != Verdict::Dunno {
+                if EmailAddress::parse(sender).is_ok_and(|s| account.contested.contains(&s)) {
+                    tracing::warn!(%login, %sender, "sender refused: the address is claimed by more than one account");
+                }
+                return Ok(verdict);
+            }
+        }
     }
     let Some(recipient) = request
         .get("recipient")

@@ -11,6 +11,7 @@ pub mod oauth;
 mod postgres;
 pub mod relay_key;
 pub mod secrets;
+mod send_as;
 mod sqlite;
 mod synthetic;
 

@@ -38,7 +38,7 @@ pub(super) fn apply(agg: &AccountAggregate, new: EmailAddress) -> Result<Change,
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{addr, rebecca};
+    use super::super::fixtures::{addr, held_elsewhere, rebecca};
     use crate::*;
 
     fn update(agg: &AccountAggregate, to: &str) -> Result<Change, RuleError> {
@@ -78,8 +78,7 @@ mod tests {
             (e.kind, e.field.as_str()),
             (RuleErrorKind::Invalid, "emailAddress")
         );
-        let mut agg = rebecca();
-        agg.taken_elsewhere.push(addr("admin@zylker.com"));
+        let agg = held_elsewhere(rebecca(), "admin@zylker.com");
         let e = update(&agg, "admin@zylker.com").unwrap_err();
         assert_eq!(e.kind, RuleErrorKind::Conflict);
     }

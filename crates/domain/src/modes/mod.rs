@@ -272,6 +272,17 @@ pub(crate) mod fixtures {
         EmailAddress::parse(s).unwrap()
     }
 
+    /// Rebecca's aggregate where `address` is another account's (of her organization).
+    pub fn held_elsewhere(mut agg: AccountAggregate, address: &str) -> AccountAggregate {
+        agg.claims.push(AddressFacts {
+            address: addr(address),
+            holder: Some(AccountId::new(1).unwrap()),
+            domain_org: Some(agg.zoid),
+            claims: vec![],
+        });
+        agg
+    }
+
     /// Rebecca of the demo organization: a hosted account with one alias, a mailbox
     /// identity and two external accounts.
     pub fn rebecca() -> AccountAggregate {
@@ -285,6 +296,7 @@ pub(crate) mod fixtures {
                 outgoing_blocked: false,
                 incoming_blocked: false,
             },
+            zoid: Zoid::new(12345678).unwrap(),
             user_display_name: "Rebecca".into(),
             org_domains: vec!["zylker.com".into()],
             addresses: vec![
@@ -303,6 +315,7 @@ pub(crate) mod fixtures {
                 display_name: "Rebecca".into(),
                 mode: IdentityMode::Mailbox,
                 relay: None,
+                state: IdentityState::Active,
             }],
             user_accounts: vec![
                 UserAccount {
@@ -324,7 +337,7 @@ pub(crate) mod fixtures {
                     external_address: Some(addr("rebecca@imap.example.com")),
                 },
             ],
-            taken_elsewhere: vec![],
+            claims: vec![],
         }
     }
 }

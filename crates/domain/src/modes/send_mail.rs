@@ -128,14 +128,37 @@ fn check_address(
                 "{field}.fromAddress {from} is not the address of one of the user's external accounts (mode extmailbox)"
             ))
         }
-        IdentityMode::ExtFrom | IdentityMode::BackupAcc if agg.is_taken_elsewhere(from) => {
-            Err(RuleError::conflict(
-                format!("{field}.fromAddress"),
-                format!("{field}.fromAddress {from} is an address of another account"),
-            ))
+        IdentityMode::ExtMailbox | IdentityMode::ExtFrom | IdentityMode::BackupAcc => {
+            external_claim(agg, field, mode, from)
         }
         _ => Ok(()),
     }
+}
+
+/// An address outside the account's own: never in another organization's domain (one
+/// answer whether or not the address exists there), never another account's address.
+fn external_claim(
+    agg: &AccountAggregate,
+    field: &str,
+    mode: IdentityMode,
+    from: &EmailAddress,
+) -> Result<(), RuleError> {
+    if agg.in_foreign_domain(from) {
+        return Err(RuleError::invalid(
+            format!("{field}.fromAddress"),
+            format!(
+                "{field}.fromAddress {from} cannot be used with mode {}: its domain is hosted by another organization on this server",
+                mode.as_str()
+            ),
+        ));
+    }
+    if agg.is_taken_elsewhere(from) {
+        return Err(RuleError::conflict(
+            format!("{field}.fromAddress"),
+            format!("{field}.fromAddress {from} is an address of another account"),
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn add(agg: &AccountAggregate, new: Vec<NewIdentity>) -> Result<Change, RuleError> {
@@ -176,12 +199,17 @@ pub(super) fn add(agg: &AccountAggregate, new: Vec<NewIdentity>) -> Result<Chang
             Some(x) => before.push(identity_view(x)),
             None => added += 1,
         }
-        after.push(audit_view(
+        let mut view = audit_view(
             &from,
             &n.display_name,
             n.mode,
             relay.as_ref().map(|(r, _)| r),
-        ));
+        );
+        // The claim that makes an address contested is recorded with the change.
+        if agg.contested_by_others(&from) {
+            view["state"] = json!("contested");
+        }
+        after.push(view);
         seen.push(from.clone());
         ops.push(Op::UpsertIdentity {
             replaces: existing.map(|x| x.id),
@@ -254,7 +282,7 @@ pub(super) fn delete(agg: &AccountAggregate, sel: IdentitySelector) -> Result<Ch
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{addr, rebecca};
+    use super::super::fixtures::{addr, held_elsewhere, rebecca};
     use crate::*;
 
     fn relay(from: &str) -> NewRelay {
@@ -382,10 +410,69 @@ mod tests {
             vec![plain("backup@example.com", IdentityMode::BackupAcc)]
         )
         .is_ok());
-        let mut taken = agg.clone();
-        taken.taken_elsewhere.push(addr("admin@zylker.com"));
+        let taken = held_elsewhere(agg.clone(), "admin@zylker.com");
         let e = add(&taken, vec![extfrom("admin@zylker.com")]).unwrap_err();
         assert_eq!(e.kind, RuleErrorKind::Conflict);
+    }
+
+    /// `victim.example` is hosted by organization 99; `gmail.example` by nobody here.
+    fn with_facts(
+        domain_org: Option<u64>,
+        holder: Option<u64>,
+        claims: &[(u64, u64)],
+        a: &str,
+    ) -> AccountAggregate {
+        let mut agg = rebecca();
+        agg.claims.push(AddressFacts {
+            address: addr(a),
+            holder: holder.map(|h| AccountId::new(h).unwrap()),
+            domain_org: domain_org.map(|z| Zoid::new(z).unwrap()),
+            claims: claims
+                .iter()
+                .map(|&(a, z)| Claim {
+                    account: AccountId::new(a).unwrap(),
+                    zoid: Zoid::new(z).unwrap(),
+                })
+                .collect(),
+        });
+        agg
+    }
+
+    #[test]
+    fn external_addresses_in_another_organizations_domain_are_refused_alike() {
+        for mode in [IdentityMode::ExtFrom, IdentityMode::BackupAcc] {
+            let n = |a: &str| match mode {
+                IdentityMode::ExtFrom => extfrom(a),
+                _ => plain(a, mode),
+            };
+            // An existing address of the other organization and an absent one: one answer.
+            let held = with_facts(Some(99), Some(7), &[], "ceo@victim.example");
+            let absent = with_facts(Some(99), None, &[], "nobody@victim.example");
+            let e1 = add(&held, vec![n("ceo@victim.example")]).unwrap_err();
+            let e2 = add(&absent, vec![n("nobody@victim.example")]).unwrap_err();
+            assert_eq!(
+                (e1.kind, e2.kind),
+                (RuleErrorKind::Invalid, RuleErrorKind::Invalid)
+            );
+            assert_eq!(
+                e1.message.replace("ceo@", "nobody@"),
+                e2.message,
+                "the two refusals differ only in the address"
+            );
+            // Its own organization's domain stays allowed while nobody holds the address.
+            let own = with_facts(Some(12345678), None, &[], "rebecca@zylker.com");
+            assert!(add(&own, vec![n("rebecca@zylker.com")]).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_claim_that_contests_an_address_is_audited_as_such() {
+        let agg = with_facts(None, None, &[(7, 99)], "rebecca@gmail.example");
+        let c = add(&agg, vec![extfrom("rebecca@gmail.example")]).unwrap();
+        assert_eq!(c.after["sendMailDetails"][0]["state"], "contested");
+        let alone = with_facts(None, None, &[], "rebecca@gmail.example");
+        let c = add(&alone, vec![extfrom("rebecca@gmail.example")]).unwrap();
+        assert!(c.after["sendMailDetails"][0].get("state").is_none());
     }
 
     #[test]

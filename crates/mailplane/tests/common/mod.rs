@@ -7,6 +7,8 @@
 #![allow(dead_code, unused_macros)]
 
 pub mod concurrency;
+pub mod policy_client;
+pub mod socketmap_client;
 pub mod wire;
 
 use std::future::Future;

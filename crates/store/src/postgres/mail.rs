@@ -1,13 +1,14 @@
-//! Lookups for the mail server (the Postfix listeners) on PostgreSQL: one statement each,
-//! never cached, so a change made on any node applies to the next SMTP transaction.
+//! Lookups for the mail server (the Postfix listeners) on PostgreSQL, never cached, so a
+//! change made on any node applies to the next SMTP transaction. Who may send as an
+//! address is settled by the rules of `mailplane_domain::send_as`, at each lookup.
 
 use deadpool_postgres::GenericClient;
-use mailplane_domain::{AccountId, EmailAddress, IdentityMode, MailAccount};
+use mailplane_domain::{AccountId, AddressFacts, EmailAddress, IdentityMode, MailAccount, Owner};
 
-use super::read::email;
-use super::{row_opt, rows};
+use super::read::{address_facts, addresses, identities};
+use super::row_opt;
 use crate::relay_key::RelayKey;
-use crate::{RelayRoute, StoreError};
+use crate::{send_as, RelayRoute, StoreError};
 
 /// The hosted account `address` belongs to, with every address it may send as.
 pub(super) async fn account_by_address<C: GenericClient>(
@@ -16,9 +17,7 @@ pub(super) async fn account_by_address<C: GenericClient>(
 ) -> Result<Option<MailAccount>, StoreError> {
     let Some(r) = row_opt(
         c,
-        "SELECT a.account_id, a.enabled, a.outgoing_blocked, a.incoming_blocked, \
-                ARRAY(SELECT address FROM addresses WHERE account_id = a.account_id \
-                      UNION SELECT from_address FROM identities WHERE account_id = a.account_id) \
+        "SELECT a.account_id, a.enabled, a.outgoing_blocked, a.incoming_blocked \
          FROM addresses d JOIN accounts a ON a.account_id = d.account_id \
          WHERE d.address = $1",
         &[&address.as_str()],
@@ -27,52 +26,60 @@ pub(super) async fn account_by_address<C: GenericClient>(
     else {
         return Ok(None);
     };
-    let may_send_as = r
-        .try_get::<_, Vec<String>>(4)?
-        .iter()
-        .map(|a| email(a))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(MailAccount {
-        account_id: AccountId::from_db(r.try_get(0)?),
-        enabled: r.try_get(1)?,
-        outgoing_blocked: r.try_get(2)?,
-        incoming_blocked: r.try_get(3)?,
-        may_send_as,
-    }))
+    let id = AccountId::from_db(r.try_get(0)?);
+    let flags = (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+    let (own, identities) = tokio::try_join!(addresses(c, id), identities(c, id))?;
+    let own = own.into_iter().map(|a| a.address).collect();
+    Ok(Some(send_as::mail_account(id, flags, own, &identities)))
 }
 
-/// The logins (every address of every account) that may use `address` as sender.
+/// The account that may send as `address`, if exactly one may. A contested address has
+/// no owner: no map answers for it (the policy service says why when a login tries it).
+async fn owner<C: GenericClient>(
+    c: &C,
+    address: &EmailAddress,
+) -> Result<Option<AccountId>, StoreError> {
+    let facts = address_facts(c, std::slice::from_ref(address)).await?;
+    Ok(match facts.first().map(AddressFacts::owner) {
+        Some(Owner::Account(id)) => Some(id),
+        _ => None,
+    })
+}
+
+/// The logins (every address of the one account that owns `address`) that may use it as
+/// sender.
 pub(super) async fn sender_logins<C: GenericClient>(
     c: &C,
     address: &EmailAddress,
 ) -> Result<Vec<EmailAddress>, StoreError> {
-    rows(
-        c,
-        "SELECT address FROM addresses WHERE account_id IN ( \
-             SELECT account_id FROM addresses WHERE address = $1 \
-             UNION SELECT account_id FROM identities WHERE from_address = $1) \
-         ORDER BY address",
-        &[&address.as_str()],
-    )
-    .await?
-    .iter()
-    .map(|r| email(r.try_get(0)?))
-    .collect()
+    let Some(id) = owner(c, address).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(addresses(c, id)
+        .await?
+        .into_iter()
+        .map(|a| a.address)
+        .collect())
 }
 
-/// The relay of the `extfrom` identity with this `fromAddress`; the oldest decides when
-/// several accounts have one (the mail server asks by sender alone).
+/// The relay of the `extfrom` identity of the one account that owns `address`.
 pub(super) async fn relay_route<C: GenericClient>(
     c: &C,
     key: &RelayKey,
     address: &EmailAddress,
 ) -> Result<Option<RelayRoute>, StoreError> {
+    let Some(id) = owner(c, address).await? else {
+        return Ok(None);
+    };
     let Some(r) = row_opt(
         c,
-        "SELECT account_id, server_name, server_port, user_name, password_enc \
-         FROM identities WHERE from_address = $1 AND mode = $2 AND server_name IS NOT NULL \
-         ORDER BY send_mail_id LIMIT 1",
-        &[&address.as_str(), &IdentityMode::ExtFrom.as_str()],
+        "SELECT server_name, server_port, user_name, password_enc FROM identities \
+         WHERE account_id = $1 AND from_address = $2 AND mode = $3 AND server_name IS NOT NULL",
+        &[
+            &id.as_i64(),
+            &address.as_str(),
+            &IdentityMode::ExtFrom.as_str(),
+        ],
     )
     .await?
     else {
@@ -80,12 +87,12 @@ pub(super) async fn relay_route<C: GenericClient>(
     };
     RelayRoute::unseal(
         key,
-        r.try_get(0)?,
+        id.as_i64(),
         address.as_str(),
-        r.try_get(1)?,
-        r.try_get::<_, Option<i32>>(2)?.map(i64::from),
+        r.try_get(0)?,
+        r.try_get::<_, Option<i32>>(1)?.map(i64::from),
+        r.try_get(2)?,
         r.try_get(3)?,
-        r.try_get(4)?,
     )
     .map(Some)
 }

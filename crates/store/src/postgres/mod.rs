@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0002_oauth.sql"),
     include_str!("../../migrations/postgres/0003_security_events.sql"),
     include_str!("../../migrations/postgres/0004_security_event_actor.sql"),
+    include_str!("../../migrations/postgres/0005_identity_claims.sql"),
 ];
 /// Any constant shared by all nodes: the advisory lock that makes one node migrate at a time.
 const MIGRATION_LOCK: i64 = 0x6d61_696c_706c_616e;

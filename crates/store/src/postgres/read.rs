@@ -3,12 +3,13 @@
 
 use deadpool_postgres::GenericClient;
 use mailplane_domain::{
-    AccountAddress, AccountId, AccountKind, EmailAddress, Identity, IdentityMode, Relay, Role,
-    SendMailId, SmtpConnection, Zoid, Zuid,
+    AccountAddress, AccountId, AccountKind, AddressFacts, Claim, EmailAddress, Identity,
+    IdentityMode, IdentityState, Relay, Role, SendMailId, SmtpConnection, Zoid, Zuid,
 };
 use tokio_postgres::Row;
 
 use super::{one, row_opt, rows};
+use crate::send_as::{claimed_addresses, settle};
 use crate::{AccountView, OrgView, StoreError, UserRef};
 
 fn corrupt(what: &str, value: &str) -> StoreError {
@@ -185,7 +186,7 @@ pub(super) async fn identities<C: GenericClient>(
         &[&id.as_i64()],
     )
     .await?;
-    found
+    let mut identities = found
         .iter()
         .map(|r| {
             let mode: &str = r.try_get(3)?;
@@ -212,6 +213,58 @@ pub(super) async fn identities<C: GenericClient>(
                 display_name: r.try_get(2)?,
                 mode,
                 relay,
+                state: IdentityState::Active,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let claimed = claimed_addresses(&identities);
+    if !claimed.is_empty() {
+        settle(id, &mut identities, &address_facts(c, &claimed).await?);
+    }
+    Ok(identities)
+}
+
+/// Who holds and who claims each of `addresses` (see `mailplane_domain::send_as`), in
+/// one statement.
+pub(super) async fn address_facts<C: GenericClient>(
+    c: &C,
+    addresses: &[EmailAddress],
+) -> Result<Vec<AddressFacts>, StoreError> {
+    if addresses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<&str> = addresses.iter().map(EmailAddress::as_str).collect();
+    let found = rows(
+        c,
+        "SELECT x.address, \
+                (SELECT account_id FROM addresses WHERE address = x.address), \
+                (SELECT zoid FROM domains WHERE name = split_part(x.address, '@', 2)), \
+                ARRAY(SELECT i.account_id FROM identities i WHERE i.from_address = x.address \
+                      ORDER BY i.account_id), \
+                ARRAY(SELECT u.zoid FROM identities i JOIN accounts a ON a.account_id = i.account_id \
+                      JOIN users u ON u.zuid = a.zuid WHERE i.from_address = x.address \
+                      ORDER BY i.account_id) \
+         FROM unnest($1::text[]) AS x(address)",
+        &[&list],
+    )
+    .await?;
+    found
+        .iter()
+        .map(|r| {
+            let accounts: Vec<i64> = r.try_get(3)?;
+            let zoids: Vec<i64> = r.try_get(4)?;
+            Ok(AddressFacts {
+                address: email(r.try_get(0)?)?,
+                holder: r.try_get::<_, Option<i64>>(1)?.map(AccountId::from_db),
+                domain_org: r.try_get::<_, Option<i64>>(2)?.map(Zoid::from_db),
+                claims: accounts
+                    .into_iter()
+                    .zip(zoids)
+                    .map(|(a, z)| Claim {
+                        account: AccountId::from_db(a),
+                        zoid: Zoid::from_db(z),
+                    })
+                    .collect(),
             })
         })
         .collect()

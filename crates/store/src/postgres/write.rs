@@ -120,24 +120,6 @@ async fn user_accounts<C: GenericClient>(
         .collect()
 }
 
-async fn taken_elsewhere<C: GenericClient>(
-    tx: &C,
-    account: AccountId,
-    candidates: Vec<EmailAddress>,
-) -> Result<Vec<EmailAddress>, StoreError> {
-    if candidates.is_empty() {
-        return Ok(Vec::new());
-    }
-    let list: Vec<&str> = candidates.iter().map(EmailAddress::as_str).collect();
-    let found = rows(
-        tx,
-        "SELECT address FROM addresses WHERE address = ANY($1) AND account_id <> $2",
-        &[&list, &account.as_i64()],
-    )
-    .await?;
-    found.iter().map(|r| read::email(r.try_get(0)?)).collect()
-}
-
 /// A unique violation on `addresses`: another transaction's address won the race.
 pub(super) fn address_conflict(
     e: tokio_postgres::Error,
@@ -321,19 +303,21 @@ pub(super) async fn apply(
     // The aggregate's reads are independent: sent together, they are pipelined on the
     // connection and cost one round trip, not five. Only the parts the rule reads are
     // asked for at all.
-    let (org_domains, addresses, identities, user_accounts, taken_elsewhere) = tokio::try_join!(
+    let to_check = cmd.addresses_to_check();
+    let (org_domains, addresses, identities, user_accounts, claims) = tokio::try_join!(
         when(parts.org_domains, read::org_domains(c, target.zoid)),
         when(parts.addresses, read::addresses(c, account)),
         when(parts.identities, read::identities(c, account)),
         when(parts.user_accounts, user_accounts(c, target.state.zuid)),
-        taken_elsewhere(c, account, cmd.addresses_to_check()),
+        read::address_facts(c, &to_check),
     )?;
     let agg = AccountAggregate {
         org_domains,
         addresses,
         identities,
         user_accounts,
-        taken_elsewhere,
+        claims,
+        zoid: target.zoid,
         user_display_name: target.user_display_name,
         account: target.state,
     };

@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_oauth.sql"),
     include_str!("../../migrations/sqlite/0003_security_events.sql"),
     include_str!("../../migrations/sqlite/0004_security_event_actor.sql"),
+    include_str!("../../migrations/sqlite/0005_identity_claims.sql"),
 ];
 /// Read connections, and so reads at once. A read waits for a free connection rather than
 /// opening one: opening (the file, WAL setup, the schema, the statements) costs more than

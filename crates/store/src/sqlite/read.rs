@@ -2,11 +2,12 @@
 //! load what a rule needs.
 
 use mailplane_domain::{
-    AccountAddress, AccountId, AccountKind, EmailAddress, Identity, IdentityMode, Relay, Role,
-    SendMailId, SmtpConnection, Zoid, Zuid,
+    AccountAddress, AccountId, AccountKind, AddressFacts, Claim, EmailAddress, Identity,
+    IdentityMode, IdentityState, Relay, Role, SendMailId, SmtpConnection, Zoid, Zuid,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::send_as::{claimed_addresses, settle};
 use crate::{AccountView, OrgView, StoreError, UserRef};
 
 fn corrupt(what: &str, value: &str) -> StoreError {
@@ -200,7 +201,8 @@ pub(super) fn identities(c: &Connection, id: AccountId) -> Result<Vec<Identity>,
             ))
         })?
         .collect::<Result<_, _>>()?;
-    rows.into_iter()
+    let mut identities = rows
+        .into_iter()
         .map(|(id, from, display, mode, server, port, user, conn)| {
             let mode = IdentityMode::parse(&mode).ok_or_else(|| corrupt("identity mode", &mode))?;
             let relay = match (server, port, user, conn) {
@@ -221,6 +223,50 @@ pub(super) fn identities(c: &Connection, id: AccountId) -> Result<Vec<Identity>,
                 display_name: display,
                 mode,
                 relay,
+                state: IdentityState::Active,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let claimed = claimed_addresses(&identities);
+    if !claimed.is_empty() {
+        settle(id, &mut identities, &address_facts(c, &claimed)?);
+    }
+    Ok(identities)
+}
+
+/// Who holds and who claims each of `addresses` (see `mailplane_domain::send_as`).
+pub(super) fn address_facts(
+    c: &Connection,
+    addresses: &[EmailAddress],
+) -> Result<Vec<AddressFacts>, StoreError> {
+    let mut owner = c.prepare_cached(
+        "SELECT (SELECT account_id FROM addresses WHERE address = ?1), \
+                (SELECT zoid FROM domains WHERE name = ?2)",
+    )?;
+    let mut claims = c.prepare_cached(
+        "SELECT i.account_id, u.zoid FROM identities i \
+         JOIN accounts a ON a.account_id = i.account_id JOIN users u ON u.zuid = a.zuid \
+         WHERE i.from_address = ?1 ORDER BY i.account_id",
+    )?;
+    addresses
+        .iter()
+        .map(|a| {
+            let (holder, domain_org) = owner.query_row(params![a.as_str(), a.domain()], |r| {
+                Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?))
+            })?;
+            let claims = claims
+                .query_map([a.as_str()], |r| {
+                    Ok(Claim {
+                        account: AccountId::from_db(r.get(0)?),
+                        zoid: Zoid::from_db(r.get(1)?),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(AddressFacts {
+                address: a.clone(),
+                holder: holder.map(AccountId::from_db),
+                domain_org: domain_org.map(Zoid::from_db),
+                claims,
             })
         })
         .collect()

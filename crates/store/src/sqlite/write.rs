@@ -87,22 +87,6 @@ fn user_accounts(tx: &Transaction<'_>, zuid: Zuid) -> Result<Vec<UserAccount>, S
         .collect()
 }
 
-fn taken_elsewhere(
-    tx: &Transaction<'_>,
-    account: AccountId,
-    candidates: Vec<EmailAddress>,
-) -> Result<Vec<EmailAddress>, StoreError> {
-    let mut stmt =
-        tx.prepare_cached("SELECT 1 FROM addresses WHERE address = ?1 AND account_id <> ?2")?;
-    let mut taken = Vec::new();
-    for a in candidates {
-        if stmt.exists(params![a.as_str(), account.as_i64()])? {
-            taken.push(a);
-        }
-    }
-    Ok(taken)
-}
-
 /// A unique-constraint failure on `addresses` means another transaction's address won:
 /// a conflict for the client, not a server error.
 fn address_conflict(e: rusqlite::Error, address: &EmailAddress) -> WriteError {
@@ -283,7 +267,8 @@ pub(super) fn apply(
         addresses: when(parts.addresses, || read::addresses(tx, account))?,
         identities: when(parts.identities, || read::identities(tx, account))?,
         user_accounts: when(parts.user_accounts, || user_accounts(tx, target.state.zuid))?,
-        taken_elsewhere: taken_elsewhere(tx, account, cmd.addresses_to_check())?,
+        claims: read::address_facts(tx, &cmd.addresses_to_check())?,
+        zoid: target.zoid,
         user_display_name: target.user_display_name,
         account: target.state,
     };
