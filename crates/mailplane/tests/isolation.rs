@@ -43,13 +43,6 @@ struct Other {
     admin: Client,
 }
 
-/// An id of the bootstrap output, whether it came as a number or as a string.
-fn id_text(v: &Value) -> String {
-    v.as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| v.to_string())
-}
-
 fn other_org(app: &TestApp) -> Other {
     let v = app.bootstrap("Other", "other.example", "boss@other.example");
     Other {

@@ -29,12 +29,6 @@ struct Org {
     admin: Client,
 }
 
-fn id_text(v: &Value) -> String {
-    v.as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| v.to_string())
-}
-
 fn bootstrap(app: &TestApp, name: &str, domain: &str, admin: &str) -> Org {
     let v = app.bootstrap(name, domain, admin);
     Org {

@@ -148,12 +148,6 @@ fn delivered(server: &StandIn, mta: &PostfixInstance, subject: &str) -> Option<R
     )
 }
 
-fn id_text(v: &serde_json::Value) -> String {
-    v.as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| v.to_string())
-}
-
 /// [`admin_put`], printed.
 async fn put_admin(app: &TestApp, body: serde_json::Value) {
     admin_put(app, body.clone()).await;

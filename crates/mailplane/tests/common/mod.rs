@@ -692,6 +692,13 @@ pub async fn add_identity(app: &TestApp, detail: Value) {
     .await;
 }
 
+/// An id of a JSON answer as text, whether it came as a string or a number.
+pub fn id_text(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
+
 /// The addresses of an account's identities, from a GET of the account.
 pub fn identity_addresses(account: &Value) -> Vec<String> {
     let mut v: Vec<String> = account["sendMailDetails"]
