@@ -161,9 +161,7 @@ impl AccountAggregate {
     /// Whether another account already has a claim on the address that counts: a new
     /// claim by this account would leave the address contested.
     pub fn contested_by_others(&self, address: &EmailAddress) -> bool {
-        self.facts(address).is_some_and(|f| {
-            f.holder.is_none()
-                && f.state_for(self.account.id, self.zoid) == IdentityState::Contested
-        })
+        self.facts(address)
+            .is_some_and(|f| f.state_for(self.account.id, self.zoid) == IdentityState::Contested)
     }
 }
