@@ -10,6 +10,9 @@
 //!   owner; under the user URL and under the admin URL of each organization, of one that
 //!   does not exist and of `0`.
 //!
+//! An ordinary admin may not change a super admin's accounts (403 on the admin URL, after
+//! the reach: only a super admin may create or remove admins).
+//!
 //! Every answer is the one the contract gives (status and `errorCode`); no success lands
 //! where the principal may not reach with a scope that allows it; an account, user or
 //! organization out of reach answers exactly like an absent one (same status, same body
@@ -110,17 +113,28 @@ enum TokenState {
     Live,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Member,
+    Admin,
+    SuperAdmin,
+}
+
 struct Principal {
     name: String,
     client: Client,
     token: TokenState,
     zuid: String,
     org: Org,
-    admin: bool,
+    role: Role,
     scopes: Vec<String>,
 }
 
 impl Principal {
+    fn is_admin(&self) -> bool {
+        self.role != Role::Member
+    }
+
     fn allows(&self, resource: &str, access: &str) -> bool {
         self.scopes
             .iter()
@@ -136,7 +150,7 @@ impl Principal {
                 let resource = if admin_url { ORG_SCOPE } else { USER_SCOPE };
                 if !self.allows(resource, access) {
                     Some(INVALID_OAUTHSCOPE)
-                } else if admin_url && !self.admin {
+                } else if admin_url && !self.is_admin() {
                     Some(NO_PERMISSION)
                 } else {
                     None
@@ -147,7 +161,7 @@ impl Principal {
 
     /// Whether the principal administers `org` (a live token of one of its admins).
     fn administers(&self, org: Option<Org>) -> bool {
-        self.token == TokenState::Live && self.admin && org == Some(self.org)
+        self.token == TokenState::Live && self.is_admin() && org == Some(self.org)
     }
 }
 
@@ -181,6 +195,8 @@ struct Acct {
     new_address: String,
     /// Accounts of the same user (`mailaccountorderupdate`).
     acc_list: Value,
+    /// Whether the owner is a super admin (out of an ordinary admin's hands).
+    owner_super_admin: bool,
 }
 
 impl Acct {
@@ -406,16 +422,15 @@ async fn setup(app: &TestApp) -> World {
     );
     cli_json(app, &["token", "revoke", "--token", &revoked]);
 
-    let live =
-        |who: &str, zuid: &str, org: Org, admin: bool, scopes: &str, token: &str| Principal {
-            name: who.to_string(),
-            client: app.client(Some(token)),
-            token: TokenState::Live,
-            zuid: zuid.to_string(),
-            org,
-            admin,
-            scopes: scopes.split(',').map(str::to_string).collect(),
-        };
+    let live = |who: &str, zuid: &str, org: Org, role: Role, scopes: &str, token: &str| Principal {
+        name: who.to_string(),
+        client: app.client(Some(token)),
+        token: TokenState::Live,
+        zuid: zuid.to_string(),
+        org,
+        role,
+        scopes: scopes.split(',').map(str::to_string).collect(),
+    };
     let mut principals = vec![
         Principal {
             name: "no token".into(),
@@ -423,7 +438,7 @@ async fn setup(app: &TestApp) -> World {
             token: TokenState::Missing,
             zuid: String::new(),
             org: Org::A,
-            admin: false,
+            role: Role::Member,
             scopes: Vec::new(),
         },
         Principal {
@@ -432,7 +447,7 @@ async fn setup(app: &TestApp) -> World {
             token: TokenState::Dead,
             zuid: adm_zuid.clone(),
             org: Org::A,
-            admin: true,
+            role: Role::SuperAdmin,
             scopes: Vec::new(),
         },
         Principal {
@@ -441,7 +456,7 @@ async fn setup(app: &TestApp) -> World {
             token: TokenState::Dead,
             zuid: adm_zuid.clone(),
             org: Org::A,
-            admin: true,
+            role: Role::SuperAdmin,
             scopes: Vec::new(),
         },
     ];
@@ -458,7 +473,7 @@ async fn setup(app: &TestApp) -> World {
             &format!("A super admin, {scope}"),
             &adm_zuid,
             Org::A,
-            true,
+            Role::SuperAdmin,
             scope,
             &token,
         ));
@@ -468,7 +483,7 @@ async fn setup(app: &TestApp) -> World {
         "A admin Dana (role admin), every scope",
         &dana_zuid,
         Org::A,
-        true,
+        Role::Admin,
         EVERY_SCOPE,
         &token,
     ));
@@ -485,7 +500,7 @@ async fn setup(app: &TestApp) -> World {
             &format!("A member Rebecca, {scope}"),
             REBECCA_ZUID,
             Org::A,
-            false,
+            Role::Member,
             scope,
             &token,
         ));
@@ -494,7 +509,7 @@ async fn setup(app: &TestApp) -> World {
         "Rebecca's demo token (account a1's user token)",
         REBECCA_ZUID,
         Org::A,
-        false,
+        Role::Member,
         "ZohoMail.accounts.ALL",
         &app.user_token,
     ));
@@ -502,7 +517,7 @@ async fn setup(app: &TestApp) -> World {
         "B super admin (bootstrap token)",
         &boss_zuid,
         Org::B,
-        true,
+        Role::SuperAdmin,
         EVERY_SCOPE,
         b["accessToken"].as_str().unwrap(),
     ));
@@ -515,6 +530,7 @@ async fn setup(app: &TestApp) -> World {
             org: Org::A,
             new_address: "matrix.rebecca@zylker.com".into(),
             acc_list: json!(format!("{POP},{IMAP}")),
+            owner_super_admin: false,
         },
         Acct {
             label: "the A admin's account",
@@ -523,6 +539,7 @@ async fn setup(app: &TestApp) -> World {
             org: Org::A,
             new_address: "matrix.admin@zylker.com".into(),
             acc_list: json!([adm_account]),
+            owner_super_admin: true,
         },
         Acct {
             label: "B's account",
@@ -531,6 +548,7 @@ async fn setup(app: &TestApp) -> World {
             org: Org::B,
             new_address: "matrix.boss@other.example".into(),
             acc_list: json!([boss_account]),
+            owner_super_admin: true,
         },
     ];
     // Each account gets the identity the delete mode removes.
@@ -709,6 +727,8 @@ fn update_cases(w: &World, m: &mut Matrix) {
                         vec![t]
                     };
                     for t in pair {
+                        let owner_super_admin =
+                            t.owner.is_some() && w.accts[*acct].owner_super_admin;
                         let c = update_case(
                             p,
                             who,
@@ -716,7 +736,7 @@ fn update_cases(w: &World, m: &mut Matrix) {
                             &url_label,
                             mode,
                             &op,
-                            t,
+                            (t, owner_super_admin),
                             *acct,
                             zuid.as_deref(),
                             &body,
@@ -737,7 +757,7 @@ fn update_case(
     url_label: &str,
     mode: &'static str,
     op: &str,
-    t: &Target,
+    (t, owner_super_admin): (&Target, bool),
     acct: usize,
     body_zuid: Option<&str>,
     body: &Value,
@@ -752,6 +772,8 @@ fn update_case(
         (Some((_, org)), Some(z)) => z.org == Some(*org) && p.administers(Some(*org)),
     };
     let gate = p.gate(url.is_some(), "UPDATE");
+    // An ordinary admin reaches a super admin's account but may not change it.
+    let outranked = url.is_some() && p.role == Role::Admin && owner_super_admin;
     let expect = if !t.valid || url.is_some_and(|z| !z.valid) {
         Err(URL_RULE)
     } else if let Some(denial) = gate {
@@ -760,12 +782,15 @@ fn update_case(
         Err(NO_PERMISSION)
     } else if !reach {
         Err(NOT_FOUND)
+    } else if outranked {
+        Err(NO_PERMISSION)
     } else if body_zuid.is_some_and(|z| Some(z) != t.owner.as_ref().map(|o| o.0.as_str())) {
         Err(ZUID_NOT_OWNER)
     } else {
         Ok(())
     };
-    let legit = reach && gate.is_none() && !(url.is_none() && mode == "updateIncomingStatus");
+    let legit =
+        reach && gate.is_none() && !outranked && !(url.is_none() && mode == "updateIncomingStatus");
     let mut twins = Vec::new();
     if t.valid && url.is_none_or(|z| z.valid) {
         if t.owner.is_some() && !reach {

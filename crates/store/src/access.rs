@@ -128,13 +128,29 @@ impl Grant {
         }
     }
 
+    /// Whether the grant may change the accounts of a user whose role is `owner_role`.
+    /// Only a super admin may create or remove admins; an ordinary admin who could
+    /// disable a super admin's mailbox, block its mail or take its address would hold
+    /// more power than that, so a super admin's accounts are out of an admin's hands.
+    /// Everyone may change their own (the user URL reaches nothing else).
+    pub(crate) fn may_change_accounts_of(&self, owner_role: Role) -> bool {
+        match self.reach {
+            Reach::Own(_) => true,
+            Reach::Organization(_) => {
+                owner_role != Role::SuperAdmin || self.actor.role == Role::SuperAdmin
+            }
+        }
+    }
+
     /// Checks an update's target against the grant, the same on every backend: an
     /// account out of reach (or under another organization's URL) is answered like a
-    /// missing one; a body `zuid` must be the owner's.
+    /// missing one; one whose owner's role is above the caller's is a 403; a body `zuid`
+    /// must be the owner's.
     pub(crate) fn check_target(
         &self,
         account: AccountId,
         owner: Zuid,
+        owner_role: Role,
         owner_org: Zoid,
         zoid_in_url: Option<Zoid>,
         body_zuid: Option<Zuid>,
@@ -142,6 +158,13 @@ impl Grant {
         let url_ok = zoid_in_url.is_none_or(|z| z == owner_org && self.reaches_org(z));
         if !url_ok || !self.reaches_account(owner, owner_org) {
             return Err(not_found(account));
+        }
+        // After the reach: an account outside the organization stays a 404, never a
+        // 403 that would tell it exists.
+        if !self.may_change_accounts_of(owner_role) {
+            return Err(WriteError::Forbidden(format!(
+                "account {account} belongs to a super admin; only a super admin may change it"
+            )));
         }
         if body_zuid.is_some_and(|z| z != owner) {
             return Err(RuleError::invalid(
@@ -157,4 +180,63 @@ impl Grant {
 /// The answer for an account that is absent or out of reach (the two look alike).
 pub(crate) fn not_found(account: AccountId) -> WriteError {
     WriteError::NotFound(format!("accountId {account} was not found"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailplane_domain::ScopeSet;
+
+    fn principal(role: Role) -> Principal {
+        Principal {
+            token_id: 1,
+            zuid: Zuid::new(7).unwrap(),
+            zoid: Zoid::new(1).unwrap(),
+            role,
+            scopes: ScopeSet::everything(),
+        }
+    }
+
+    #[test]
+    fn only_a_super_admin_changes_a_super_admins_accounts() {
+        use Role::*;
+        for (actor, owner, allowed) in [
+            (SuperAdmin, SuperAdmin, true),
+            (SuperAdmin, Admin, true),
+            (SuperAdmin, Member, true),
+            (Admin, SuperAdmin, false),
+            (Admin, Admin, true),
+            (Admin, Member, true),
+        ] {
+            let grant = principal(actor).admin_grant(Access::Update).unwrap();
+            assert_eq!(
+                grant.may_change_accounts_of(owner),
+                allowed,
+                "{actor:?} on {owner:?}"
+            );
+            let account = AccountId::new(9).unwrap();
+            let owner_zuid = Zuid::new(8).unwrap();
+            let checked =
+                grant.check_target(account, owner_zuid, owner, grant.actor.zoid, None, None);
+            assert_eq!(
+                matches!(checked, Err(WriteError::Forbidden(_))),
+                !allowed,
+                "{actor:?} on {owner:?}"
+            );
+        }
+        // Out of reach stays a 404 whatever the owner's role.
+        let admin = principal(Admin).admin_grant(Access::Update).unwrap();
+        let elsewhere = admin.check_target(
+            AccountId::new(9).unwrap(),
+            Zuid::new(8).unwrap(),
+            SuperAdmin,
+            Zoid::new(2).unwrap(),
+            None,
+            None,
+        );
+        assert!(matches!(elsewhere, Err(WriteError::NotFound(_))));
+        // On the user URL a user changes its own accounts, whatever its role.
+        let own = principal(SuperAdmin).user_grant(Access::Update).unwrap();
+        assert!(own.may_change_accounts_of(SuperAdmin));
+    }
 }

@@ -3,8 +3,8 @@
 
 use deadpool_postgres::GenericClient;
 use mailplane_domain::{
-    Access, AccountAggregate, AccountCommand, AccountId, AccountState, EmailAddress, Op, RuleError,
-    UserAccount, Zoid, Zuid,
+    Access, AccountAggregate, AccountCommand, AccountId, AccountState, EmailAddress, Op, Role,
+    RuleError, UserAccount, Zoid, Zuid,
 };
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
@@ -49,6 +49,8 @@ struct Target {
     state: AccountState,
     zoid: Zoid,
     user_display_name: String,
+    /// The owner's role: an admin may not change a super admin's accounts.
+    owner_role: Role,
 }
 
 /// Locks the owner of the account (`FOR UPDATE` of the user row) and reads the account.
@@ -72,7 +74,7 @@ async fn lock_target<C: GenericClient>(
         ),
         row_opt(
             tx,
-            "SELECT a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, u.zoid, u.display_name \
+            "SELECT a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, u.zoid, u.display_name, u.role \
              FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = $1",
             params,
         )
@@ -91,6 +93,10 @@ async fn lock_target<C: GenericClient>(
         },
         zoid: Zoid::from_db(r.try_get(5)?),
         user_display_name: r.try_get(6)?,
+        owner_role: {
+            let role: &str = r.try_get(7)?;
+            Role::parse(role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?
+        },
     }))
 }
 
@@ -294,6 +300,7 @@ pub(super) async fn apply(
     grant.check_target(
         account,
         target.state.zuid,
+        target.owner_role,
         target.zoid,
         to.zoid_in_url,
         to.body_zuid,

@@ -2,7 +2,7 @@
 //! in the caller's transaction.
 
 use mailplane_domain::{
-    AccountAggregate, AccountCommand, AccountId, AccountKind, AccountState, EmailAddress, Op,
+    AccountAggregate, AccountCommand, AccountId, AccountKind, AccountState, EmailAddress, Op, Role,
     RuleError, UserAccount, Zoid, Zuid,
 };
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -18,12 +18,14 @@ struct Target {
     state: AccountState,
     zoid: Zoid,
     user_display_name: String,
+    /// The owner's role: an admin may not change a super admin's accounts.
+    owner_role: Role,
 }
 
 fn find_target(tx: &Transaction<'_>, id: AccountId) -> Result<Option<Target>, StoreError> {
     let row = tx
         .prepare_cached(
-            "SELECT a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, u.zoid, u.display_name \
+            "SELECT a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, u.zoid, u.display_name, u.role \
              FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = ?1",
         )?
         .query_row([id.as_i64()], |r| {
@@ -35,15 +37,26 @@ fn find_target(tx: &Transaction<'_>, id: AccountId) -> Result<Option<Target>, St
                     r.get::<_, bool>(4)?,
                     r.get::<_, i64>(5)?,
                     r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
                 ))
             },
         )
         .optional()?;
-    let Some((zuid, kind, enabled, outgoing_blocked, incoming_blocked, zoid, user_display_name)) =
-        row
+    let Some((
+        zuid,
+        kind,
+        enabled,
+        outgoing_blocked,
+        incoming_blocked,
+        zoid,
+        user_display_name,
+        role,
+    )) = row
     else {
         return Ok(None);
     };
+    let owner_role =
+        Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?;
     let kind = AccountKind::parse(&kind)
         .ok_or_else(|| StoreError::Corrupt(format!("account kind {kind:?}")))?;
     Ok(Some(Target {
@@ -57,6 +70,7 @@ fn find_target(tx: &Transaction<'_>, id: AccountId) -> Result<Option<Target>, St
         },
         zoid: Zoid::from_db(zoid),
         user_display_name,
+        owner_role,
     }))
 }
 
@@ -256,6 +270,7 @@ pub(super) fn apply(
     grant.check_target(
         account,
         target.state.zuid,
+        target.owner_role,
         target.zoid,
         zoid_in_url,
         body_zuid,
