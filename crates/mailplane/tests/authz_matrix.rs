@@ -337,12 +337,6 @@ struct World {
     dana_zuid: String,
 }
 
-fn id_text(v: &Value) -> String {
-    v.as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| v.to_string())
-}
-
 fn cli_json(app: &TestApp, args: &[&str]) -> Value {
     let out = app.cli(args);
     assert!(

@@ -15,9 +15,9 @@
 //! serial history as one transaction per write.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -49,13 +49,20 @@ pub(super) struct Writer {
 #[derive(Default)]
 struct Stats {
     busy: AtomicBool,
-    commits: AtomicU64,
+    /// Under one lock, taken once per commit: a scrape between a commit's flush and its
+    /// count would otherwise see the two disagree.
+    counters: Mutex<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: u64,
     /// Writes kept in those commits (failed ones are undone and not counted).
-    writes: AtomicU64,
+    writes: u64,
     /// How long each `COMMIT` took (the disk flush): per bucket of [`FLUSH_BUCKETS`], not
     /// cumulative; the last counts those above every bound.
-    flush_buckets: [AtomicU64; FLUSH_BUCKETS.len() + 1],
-    flush_micros: AtomicU64,
+    flush_buckets: [u64; FLUSH_BUCKETS.len() + 1],
+    flush_micros: u64,
 }
 
 /// Upper bounds, in seconds, of the flush-time histogram. A flush takes a fraction of a
@@ -77,27 +84,36 @@ pub struct CommitStats {
 }
 
 impl Stats {
-    fn observe_flush(&self, took: Duration) {
-        let secs = took.as_secs_f64();
-        let bucket = FLUSH_BUCKETS
-            .iter()
-            .position(|bound| secs <= *bound)
-            .unwrap_or(FLUSH_BUCKETS.len());
-        self.flush_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.flush_micros
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    /// One commit: how long its flush took (if timed) and, when it committed, the writes
+    /// it kept.
+    fn record(&self, flush: Option<Duration>, kept: Option<u64>) {
+        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(took) = flush {
+            let secs = took.as_secs_f64();
+            let bucket = FLUSH_BUCKETS
+                .iter()
+                .position(|bound| secs <= *bound)
+                .unwrap_or(FLUSH_BUCKETS.len());
+            c.flush_buckets[bucket] += 1;
+            c.flush_micros += took.as_micros() as u64;
+        }
+        if let Some(kept) = kept {
+            c.commits += 1;
+            c.writes += kept;
+        }
     }
 
     fn snapshot(&self) -> CommitStats {
+        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = CommitStats {
-            commits: self.commits.load(Ordering::Relaxed),
-            writes: self.writes.load(Ordering::Relaxed),
-            flush_secs: self.flush_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            commits: c.commits,
+            writes: c.writes,
+            flush_secs: c.flush_micros as f64 / 1e6,
             ..CommitStats::default()
         };
         let mut running = 0;
-        for (i, bucket) in self.flush_buckets.iter().enumerate() {
-            running += bucket.load(Ordering::Relaxed);
+        for (i, bucket) in c.flush_buckets.iter().enumerate() {
+            running += bucket;
             if let Some(at_most) = out.flush_at_most.get_mut(i) {
                 *at_most = running;
             }
@@ -172,10 +188,7 @@ fn run(mut conn: Connection, key: RelayKey, jobs: Receiver<Job>, stats: &Stats) 
         stats.busy.store(true, Ordering::Relaxed);
         let mut batch = vec![first];
         gather(&jobs, &mut batch);
-        if let Some(kept) = write_batch(&mut conn, &key, batch, stats) {
-            stats.commits.fetch_add(1, Ordering::Relaxed);
-            stats.writes.fetch_add(kept, Ordering::Relaxed);
-        }
+        write_batch(&mut conn, &key, batch, stats);
         stats.busy.store(false, Ordering::Relaxed);
     }
 }
@@ -199,21 +212,15 @@ fn gather(jobs: &Receiver<Job>, batch: &mut Vec<Job>) {
     }
 }
 
-/// Runs one batch in one transaction and answers every job of it; the number of writes
-/// kept when it committed.
-fn write_batch(
-    conn: &mut Connection,
-    key: &RelayKey,
-    batch: Vec<Job>,
-    stats: &Stats,
-) -> Option<u64> {
+/// Runs one batch in one transaction and answers every job of it.
+fn write_batch(conn: &mut Connection, key: &RelayKey, batch: Vec<Job>, stats: &Stats) {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             // Nothing ran: dropping the jobs answers each waiter with an error.
             tracing::error!(error = %e, "cannot begin a write transaction");
             drop(batch);
-            return None;
+            return;
         }
     };
     let mut finishes = Vec::with_capacity(batch.len());
@@ -224,7 +231,7 @@ fn write_batch(
             finishes.push(finish);
         }
     }
-    settle(tx, finishes, stats).then_some(kept)
+    settle(tx, finishes, kept, stats);
 }
 
 /// One job under its savepoint. `None` when it panicked (its waiter sees the write
@@ -258,36 +265,32 @@ fn run_cached(tx: &Transaction<'_>, statements: &[&str]) -> rusqlite::Result<()>
     Ok(())
 }
 
-/// Commits, then answers (the real build); whether it committed.
+/// Commits, then answers (the real build).
 #[cfg(not(feature = "ack-before-commit"))]
-fn settle(tx: Transaction<'_>, finishes: Vec<Finish>, stats: &Stats) -> bool {
+fn settle(tx: Transaction<'_>, finishes: Vec<Finish>, kept: u64, stats: &Stats) {
     let flush = Instant::now();
     let committed = tx.commit().map_err(StoreError::Db);
-    stats.observe_flush(flush.elapsed());
+    stats.record(Some(flush.elapsed()), committed.is_ok().then_some(kept));
     if let Err(e) = &committed {
         tracing::error!(error = %e, "group commit failed");
     }
     for finish in finishes {
         finish(committed.as_ref().map(|_| ()));
     }
-    committed.is_ok()
 }
 
 /// BROKEN ON PURPOSE (feature `ack-before-commit`, built only by the crash test): answers
 /// every waiter *before* the commit, which follows 50 ms later. A `kill -9` in that window
 /// loses changes their clients already got a 200 for.
 #[cfg(feature = "ack-before-commit")]
-fn settle(tx: Transaction<'_>, finishes: Vec<Finish>, _stats: &Stats) -> bool {
+fn settle(tx: Transaction<'_>, finishes: Vec<Finish>, kept: u64, stats: &Stats) {
     for finish in finishes {
         finish(Ok(()));
     }
     std::thread::sleep(Duration::from_millis(50));
     match tx.commit() {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(error = %e, "late commit failed");
-            false
-        }
+        Ok(()) => stats.record(None, Some(kept)),
+        Err(e) => tracing::error!(error = %e, "late commit failed"),
     }
 }
 
