@@ -18,6 +18,8 @@ backend_tests!(
     twenty_one_refresh_tokens_keep_the_newest_twenty,
     sign_in_failures_look_alike_and_are_throttled,
     oauth_secrets_are_stored_as_digests_and_never_logged,
+    pkce_s256_binds_the_code_to_its_verifier,
+    pkce_plain_and_refused_challenges,
 );
 
 const REDIRECT: &str = "https://app.example/callback";
@@ -106,16 +108,29 @@ impl OAuthApp {
 
     /// GET the authorization page; (status, html).
     async fn authorize(&self, scope: &str, state: &str) -> (u16, String) {
-        let r = self
-            .auth_page(&[
+        self.authorize_with(scope, state, &[]).await
+    }
+
+    /// [`OAuthApp::authorize`] with more parameters (e.g. PKCE's).
+    async fn authorize_with(
+        &self,
+        scope: &str,
+        state: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, String) {
+        let params = [
+            &[
                 ("response_type", "code"),
                 ("client_id", &self.client_id),
                 ("scope", scope),
                 ("redirect_uri", REDIRECT),
                 ("access_type", "offline"),
                 ("state", state),
-            ])
-            .await;
+            ],
+            extra,
+        ]
+        .concat();
+        let r = self.auth_page(&params).await;
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
@@ -126,7 +141,17 @@ impl OAuthApp {
 
     /// The whole browser flow: sign in, approve; the redirect's query.
     async fn browser_flow(&self, scope: &str) -> HashMap<String, String> {
-        let (status, page) = self.authorize(scope, "st-1").await;
+        self.browser_flow_with(scope, &[]).await
+    }
+
+    /// [`OAuthApp::browser_flow`] with more parameters for the authorization request
+    /// (only there: the sign-in form must carry them on).
+    async fn browser_flow_with(
+        &self,
+        scope: &str,
+        extra: &[(&str, &str)],
+    ) -> HashMap<String, String> {
+        let (status, page) = self.authorize_with(scope, "st-1", extra).await;
         assert_eq!(status, 200, "{page}");
         assert!(
             page.contains("Billing &lt;sync&gt;"),
@@ -170,14 +195,23 @@ impl OAuthApp {
     }
 
     async fn exchange(&self, code: &str) -> Value {
-        self.token(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", &self.client_id),
-            ("client_secret", &self.secret),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-        ])
-        .await
+        self.exchange_with(code, &[]).await
+    }
+
+    /// [`OAuthApp::exchange`] with more parameters (e.g. `code_verifier`).
+    async fn exchange_with(&self, code: &str, extra: &[(&str, &str)]) -> Value {
+        let params = [
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", &self.client_id),
+                ("client_secret", &self.secret),
+                ("code", code),
+                ("redirect_uri", REDIRECT),
+            ],
+            extra,
+        ]
+        .concat();
+        self.token(&params).await
     }
 
     async fn refresh(&self, refresh_token: &str) -> Value {
@@ -721,6 +755,126 @@ async fn oauth_secrets_are_stored_as_digests_and_never_logged() {
         assert!(
             !stored.windows(s.len()).any(|w| w == s.as_bytes()),
             "a secret is stored in clear"
+        );
+    }
+}
+
+// RFC 7636, appendix B: a verifier and its S256 challenge.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const S256_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+/// Well-formed, but not the verifier of either challenge.
+const OTHER_VERIFIER: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// With an S256 challenge, the code needs its verifier: a missing or wrong one is
+/// `invalid_code` and spends the code (no second try with another verifier); a verifier
+/// for a code issued without a challenge is refused too (a PKCE downgrade).
+async fn pkce_s256_binds_the_code_to_its_verifier() {
+    let o = setup(&[]).with_user().await;
+    let pkce = [
+        ("code_challenge", S256_CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    let scope = "ZohoMail.accounts.READ";
+    // The right verifier: tokens that work.
+    let code = o.browser_flow_with(scope, &pkce).await["code"].clone();
+    let t = o.exchange_with(&code, &[("code_verifier", VERIFIER)]).await;
+    assert_eq!(
+        o.api_status(t["access_token"].as_str().unwrap()).await.0,
+        200
+    );
+    let stored = o.app.query("SELECT pkce_method FROM auth_codes");
+    assert_eq!(stored, ["S256"]);
+    // No verifier, or a wrong one: refused, and the code is spent.
+    for first in [vec![], vec![("code_verifier", OTHER_VERIFIER)]] {
+        let code = o.browser_flow_with(scope, &pkce).await["code"].clone();
+        assert_eq!(
+            o.exchange_with(&code, &first).await,
+            json!({"error": "invalid_code"}),
+            "{first:?}"
+        );
+        assert_eq!(
+            o.exchange_with(&code, &[("code_verifier", VERIFIER)]).await,
+            json!({"error": "invalid_code"}),
+            "the code was spent by the refused exchange"
+        );
+    }
+    // A verifier for a code that had no challenge.
+    let code = o.browser_flow(scope).await["code"].clone();
+    assert_eq!(
+        o.exchange_with(&code, &[("code_verifier", VERIFIER)]).await,
+        json!({"error": "invalid_code"})
+    );
+    assert_eq!(o.exchange(&code).await, json!({"error": "invalid_code"}));
+    let granted = o.app.query(&format!(
+        "SELECT COUNT(*) FROM refresh_tokens WHERE zuid = {}",
+        o.zuid
+    ));
+    assert_eq!(granted, ["1"], "only the right verifier got tokens");
+}
+
+/// `plain` (also the default method) compares the verifier with the challenge; an
+/// unknown method, a malformed challenge or a method without a challenge goes back to
+/// the client as `invalid_request`, before any sign-in.
+async fn pkce_plain_and_refused_challenges() {
+    let o = setup(&[]).with_user().await;
+    let scope = "ZohoMail.accounts.READ";
+    for pkce in [
+        vec![
+            ("code_challenge", VERIFIER),
+            ("code_challenge_method", "plain"),
+        ],
+        vec![("code_challenge", VERIFIER)],
+    ] {
+        let code = o.browser_flow_with(scope, &pkce).await["code"].clone();
+        let t = o.exchange_with(&code, &[("code_verifier", VERIFIER)]).await;
+        assert!(t["access_token"].is_string(), "{pkce:?}: {t}");
+        let code = o.browser_flow_with(scope, &pkce).await["code"].clone();
+        assert_eq!(
+            o.exchange_with(&code, &[("code_verifier", OTHER_VERIFIER)])
+                .await,
+            json!({"error": "invalid_code"}),
+            "{pkce:?}"
+        );
+    }
+    let too_long = "a".repeat(129);
+    for pkce in [
+        vec![
+            ("code_challenge", S256_CHALLENGE),
+            ("code_challenge_method", "S512"),
+        ],
+        vec![
+            ("code_challenge", "too-short"),
+            ("code_challenge_method", "S256"),
+        ],
+        vec![("code_challenge", too_long.as_str())],
+        vec![(
+            "code_challenge",
+            "not base64url: spaces and more than 43 chars here",
+        )],
+        vec![("code_challenge_method", "S256")],
+    ] {
+        let r = o
+            .auth_page(
+                &[
+                    &[
+                        ("response_type", "code"),
+                        ("client_id", o.client_id.as_str()),
+                        ("scope", scope),
+                        ("state", "pk"),
+                    ][..],
+                    &pkce,
+                ]
+                .concat(),
+            )
+            .await;
+        assert_eq!(r.status(), 302, "{pkce:?}");
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(location.starts_with(&format!("{REDIRECT}?")), "{location}");
+        let back = query(&location);
+        assert_eq!(
+            (back["error"].as_str(), back["state"].as_str()),
+            ("invalid_request", "pk"),
+            "{pkce:?}"
         );
     }
 }

@@ -13,7 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use mailplane_domain::{EmailAddress, ScopeSet};
-use mailplane_store::oauth::{IssuedTokens, OAuthClient, OAuthError};
+use mailplane_store::oauth::{CodeChallenge, IssuedTokens, OAuthClient, OAuthError};
 use mailplane_store::{secrets, RequestMeta, StoreError};
 use serde_json::json;
 
@@ -86,6 +86,8 @@ struct AuthRequest {
     redirect_uri: String,
     scopes: ScopeSet,
     state: String,
+    /// The PKCE challenge the code will be bound to.
+    pkce: Option<CodeChallenge>,
 }
 
 /// Errors before the redirect URI is trusted are shown to the user; after, they go back
@@ -128,11 +130,20 @@ async fn auth_request(
             &[("error", "invalid_scope"), ("state", &state_param)],
         ));
     };
+    let Ok(pkce) =
+        CodeChallenge::from_request(get(p, "code_challenge"), get(p, "code_challenge_method"))
+    else {
+        return Err(redirect(
+            &registered,
+            &[("error", "invalid_request"), ("state", &state_param)],
+        ));
+    };
     Ok(AuthRequest {
         client,
         redirect_uri: registered,
         scopes,
         state: state_param,
+        pkce,
     })
 }
 
@@ -145,6 +156,8 @@ fn carried(p: &HashMap<String, String>) -> Vec<(&'static str, String)> {
         "redirect_uri",
         "state",
         "access_type",
+        "code_challenge",
+        "code_challenge_method",
     ]
     .into_iter()
     .map(|k| (k, get(p, k).to_string()))
@@ -224,6 +237,7 @@ pub async fn sign_in(
             user.zuid,
             req.scopes.clone(),
             &req.redirect_uri,
+            req.pkce.clone(),
         )
         .await
     {
@@ -303,9 +317,17 @@ pub async fn token(State(state): State<AppState>, Params(p): Params) -> Response
     let result = match get(&p, "grant_type") {
         "authorization_code" => {
             let redirect_uri = Some(get(&p, "redirect_uri")).filter(|r| !r.is_empty());
+            let verifier = Some(get(&p, "code_verifier")).filter(|v| !v.is_empty());
             state
                 .store
-                .exchange_code(client_id, secret, get(&p, "code"), redirect_uri, ttl)
+                .exchange_code(
+                    client_id,
+                    secret,
+                    get(&p, "code"),
+                    redirect_uri,
+                    verifier,
+                    ttl,
+                )
                 .await
         }
         "refresh_token" => {
