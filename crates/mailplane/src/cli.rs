@@ -252,6 +252,16 @@ pub struct ServeArgs {
     /// The sign-in throttling window, in seconds
     #[arg(long, env = "MAILPLANE_SIGNIN_WINDOW", default_value_t = 300)]
     pub signin_window: u64,
+    /// A reverse proxy (an IP address or a CIDR block; repeatable, or comma-separated in
+    /// the variable) whose X-Forwarded-For names the client. From any other peer the header
+    /// is ignored and the peer's address is the client's
+    #[arg(
+        long,
+        env = "MAILPLANE_TRUSTED_PROXY",
+        value_name = "IP or CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<mailplane_api::IpNet>,
 }
 
 #[derive(Args)]

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailplane_api::{AppState, RateLimiter, RelayPolicy, SignInLimiter};
+use mailplane_api::{AppState, RateLimiter, RelayPolicy, SignInLimiter, TrustedProxies};
 use serde_json::json;
 
 use crate::admin::{data_dir, open_store, write_private};
@@ -99,6 +99,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         }),
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms.max(1)),
+        trusted_proxies: Arc::new(TrustedProxies::new(args.trusted_proxy)),
         signin_limiter: Arc::new(SignInLimiter::new(
             args.signin_max_failures.max(1),
             Duration::from_secs(args.signin_window),

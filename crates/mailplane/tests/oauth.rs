@@ -20,6 +20,7 @@ backend_tests!(
     oauth_secrets_are_stored_as_digests_and_never_logged,
     pkce_s256_binds_the_code_to_its_verifier,
     pkce_plain_and_refused_challenges,
+    trusted_proxy_header_names_the_client,
 );
 
 const REDIRECT: &str = "https://app.example/callback";
@@ -275,6 +276,31 @@ struct Via<'a> {
 }
 
 impl Via<'_> {
+    /// An admin change (Rebecca's outgoing status) sent with `X-Forwarded-For: xff`; the
+    /// client address its audit row records.
+    async fn audited_addr(&self, xff: &str) -> String {
+        let r = self
+            .http
+            .put(
+                self.app
+                    .url(&format!("/api/organization/{ZOID}/accounts/{REBECCA}")),
+            )
+            .header(
+                "authorization",
+                format!("Zoho-oauthtoken {}", self.app.app.admin_token),
+            )
+            .header("x-forwarded-for", xff)
+            .json(&json!({"mode": "updateOutgoingStatus", "outgoingBlocked": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        self.app
+            .app
+            .query("SELECT client_addr FROM audit ORDER BY id DESC LIMIT 1")
+            .remove(0)
+    }
+
     async fn submit(&self, html: &str, extra: &[(&str, &str)]) -> (u16, String, Option<String>) {
         post_form(&self.http, &self.app.app.base, html, extra).await
     }
@@ -877,4 +903,39 @@ async fn pkce_plain_and_refused_challenges() {
             "{pkce:?}"
         );
     }
+}
+
+/// `X-Forwarded-For` names the client only when the peer is a `--trusted-proxy`: read from
+/// the right, the first address that is not itself a trusted proxy. Seen here in the
+/// audit rows, which record the client address.
+async fn trusted_proxy_header_names_the_client() {
+    let o = setup(&[
+        "--trusted-proxy",
+        "127.0.0.2",
+        "--trusted-proxy",
+        "127.0.0.8/30",
+    ]);
+    // From an untrusted peer the header is ignored.
+    assert_eq!(
+        o.via("127.0.0.1").audited_addr("203.0.113.7").await,
+        "127.0.0.1"
+    );
+    assert_eq!(
+        o.via("127.0.0.3").audited_addr("203.0.113.7").await,
+        "127.0.0.3"
+    );
+    // From a trusted one, the right-most address that is no trusted proxy: what the
+    // client wrote itself (198.51.100.1) is passed over.
+    let from_proxy = o.via("127.0.0.2");
+    assert_eq!(
+        from_proxy.audited_addr("198.51.100.1, 203.0.113.7").await,
+        "203.0.113.7"
+    );
+    assert_eq!(
+        from_proxy
+            .audited_addr("198.51.100.1, 203.0.113.7, 127.0.0.9")
+            .await,
+        "203.0.113.7",
+        "a proxy of the trusted block in the chain is skipped"
+    );
 }
