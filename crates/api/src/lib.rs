@@ -34,7 +34,7 @@ pub use client_addr::{IpNet, TrustedProxies};
 pub use command::RelayPolicy;
 pub use error::ApiError;
 pub use rate_limit::RateLimiter;
-pub use signin_limit::SignInLimiter;
+pub use signin_limit::{SignInLimiter, SignInPolicy};
 
 /// Bodies above this are refused with 413 (contract §4).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

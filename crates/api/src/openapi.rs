@@ -554,7 +554,7 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
         "post": {
             "operationId": "oauthSignIn",
             "requestBody": form(json!({ "email": { "type": "string" }, "password": { "type": "string" }, "client_id": { "type": "string" }, "scope": { "type": "string" }, "redirect_uri": { "type": "string" }, "response_type": { "type": "string" }, "state": { "type": "string" }, "code_challenge": { "type": "string" }, "code_challenge_method": { "type": "string", "enum": ["plain", "S256"] } })),
-            "responses": { "200": { "description": "the consent page, or the sign-in page again", "content": html }, "302": { "description": "back to the client with an error" }, "400": { "description": "unknown client", "content": html }, "429": { "description": "too many failed sign-ins", "content": html } }
+            "responses": { "200": { "description": "the consent page, or the sign-in page again", "content": html }, "302": { "description": "back to the client with an error" }, "400": { "description": "unknown client", "content": html }, "429": { "description": "too many failed sign-ins; `Retry-After` says when to come back", "content": html } }
         }
     });
     paths["/oauth/v2/auth/consent"] = json!({ "post": {
