@@ -5,6 +5,7 @@
 #![recursion_limit = "256"]
 
 mod auth;
+mod client_addr;
 mod command;
 mod error;
 mod lenient;
@@ -29,10 +30,11 @@ use mailplane_store::{RequestMeta, Store};
 use rand::RngCore;
 use tracing::Instrument;
 
+pub use client_addr::{IpNet, TrustedProxies};
 pub use command::RelayPolicy;
 pub use error::ApiError;
 pub use rate_limit::RateLimiter;
-pub use signin_limit::SignInLimiter;
+pub use signin_limit::{SignInLimiter, SignInPolicy};
 
 /// Bodies above this are refused with 413 (contract §4).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -54,6 +56,8 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// A client that has not sent its headers by then is disconnected (slow clients).
     pub header_read_timeout: std::time::Duration,
+    /// The proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
+    pub trusted_proxies: std::sync::Arc<TrustedProxies>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -106,10 +110,17 @@ fn new_request_id() -> String {
 /// method, path (never the query or headers, which may carry secrets), status, time.
 async fn log_request(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let id = new_request_id();
+    // One client address for everything that records or counts it (audit rows, security
+    // events, the sign-in throttle): a proxy's header only when the proxy is trusted.
     let client_addr = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .map(|c| {
+            state
+                .trusted_proxies
+                .client_addr(c.0.ip(), req.headers())
+                .to_string()
+        })
         .unwrap_or_default();
     let meta = RequestMeta {
         request_id: id.clone(),

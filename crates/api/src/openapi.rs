@@ -540,6 +540,8 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
         "redirect_uri",
         "access_type",
         "state",
+        "code_challenge",
+        "code_challenge_method",
     ]
     .iter()
     .map(|n| json!({ "name": n, "in": "query", "schema": { "type": "string" } }))
@@ -552,8 +554,8 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
         },
         "post": {
             "operationId": "oauthSignIn",
-            "requestBody": form(json!({ "email": { "type": "string" }, "password": { "type": "string" }, "client_id": { "type": "string" }, "scope": { "type": "string" }, "redirect_uri": { "type": "string" }, "response_type": { "type": "string" }, "state": { "type": "string" } })),
-            "responses": { "200": { "description": "the consent page, or the sign-in page again", "content": html }, "302": { "description": "back to the client with an error" }, "400": { "description": "unknown client", "content": html }, "429": { "description": "too many failed sign-ins", "content": html } }
+            "requestBody": form(json!({ "email": { "type": "string" }, "password": { "type": "string" }, "client_id": { "type": "string" }, "scope": { "type": "string" }, "redirect_uri": { "type": "string" }, "response_type": { "type": "string" }, "state": { "type": "string" }, "code_challenge": { "type": "string" }, "code_challenge_method": { "type": "string", "enum": ["plain", "S256"] } })),
+            "responses": { "200": { "description": "the consent page, or the sign-in page again", "content": html }, "302": { "description": "back to the client with an error" }, "400": { "description": "unknown client", "content": html }, "429": { "description": "too many failed sign-ins; `Retry-After` says when to come back", "content": html } }
         }
     });
     paths["/oauth/v2/auth/consent"] = json!({ "post": {
@@ -563,7 +565,7 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
     } });
     paths["/oauth/v2/token"] = json!({ "post": {
         "operationId": "oauthToken",
-        "requestBody": form(json!({ "grant_type": { "type": "string" }, "client_id": { "type": "string" }, "client_secret": { "type": "string" }, "code": { "type": "string" }, "redirect_uri": { "type": "string" }, "refresh_token": { "type": "string" } })),
+        "requestBody": form(json!({ "grant_type": { "type": "string" }, "client_id": { "type": "string" }, "client_secret": { "type": "string" }, "code": { "type": "string" }, "redirect_uri": { "type": "string" }, "refresh_token": { "type": "string" }, "code_verifier": { "type": "string" } })),
         "responses": { "200": token_answer, "503": { "description": "the database cannot be reached" } }
     } });
     paths["/oauth/v2/token/revoke"] = json!({ "post": {

@@ -221,9 +221,26 @@ pub struct ServeArgs {
     /// Lifetime in seconds of access tokens from the OAuth token endpoint
     #[arg(long, env = "MAILPLANE_ACCESS_TOKEN_TTL", default_value_t = 3600)]
     pub access_token_ttl: u64,
-    /// Failed sign-ins allowed per account and per client address within the window
+    /// Failed sign-ins an account may have (all its addresses together) before each
+    /// further attempt must wait, 1 s after the last failure and twice as long after each
+    /// further one, at most 15 minutes (sooner: 429 without checking the password)
     #[arg(long, env = "MAILPLANE_SIGNIN_MAX_FAILURES", default_value_t = 5)]
-    pub signin_max_failures: usize,
+    pub signin_max_failures: u32,
+    /// Failed sign-ins allowed per client address within --signin-window; beyond, 429
+    #[arg(
+        long,
+        env = "MAILPLANE_SIGNIN_CLIENT_MAX_FAILURES",
+        default_value_t = 20
+    )]
+    pub signin_client_max_failures: u32,
+    /// The first wait of a slowed account, in milliseconds (tests shorten it)
+    #[arg(
+        long,
+        env = "MAILPLANE_SIGNIN_DELAY_MS",
+        default_value_t = 1000,
+        hide = true
+    )]
+    pub signin_delay_ms: u64,
     /// Requests per second allowed per access token (0: no limit)
     #[arg(long, env = "MAILPLANE_RATE_LIMIT", default_value_t = 0.0)]
     pub rate_limit: f64,
@@ -249,9 +266,19 @@ pub struct ServeArgs {
     /// Serve Postfix's socketmap lookups on a loopback HOST:PORT (off unless given)
     #[arg(long, env = "MAILPLANE_SOCKETMAP_LISTEN")]
     pub socketmap_listen: Option<String>,
-    /// The sign-in throttling window, in seconds
+    /// The window of --signin-client-max-failures, in seconds
     #[arg(long, env = "MAILPLANE_SIGNIN_WINDOW", default_value_t = 300)]
     pub signin_window: u64,
+    /// A reverse proxy (an IP address or a CIDR block; repeatable, or comma-separated in
+    /// the variable) whose X-Forwarded-For names the client. From any other peer the header
+    /// is ignored and the peer's address is the client's
+    #[arg(
+        long,
+        env = "MAILPLANE_TRUSTED_PROXY",
+        value_name = "IP or CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<mailplane_api::IpNet>,
 }
 
 #[derive(Args)]

@@ -6,7 +6,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailplane_api::{AppState, RateLimiter, RelayPolicy, SignInLimiter};
+use mailplane_api::{
+    AppState, RateLimiter, RelayPolicy, SignInLimiter, SignInPolicy, TrustedProxies,
+};
 use serde_json::json;
 
 use crate::admin::{data_dir, open_store, write_private};
@@ -99,10 +101,13 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         }),
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms.max(1)),
-        signin_limiter: Arc::new(SignInLimiter::new(
-            args.signin_max_failures.max(1),
-            Duration::from_secs(args.signin_window),
-        )),
+        trusted_proxies: Arc::new(TrustedProxies::new(args.trusted_proxy)),
+        signin_limiter: Arc::new(SignInLimiter::new(SignInPolicy {
+            free_failures: args.signin_max_failures,
+            base_delay: Duration::from_millis(args.signin_delay_ms),
+            client_max_failures: args.signin_client_max_failures,
+            window: Duration::from_secs(args.signin_window),
+        })),
     };
     mailplane_api::serve(listener, state, shutdown_signal())
         .await

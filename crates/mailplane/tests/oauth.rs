@@ -1,6 +1,6 @@
 //! mailplane as Zoho's accounts server: the browser flow driven over HTTP like a person
 //! filling in the forms, the script grant, refresh, expiry, revocation, the refresh-token
-//! limit and sign-in throttling.
+//! limit, PKCE, sign-in throttling and the client address behind a trusted proxy.
 
 mod common;
 
@@ -18,6 +18,13 @@ backend_tests!(
     twenty_one_refresh_tokens_keep_the_newest_twenty,
     sign_in_failures_look_alike_and_are_throttled,
     oauth_secrets_are_stored_as_digests_and_never_logged,
+    pkce_s256_binds_the_code_to_its_verifier,
+    pkce_plain_and_refused_challenges,
+    trusted_proxy_header_names_the_client,
+    concurrent_sign_ins_verify_no_more_than_the_limit,
+    failures_through_an_alias_count_with_the_primary,
+    a_slowed_account_signs_in_once_its_wait_is_over,
+    the_client_limit_is_hard,
 );
 
 const REDIRECT: &str = "https://app.example/callback";
@@ -63,6 +70,33 @@ fn setup(args: &[&str]) -> OAuthApp {
     }
 }
 
+/// How a sign-in was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SignIn {
+    /// The consent page: the password was right.
+    Consent,
+    /// The sign-in page again: the password was checked, and wrong (or no such user).
+    Wrong,
+    /// 429: refused without checking the password.
+    Throttled,
+}
+
+fn sign_in_outcome(status: u16, html: &str) -> SignIn {
+    match status {
+        429 => {
+            assert!(html.contains("Too many failed sign-ins"), "{html}");
+            SignIn::Throttled
+        }
+        200 if html.contains("action=\"/oauth/v2/auth/consent\"") => SignIn::Consent,
+        200 if html.contains("Wrong email address or password") => SignIn::Wrong,
+        _ => panic!("unexpected sign-in answer {status}: {html}"),
+    }
+}
+
+fn count(outcomes: &[SignIn], which: SignIn) -> usize {
+    outcomes.iter().filter(|o| **o == which).count()
+}
+
 impl OAuthApp {
     /// The same app, reached from another loopback address (each is its own client
     /// address for the sign-in throttle).
@@ -73,6 +107,36 @@ impl OAuthApp {
             .build()
             .unwrap();
         Via { app: self, http }
+    }
+
+    /// Signs in with the page's form from `ip`.
+    async fn sign_in(&self, ip: &str, page: &str, email: &str, password: &str) -> SignIn {
+        self.via(ip).sign_in(page, email, password, &[]).await
+    }
+
+    /// All of `attempts` (client address, email, password) at once, each on its own
+    /// connection; their outcomes, in order.
+    async fn flood(&self, page: &str, attempts: &[(&str, &str, &str)]) -> Vec<SignIn> {
+        let mut tasks = Vec::new();
+        for (ip, email, password) in attempts {
+            let http = self.via(ip).http;
+            let (base, page) = (self.app.base.clone(), page.to_string());
+            let fields = [
+                ("email", email.to_string()),
+                ("password", password.to_string()),
+            ];
+            tasks.push(tokio::spawn(async move {
+                let extra: Vec<(&str, &str)> =
+                    fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let (status, html, _) = post_form(&http, &base, &page, &extra, &[]).await;
+                sign_in_outcome(status, &html)
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
     }
 
     async fn with_user(mut self) -> Self {
@@ -106,27 +170,50 @@ impl OAuthApp {
 
     /// GET the authorization page; (status, html).
     async fn authorize(&self, scope: &str, state: &str) -> (u16, String) {
-        let r = self
-            .auth_page(&[
+        self.authorize_with(scope, state, &[]).await
+    }
+
+    /// [`OAuthApp::authorize`] with more parameters (e.g. PKCE's).
+    async fn authorize_with(
+        &self,
+        scope: &str,
+        state: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, String) {
+        let params = [
+            &[
                 ("response_type", "code"),
                 ("client_id", &self.client_id),
                 ("scope", scope),
                 ("redirect_uri", REDIRECT),
                 ("access_type", "offline"),
                 ("state", state),
-            ])
-            .await;
+            ],
+            extra,
+        ]
+        .concat();
+        let r = self.auth_page(&params).await;
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
     /// Posts the page's form with its hidden fields plus `extra`; (status, html, location).
     async fn submit(&self, html: &str, extra: &[(&str, &str)]) -> (u16, String, Option<String>) {
-        post_form(&self.http, &self.app.base, html, extra).await
+        post_form(&self.http, &self.app.base, html, extra, &[]).await
     }
 
     /// The whole browser flow: sign in, approve; the redirect's query.
     async fn browser_flow(&self, scope: &str) -> HashMap<String, String> {
-        let (status, page) = self.authorize(scope, "st-1").await;
+        self.browser_flow_with(scope, &[]).await
+    }
+
+    /// [`OAuthApp::browser_flow`] with more parameters for the authorization request
+    /// (only there: the sign-in form must carry them on).
+    async fn browser_flow_with(
+        &self,
+        scope: &str,
+        extra: &[(&str, &str)],
+    ) -> HashMap<String, String> {
+        let (status, page) = self.authorize_with(scope, "st-1", extra).await;
         assert_eq!(status, 200, "{page}");
         assert!(
             page.contains("Billing &lt;sync&gt;"),
@@ -170,14 +257,23 @@ impl OAuthApp {
     }
 
     async fn exchange(&self, code: &str) -> Value {
-        self.token(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", &self.client_id),
-            ("client_secret", &self.secret),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-        ])
-        .await
+        self.exchange_with(code, &[]).await
+    }
+
+    /// [`OAuthApp::exchange`] with more parameters (e.g. `code_verifier`).
+    async fn exchange_with(&self, code: &str, extra: &[(&str, &str)]) -> Value {
+        let params = [
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", &self.client_id),
+                ("client_secret", &self.secret),
+                ("code", code),
+                ("redirect_uri", REDIRECT),
+            ],
+            extra,
+        ]
+        .concat();
+        self.token(&params).await
     }
 
     async fn refresh(&self, refresh_token: &str) -> Value {
@@ -241,8 +337,47 @@ struct Via<'a> {
 }
 
 impl Via<'_> {
+    /// An admin change (Rebecca's outgoing status) sent with `X-Forwarded-For: xff`; the
+    /// client address its audit row records.
+    async fn audited_addr(&self, xff: &str) -> String {
+        let r = self
+            .http
+            .put(
+                self.app
+                    .url(&format!("/api/organization/{ZOID}/accounts/{REBECCA}")),
+            )
+            .header(
+                "authorization",
+                format!("Zoho-oauthtoken {}", self.app.app.admin_token),
+            )
+            .header("x-forwarded-for", xff)
+            .json(&json!({"mode": "updateOutgoingStatus", "outgoingBlocked": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        self.app
+            .app
+            .query("SELECT client_addr FROM audit ORDER BY id DESC LIMIT 1")
+            .remove(0)
+    }
+
     async fn submit(&self, html: &str, extra: &[(&str, &str)]) -> (u16, String, Option<String>) {
-        post_form(&self.http, &self.app.app.base, html, extra).await
+        post_form(&self.http, &self.app.app.base, html, extra, &[]).await
+    }
+
+    /// Signs in with the page's form, with more request `headers`.
+    async fn sign_in(
+        &self,
+        page: &str,
+        email: &str,
+        password: &str,
+        headers: &[(&str, &str)],
+    ) -> SignIn {
+        let fields = [("email", email), ("password", password)];
+        let (status, html, _) =
+            post_form(&self.http, &self.app.app.base, page, &fields, headers).await;
+        sign_in_outcome(status, &html)
     }
 }
 
@@ -251,17 +386,17 @@ async fn post_form(
     base: &str,
     html: &str,
     extra: &[(&str, &str)],
+    headers: &[(&str, &str)],
 ) -> (u16, String, Option<String>) {
     let (action, mut fields) = form(html);
     for (k, v) in extra {
         fields.insert(k.to_string(), v.to_string());
     }
-    let r = http
-        .post(format!("{base}{action}"))
-        .form(&fields)
-        .send()
-        .await
-        .unwrap();
+    let mut request = http.post(format!("{base}{action}")).form(&fields);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let r = request.send().await.unwrap();
     let location = r
         .headers()
         .get("location")
@@ -652,13 +787,22 @@ async fn twenty_one_refresh_tokens_keep_the_newest_twenty() {
     assert_eq!(live[0], "20");
 }
 
+/// A long first wait: the tests that count refusals must not see it pass.
+const LONG_DELAY: [&str; 2] = ["--signin-delay-ms", "600000"];
+
+/// A wrong password and an unknown address look alike, and both are throttled per
+/// account: the failures from any address add up, and once they are used up the right
+/// password waits too, from an address that never failed, answered 429 like an unknown
+/// user's; other accounts from that address are not slowed.
 async fn sign_in_failures_look_alike_and_are_throttled() {
-    let o = setup(&["--signin-max-failures", "3"]).with_user().await;
+    let o = setup(&[&["--signin-max-failures", "3"][..], &LONG_DELAY].concat())
+        .with_user()
+        .await;
     let (_, page) = o.authorize("ZohoMail.accounts.ALL", "s").await;
-    let from = |ip: &str| o.via(ip);
     let wrong = [("email", EMAIL), ("password", "not-it")];
-    let (s1, wrong_password, _) = from("127.0.0.1").submit(&page, &wrong).await;
-    let (s2, unknown_user, _) = from("127.0.0.1")
+    let (s1, wrong_password, _) = o.via("127.0.0.1").submit(&page, &wrong).await;
+    let (s2, unknown_user, _) = o
+        .via("127.0.0.1")
         .submit(
             &page,
             &[("email", "nobody@zylker.com"), ("password", "not-it")],
@@ -670,24 +814,216 @@ async fn sign_in_failures_look_alike_and_are_throttled() {
         "a wrong password and an unknown user get the same page"
     );
     assert!(wrong_password.contains("Wrong email address or password"));
-    // A third failure from 127.0.0.1 uses up that address: any account now waits.
-    assert_eq!(from("127.0.0.1").submit(&page, &wrong).await.0, 200);
-    let (status, body, _) = from("127.0.0.1")
-        .submit(&page, &[("email", "admin@zylker.com"), ("password", "x")])
-        .await;
-    assert_eq!(status, 429, "{body}");
-    assert!(body.contains("Too many failed sign-ins"));
-    // Paula's third failure, from elsewhere, uses up her account: the right password
-    // from a third address waits too, while that address can still sign in others.
-    assert_eq!(from("127.0.0.2").submit(&page, &wrong).await.0, 200);
-    let (status, _, _) = from("127.0.0.3")
+    // Paula's second and third failures, from other addresses, use up her account.
+    assert_eq!(
+        o.sign_in("127.0.0.2", &page, EMAIL, "x").await,
+        SignIn::Wrong
+    );
+    assert_eq!(
+        o.sign_in("127.0.0.3", &page, EMAIL, "x").await,
+        SignIn::Wrong
+    );
+    let (status, paula_waits, _) = o
+        .via("127.0.0.4")
         .submit(&page, &[("email", EMAIL), ("password", PASSWORD)])
         .await;
-    assert_eq!(status, 429);
-    let (status, _, _) = from("127.0.0.3")
+    assert_eq!(status, 429, "{paula_waits}");
+    // That address still signs in others.
+    assert_eq!(
+        o.sign_in("127.0.0.4", &page, "admin@zylker.com", "x").await,
+        SignIn::Wrong
+    );
+    // An unknown user is throttled the same way, with the same page.
+    for ip in ["127.0.0.1", "127.0.0.2"] {
+        assert_eq!(
+            o.sign_in(ip, &page, "nobody@zylker.com", "x").await,
+            SignIn::Wrong
+        );
+    }
+    let (status, nobody_waits, _) = o
+        .via("127.0.0.4")
         .submit(&page, &[("email", "nobody@zylker.com"), ("password", "x")])
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 429);
+    assert_eq!(paula_waits, nobody_waits);
+    // The answer says when to come back.
+    let (_, mut fields) = form(&page);
+    fields.insert("email".into(), EMAIL.into());
+    fields.insert("password".into(), PASSWORD.into());
+    let r = o
+        .via("127.0.0.4")
+        .http
+        .post(o.url("/oauth/v2/auth"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+}
+
+/// 40 wrong passwords at once, from four addresses, check exactly the 5 the account
+/// allows: the others are refused before any password is checked. Once throttled, a
+/// flood with the right password in it gets nothing through.
+async fn concurrent_sign_ins_verify_no_more_than_the_limit() {
+    let o = setup(
+        &[
+            &[
+                "--signin-max-failures",
+                "5",
+                "--signin-client-max-failures",
+                "1000",
+            ][..],
+            &LONG_DELAY,
+        ]
+        .concat(),
+    )
+    .with_user()
+    .await;
+    let (_, page) = o.authorize("ZohoMail.accounts.ALL", "s").await;
+    let ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"];
+    let attempts: Vec<(&str, &str, &str)> =
+        (0..40).map(|i| (ips[i % 4], EMAIL, "not-it")).collect();
+    let outcomes = o.flood(&page, &attempts).await;
+    assert_eq!(
+        (
+            count(&outcomes, SignIn::Wrong),
+            count(&outcomes, SignIn::Throttled)
+        ),
+        (5, 35),
+        "{outcomes:?}"
+    );
+    let mut attempts: Vec<(&str, &str, &str)> =
+        (0..10).map(|i| (ips[i % 4], EMAIL, "not-it")).collect();
+    attempts.insert(5, ("127.0.0.5", EMAIL, PASSWORD));
+    let outcomes = o.flood(&page, &attempts).await;
+    assert_eq!(count(&outcomes, SignIn::Throttled), 11, "{outcomes:?}");
+    assert_eq!(
+        o.app.query("SELECT COUNT(*) FROM auth_codes"),
+        ["0"],
+        "no sign-in got through"
+    );
+}
+
+/// The failures of an account count together whichever of its addresses they name: here
+/// its old primary address (an alias since an `emailupdate`) and the new one.
+async fn failures_through_an_alias_count_with_the_primary() {
+    let o = setup(&[&["--signin-max-failures", "3"][..], &LONG_DELAY].concat())
+        .with_user()
+        .await;
+    let account = o.app.admin().org_account(ZOID, EMAIL).await.unwrap().data()["accountId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let new = "paula.new@zylker.com";
+    let r = o
+        .app
+        .admin()
+        .update_org_account(
+            ZOID,
+            &account,
+            &json!({"mode": "emailupdate", "emailAddress": new}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_, page) = o.authorize("ZohoMail.accounts.ALL", "s").await;
+    // Both addresses sign Paula in.
+    assert_eq!(
+        o.sign_in("127.0.0.1", &page, EMAIL, PASSWORD).await,
+        SignIn::Consent
+    );
+    assert_eq!(
+        o.sign_in("127.0.0.1", &page, new, PASSWORD).await,
+        SignIn::Consent
+    );
+    assert_eq!(
+        o.sign_in("127.0.0.1", &page, EMAIL, "x").await,
+        SignIn::Wrong
+    );
+    assert_eq!(o.sign_in("127.0.0.2", &page, new, "x").await, SignIn::Wrong);
+    assert_eq!(
+        o.sign_in("127.0.0.3", &page, EMAIL, "x").await,
+        SignIn::Wrong
+    );
+    for address in [new, EMAIL] {
+        assert_eq!(
+            o.sign_in("127.0.0.4", &page, address, PASSWORD).await,
+            SignIn::Throttled,
+            "{address}"
+        );
+    }
+}
+
+/// A slowed account is not locked: once its wait is over the right password signs in
+/// (every earlier try is refused without a check, never answered "wrong"), and the
+/// failures are forgotten: the free ones are free again, even at once.
+async fn a_slowed_account_signs_in_once_its_wait_is_over() {
+    let o = setup(&["--signin-max-failures", "2", "--signin-delay-ms", "300"])
+        .with_user()
+        .await;
+    let (_, page) = o.authorize("ZohoMail.accounts.ALL", "s").await;
+    for _ in 0..2 {
+        assert_eq!(
+            o.sign_in("127.0.0.1", &page, EMAIL, "x").await,
+            SignIn::Wrong
+        );
+    }
+    let mut tries = 0;
+    loop {
+        match o.sign_in("127.0.0.1", &page, EMAIL, PASSWORD).await {
+            SignIn::Consent => break,
+            SignIn::Throttled => {}
+            SignIn::Wrong => panic!("the right password was answered as wrong"),
+        }
+        tries += 1;
+        assert!(tries < 600, "still throttled after a minute");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let again = o
+        .flood(
+            &page,
+            &[("127.0.0.1", EMAIL, "x"), ("127.0.0.2", EMAIL, "x")],
+        )
+        .await;
+    assert_eq!(again, [SignIn::Wrong, SignIn::Wrong]);
+}
+
+/// Per client address: at most `--signin-client-max-failures` failures (here 4) in the
+/// window, whichever accounts they name and however they race; then 429 for anything
+/// from that address, the right password of another account included.
+async fn the_client_limit_is_hard() {
+    let o = setup(&[&["--signin-client-max-failures", "4"][..], &LONG_DELAY].concat())
+        .with_user()
+        .await;
+    let (_, page) = o.authorize("ZohoMail.accounts.ALL", "s").await;
+    let emails: Vec<String> = (0..20).map(|i| format!("u{i}@zylker.com")).collect();
+    let attempts: Vec<(&str, &str, &str)> = emails
+        .iter()
+        .map(|e| ("127.0.0.1", e.as_str(), "x"))
+        .collect();
+    let outcomes = o.flood(&page, &attempts).await;
+    assert_eq!(
+        (
+            count(&outcomes, SignIn::Wrong),
+            count(&outcomes, SignIn::Throttled)
+        ),
+        (4, 16),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        o.sign_in("127.0.0.1", &page, EMAIL, PASSWORD).await,
+        SignIn::Throttled
+    );
+    assert_eq!(
+        o.sign_in("127.0.0.2", &page, EMAIL, PASSWORD).await,
+        SignIn::Consent
+    );
 }
 
 async fn oauth_secrets_are_stored_as_digests_and_never_logged() {
@@ -723,4 +1059,206 @@ async fn oauth_secrets_are_stored_as_digests_and_never_logged() {
             "a secret is stored in clear"
         );
     }
+}
+
+// RFC 7636, appendix B: a verifier and its S256 challenge.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const S256_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+/// Well-formed, but not the verifier of either challenge.
+const OTHER_VERIFIER: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// With an S256 challenge, the code needs its verifier: a missing or wrong one is
+/// `invalid_code` and spends the code (no second try with another verifier); a verifier
+/// for a code issued without a challenge is refused too (a PKCE downgrade).
+async fn pkce_s256_binds_the_code_to_its_verifier() {
+    let o = setup(&[]).with_user().await;
+    let pkce = [
+        ("code_challenge", S256_CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    let scope = "ZohoMail.accounts.READ";
+    // The right verifier: tokens that work.
+    let code = o.browser_flow_with(scope, &pkce).await["code"].clone();
+    let t = o.exchange_with(&code, &[("code_verifier", VERIFIER)]).await;
+    assert_eq!(
+        o.api_status(t["access_token"].as_str().unwrap()).await.0,
+        200
+    );
+    let stored = o.app.query("SELECT pkce_method FROM auth_codes");
+    assert_eq!(stored, ["S256"]);
+    // No verifier, or a wrong one: refused, and the code is spent.
+    for first in [vec![], vec![("code_verifier", OTHER_VERIFIER)]] {
+        let code = o.browser_flow_with(scope, &pkce).await["code"].clone();
+        assert_eq!(
+            o.exchange_with(&code, &first).await,
+            json!({"error": "invalid_code"}),
+            "{first:?}"
+        );
+        assert_eq!(
+            o.exchange_with(&code, &[("code_verifier", VERIFIER)]).await,
+            json!({"error": "invalid_code"}),
+            "the code was spent by the refused exchange"
+        );
+    }
+    // A verifier for a code that had no challenge.
+    let code = o.browser_flow(scope).await["code"].clone();
+    assert_eq!(
+        o.exchange_with(&code, &[("code_verifier", VERIFIER)]).await,
+        json!({"error": "invalid_code"})
+    );
+    assert_eq!(o.exchange(&code).await, json!({"error": "invalid_code"}));
+    let granted = o.app.query(&format!(
+        "SELECT COUNT(*) FROM refresh_tokens WHERE zuid = {}",
+        o.zuid
+    ));
+    assert_eq!(granted, ["1"], "only the right verifier got tokens");
+}
+
+/// `plain` (also the default method) compares the verifier with the challenge; an
+/// unknown method, a malformed challenge or a method without a challenge goes back to
+/// the client as `invalid_request`, before any sign-in.
+async fn pkce_plain_and_refused_challenges() {
+    let o = setup(&[]).with_user().await;
+    let scope = "ZohoMail.accounts.READ";
+    for pkce in [
+        vec![
+            ("code_challenge", VERIFIER),
+            ("code_challenge_method", "plain"),
+        ],
+        vec![("code_challenge", VERIFIER)],
+    ] {
+        let code = o.browser_flow_with(scope, &pkce).await["code"].clone();
+        let t = o.exchange_with(&code, &[("code_verifier", VERIFIER)]).await;
+        assert!(t["access_token"].is_string(), "{pkce:?}: {t}");
+        let code = o.browser_flow_with(scope, &pkce).await["code"].clone();
+        assert_eq!(
+            o.exchange_with(&code, &[("code_verifier", OTHER_VERIFIER)])
+                .await,
+            json!({"error": "invalid_code"}),
+            "{pkce:?}"
+        );
+    }
+    let too_long = "a".repeat(129);
+    for pkce in [
+        vec![
+            ("code_challenge", S256_CHALLENGE),
+            ("code_challenge_method", "S512"),
+        ],
+        vec![
+            ("code_challenge", "too-short"),
+            ("code_challenge_method", "S256"),
+        ],
+        vec![("code_challenge", too_long.as_str())],
+        vec![(
+            "code_challenge",
+            "not base64url: spaces and more than 43 chars here",
+        )],
+        vec![("code_challenge_method", "S256")],
+    ] {
+        let r = o
+            .auth_page(
+                &[
+                    &[
+                        ("response_type", "code"),
+                        ("client_id", o.client_id.as_str()),
+                        ("scope", scope),
+                        ("state", "pk"),
+                    ][..],
+                    &pkce,
+                ]
+                .concat(),
+            )
+            .await;
+        assert_eq!(r.status(), 302, "{pkce:?}");
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(location.starts_with(&format!("{REDIRECT}?")), "{location}");
+        let back = query(&location);
+        assert_eq!(
+            (back["error"].as_str(), back["state"].as_str()),
+            ("invalid_request", "pk"),
+            "{pkce:?}"
+        );
+    }
+}
+
+/// `X-Forwarded-For` names the client only when the peer is a `--trusted-proxy`: read from
+/// the right, the first address that is not itself a trusted proxy. Seen here in the
+/// audit rows, which record the client address.
+async fn trusted_proxy_header_names_the_client() {
+    let o = setup(
+        &[
+            &[
+                "--trusted-proxy",
+                "127.0.0.2",
+                "--trusted-proxy",
+                "127.0.0.8/30",
+            ][..],
+            &["--signin-client-max-failures", "2"],
+            &LONG_DELAY,
+        ]
+        .concat(),
+    );
+    // From an untrusted peer the header is ignored.
+    assert_eq!(
+        o.via("127.0.0.1").audited_addr("203.0.113.7").await,
+        "127.0.0.1"
+    );
+    assert_eq!(
+        o.via("127.0.0.3").audited_addr("203.0.113.7").await,
+        "127.0.0.3"
+    );
+    // From a trusted one, the right-most address that is no trusted proxy: what the
+    // client wrote itself (198.51.100.1) is passed over.
+    let from_proxy = o.via("127.0.0.2");
+    assert_eq!(
+        from_proxy.audited_addr("198.51.100.1, 203.0.113.7").await,
+        "203.0.113.7"
+    );
+    assert_eq!(
+        from_proxy
+            .audited_addr("198.51.100.1, 203.0.113.7, 127.0.0.9")
+            .await,
+        "203.0.113.7",
+        "a proxy of the trusted block in the chain is skipped"
+    );
+    // The sign-in throttle counts the same client address. From an untrusted peer, a
+    // new forwarded address on each try buys no more tries.
+    let (_, page) = o.authorize("ZohoMail.accounts.ALL", "s").await;
+    let direct = o.via("127.0.0.1");
+    for (i, expected) in [SignIn::Wrong, SignIn::Wrong, SignIn::Throttled]
+        .into_iter()
+        .enumerate()
+    {
+        let xff = format!("203.0.113.{i}");
+        let email = format!("u{i}@zylker.com");
+        let got = direct
+            .sign_in(&page, &email, "x", &[("x-forwarded-for", &xff)])
+            .await;
+        assert_eq!(got, expected, "try {i}");
+    }
+    // Through the proxy, each forwarded client has its own count, and the proxy's own
+    // address none of theirs.
+    for email in ["v1@zylker.com", "v2@zylker.com"] {
+        let got = from_proxy
+            .sign_in(&page, email, "x", &[("x-forwarded-for", "198.51.100.1")])
+            .await;
+        assert_eq!(got, SignIn::Wrong);
+    }
+    let third = ["198.51.100.1", "198.51.100.2", ""].map(|c| {
+        let headers: Vec<(&str, &str)> = if c.is_empty() {
+            vec![]
+        } else {
+            vec![("x-forwarded-for", c)]
+        };
+        headers
+    });
+    let mut got = Vec::new();
+    for headers in &third {
+        got.push(
+            from_proxy
+                .sign_in(&page, "v3@zylker.com", "x", headers)
+                .await,
+        );
+    }
+    assert_eq!(got, [SignIn::Throttled, SignIn::Wrong, SignIn::Wrong]);
 }

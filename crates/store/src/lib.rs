@@ -485,17 +485,25 @@ impl Store {
         }
     }
 
-    /// An authorization code for a signed-in user, pending consent.
+    /// An authorization code for a signed-in user, pending consent, bound to the
+    /// request's PKCE challenge if it had one.
     pub async fn issue_code(
         &self,
         client_id: &str,
         zuid: Zuid,
         scopes: ScopeSet,
         redirect_uri: &str,
+        pkce: Option<oauth::CodeChallenge>,
     ) -> Result<String, StoreError> {
         match self {
-            Store::Sqlite(s) => s.issue_code(client_id, zuid, scopes, redirect_uri).await,
-            Store::Postgres(s) => s.issue_code(client_id, zuid, scopes, redirect_uri).await,
+            Store::Sqlite(s) => {
+                s.issue_code(client_id, zuid, scopes, redirect_uri, pkce)
+                    .await
+            }
+            Store::Postgres(s) => {
+                s.issue_code(client_id, zuid, scopes, redirect_uri, pkce)
+                    .await
+            }
         }
     }
 
@@ -520,22 +528,39 @@ impl Store {
     }
 
     /// `grant_type=authorization_code`: access and refresh tokens for an approved code.
+    /// `code_verifier` must answer the code's PKCE challenge, and be absent when it has
+    /// none; when it does not, the code is spent all the same (`invalid_code`).
     pub async fn exchange_code(
         &self,
         client_id: &str,
         secret: &str,
         code: &str,
         redirect_uri: Option<&str>,
+        code_verifier: Option<&str>,
         ttl_secs: u64,
     ) -> Result<oauth::IssuedTokens, oauth::OAuthError> {
         match self {
             Store::Sqlite(s) => {
-                s.exchange_code(client_id, secret, code, redirect_uri, ttl_secs)
-                    .await
+                s.exchange_code(
+                    client_id,
+                    secret,
+                    code,
+                    redirect_uri,
+                    code_verifier,
+                    ttl_secs,
+                )
+                .await
             }
             Store::Postgres(s) => {
-                s.exchange_code(client_id, secret, code, redirect_uri, ttl_secs)
-                    .await
+                s.exchange_code(
+                    client_id,
+                    secret,
+                    code,
+                    redirect_uri,
+                    code_verifier,
+                    ttl_secs,
+                )
+                .await
             }
         }
     }

@@ -5,6 +5,7 @@
 use base64::Engine;
 use mailplane_domain::{ScopeSet, Zuid};
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
 use crate::StoreError;
 
@@ -84,10 +85,147 @@ pub enum OAuthError {
     Store(#[from] StoreError),
 }
 
+/// PKCE (RFC 7636): the challenge an authorization request binds to its code, which the
+/// token request must answer with the matching `code_verifier`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeChallenge {
+    /// `plain` or `S256`, as the client asked (kept for the record).
+    pub method: &'static str,
+    /// base64url(SHA-256(verifier)): the S256 challenge as given, or the plain challenge
+    /// hashed here, so that one comparison serves both and no stored value is a verifier.
+    pub digest: String,
+}
+
+/// A `code_challenge` or `code_challenge_method` RFC 7636 does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidChallenge;
+
+/// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]` (verifiers and, with the
+/// same grammar, plain challenges; an S256 challenge is 43 base64url characters).
+fn pkce_grammar(s: &str) -> bool {
+    (43..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+fn s256(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+impl CodeChallenge {
+    /// The challenge of an authorization request's parameters (empty means absent): none
+    /// without a `code_challenge`, and `plain` when it names no method (RFC 7636 §4.3). A
+    /// method without a challenge is refused: the client meant PKCE and sent none.
+    pub fn from_request(challenge: &str, method: &str) -> Result<Option<Self>, InvalidChallenge> {
+        if challenge.is_empty() {
+            return if method.is_empty() {
+                Ok(None)
+            } else {
+                Err(InvalidChallenge)
+            };
+        }
+        if !pkce_grammar(challenge) {
+            return Err(InvalidChallenge);
+        }
+        match method {
+            "S256" if challenge.len() == 43 => Ok(Some(Self {
+                method: "S256",
+                digest: challenge.to_string(),
+            })),
+            "plain" | "" => Ok(Some(Self {
+                method: "plain",
+                digest: s256(challenge),
+            })),
+            _ => Err(InvalidChallenge),
+        }
+    }
+}
+
+/// Whether a token request's `code_verifier` answers the challenge stored with its code.
+/// A verifier for a code issued without a challenge is refused too (RFC 9700 §2.1.1: it
+/// is how a PKCE downgrade looks). The comparison need not be constant-time: a code gets
+/// one try, whatever the answer.
+pub(crate) fn pkce_satisfied(stored_digest: Option<&str>, verifier: Option<&str>) -> bool {
+    match (stored_digest, verifier) {
+        (None, None) => true,
+        (Some(digest), Some(v)) => pkce_grammar(v) && s256(v) == digest,
+        (None, Some(_)) | (Some(_), None) => false,
+    }
+}
+
+/// What a code exchange did inside its transaction. A PKCE refusal must still commit (the
+/// code is spent: no second try with another verifier), so it is not an error, which
+/// would roll the spend back.
+pub(crate) enum Exchange {
+    Tokens(IssuedTokens),
+    SpentOnPkce,
+}
+
+impl Exchange {
+    /// The token endpoint's answer: a spent code is an `invalid_code` like any other.
+    pub(crate) fn into_result(self) -> Result<IssuedTokens, OAuthError> {
+        match self {
+            Exchange::Tokens(t) => Ok(t),
+            Exchange::SpentOnPkce => Err(OAuthError::InvalidCode),
+        }
+    }
+}
+
 /// The user a sign-in names: the zuid and the stored password hash (none if the user
 /// has no password).
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub zuid: Zuid,
     pub password_hash: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 7636, appendix B.
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    #[test]
+    fn s256_matches_the_rfc_example() {
+        let c = CodeChallenge::from_request(CHALLENGE, "S256")
+            .unwrap()
+            .unwrap();
+        assert!(pkce_satisfied(Some(&c.digest), Some(VERIFIER)));
+        assert!(!pkce_satisfied(Some(&c.digest), Some(CHALLENGE)));
+        assert!(!pkce_satisfied(Some(&c.digest), None));
+    }
+
+    #[test]
+    fn plain_is_the_default_and_is_stored_hashed() {
+        let c = CodeChallenge::from_request(VERIFIER, "").unwrap().unwrap();
+        assert_eq!(c.method, "plain");
+        assert_ne!(c.digest, VERIFIER);
+        assert!(pkce_satisfied(Some(&c.digest), Some(VERIFIER)));
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(CodeChallenge::from_request("", ""), Ok(None));
+        for (challenge, method) in [
+            (CHALLENGE, "S512"),
+            (CHALLENGE, "s256"),
+            ("", "S256"),
+            ("short", "plain"),
+            (&"a".repeat(129)[..], "plain"),
+            (&format!("{}!", &VERIFIER[1..])[..], "plain"),
+            // An S256 challenge is a SHA-256 digest: 43 characters, no more.
+            (&"a".repeat(44)[..], "S256"),
+        ] {
+            assert_eq!(
+                CodeChallenge::from_request(challenge, method),
+                Err(InvalidChallenge),
+                "{challenge:?} {method:?}"
+            );
+        }
+        // A verifier for a code without a challenge: a downgrade.
+        assert!(!pkce_satisfied(None, Some(VERIFIER)));
+        assert!(pkce_satisfied(None, None));
+    }
 }

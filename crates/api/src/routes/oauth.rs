@@ -13,11 +13,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use mailplane_domain::{EmailAddress, ScopeSet};
-use mailplane_store::oauth::{IssuedTokens, OAuthClient, OAuthError};
+use mailplane_store::oauth::{CodeChallenge, IssuedTokens, OAuthClient, OAuthError};
 use mailplane_store::{secrets, RequestMeta, StoreError};
 use serde_json::json;
 
 use super::pages;
+use crate::signin_limit::{client_key, Throttled};
 use crate::AppState;
 
 /// Query string and form body, merged (the body wins on a repeated name).
@@ -86,6 +87,8 @@ struct AuthRequest {
     redirect_uri: String,
     scopes: ScopeSet,
     state: String,
+    /// The PKCE challenge the code will be bound to.
+    pkce: Option<CodeChallenge>,
 }
 
 /// Errors before the redirect URI is trusted are shown to the user; after, they go back
@@ -128,11 +131,20 @@ async fn auth_request(
             &[("error", "invalid_scope"), ("state", &state_param)],
         ));
     };
+    let Ok(pkce) =
+        CodeChallenge::from_request(get(p, "code_challenge"), get(p, "code_challenge_method"))
+    else {
+        return Err(redirect(
+            &registered,
+            &[("error", "invalid_request"), ("state", &state_param)],
+        ));
+    };
     Ok(AuthRequest {
         client,
         redirect_uri: registered,
         scopes,
         state: state_param,
+        pkce,
     })
 }
 
@@ -145,6 +157,8 @@ fn carried(p: &HashMap<String, String>) -> Vec<(&'static str, String)> {
         "redirect_uri",
         "state",
         "access_type",
+        "code_challenge",
+        "code_challenge_method",
     ]
     .into_iter()
     .map(|k| (k, get(p, k).to_string()))
@@ -170,6 +184,10 @@ pub async fn authorize(State(state): State<AppState>, Params(p): Params) -> Resp
     }
 }
 
+/// The longest email a throttle key keeps: no address is longer, and a key must not
+/// take whatever size a form sends.
+const MAX_EMAIL_KEY: usize = 254;
+
 /// The sign-in form's post: on the right password, the consent page.
 pub async fn sign_in(
     State(state): State<AppState>,
@@ -181,25 +199,32 @@ pub async fn sign_in(
         Err(resp) => return resp,
     };
     let email = get(&p, "email").trim().to_ascii_lowercase();
-    let (account_key, address_key) = (
-        format!("account:{email}"),
-        format!("address:{}", meta.client_addr),
-    );
-    let keys = [account_key.as_str(), address_key.as_str()];
-    if state.signin_limiter.is_blocked(&keys) {
-        return sign_in_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            &req.client,
-            &p,
-            Some("Too many failed sign-ins. Try again later."),
-        );
-    }
     let credentials = match EmailAddress::parse(&email) {
         Ok(address) => match state.store.credentials(&address).await {
             Ok(c) => c,
             Err(e) => return unavailable(e),
         },
         Err(_) => None,
+    };
+    // Every address of an account counts against the account; an address that names no
+    // user counts against itself, and is answered alike.
+    let account_key = match &credentials {
+        Some(c) => format!("zuid:{}", c.zuid),
+        None => {
+            let mut end = email.len().min(MAX_EMAIL_KEY);
+            while !email.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("email:{}", &email[..end])
+        }
+    };
+    // Reserved before the argon2 work, so that parallel attempts cannot outrun the count.
+    let attempt = match state
+        .signin_limiter
+        .begin(&account_key, &client_key(&meta.client_addr))
+    {
+        Ok(a) => a,
+        Err(t) => return throttled(&req.client, &p, t),
     };
     let password = get(&p, "password").to_string();
     let hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
@@ -209,7 +234,7 @@ pub async fn sign_in(
             .await
             .unwrap_or(false);
     let Some(user) = credentials.filter(|_| verified) else {
-        state.signin_limiter.record_failure(&keys);
+        attempt.failed();
         return sign_in_page(
             StatusCode::OK,
             &req.client,
@@ -217,6 +242,7 @@ pub async fn sign_in(
             Some("Wrong email address or password."),
         );
     };
+    attempt.succeeded();
     match state
         .store
         .issue_code(
@@ -224,6 +250,7 @@ pub async fn sign_in(
             user.zuid,
             req.scopes.clone(),
             &req.redirect_uri,
+            req.pkce.clone(),
         )
         .await
     {
@@ -238,6 +265,22 @@ pub async fn sign_in(
         }
         Err(e) => unavailable(e),
     }
+}
+
+/// A sign-in refused without verifying: 429 with the sign-in page and `Retry-After`. The
+/// same for an unknown address as for a user, so it tells nothing about either.
+fn throttled(client: &OAuthClient, p: &HashMap<String, String>, t: Throttled) -> Response {
+    tracing::info!(limit = t.reason, "sign-in throttled");
+    let mut resp = sign_in_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        client,
+        p,
+        Some("Too many failed sign-ins. Try again later."),
+    );
+    let secs = t.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    resp
 }
 
 /// The consent form's post: back to the client with the code, or with `access_denied`.
@@ -303,9 +346,17 @@ pub async fn token(State(state): State<AppState>, Params(p): Params) -> Response
     let result = match get(&p, "grant_type") {
         "authorization_code" => {
             let redirect_uri = Some(get(&p, "redirect_uri")).filter(|r| !r.is_empty());
+            let verifier = Some(get(&p, "code_verifier")).filter(|v| !v.is_empty());
             state
                 .store
-                .exchange_code(client_id, secret, get(&p, "code"), redirect_uri, ttl)
+                .exchange_code(
+                    client_id,
+                    secret,
+                    get(&p, "code"),
+                    redirect_uri,
+                    verifier,
+                    ttl,
+                )
                 .await
         }
         "refresh_token" => {

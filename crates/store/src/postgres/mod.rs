@@ -27,7 +27,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::oauth::{
-    ClientCredentials, Credentials, IssuedTokens, OAuthClient, OAuthError, PendingCode,
+    ClientCredentials, CodeChallenge, Credentials, IssuedTokens, OAuthClient, OAuthError,
+    PendingCode,
 };
 use crate::{
     AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, Caller, DemoTokens, Grant, NewUser,
@@ -41,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0003_security_events.sql"),
     include_str!("../../migrations/postgres/0004_security_event_actor.sql"),
     include_str!("../../migrations/postgres/0005_identity_claims.sql"),
+    include_str!("../../migrations/postgres/0006_pkce.sql"),
 ];
 /// Any constant shared by all nodes: the advisory lock that makes one node migrate at a time.
 const MIGRATION_LOCK: i64 = 0x6d61_696c_706c_616e;
@@ -608,15 +610,17 @@ impl PgStore {
         zuid: Zuid,
         scopes: ScopeSet,
         redirect_uri: &str,
+        pkce: Option<CodeChallenge>,
     ) -> Result<String, StoreError> {
         self.write(|tx, _| {
-            let (client_id, scopes, redirect_uri) = (
+            let (client_id, scopes, redirect_uri, pkce) = (
                 client_id.to_string(),
                 scopes.clone(),
                 redirect_uri.to_string(),
+                pkce.clone(),
             );
             Box::pin(async move {
-                oauth::issue_code(tx, &client_id, zuid, &scopes, &redirect_uri).await
+                oauth::issue_code(tx, &client_id, zuid, &scopes, &redirect_uri, pkce.as_ref()).await
             })
         })
         .await
@@ -646,12 +650,14 @@ impl PgStore {
         secret: &str,
         code: &str,
         redirect_uri: Option<&str>,
+        code_verifier: Option<&str>,
         ttl_secs: u64,
     ) -> Result<IssuedTokens, OAuthError> {
         self.write(|tx, _| {
             let (client_id, secret, code) =
                 (client_id.to_string(), secret.to_string(), code.to_string());
             let redirect_uri = redirect_uri.map(str::to_string);
+            let code_verifier = code_verifier.map(str::to_string);
             Box::pin(async move {
                 oauth::exchange_code(
                     tx,
@@ -659,12 +665,14 @@ impl PgStore {
                     &secret,
                     &code,
                     redirect_uri.as_deref(),
+                    code_verifier.as_deref(),
                     ttl_secs,
                 )
                 .await
             })
         })
-        .await
+        .await?
+        .into_result()
     }
 
     pub async fn refresh_access(

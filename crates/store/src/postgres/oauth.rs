@@ -5,9 +5,9 @@ use mailplane_domain::{ScopeSet, Zuid};
 
 use super::{exec, one, row_opt, rows};
 use crate::oauth::{
-    new_client_id, new_secret, ClientCredentials, Credentials, IssuedTokens, OAuthClient,
-    OAuthError, PendingCode, AUTH_CODE_PREFIX, AUTH_CODE_TTL_MS, CLIENT_SECRET_PREFIX,
-    MAX_REFRESH_TOKENS_PER_GRANT, REFRESH_TOKEN_PREFIX,
+    new_client_id, new_secret, pkce_satisfied, ClientCredentials, CodeChallenge, Credentials,
+    Exchange, IssuedTokens, OAuthClient, OAuthError, PendingCode, AUTH_CODE_PREFIX,
+    AUTH_CODE_TTL_MS, CLIENT_SECRET_PREFIX, MAX_REFRESH_TOKENS_PER_GRANT, REFRESH_TOKEN_PREFIX,
 };
 use crate::secrets::{new_access_token, token_digest};
 use crate::{now_ms, ProvisionError, StoreError};
@@ -190,12 +190,23 @@ pub(super) async fn issue_code(
     zuid: Zuid,
     scopes: &ScopeSet,
     redirect_uri: &str,
+    pkce: Option<&CodeChallenge>,
 ) -> Result<String, StoreError> {
     let code = new_secret(AUTH_CODE_PREFIX);
     exec(
         tx,
-        "INSERT INTO auth_codes (digest, client_id, zuid, scopes, redirect_uri, expires_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&token_digest(&code), &client_id, &zuid.as_i64(), &scopes.to_string(), &redirect_uri, &(now_ms() + AUTH_CODE_TTL_MS)],
+        "INSERT INTO auth_codes (digest, client_id, zuid, scopes, redirect_uri, expires_ms, pkce_method, pkce_digest) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &token_digest(&code),
+            &client_id,
+            &zuid.as_i64(),
+            &scopes.to_string(),
+            &redirect_uri,
+            &(now_ms() + AUTH_CODE_TTL_MS),
+            &pkce.map(|p| p.method),
+            &pkce.map(|p| p.digest.as_str()),
+        ],
     )
     .await?;
     Ok(code)
@@ -249,14 +260,15 @@ pub(super) async fn exchange_code(
     secret: &str,
     code: &str,
     redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
     ttl_secs: u64,
-) -> Result<IssuedTokens, OAuthError> {
+) -> Result<Exchange, OAuthError> {
     authenticate_client(tx, client_id, secret).await?;
     // Spent in the same statement that finds it: two nodes cannot both exchange it.
     let row = row_opt(
         tx,
         "UPDATE auth_codes SET used_ms = $3 WHERE digest = $1 AND client_id = $2 AND approved AND used_ms IS NULL \
-         AND expires_ms > $3 RETURNING zuid, scopes, redirect_uri",
+         AND expires_ms > $3 RETURNING zuid, scopes, redirect_uri, pkce_digest",
         &[&token_digest(code), &client_id, &now_ms()],
     )
     .await?;
@@ -265,16 +277,20 @@ pub(super) async fn exchange_code(
     if redirect_uri.is_some_and(|u| u != issued_for) {
         return Err(OAuthError::InvalidRedirectUri);
     }
+    let pkce: Option<String> = r.try_get(3).map_err(StoreError::from)?;
+    if !pkce_satisfied(pkce.as_deref(), code_verifier) {
+        return Ok(Exchange::SpentOnPkce);
+    }
     let zuid = Zuid::from_db(r.try_get(0).map_err(StoreError::from)?);
     let scopes = scopes(r.try_get(1).map_err(StoreError::from)?)?;
     let (refresh_id, refresh_token) = insert_refresh(tx, client_id, zuid, &scopes).await?;
     let access_token = mint_access(tx, zuid, &scopes, refresh_id, ttl_secs).await?;
-    Ok(IssuedTokens {
+    Ok(Exchange::Tokens(IssuedTokens {
         access_token,
         refresh_token: Some(refresh_token),
         scopes,
         expires_in_secs: ttl_secs,
-    })
+    }))
 }
 
 pub(super) async fn refresh(

@@ -25,7 +25,8 @@ use mailplane_domain::{Access, AccountCommand, AccountId, EmailAddress, ScopeSet
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::oauth::{
-    ClientCredentials, Credentials, IssuedTokens, OAuthClient, OAuthError, PendingCode,
+    ClientCredentials, CodeChallenge, Credentials, IssuedTokens, OAuthClient, OAuthError,
+    PendingCode,
 };
 use crate::{
     AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, Caller, DemoTokens, Grant, NewUser,
@@ -39,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_security_events.sql"),
     include_str!("../../migrations/sqlite/0004_security_event_actor.sql"),
     include_str!("../../migrations/sqlite/0005_identity_claims.sql"),
+    include_str!("../../migrations/sqlite/0006_pkce.sql"),
 ];
 /// Read connections, and so reads at once. A read waits for a free connection rather than
 /// opening one: opening (the file, WAL setup, the schema, the statements) costs more than
@@ -445,10 +447,13 @@ impl SqliteStore {
         zuid: Zuid,
         scopes: ScopeSet,
         redirect_uri: &str,
+        pkce: Option<CodeChallenge>,
     ) -> Result<String, StoreError> {
         let (client_id, redirect_uri) = (client_id.to_string(), redirect_uri.to_string());
-        self.write(move |tx, _| oauth::issue_code(tx, &client_id, zuid, &scopes, &redirect_uri))
-            .await
+        self.write(move |tx, _| {
+            oauth::issue_code(tx, &client_id, zuid, &scopes, &redirect_uri, pkce.as_ref())
+        })
+        .await
     }
 
     pub async fn pending_code(&self, code: &str) -> Result<Option<PendingCode>, StoreError> {
@@ -472,11 +477,13 @@ impl SqliteStore {
         secret: &str,
         code: &str,
         redirect_uri: Option<&str>,
+        code_verifier: Option<&str>,
         ttl_secs: u64,
     ) -> Result<IssuedTokens, OAuthError> {
         let (client_id, secret, code) =
             (client_id.to_string(), secret.to_string(), code.to_string());
         let redirect_uri = redirect_uri.map(str::to_string);
+        let code_verifier = code_verifier.map(str::to_string);
         self.write(move |tx, _| {
             oauth::exchange_code(
                 tx,
@@ -484,10 +491,12 @@ impl SqliteStore {
                 &secret,
                 &code,
                 redirect_uri.as_deref(),
+                code_verifier.as_deref(),
                 ttl_secs,
             )
         })
-        .await
+        .await?
+        .into_result()
     }
 
     pub async fn refresh_access(

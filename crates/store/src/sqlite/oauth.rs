@@ -4,9 +4,9 @@ use mailplane_domain::{ScopeSet, Zuid};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::oauth::{
-    new_client_id, new_secret, ClientCredentials, Credentials, IssuedTokens, OAuthClient,
-    OAuthError, PendingCode, AUTH_CODE_PREFIX, AUTH_CODE_TTL_MS, CLIENT_SECRET_PREFIX,
-    MAX_REFRESH_TOKENS_PER_GRANT, REFRESH_TOKEN_PREFIX,
+    new_client_id, new_secret, pkce_satisfied, ClientCredentials, CodeChallenge, Credentials,
+    Exchange, IssuedTokens, OAuthClient, OAuthError, PendingCode, AUTH_CODE_PREFIX,
+    AUTH_CODE_TTL_MS, CLIENT_SECRET_PREFIX, MAX_REFRESH_TOKENS_PER_GRANT, REFRESH_TOKEN_PREFIX,
 };
 use crate::secrets::{new_access_token, token_digest};
 use crate::{now_ms, ProvisionError, StoreError};
@@ -157,11 +157,22 @@ pub(super) fn issue_code(
     zuid: Zuid,
     scopes: &ScopeSet,
     redirect_uri: &str,
+    pkce: Option<&CodeChallenge>,
 ) -> Result<String, StoreError> {
     let code = new_secret(AUTH_CODE_PREFIX);
     tx.execute(
-        "INSERT INTO auth_codes (digest, client_id, zuid, scopes, redirect_uri, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![token_digest(&code), client_id, zuid.as_i64(), scopes.to_string(), redirect_uri, now_ms() + AUTH_CODE_TTL_MS],
+        "INSERT INTO auth_codes (digest, client_id, zuid, scopes, redirect_uri, expires_ms, pkce_method, pkce_digest) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            token_digest(&code),
+            client_id,
+            zuid.as_i64(),
+            scopes.to_string(),
+            redirect_uri,
+            now_ms() + AUTH_CODE_TTL_MS,
+            pkce.map(|p| p.method),
+            pkce.map(|p| &p.digest),
+        ],
     )?;
     Ok(code)
 }
@@ -232,20 +243,28 @@ pub(super) fn exchange_code(
     secret: &str,
     code: &str,
     redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
     ttl_secs: u64,
-) -> Result<IssuedTokens, OAuthError> {
+) -> Result<Exchange, OAuthError> {
     authenticate_client(tx, client_id, secret)?;
     let digest = token_digest(code);
     let row = tx
         .query_row(
-            "SELECT zuid, scopes, redirect_uri FROM auth_codes WHERE digest = ?1 AND client_id = ?2 \
+            "SELECT zuid, scopes, redirect_uri, pkce_digest FROM auth_codes WHERE digest = ?1 AND client_id = ?2 \
              AND approved = 1 AND used_ms IS NULL AND expires_ms > ?3",
             params![digest, client_id, now_ms()],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            },
         )
         .optional()
         .map_err(StoreError::from)?;
-    let (zuid, granted, issued_for) = row.ok_or(OAuthError::InvalidCode)?;
+    let (zuid, granted, issued_for, pkce) = row.ok_or(OAuthError::InvalidCode)?;
     if redirect_uri.is_some_and(|r| r != issued_for) {
         return Err(OAuthError::InvalidRedirectUri);
     }
@@ -255,15 +274,18 @@ pub(super) fn exchange_code(
         params![now_ms(), digest],
     )
     .map_err(StoreError::from)?;
+    if !pkce_satisfied(pkce.as_deref(), code_verifier) {
+        return Ok(Exchange::SpentOnPkce);
+    }
     let (zuid, scopes) = (Zuid::from_db(zuid), scopes(&granted)?);
     let (refresh_id, refresh_token) = insert_refresh(tx, client_id, zuid, &scopes)?;
     let access_token = mint_access(tx, zuid, &scopes, refresh_id, ttl_secs)?;
-    Ok(IssuedTokens {
+    Ok(Exchange::Tokens(IssuedTokens {
         access_token,
         refresh_token: Some(refresh_token),
         scopes,
         expires_in_secs: ttl_secs,
-    })
+    }))
 }
 
 pub(super) fn refresh(
