@@ -43,11 +43,15 @@ pub enum ApiError {
     TooLarge,
     /// The token's request rate is over the configured limit; retry after this many seconds.
     RateLimited(u64),
+    /// The client address presented too many invalid tokens; retry after this many seconds.
+    TooManyInvalidTokens(u64),
     /// The request took longer than the configured limit.
     Timeout,
     MethodNotAllowed,
     /// The database cannot be reached; the request may be retried. The cause is logged.
     Unavailable(String),
+    /// Too many writes are waiting: nothing was changed; retry after a second.
+    Busy,
     /// Something broke on our side. The cause is logged, never sent.
     Internal(String),
 }
@@ -149,6 +153,12 @@ impl ApiError {
                 "TOO_MANY_REQUESTS",
                 format!("this token sends requests faster than allowed; retry in {secs} s"),
             ),
+            TooManyInvalidTokens(secs) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests",
+                "TOO_MANY_REQUESTS",
+                format!("too many requests from this address carried an invalid token; retry in {secs} s"),
+            ),
             Timeout => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service Unavailable",
@@ -160,6 +170,12 @@ impl ApiError {
                 "Service Unavailable",
                 "DATABASE_UNAVAILABLE",
                 "the database cannot be reached right now; try again shortly".into(),
+            ),
+            Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                "SERVER_BUSY",
+                "the server has too many changes waiting; nothing was changed, retry shortly".into(),
             ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -186,7 +202,12 @@ impl IntoResponse for ApiError {
         });
         let mut resp = (status, Json(body)).into_response();
         resp.extensions_mut().insert(ErrorCode(code));
-        if let ApiError::RateLimited(secs) = self {
+        let retry_after = match self {
+            ApiError::RateLimited(secs) | ApiError::TooManyInvalidTokens(secs) => Some(secs),
+            ApiError::Busy => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(secs),
@@ -200,6 +221,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
+            StoreError::Busy => ApiError::Busy,
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -5,6 +5,7 @@
 #![recursion_limit = "256"]
 
 mod auth;
+mod bad_token_limit;
 mod client_addr;
 mod command;
 mod error;
@@ -12,6 +13,7 @@ mod lenient;
 pub mod metrics;
 pub mod openapi;
 mod rate_limit;
+pub mod refusal_log;
 mod routes;
 mod signin_limit;
 mod view;
@@ -30,10 +32,12 @@ use mailplane_store::{RequestMeta, Store};
 use rand::RngCore;
 use tracing::Instrument;
 
+pub use bad_token_limit::BadTokenLimit;
 pub use client_addr::{IpNet, TrustedProxies};
 pub use command::RelayPolicy;
 pub use error::ApiError;
 pub use rate_limit::RateLimiter;
+pub use refusal_log::RefusalLog;
 pub use signin_limit::{SignInLimiter, SignInPolicy};
 
 /// Bodies above this are refused with 413 (contract §4).
@@ -58,6 +62,10 @@ pub struct AppState {
     pub header_read_timeout: std::time::Duration,
     /// The proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
     pub trusted_proxies: std::sync::Arc<TrustedProxies>,
+    /// Refused requests on admin URLs, counted until they are written.
+    pub refusal_log: std::sync::Arc<RefusalLog>,
+    /// Client addresses refused before any lookup for presenting too many invalid tokens.
+    pub bad_tokens: std::sync::Arc<BadTokenLimit>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -158,25 +166,32 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
         .metrics
         .observe(&route, mode, resp.status().as_u16(), secs);
     span.in_scope(|| tracing::info!(%method, %path, status = resp.status().as_u16(), ms = format!("{ms:.2}"), "request"));
-    record_refusal(&state, &meta, &method, &path, authorization, &resp);
+    let code = resp
+        .extensions()
+        .get::<error::ErrorCode>()
+        .map(|c| c.0)
+        .unwrap_or_default();
+    let answered = (resp.status().as_u16(), code);
+    record_refusal(&state, &meta, &method, &path, authorization, answered).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
 }
 
-/// Keeps a request refused on an admin URL (401, 403, 404) as a security event of the
-/// organization the URL names. Written off the request's path: the answer does not wait.
-fn record_refusal(
+/// Notes a request refused on an admin URL (401, 403, 404, 429) in the refusal log, as a
+/// security event of the organization the URL names (see [`refusal_log`]): no write, no
+/// task of its own. The user behind a valid token is looked up only for a 403 or 404 (a
+/// 401 had no valid token, a 429 was refused before any lookup).
+async fn record_refusal(
     state: &AppState,
     meta: &RequestMeta,
     method: &axum::http::Method,
     path: &str,
     authorization: Option<HeaderValue>,
-    resp: &Response,
+    (status, error_code): (u16, &'static str),
 ) {
-    let status = resp.status().as_u16();
-    if !matches!(status, 401 | 403 | 404) {
+    if !matches!(status, 401 | 403 | 404 | 429) {
         return;
     }
     let Some(zoid) = path
@@ -188,60 +203,70 @@ fn record_refusal(
     let Ok(zoid) = zoid.parse::<mailplane_domain::Zoid>() else {
         return;
     };
-    let event = mailplane_store::SecurityEvent {
-        at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default(),
+    let mut actor_zuid = None;
+    if let (403 | 404, Some(value)) = (status, authorization) {
+        let headers =
+            axum::http::HeaderMap::from_iter([(axum::http::header::AUTHORIZATION, value)]);
+        if let Some(token) = auth::token_of(&headers) {
+            actor_zuid = state
+                .store
+                .authenticate(token)
+                .await
+                .ok()
+                .flatten()
+                .map(|p| p.zuid());
+        }
+    }
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    state.refusal_log.note(mailplane_store::SecurityEvent {
+        at_ms,
+        first_ms: at_ms,
+        count: 1,
         request_id: Some(meta.request_id.clone()),
         client_addr: Some(meta.client_addr.clone()),
         zoid,
         method: method.to_string(),
         path: path.to_string(),
         status,
-        error_code: resp
-            .extensions()
-            .get::<error::ErrorCode>()
-            .map(|c| c.0)
-            .unwrap_or_default()
-            .to_string(),
-        actor_zuid: None,
-    };
-    let store = state.store.clone();
-    tokio::spawn(async move {
-        let mut event = event;
-        if let Some(value) = authorization {
-            let headers =
-                axum::http::HeaderMap::from_iter([(axum::http::header::AUTHORIZATION, value)]);
-            if let Some(token) = auth::token_of(&headers) {
-                event.actor_zuid = store
-                    .authenticate(token)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|p| p.zuid());
-            }
-        }
-        if let Err(e) = store.record_security_event(event).await {
-            tracing::warn!(cause = %e, "could not record a security event");
-        }
+        error_code: error_code.to_string(),
+        actor_zuid,
     });
 }
 
 /// Per-token rate limiting and the request time limit, both answered in the envelope.
 async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(limiter) = &state.rate_limiter {
-        if let Some(token) = auth::token_of(req.headers()) {
+    let client = req
+        .extensions()
+        .get::<RequestMeta>()
+        .map(|m| m.client_addr.clone())
+        .unwrap_or_default();
+    if let Some(token) = auth::token_of(req.headers()) {
+        if let Some(wait) = state.bad_tokens.retry_after(&client) {
+            return ApiError::TooManyInvalidTokens(wait.as_secs_f64().ceil().max(1.0) as u64)
+                .into_response();
+        }
+        if let Some(limiter) = &state.rate_limiter {
             if let Err(wait) = limiter.take(token) {
                 return ApiError::RateLimited(wait.as_secs_f64().ceil().max(1.0) as u64)
                     .into_response();
             }
         }
     }
-    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+    let resp = match tokio::time::timeout(state.request_timeout, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => ApiError::Timeout.into_response(),
+    };
+    let invalid = resp
+        .extensions()
+        .get::<error::ErrorCode>()
+        .is_some_and(|c| c.0 == "INVALID_OAUTHTOKEN");
+    if invalid {
+        state.bad_tokens.note_invalid(&client);
     }
+    resp
 }
 
 /// Request headers above this are answered 431 (by hyper, which reads at most this much

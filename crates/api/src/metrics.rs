@@ -27,9 +27,20 @@ type Key = (String, String, u16);
 #[derive(Default)]
 pub struct Metrics {
     series: Mutex<BTreeMap<Key, Series>>,
+    /// What retention has pruned (it runs beside the requests, see `serve`).
+    pub retention: std::sync::Arc<mailplane_store::retention::RetentionStats>,
 }
 
-/// What the pool looks like at scrape time.
+/// A counter kept elsewhere, read at scrape time.
+pub struct Counter {
+    pub name: &'static str,
+    pub help: &'static str,
+    /// `k="v"` pairs, or empty.
+    pub labels: &'static str,
+    pub value: u64,
+}
+
+/// What the pool and the background writers look like at scrape time.
 pub struct PoolState {
     pub in_use: usize,
     pub idle: usize,
@@ -37,6 +48,9 @@ pub struct PoolState {
     /// SQLite's group commits, the writes they kept and their flush times, when the store
     /// commits in groups.
     pub commits: Option<CommitStats>,
+    /// Counters of the background writers (refusals, retention); a name's lines are
+    /// consecutive, its HELP and TYPE written once.
+    pub counters: Vec<Counter>,
 }
 
 /// A mode the update handler puts into its response, for the metrics' `mode` label.
@@ -170,6 +184,19 @@ impl Metrics {
                 stats.flush_secs,
             );
         }
+        let mut last = "";
+        for c in &pool.counters {
+            if c.name != last {
+                let _ = writeln!(out, "# HELP {} {}", c.name, c.help);
+                let _ = writeln!(out, "# TYPE {} counter", c.name);
+                last = c.name;
+            }
+            if c.labels.is_empty() {
+                let _ = writeln!(out, "{} {}", c.name, c.value);
+            } else {
+                let _ = writeln!(out, "{}{{{}}} {}", c.name, c.labels, c.value);
+            }
+        }
         out
     }
 }
@@ -194,7 +221,23 @@ mod tests {
                 flush_count: 3,
                 flush_secs: 0.0123,
             }),
+            counters: vec![
+                Counter {
+                    name: "mailplane_x_total",
+                    help: "x.",
+                    labels: r#"table="a""#,
+                    value: 4,
+                },
+                Counter {
+                    name: "mailplane_x_total",
+                    help: "x.",
+                    labels: r#"table="b""#,
+                    value: 5,
+                },
+            ],
         });
+        assert_eq!(text.matches("# TYPE mailplane_x_total counter").count(), 1);
+        assert!(text.contains("mailplane_x_total{table=\"b\"} 5"), "{text}");
         let labels = r#"route="/api/accounts/{account_id}",mode="emailupdate",status="200""#;
         assert!(
             text.contains(&format!("mailplane_http_requests_total{{{labels}}} 2")),

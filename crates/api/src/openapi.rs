@@ -497,10 +497,10 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
     });
     let security_event = json!({
         "type": "object",
-        "description": "a request refused on an admin URL of the organization",
-        "required": ["time", "method", "path", "status", "errorCode"],
+        "description": "requests refused on an admin URL of the organization: one, or count alike (same client, method, status, error code and user) between firstTime and time, with one sample (requestId, path)",
+        "required": ["time", "firstTime", "count", "method", "path", "status", "errorCode"],
         "properties": {
-            "time": { "type": "integer" }, "requestId": { "type": ["string", "null"] }, "clientAddress": { "type": ["string", "null"] },
+            "time": { "type": "integer" }, "firstTime": { "type": "integer" }, "count": { "type": "integer", "minimum": 1 }, "requestId": { "type": ["string", "null"] }, "clientAddress": { "type": ["string", "null"] },
             "method": { "type": "string" }, "path": { "type": "string" }, "status": { "type": "integer" }, "errorCode": { "type": "string" },
             "actor": { "type": "object", "description": "the user behind the refused token (null without a valid token)", "properties": { "zuid": { "type": ["integer", "null"] } } }
         }

@@ -233,6 +233,8 @@ pub fn audit_entry(e: &AuditEntry) -> Value {
 pub fn security_event(e: &SecurityEvent) -> Value {
     json!({
         "time": e.at_ms,
+        "firstTime": e.first_ms,
+        "count": e.count,
         "requestId": e.request_id,
         "clientAddress": e.client_addr,
         "method": e.method,

@@ -28,6 +28,7 @@ pub async fn open_store(storage: &StorageArgs, data_dir: &Path) -> Result<Store,
     let options = DbOptions {
         pool_size: storage.db_pool_size,
         timeout: std::time::Duration::from_millis(storage.db_timeout_ms.max(1)),
+        write_queue: storage.write_queue.max(1),
     };
     Store::open(location, key, options)
         .await

@@ -44,6 +44,14 @@ pub struct StorageArgs {
         default_value_t = 5000
     )]
     pub db_timeout_ms: u64,
+    /// Most writes waiting for SQLite's writer; past it a write is answered 503 SERVER_BUSY
+    #[arg(
+        long,
+        global = true,
+        env = "MAILPLANE_WRITE_QUEUE",
+        default_value_t = mailplane_store::DEFAULT_WRITE_QUEUE
+    )]
+    pub write_queue: usize,
 }
 
 #[derive(Subcommand)]
@@ -279,6 +287,34 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxy: Vec<mailplane_api::IpNet>,
+    /// Days an audit row is kept (0: forever, the audit trail is evidence)
+    #[arg(long, env = "MAILPLANE_AUDIT_RETENTION_DAYS", default_value_t = 0)]
+    pub audit_retention_days: u32,
+    /// Days a security event is kept (0: forever)
+    #[arg(
+        long,
+        env = "MAILPLANE_SECURITY_EVENT_RETENTION_DAYS",
+        default_value_t = 90
+    )]
+    pub security_event_retention_days: u32,
+    /// How often retention runs, in milliseconds
+    #[arg(long, default_value_t = 3_600_000, hide = true)]
+    pub retention_interval_ms: u64,
+    /// How long refusals are counted before they are written, in milliseconds
+    #[arg(
+        long,
+        env = "MAILPLANE_SECURITY_EVENT_WINDOW_MS",
+        default_value_t = 10_000,
+        hide = true
+    )]
+    pub security_event_window_ms: u64,
+    /// Invalid tokens one client address may present per 10 s before its requests with a
+    /// token are answered 429 without a database lookup (0: no limit)
+    #[arg(long, env = "MAILPLANE_BAD_TOKEN_LIMIT", default_value_t = 100)]
+    pub bad_token_limit: u32,
+    /// Refusals of one user's valid token written one by one per window; the rest are counted
+    #[arg(long, default_value_t = 20, hide = true)]
+    pub security_events_per_user: u32,
 }
 
 #[derive(Args)]

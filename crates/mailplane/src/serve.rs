@@ -7,9 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailplane_api::{
-    AppState, RateLimiter, RelayPolicy, SignInLimiter, SignInPolicy, TrustedProxies,
+    AppState, BadTokenLimit, RateLimiter, RefusalLog, RelayPolicy, SignInLimiter, SignInPolicy,
+    TrustedProxies,
 };
 use serde_json::json;
+
+use mailplane_store::retention::Retention;
 
 use crate::admin::{data_dir, open_store, write_private};
 use crate::cli::{ServeArgs, StorageArgs};
@@ -102,6 +105,18 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms.max(1)),
         trusted_proxies: Arc::new(TrustedProxies::new(args.trusted_proxy)),
+        bad_tokens: Arc::new(BadTokenLimit::new(
+            if args.bad_token_limit == 0 {
+                u32::MAX
+            } else {
+                args.bad_token_limit
+            },
+            Duration::from_secs(10),
+        )),
+        refusal_log: Arc::new(RefusalLog::new(
+            Duration::from_millis(args.security_event_window_ms.max(1)),
+            args.security_events_per_user,
+        )),
         signin_limiter: Arc::new(SignInLimiter::new(SignInPolicy {
             free_failures: args.signin_max_failures,
             base_delay: Duration::from_millis(args.signin_delay_ms),
@@ -109,9 +124,23 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
             window: Duration::from_secs(args.signin_window),
         })),
     };
+    // The two background writers, one task each: refusals counted and written per window,
+    // and retention.
+    let refusal_log = state.refusal_log.clone();
+    refusal_log.spawn_flusher(state.store.clone());
+    let days = |d: u32| (d > 0).then_some(d);
+    Retention {
+        audit_days: days(args.audit_retention_days),
+        security_event_days: days(args.security_event_retention_days),
+        every: Duration::from_millis(args.retention_interval_ms.max(1)),
+    }
+    .spawn(state.store.clone(), state.metrics.retention.clone());
+    let store = state.store.clone();
     mailplane_api::serve(listener, state, shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;
+    // What was counted since the last window is written before the process ends.
+    refusal_log.flush(&store).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -10,6 +10,7 @@ mod model;
 pub mod oauth;
 mod postgres;
 pub mod relay_key;
+pub mod retention;
 pub mod secrets;
 mod send_as;
 mod sqlite;
@@ -21,8 +22,9 @@ use mailplane_domain::{AccountCommand, AccountId, EmailAddress, RuleError, Scope
 
 pub use access::{Denied, Grant, GrantKind, Principal};
 pub use model::{
-    AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, DemoTokens, NewUser, OrgView,
-    RelayPassword, RelayRoute, RequestMeta, SecurityEvent, UserRef,
+    clip_event_path, AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, DemoTokens,
+    NewUser, OrgView, Pruned, RelayPassword, RelayRoute, RequestMeta, SecurityEvent, UserRef,
+    MAX_EVENT_PATH_CHARS,
 };
 pub use postgres::{PgOptions, PgStore};
 pub use relay_key::RelayKey;
@@ -59,6 +61,10 @@ pub enum StoreError {
     /// configured time, or the connection was lost.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// Too many writes are waiting already (503 with `Retry-After` to clients): the
+    /// request was not queued and changed nothing.
+    #[error("too many writes are waiting")]
+    Busy,
 }
 
 /// Who asks for an account update: the bearer token and the grant it asks for. (No
@@ -189,13 +195,21 @@ pub struct DbOptions {
     pub pool_size: usize,
     /// The longest a request waits for the database before it is answered 503.
     pub timeout: std::time::Duration,
+    /// Most writes waiting for SQLite's single writer (its queue is bounded: past it a
+    /// write is refused with [`StoreError::Busy`] rather than growing memory).
+    pub write_queue: usize,
 }
+
+/// The default of [`DbOptions::write_queue`]: about a quarter of a second of writes at
+/// the rates this writer sustains, far beyond what a healthy server ever queues.
+pub const DEFAULT_WRITE_QUEUE: usize = 4096;
 
 impl Default for DbOptions {
     fn default() -> Self {
         Self {
             pool_size: 16,
             timeout: std::time::Duration::from_secs(5),
+            write_queue: DEFAULT_WRITE_QUEUE,
         }
     }
 }
@@ -208,7 +222,9 @@ impl Store {
         options: DbOptions,
     ) -> Result<Store, StoreError> {
         match location {
-            Location::SqliteFile(path) => Ok(Store::Sqlite(SqliteStore::open(path, key).await?)),
+            Location::SqliteFile(path) => Ok(Store::Sqlite(
+                SqliteStore::open(path, key, options.write_queue).await?,
+            )),
             Location::Postgres(url) => {
                 let opts = PgOptions {
                     url,
@@ -648,8 +664,6 @@ impl Store {
         }
     }
 
-    /// Records a refused request in the security log of the organization it names (if
-    /// that organization exists: probing made-up ids writes nothing).
     /// The hosted account an address belongs to, as the mail server sees it.
     pub async fn mail_account(
         &self,
@@ -683,10 +697,36 @@ impl Store {
         }
     }
 
-    pub async fn record_security_event(&self, event: SecurityEvent) -> Result<(), StoreError> {
+    /// Records security events in one transaction, each in the log of the organization it
+    /// names if that organization exists (probing made-up ids writes nothing). Sample paths
+    /// are cut to [`MAX_EVENT_PATH_CHARS`].
+    pub async fn record_security_events(
+        &self,
+        mut events: Vec<SecurityEvent>,
+    ) -> Result<(), StoreError> {
+        for e in &mut events {
+            if e.path.chars().count() > MAX_EVENT_PATH_CHARS {
+                e.path = clip_event_path(&e.path);
+            }
+        }
         match self {
-            Store::Sqlite(s) => s.record_security_event(event).await,
-            Store::Postgres(s) => s.record_security_event(event).await,
+            Store::Sqlite(s) => s.record_security_events(events).await,
+            Store::Postgres(s) => s.record_security_events(events).await,
+        }
+    }
+
+    /// Deletes up to `batch` rows of `table` older than `before_ms`, oldest first, in one
+    /// short transaction; how many went. Retention calls it until fewer than `batch` go,
+    /// so that no long transaction holds the writer.
+    pub async fn prune(
+        &self,
+        table: Pruned,
+        before_ms: i64,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.prune(table, before_ms, batch).await,
+            Store::Postgres(s) => s.prune(table, before_ms, batch).await,
         }
     }
 

@@ -155,11 +155,16 @@ pub struct AuditEntry {
     pub after: serde_json::Value,
 }
 
-/// A request refused on an admin URL (401, 403 or 404), kept as a security event of the
-/// organization the URL names.
+/// Requests refused on an admin URL (401, 403, 404, 429), kept as a security event of the
+/// organization the URL names: one request, or `count` alike (see the API's refusal log)
+/// between `first_ms` and `at_ms`, with one of them as the sample (`request_id`, `path`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityEvent {
+    /// When the (last) refusal happened.
     pub at_ms: i64,
+    /// When the first of them happened (`at_ms` for a single one).
+    pub first_ms: i64,
+    pub count: u64,
     pub request_id: Option<String>,
     pub client_addr: Option<String>,
     pub zoid: Zoid,
@@ -169,6 +174,34 @@ pub struct SecurityEvent {
     pub error_code: String,
     /// The user behind the token that was refused; `None` without a valid token.
     pub actor_zuid: Option<Zuid>,
+}
+
+/// The longest sample path kept with a security event, in characters: a refused request
+/// must not be able to store what it likes.
+pub const MAX_EVENT_PATH_CHARS: usize = 256;
+
+/// `path`, cut to [`MAX_EVENT_PATH_CHARS`] (with `…` when cut).
+pub fn clip_event_path(path: &str) -> String {
+    match path.char_indices().nth(MAX_EVENT_PATH_CHARS) {
+        None => path.to_string(),
+        Some((at, _)) => format!("{}…", &path[..at]),
+    }
+}
+
+/// The tables that retention prunes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pruned {
+    Audit,
+    SecurityEvents,
+}
+
+impl Pruned {
+    pub fn table(self) -> &'static str {
+        match self {
+            Pruned::Audit => "audit",
+            Pruned::SecurityEvents => "security_events",
+        }
+    }
 }
 
 /// The relay of an `extfrom` identity as the mail server uses it, with the password

@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::metrics::PoolState;
+use crate::metrics::{Counter, PoolState};
 use crate::{openapi, AppState};
 
 /// `GET /health`: the process is up.
@@ -30,8 +30,55 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         idle,
         max,
         commits: state.store.commit_stats(),
+        counters: background_counters(&state),
     });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// The counters of the background writers: the refusal log and retention.
+fn background_counters(state: &AppState) -> Vec<Counter> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let r = &state.metrics.retention;
+    let pruned = "mailplane_retention_pruned_rows_total";
+    let pruned_help = "Rows deleted by retention, by table.";
+    vec![
+        Counter {
+            name: "mailplane_security_event_rows_total",
+            help: "Security event rows written (each counts one or more refused requests alike).",
+            labels: "",
+            value: state.refusal_log.written(),
+        },
+        Counter {
+            name: "mailplane_security_events_dropped_total",
+            help: "Refused requests not kept: the window's groups were full.",
+            labels: "",
+            value: state.refusal_log.dropped(),
+        },
+        Counter {
+            name: "mailplane_retention_runs_total",
+            help: "Retention runs completed.",
+            labels: "",
+            value: r.runs.load(Relaxed),
+        },
+        Counter {
+            name: "mailplane_retention_failures_total",
+            help: "Retention batches that failed (retried at the next run).",
+            labels: "",
+            value: r.failures.load(Relaxed),
+        },
+        Counter {
+            name: pruned,
+            help: pruned_help,
+            labels: r#"table="audit""#,
+            value: r.audit_rows.load(Relaxed),
+        },
+        Counter {
+            name: pruned,
+            help: pruned_help,
+            labels: r#"table="security_events""#,
+            value: r.security_event_rows.load(Relaxed),
+        },
+    ]
 }
 
 /// `GET /api/openapi.json`: the document `mailplane openapi` prints.

@@ -389,6 +389,10 @@ impl TestApp {
             .args(if names_db { Vec::new() } else { db.args() })
             .args(args)
             .env("MAILPLANE_LOG", "debug")
+            // Refusals are written every 100 ms rather than every 10 s: tests read them soon.
+            .env("MAILPLANE_SECURITY_EVENT_WINDOW_MS", "100")
+            // Tests of invalid tokens send many from one address; `hostile.rs` sets a limit.
+            .env("MAILPLANE_BAD_TOKEN_LIMIT", "0")
             .env_remove("MAILPLANE_RELAY_KEY")
             .env_remove("MAILPLANE_DB")
             .envs(env.iter().copied())

@@ -4,8 +4,8 @@ use deadpool_postgres::{GenericClient, Transaction};
 use mailplane_domain::{Zoid, Zuid};
 use serde_json::Value;
 
-use super::{exec, row_opt, rows};
-use crate::{AuditEntry, AuditQuery, SecurityEvent, StoreError};
+use super::{exec, rows};
+use crate::{AuditEntry, AuditQuery, Pruned, SecurityEvent, StoreError};
 
 pub(super) async fn entries<C: GenericClient>(
     c: &C,
@@ -40,28 +40,38 @@ pub(super) async fn entries<C: GenericClient>(
         .collect()
 }
 
-pub(super) async fn record_security_event(
+pub(super) async fn record_security_events(
     tx: &Transaction<'_>,
-    e: &SecurityEvent,
+    events: &[SecurityEvent],
 ) -> Result<(), StoreError> {
-    if row_opt(
-        tx,
-        "SELECT 1 FROM orgs WHERE zoid = $1",
-        &[&e.zoid.as_i64()],
-    )
-    .await?
-    .is_none()
-    {
-        return Ok(());
+    for e in events {
+        // Only into the log of an organization that exists: made-up ids write nothing.
+        exec(
+            tx,
+            "INSERT INTO security_events (at_ms, first_ms, count, request_id, client_addr, zoid, method, path, status, error_code, actor_zuid) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE EXISTS (SELECT 1 FROM orgs WHERE zoid = $6)",
+            &[&e.at_ms, &e.first_ms, &(e.count as i64), &e.request_id, &e.client_addr, &e.zoid.as_i64(), &e.method, &e.path, &i32::from(e.status), &e.error_code, &e.actor_zuid.map(Zuid::as_i64)],
+        )
+        .await?;
     }
-    exec(
-        tx,
-        "INSERT INTO security_events (at_ms, request_id, client_addr, zoid, method, path, status, error_code, actor_zuid) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[&e.at_ms, &e.request_id, &e.client_addr, &e.zoid.as_i64(), &e.method, &e.path, &i32::from(e.status), &e.error_code, &e.actor_zuid.map(Zuid::as_i64)],
-    )
-    .await?;
     Ok(())
+}
+
+pub(super) async fn prune(
+    tx: &Transaction<'_>,
+    table: Pruned,
+    before_ms: i64,
+    batch: u32,
+) -> Result<u64, StoreError> {
+    let t = table.table();
+    Ok(exec(
+        tx,
+        &format!(
+            "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE at_ms < $1 ORDER BY id LIMIT $2)"
+        ),
+        &[&before_ms, &i64::from(batch)],
+    )
+    .await?)
 }
 
 pub(super) async fn security_events<C: GenericClient>(
@@ -71,7 +81,7 @@ pub(super) async fn security_events<C: GenericClient>(
 ) -> Result<Vec<SecurityEvent>, StoreError> {
     let found = rows(
         c,
-        "SELECT at_ms, request_id, client_addr, method, path, status, error_code, actor_zuid FROM security_events \
+        "SELECT at_ms, request_id, client_addr, method, path, status, error_code, actor_zuid, count, first_ms FROM security_events \
          WHERE zoid = $1 AND ($2::BIGINT IS NULL OR at_ms >= $2) ORDER BY id DESC LIMIT $3 OFFSET $4",
         &[&zoid.as_i64(), &q.since_ms, &i64::from(q.limit), &i64::from(q.start)],
     )
@@ -79,8 +89,11 @@ pub(super) async fn security_events<C: GenericClient>(
     found
         .iter()
         .map(|r| {
+            let at_ms = r.try_get(0)?;
             Ok(SecurityEvent {
-                at_ms: r.try_get(0)?,
+                at_ms,
+                first_ms: r.try_get::<_, Option<i64>>(9)?.unwrap_or(at_ms),
+                count: r.try_get::<_, i64>(8)?.max(1) as u64,
                 request_id: r.try_get(1)?,
                 client_addr: r.try_get(2)?,
                 zoid,

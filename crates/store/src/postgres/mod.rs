@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0004_security_event_actor.sql"),
     include_str!("../../migrations/postgres/0005_identity_claims.sql"),
     include_str!("../../migrations/postgres/0006_pkce.sql"),
+    include_str!("../../migrations/postgres/0007_security_event_counts.sql"),
 ];
 /// Any constant shared by all nodes: the advisory lock that makes one node migrate at a time.
 const MIGRATION_LOCK: i64 = 0x6d61_696c_706c_616e;
@@ -779,12 +780,25 @@ impl PgStore {
             .await
     }
 
-    pub async fn record_security_event(&self, event: SecurityEvent) -> Result<(), StoreError> {
+    pub async fn record_security_events(
+        &self,
+        events: Vec<SecurityEvent>,
+    ) -> Result<(), StoreError> {
         self.write(|tx, _| {
-            let event = event.clone();
-            Box::pin(async move { audit::record_security_event(tx, &event).await })
+            let events = events.clone();
+            Box::pin(async move { audit::record_security_events(tx, &events).await })
         })
         .await
+    }
+
+    pub async fn prune(
+        &self,
+        table: crate::Pruned,
+        before_ms: i64,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        self.write(|tx, _| Box::pin(async move { audit::prune(tx, table, before_ms, batch).await }))
+            .await
     }
 
     pub async fn security_events(

@@ -4,7 +4,7 @@ use mailplane_domain::{Zoid, Zuid};
 use rusqlite::{params, Connection, Transaction};
 use serde_json::Value;
 
-use crate::{AuditEntry, AuditQuery, SecurityEvent, StoreError};
+use crate::{AuditEntry, AuditQuery, Pruned, SecurityEvent, StoreError};
 
 pub(super) fn entries(
     c: &Connection,
@@ -45,22 +45,49 @@ pub(super) fn entries(
     Ok(rows)
 }
 
-pub(super) fn record_security_event(
+pub(super) fn record_security_events(
     tx: &Transaction<'_>,
-    e: &SecurityEvent,
+    events: &[SecurityEvent],
 ) -> Result<(), StoreError> {
-    if !tx
-        .prepare_cached("SELECT 1 FROM orgs WHERE zoid = ?1")?
-        .exists([e.zoid.as_i64()])?
-    {
-        return Ok(());
+    let mut org = tx.prepare_cached("SELECT 1 FROM orgs WHERE zoid = ?1")?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO security_events (at_ms, first_ms, count, request_id, client_addr, zoid, method, path, status, error_code, actor_zuid) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for e in events {
+        if !org.exists([e.zoid.as_i64()])? {
+            continue;
+        }
+        insert.execute(params![
+            e.at_ms,
+            e.first_ms,
+            e.count as i64,
+            e.request_id,
+            e.client_addr,
+            e.zoid.as_i64(),
+            e.method,
+            e.path,
+            e.status,
+            e.error_code,
+            e.actor_zuid.map(Zuid::as_i64)
+        ])?;
     }
-    tx.prepare_cached(
-        "INSERT INTO security_events (at_ms, request_id, client_addr, zoid, method, path, status, error_code, actor_zuid) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![e.at_ms, e.request_id, e.client_addr, e.zoid.as_i64(), e.method, e.path, e.status, e.error_code, e.actor_zuid.map(Zuid::as_i64)])?;
     Ok(())
+}
+
+pub(super) fn prune(
+    tx: &Transaction<'_>,
+    table: Pruned,
+    before_ms: i64,
+    batch: u32,
+) -> Result<u64, StoreError> {
+    let t = table.table();
+    let gone = tx
+        .prepare_cached(&format!(
+            "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE at_ms < ?1 ORDER BY id LIMIT ?2)"
+        ))?
+        .execute(params![before_ms, batch])?;
+    Ok(gone as u64)
 }
 
 pub(super) fn security_events(
@@ -69,13 +96,16 @@ pub(super) fn security_events(
     q: &AuditQuery,
 ) -> Result<Vec<SecurityEvent>, StoreError> {
     let mut stmt = c.prepare_cached(
-        "SELECT at_ms, request_id, client_addr, method, path, status, error_code, actor_zuid FROM security_events \
+        "SELECT at_ms, request_id, client_addr, method, path, status, error_code, actor_zuid, count, first_ms FROM security_events \
          WHERE zoid = ?1 AND (?2 IS NULL OR at_ms >= ?2) ORDER BY id DESC LIMIT ?3 OFFSET ?4",
     )?;
     let rows = stmt
         .query_map(params![zoid.as_i64(), q.since_ms, q.limit, q.start], |r| {
+            let at_ms = r.get(0)?;
             Ok(SecurityEvent {
-                at_ms: r.get(0)?,
+                at_ms,
+                first_ms: r.get::<_, Option<i64>>(9)?.unwrap_or(at_ms),
+                count: r.get::<_, i64>(8)?.max(1) as u64,
                 request_id: r.get(1)?,
                 client_addr: r.get(2)?,
                 zoid,

@@ -16,7 +16,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,8 @@ type Job = Box<dyn FnOnce(&Transaction<'_>, &RelayKey) -> (bool, Finish) + Send>
 
 /// The handle the store holds: a queue into the writer thread.
 pub(super) struct Writer {
-    queue: Sender<Job>,
+    /// Bounded: a full queue refuses the write ([`StoreError::Busy`]) instead of growing.
+    queue: SyncSender<Job>,
     stats: Arc<Stats>,
 }
 
@@ -124,9 +125,14 @@ impl Stats {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`. It stops when the handle is dropped.
-    pub(super) fn start(conn: Connection, key: RelayKey) -> Result<Writer, StoreError> {
-        let (queue, jobs) = mpsc::channel();
+    /// Starts the writer thread on `conn`, with room for `capacity` waiting writes. It
+    /// stops when the handle is dropped.
+    pub(super) fn start(
+        conn: Connection,
+        key: RelayKey,
+        capacity: usize,
+    ) -> Result<Writer, StoreError> {
+        let (queue, jobs) = mpsc::sync_channel(capacity.max(1));
         let stats = Arc::new(Stats::default());
         let shared = stats.clone();
         std::thread::Builder::new()
@@ -171,9 +177,12 @@ impl Writer {
             });
             (ok, finish)
         });
-        self.queue
-            .send(job)
-            .map_err(|_| E::from(StoreError::Task("the SQLite writer has stopped".into())))?;
+        self.queue.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => E::from(StoreError::Busy),
+            TrySendError::Disconnected(_) => {
+                E::from(StoreError::Task("the SQLite writer has stopped".into()))
+            }
+        })?;
         answer.await.map_err(|_| {
             E::from(StoreError::Task(
                 "the write was abandoned (it panicked or the writer stopped)".into(),
@@ -184,13 +193,29 @@ impl Writer {
 
 /// The writer thread: batch, run, commit, answer; until the store is dropped.
 fn run(mut conn: Connection, key: RelayKey, jobs: Receiver<Job>, stats: &Stats) {
+    let stall = test_stall();
     while let Ok(first) = jobs.recv() {
+        if let Some(pause) = stall {
+            std::thread::sleep(pause);
+        }
         stats.busy.store(true, Ordering::Relaxed);
         let mut batch = vec![first];
         gather(&jobs, &mut batch);
         write_batch(&mut conn, &key, batch, stats);
         stats.busy.store(false, Ordering::Relaxed);
     }
+}
+
+/// A pause before each batch, to let tests fill the queue: `MAILPLANE_TEST_WRITE_STALL_MS`,
+/// honoured by debug builds only (a release build has no such switch).
+fn test_stall() -> Option<Duration> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    std::env::var("MAILPLANE_TEST_WRITE_STALL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
 }
 
 /// Adds what is queued to `batch`, up to [`MAX_BATCH`]; under load, waits a little for
@@ -305,7 +330,7 @@ mod tests {
             .unwrap();
         (
             dir,
-            Arc::new(Writer::start(conn, RelayKey::generate()).unwrap()),
+            Arc::new(Writer::start(conn, RelayKey::generate(), 1024).unwrap()),
         )
     }
 

@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_security_event_actor.sql"),
     include_str!("../../migrations/sqlite/0005_identity_claims.sql"),
     include_str!("../../migrations/sqlite/0006_pkce.sql"),
+    include_str!("../../migrations/sqlite/0007_security_event_counts.sql"),
 ];
 /// Read connections, and so reads at once. A read waits for a free connection rather than
 /// opening one: opening (the file, WAL setup, the schema, the statements) costs more than
@@ -151,7 +152,13 @@ fn in_read_transaction<T, E: From<StoreError>>(
 }
 
 impl SqliteStore {
-    pub async fn open(path: PathBuf, key: RelayKey) -> Result<Self, StoreError> {
+    /// Opens (creating and migrating) the file; at most `write_queue` writes wait for the
+    /// writer.
+    pub async fn open(
+        path: PathBuf,
+        key: RelayKey,
+        write_queue: usize,
+    ) -> Result<Self, StoreError> {
         tokio::task::spawn_blocking(move || {
             let conn = open_and_migrate(&path)?;
             conn.pragma_update(
@@ -159,7 +166,7 @@ impl SqliteStore {
                 "wal_autocheckpoint",
                 checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
             )?;
-            let writer = group_commit::Writer::start(conn, key.clone())?;
+            let writer = group_commit::Writer::start(conn, key.clone(), write_queue)?;
             let _checkpointer = checkpoint::Checkpointer::start(&path)?;
             Ok(SqliteStore {
                 inner: Arc::new(Inner {
@@ -606,8 +613,21 @@ impl SqliteStore {
             .await
     }
 
-    pub async fn record_security_event(&self, event: SecurityEvent) -> Result<(), StoreError> {
-        self.write(move |tx, _| audit::record_security_event(tx, &event))
+    pub async fn record_security_events(
+        &self,
+        events: Vec<SecurityEvent>,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx, _| audit::record_security_events(tx, &events))
+            .await
+    }
+
+    pub async fn prune(
+        &self,
+        table: crate::Pruned,
+        before_ms: i64,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        self.write(move |tx, _| audit::prune(tx, table, before_ms, batch))
             .await
     }
 
