@@ -50,6 +50,9 @@ pub struct Connections {
     per_server: usize,
     /// The longest a connect may take.
     timeout: Duration,
+    /// The address connections are made from (another loopback address plays another
+    /// client); the system's choice when `None`.
+    local: Option<std::net::IpAddr>,
     servers: Mutex<HashMap<String, Arc<[Connection]>>>,
 }
 
@@ -58,7 +61,16 @@ impl Connections {
         Connections {
             per_server: per_server.max(1),
             timeout,
+            local: None,
             servers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// [`Connections::new`], connecting from `local` (e.g. `127.0.0.2`).
+    pub fn from_address(per_server: usize, timeout: Duration, local: std::net::IpAddr) -> Self {
+        Connections {
+            local: Some(local),
+            ..Connections::new(per_server, timeout)
         }
     }
 
@@ -111,7 +123,7 @@ impl Connections {
                         let (queue, jobs) = mpsc::unbounded_channel();
                         let load = Arc::new(AtomicUsize::new(0));
                         tokio::spawn(serve_jobs(
-                            authority.to_string(),
+                            (authority.to_string(), self.local),
                             jobs,
                             load.clone(),
                             self.timeout,
@@ -127,7 +139,7 @@ impl Connections {
 /// One connection's task: (re)connects when it has a request to send and no connection,
 /// and ends when its queue is closed (the [`Connections`] dropped) and drained.
 async fn serve_jobs(
-    authority: String,
+    (authority, local): (String, Option<std::net::IpAddr>),
     mut jobs: mpsc::UnboundedReceiver<Job>,
     load: Arc<AtomicUsize>,
     timeout: Duration,
@@ -135,7 +147,7 @@ async fn serve_jobs(
     let mut sender: Option<hyper::client::conn::http1::SendRequest<_>> = None;
     while let Some(job) = jobs.recv().await {
         if sender.as_ref().is_none_or(|s| s.is_closed()) {
-            sender = match tokio::time::timeout(timeout, connect(&authority)).await {
+            sender = match tokio::time::timeout(timeout, connect(&authority, local)).await {
                 Ok(Ok(s)) => Some(s),
                 Ok(Err(e)) => {
                     finish(&load, job, Answer::Transport(e));
@@ -177,10 +189,27 @@ fn finish(load: &AtomicUsize, job: Job, answer: Answer) {
 
 async fn connect(
     authority: &str,
+    local: Option<std::net::IpAddr>,
 ) -> Result<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>, String> {
-    let stream = TcpStream::connect(authority)
-        .await
-        .map_err(|e| format!("connect {authority}: {e}"))?;
+    let fail = |e: std::io::Error| format!("connect {authority}: {e}");
+    let stream = match local {
+        None => TcpStream::connect(authority).await.map_err(fail)?,
+        Some(ip) => {
+            let to = tokio::net::lookup_host(authority)
+                .await
+                .map_err(fail)?
+                .next()
+                .ok_or_else(|| format!("connect {authority}: no address"))?;
+            let socket = if to.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(fail)?;
+            socket.bind((ip, 0).into()).map_err(fail)?;
+            socket.connect(to).await.map_err(fail)?
+        }
+    };
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await

@@ -47,6 +47,16 @@ pub async fn create_database(url: &str, name: &str) -> Result<String, String> {
     with_database(url, name)
 }
 
+/// The size on disk of the database of `url`, in bytes (`pg_database_size`).
+pub async fn database_bytes(url: &str) -> Result<u64, String> {
+    let client = connect(url).await?;
+    let row = client
+        .query_one("SELECT pg_database_size(current_database())", &[])
+        .await
+        .map_err(|e| format!("pg_database_size: {e}"))?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
 /// `DROP DATABASE IF EXISTS name WITH (FORCE)` on the server of `url`.
 pub async fn drop_database(url: &str, name: &str) -> Result<(), String> {
     check_name(name)?;

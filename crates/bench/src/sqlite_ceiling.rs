@@ -100,6 +100,21 @@ pub fn synchronous_name(level: i64) -> &'static str {
     }
 }
 
+/// The size of the SQLite database at `path` as of its last commit, in bytes: its pages,
+/// the WAL included however much of it is checkpointed (the file's length is not: a
+/// checkpoint grows the file without the database growing).
+pub fn database_bytes(path: &std::path::Path) -> Result<u64, String> {
+    let c = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let pages: u64 = c
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    let size: u64 = c
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    Ok(pages * size)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,6 +85,10 @@ pub struct UpdateMix(pub Targets);
 /// `GET` of one account with its user's token.
 pub struct Read(pub Targets);
 
+/// `GET` of an admin URL with a made-up token, a new one each time: what a client that
+/// knows a `zoid` but holds no token can send.
+pub struct InvalidTokens(pub Targets);
+
 fn request(method: Method, uri: String, auth: &HeaderValue, body: Option<String>) -> HttpRequest {
     let mut b = hyper::Request::builder()
         .method(method)
@@ -160,6 +164,19 @@ impl Workload for UpdateMix {
     fn request(&self, i: u64) -> HttpRequest {
         let mut rng = rand::thread_rng();
         self.request_of(i, rng.gen_range(0..10), rng.gen())
+    }
+}
+
+impl Workload for InvalidTokens {
+    fn request(&self, i: u64) -> HttpRequest {
+        let (base, a) = self.0.pick(i);
+        let uri = format!(
+            "{base}/api/organization/{}/accounts/{}",
+            a.zoid, a.account_id
+        );
+        let auth = HeaderValue::from_str(&format!("Zoho-oauthtoken mpat_not_a_token_{i}"))
+            .expect("an ASCII header");
+        request(Method::GET, uri, &auth, None)
     }
 }
 

@@ -35,6 +35,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::admin::open_store;
 use crate::cli::{BenchArgs, BenchEchoArgs, StorageArgs};
 
+mod hostile;
+
 /// The memory target: a node's resident memory at the highest rate, with 100,000 accounts.
 const MEMORY_LIMIT_MIB: f64 = 200.0;
 const MEMORY_TARGET_ACCOUNTS: u64 = 100_000;
@@ -180,6 +182,7 @@ async fn bench(
     let ceiling_time = Duration::from_secs_f64(args.ceiling_secs);
     let mut ceilings = Vec::new();
     match pg {
+        _ if args.hostile => {}
         None => {
             for per_tx in [1, 100] {
                 ceilings.push(sqlite_loop(work, total_accounts, per_tx, ceiling_time).await);
@@ -237,6 +240,13 @@ async fn bench(
         name: "server",
     };
     let accounts: Arc<[BenchAccount]> = accounts.into();
+    if args.hostile {
+        let db = match pg {
+            Some(pg) => hostile::Db::Postgres(pg.url.clone()),
+            None => hostile::Db::Sqlite(data_dir.join("mailplane.db")),
+        };
+        return hostile::run(args, &mailplane, accounts, &step, &db).await;
+    }
     let mut workloads = Vec::new();
     let mut per_node = Vec::new();
     let mut get_bytes = None;

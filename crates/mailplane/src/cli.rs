@@ -128,6 +128,17 @@ pub struct BenchArgs {
     /// Keep-alive connections the load generator keeps to each server, fixed for a step
     #[arg(long, env = "MAILPLANE_BENCH_CONNECTIONS", default_value_t = 128)]
     pub connections: usize,
+    /// Instead of the ramps: authenticated updates at --update-rate, alone, then beside a
+    /// flood of invalid-token requests from another address at --flood-rate, then beside
+    /// one as fast as it goes; update latency and database growth of each
+    #[arg(long)]
+    pub hostile: bool,
+    /// --hostile: authenticated updates per second
+    #[arg(long, default_value_t = 1000.0)]
+    pub update_rate: f64,
+    /// --hostile: invalid-token requests per second of the fixed-rate flood
+    #[arg(long, default_value_t = 5000.0)]
+    pub flood_rate: f64,
     /// Where the JSON report is written
     #[arg(
         long,
