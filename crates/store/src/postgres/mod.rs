@@ -8,6 +8,7 @@
 //! [`StoreError::Unavailable`] (503), never a hang.
 
 mod audit;
+mod conninfo;
 mod mail;
 mod oauth;
 mod pipeline;
@@ -54,13 +55,26 @@ const MAX_ATTEMPTS: usize = 8;
 /// blocks over borrowed transactions do not prove that to the compiler).
 type DbFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+pub use conninfo::redact_url;
+
 /// Connection settings of the PostgreSQL backend.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PgOptions {
     pub url: String,
     pub pool_size: usize,
     /// The longest a request waits for the database (a connection, then its statements).
     pub timeout: Duration,
+}
+
+// By hand, not derived: the URL may carry a password.
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("url", &redact_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[derive(Clone)]
