@@ -14,6 +14,7 @@ mod oauth;
 mod pipeline;
 mod provision;
 mod read;
+mod tls;
 mod write;
 
 use std::future::Future;
@@ -25,7 +26,7 @@ use deadpool_postgres::{
 };
 use mailplane_domain::{Access, AccountCommand, AccountId, EmailAddress, ScopeSet, Zoid, Zuid};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 use crate::oauth::{
     ClientCredentials, CodeChallenge, Credentials, IssuedTokens, OAuthClient, OAuthError,
@@ -202,7 +203,11 @@ pub(crate) async fn exec<C: GenericClient>(
 
 impl PgStore {
     pub async fn open(opts: PgOptions, key: RelayKey) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = opts
+        // tokio-postgres refuses parameters it does not know (sslrootcert, the verify
+        // modes): those are read, and taken out, here.
+        let conninfo = conninfo::ConnInfo::parse(&opts.url)?;
+        let tls = tls::TlsPolicy::new(conninfo.sslmode, conninfo.root_cert)?;
+        let mut config: tokio_postgres::Config = conninfo
             .url
             .parse()
             .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
@@ -210,9 +215,17 @@ impl PgStore {
             config.connect_timeout(opts.timeout);
         }
         config.application_name("mailplane");
+        config.ssl_mode(tls.driver_mode());
+        // At debug: every command opens the store, and the operator's commands keep their
+        // stderr for errors.
+        tracing::debug!(
+            url = %redact_url(&opts.url),
+            sslmode = tls.mode().name(),
+            "opening the PostgreSQL database"
+        );
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls.connector()?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -230,6 +243,14 @@ impl PgStore {
             key,
             timeout: opts.timeout,
         };
+        // The first connection, made now: a TLS mistake (the wrong CA, a certificate for
+        // another host) is said at start-up, in words, rather than as 503s later. The
+        // pool's create timeout bounds it, so a server that never answers is no hang.
+        let first = store.pool.get().await.map_err(|e| match tls.explain(&e) {
+            Some(message) => StoreError::Config(message),
+            None => StoreError::Unavailable(e.to_string()),
+        })?;
+        drop(first);
         store.migrate().await?;
         Ok(store)
     }
