@@ -14,13 +14,23 @@ pub fn with_database(url: &str, name: &str) -> Result<String, String> {
     Ok(format!("{scheme}://{authority}/{name}{query}"))
 }
 
-/// `url` without its user and password, for printing.
+/// `url` without its user and password (nor a `password=` parameter), for printing.
 pub fn redact(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let end = rest.find('/').unwrap_or(rest.len());
             let host_from = rest[..end].rfind('@').map_or(0, |i| i + 1);
-            format!("{scheme}://{}", &rest[host_from..])
+            let rest = &rest[host_from..];
+            match rest.split_once('?') {
+                Some((path, query)) => {
+                    let params: Vec<&str> = query
+                        .split('&')
+                        .filter(|p| !p.starts_with("password="))
+                        .collect();
+                    format!("{scheme}://{path}?{}", params.join("&"))
+                }
+                None => format!("{scheme}://{rest}"),
+            }
         }
         None => "(a database URL)".into(),
     }
@@ -234,6 +244,10 @@ tps = 2468.934123 (without initial connection time)
         );
         assert_eq!(redact("postgres://u:p@h:5432/db"), "postgres://h:5432/db");
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(
+            redact("postgres://h/db?user=u&password=p&sslmode=require"),
+            "postgres://h/db?user=u&sslmode=require"
+        );
         assert!(check_name("mailplane_bench_12").is_ok());
         assert!(check_name("x; DROP").is_err());
     }

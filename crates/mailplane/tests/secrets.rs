@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 backend_tests!(
     canary_passwords_and_tokens_appear_nowhere,
     relay_key_file_is_private_and_outside_the_database,
-    relay_key_rotation_reencrypts_and_retires_the_old_version,
+    relay_key_rotation_reencrypts_and_retires_the_old_version;
+    sqlite only: database_files_are_private_and_tightened,
 );
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -288,4 +289,53 @@ async fn relay_key_rotation_reencrypts_and_retires_the_old_version() {
         serde_json::from_slice::<Value>(&check.stdout).unwrap(),
         json!({"decrypted": 1, "failed": 1})
     );
+}
+
+/// The modes of the SQLite file and its `-wal` and `-shm` files (each must exist).
+fn database_file_modes(app: &TestApp) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let name = format!("mailplane.db{suffix}");
+            let meta = std::fs::metadata(app.dir.path().join(&name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, meta.permissions().mode() & 0o777)
+        })
+        .collect()
+}
+
+/// The database holds password hashes and sealed relay passwords: the file and its WAL
+/// and shared-memory files are the owner's only, from the start, and files an older
+/// version left wider are tightened at start-up.
+async fn database_files_are_private_and_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::demo();
+    admin_put(
+        &app,
+        json!({"mode": "updateOutgoingStatus", "outgoingBlocked": true}),
+    )
+    .await;
+    for (name, mode) in database_file_modes(&app) {
+        assert_eq!(mode, 0o600, "{name} is {mode:04o}");
+    }
+
+    // Killed (the drop), so the -wal and -shm stay; then widened, as an older version or
+    // a careless copy would leave them.
+    let dir = app.dir.clone();
+    drop(app);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("mailplane.db{suffix}"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let app = TestApp::serve_on(dir, Db::Sqlite, &[], &[]);
+    for (name, mode) in database_file_modes(&app) {
+        assert_eq!(mode, 0o600, "{name} is {mode:04o} after a restart");
+    }
+    let log = app.log();
+    assert!(
+        log.contains("tightened the mode of a database file to 0600"),
+        "the log says nothing of the tightened files:\n{log}"
+    );
+    assert!(log.contains("mailplane.db-wal"), "{log}");
 }

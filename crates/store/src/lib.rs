@@ -26,7 +26,7 @@ pub use model::{
     NewUser, OrgView, Pruned, RelayPassword, RelayRoute, RequestMeta, SecurityEvent, UserRef,
     MAX_EVENT_PATH_CHARS,
 };
-pub use postgres::{PgOptions, PgStore};
+pub use postgres::{redact_url, PgOptions, PgStore};
 pub use relay_key::RelayKey;
 pub use sqlite::{CommitStats, SqliteStore, FLUSH_BUCKETS};
 pub use synthetic::{SyntheticAccount, SyntheticOrg};
@@ -151,10 +151,29 @@ impl From<rusqlite::Error> for ProvisionError {
 }
 
 /// Where the data lives.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Location {
     SqliteFile(PathBuf),
     Postgres(String),
+}
+
+// By hand, not derived: a PostgreSQL URL may carry a password.
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::SqliteFile(path) => f.debug_tuple("SqliteFile").field(path).finish(),
+            Location::Postgres(url) => f.debug_tuple("Postgres").field(&redact_url(url)).finish(),
+        }
+    }
+}
+
+/// What `{:?}` shows in place of a secret.
+pub(crate) const REDACTED: &str = "<redacted>";
+
+/// `Some("<redacted>")` for a secret that is there, `None` for one that is not: whether
+/// there is one is worth knowing in a log, its value never.
+pub(crate) fn redacted<T>(secret: &Option<T>) -> Option<&'static str> {
+    secret.as_ref().map(|_| REDACTED)
 }
 
 impl Location {
@@ -752,4 +771,84 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use mailplane_domain::{AccountId, EmailAddress, Role, ScopeSet, Zoid, Zuid};
+
+    use super::*;
+
+    /// Every value that carries a secret, formatted with `{:?}` as a log line or a panic
+    /// message would: the secret must not show, the rest should.
+    #[test]
+    fn debug_output_holds_no_secret() {
+        const CANARY: &str = "canary-7f3a9c";
+        let canary = || format!("{CANARY}-value");
+        let url = format!("postgres://mailplane:{CANARY}@db.example:5432/mp?sslmode=require");
+        let shown = [
+            format!(
+                "{:?}",
+                oauth::ClientCredentials {
+                    client_id: "1000.ABC".into(),
+                    client_secret: canary(),
+                }
+            ),
+            format!(
+                "{:?}",
+                oauth::IssuedTokens {
+                    access_token: canary(),
+                    refresh_token: Some(canary()),
+                    scopes: ScopeSet::parse_list("ZohoMail.accounts.READ").unwrap(),
+                    expires_in_secs: 3600,
+                }
+            ),
+            format!(
+                "{:?}",
+                oauth::Credentials {
+                    zuid: Zuid::new(11111111).unwrap(),
+                    password_hash: Some(canary()),
+                }
+            ),
+            format!(
+                "{:?}",
+                Bootstrapped {
+                    zoid: Zoid::new(12345678).unwrap(),
+                    zuid: Zuid::new(11111111).unwrap(),
+                    account_id: AccountId::new(2560636000000008002).unwrap(),
+                    access_token: canary(),
+                }
+            ),
+            format!(
+                "{:?}",
+                DemoTokens {
+                    admin_token: canary(),
+                    user_token: canary(),
+                }
+            ),
+            format!(
+                "{:?}",
+                NewUser {
+                    password_hash: Some(canary()),
+                    ..NewUser::minimal(EmailAddress::parse("a@b.example").unwrap(), Role::Member)
+                }
+            ),
+            format!("{:?}", Location::parse_url(&url).unwrap()),
+            format!(
+                "{:?}",
+                PgOptions {
+                    url: url.clone(),
+                    pool_size: 4,
+                    timeout: std::time::Duration::from_secs(5),
+                }
+            ),
+        ];
+        for text in &shown {
+            assert!(!text.contains(CANARY), "a secret in {text}");
+            assert!(text.contains(REDACTED), "nothing redacted in {text}");
+        }
+        // What is not secret still shows.
+        assert!(shown[0].contains("1000.ABC"), "{}", shown[0]);
+        assert!(shown[6].contains("db.example:5432/mp"), "{}", shown[6]);
+    }
 }

@@ -1,5 +1,6 @@
 //! What the store hands back and takes in, besides the domain's own types.
 
+use crate::{redacted, REDACTED};
 use mailplane_domain::{
     AccountAddress, AccountId, AccountKind, EmailAddress, Identity, Role, Secret, Zoid, Zuid,
 };
@@ -65,7 +66,7 @@ pub struct OrgView {
 }
 
 /// A user to create, with its hosted account.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewUser {
     pub primary_email: EmailAddress,
     /// Already hashed (argon2id): hashing is slow and happens before the write path.
@@ -77,6 +78,22 @@ pub struct NewUser {
     pub country: String,
     pub language: String,
     pub time_zone: String,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("primary_email", &self.primary_email)
+            .field("password_hash", &redacted(&self.password_hash))
+            .field("first_name", &self.first_name)
+            .field("last_name", &self.last_name)
+            .field("display_name", &self.display_name)
+            .field("role", &self.role)
+            .field("country", &self.country)
+            .field("language", &self.language)
+            .field("time_zone", &self.time_zone)
+            .finish()
+    }
 }
 
 impl NewUser {
@@ -111,7 +128,7 @@ pub struct RequestMeta {
 }
 
 /// What `bootstrap` created.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Bootstrapped {
     pub zoid: Zoid,
     pub zuid: Zuid,
@@ -119,11 +136,32 @@ pub struct Bootstrapped {
     pub access_token: String,
 }
 
+// By hand, not derived: `{:?}` in a log line or a panic message must not carry a token.
+impl std::fmt::Debug for Bootstrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bootstrapped")
+            .field("zoid", &self.zoid)
+            .field("zuid", &self.zuid)
+            .field("account_id", &self.account_id)
+            .field("access_token", &REDACTED)
+            .finish()
+    }
+}
+
 /// The tokens of the demo organization.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DemoTokens {
     pub admin_token: String,
     pub user_token: String,
+}
+
+impl std::fmt::Debug for DemoTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoTokens")
+            .field("admin_token", &REDACTED)
+            .field("user_token", &REDACTED)
+            .finish()
+    }
 }
 
 /// A relay password for the store to encrypt, carried as a domain secret.

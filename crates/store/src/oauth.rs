@@ -7,7 +7,7 @@ use mailplane_domain::{ScopeSet, Zuid};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::StoreError;
+use crate::{redacted, StoreError, REDACTED};
 
 /// Live refresh tokens per user and client; issuing one more revokes the oldest.
 pub const MAX_REFRESH_TOKENS_PER_GRANT: usize = 20;
@@ -44,10 +44,21 @@ pub struct OAuthClient {
 }
 
 /// A new client's credentials; the secret is shown once and stored as a digest.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientCredentials {
     pub client_id: String,
     pub client_secret: String,
+}
+
+// By hand, not derived: a value that reaches a log line or a panic message through `{:?}`
+// must not carry the secret with it.
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &REDACTED)
+            .finish()
+    }
 }
 
 /// An authorization code waiting for the user's consent.
@@ -60,13 +71,24 @@ pub struct PendingCode {
 }
 
 /// What the token endpoint hands out.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IssuedTokens {
     pub access_token: String,
     /// Only for `grant_type=authorization_code`.
     pub refresh_token: Option<String>,
     pub scopes: ScopeSet,
     pub expires_in_secs: u64,
+}
+
+impl std::fmt::Debug for IssuedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedTokens")
+            .field("access_token", &REDACTED)
+            .field("refresh_token", &redacted(&self.refresh_token))
+            .field("scopes", &self.scopes)
+            .field("expires_in_secs", &self.expires_in_secs)
+            .finish()
+    }
 }
 
 /// The token endpoint's refusals, in Zoho's words (answered as HTTP 200 `{"error": …}`).
@@ -173,10 +195,20 @@ impl Exchange {
 
 /// The user a sign-in names: the zuid and the stored password hash (none if the user
 /// has no password).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Credentials {
     pub zuid: Zuid,
     pub password_hash: Option<String>,
+}
+
+// A password hash is not a password, but in a log it is one offline guessing away from it.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("zuid", &self.zuid)
+            .field("password_hash", &redacted(&self.password_hash))
+            .finish()
+    }
 }
 
 #[cfg(test)]

@@ -8,11 +8,13 @@
 //! [`StoreError::Unavailable`] (503), never a hang.
 
 mod audit;
+mod conninfo;
 mod mail;
 mod oauth;
 mod pipeline;
 mod provision;
 mod read;
+mod tls;
 mod write;
 
 use std::future::Future;
@@ -24,7 +26,7 @@ use deadpool_postgres::{
 };
 use mailplane_domain::{Access, AccountCommand, AccountId, EmailAddress, ScopeSet, Zoid, Zuid};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 use crate::oauth::{
     ClientCredentials, CodeChallenge, Credentials, IssuedTokens, OAuthClient, OAuthError,
@@ -55,13 +57,26 @@ const MAX_ATTEMPTS: usize = 8;
 /// blocks over borrowed transactions do not prove that to the compiler).
 type DbFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+pub use conninfo::redact_url;
+
 /// Connection settings of the PostgreSQL backend.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PgOptions {
     pub url: String,
     pub pool_size: usize,
     /// The longest a request waits for the database (a connection, then its statements).
     pub timeout: Duration,
+}
+
+// By hand, not derived: the URL may carry a password.
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("url", &redact_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[derive(Clone)]
@@ -189,7 +204,11 @@ pub(crate) async fn exec<C: GenericClient>(
 
 impl PgStore {
     pub async fn open(opts: PgOptions, key: RelayKey) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = opts
+        // tokio-postgres refuses parameters it does not know (sslrootcert, the verify
+        // modes): those are read, and taken out, here.
+        let conninfo = conninfo::ConnInfo::parse(&opts.url)?;
+        let tls = tls::TlsPolicy::new(conninfo.sslmode, conninfo.root_cert)?;
+        let mut config: tokio_postgres::Config = conninfo
             .url
             .parse()
             .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
@@ -197,9 +216,17 @@ impl PgStore {
             config.connect_timeout(opts.timeout);
         }
         config.application_name("mailplane");
+        config.ssl_mode(tls.driver_mode());
+        // At debug: every command opens the store, and the operator's commands keep their
+        // stderr for errors.
+        tracing::debug!(
+            url = %redact_url(&opts.url),
+            sslmode = tls.mode().name(),
+            "opening the PostgreSQL database"
+        );
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls.connector()?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -217,6 +244,14 @@ impl PgStore {
             key,
             timeout: opts.timeout,
         };
+        // The first connection, made now: a TLS mistake (the wrong CA, a certificate for
+        // another host) is said at start-up, in words, rather than as 503s later. The
+        // pool's create timeout bounds it, so a server that never answers is no hang.
+        let first = store.pool.get().await.map_err(|e| match tls.explain(&e) {
+            Some(message) => StoreError::Config(message),
+            None => StoreError::Unavailable(e.to_string()),
+        })?;
+        drop(first);
         store.migrate().await?;
         Ok(store)
     }

@@ -62,6 +62,63 @@ struct Inner {
     key: RelayKey,
 }
 
+/// The database file and the WAL and shared-memory files beside it.
+fn database_files(path: &Path) -> [PathBuf; 3] {
+    let with_suffix = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [path.to_path_buf(), with_suffix("-wal"), with_suffix("-shm")]
+}
+
+/// Makes the database readable by its owner only: it holds password hashes, token digests
+/// and sealed relay passwords. A missing file is created empty with mode 0600 before
+/// SQLite opens it, and SQLite gives the `-wal` and `-shm` files it creates the database
+/// file's mode, so those follow. Files a wider mode left behind (an older version, a
+/// copy) are tightened, and the log says so.
+#[cfg(unix)]
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io_error = |file: &Path, e: std::io::Error| {
+        StoreError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", file.display()),
+        ))
+    };
+    // No truncation: an existing database is opened as it is (several nodes may start on
+    // one file at once).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io_error(path, e))?;
+    for file in database_files(path) {
+        let mode = match std::fs::metadata(&file) {
+            Ok(meta) => meta.permissions().mode() & 0o777,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_error(&file, e)),
+        };
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io_error(&file, e))?;
+            tracing::info!(
+                file = %file.display(),
+                was = format!("{mode:04o}"),
+                "tightened the mode of a database file to 0600: it holds password hashes and sealed relay passwords"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_path: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
@@ -160,6 +217,7 @@ impl SqliteStore {
         write_queue: usize,
     ) -> Result<Self, StoreError> {
         tokio::task::spawn_blocking(move || {
+            make_private(&path)?;
             let conn = open_and_migrate(&path)?;
             conn.pragma_update(
                 None,
