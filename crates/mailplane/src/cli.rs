@@ -257,6 +257,15 @@ pub struct ServeArgs {
         default_value_t = 10_000
     )]
     pub header_read_timeout_ms: u64,
+    /// Most HTTP connections served at once; past it, new connections wait in the kernel's
+    /// backlog until one closes
+    #[arg(
+        long,
+        env = "MAILPLANE_MAX_CONNECTIONS",
+        default_value_t = 4096,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
     /// Allow relay servers (extfrom) at loopback, private or link-local addresses
     #[arg(long, env = "MAILPLANE_ALLOW_INTERNAL_RELAYS")]
     pub allow_internal_relays: bool,

@@ -101,6 +101,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         }),
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms.max(1)),
+        max_connections: args.max_connections as usize,
         trusted_proxies: Arc::new(TrustedProxies::new(args.trusted_proxy)),
         signin_limiter: Arc::new(SignInLimiter::new(SignInPolicy {
             free_failures: args.signin_max_failures,
