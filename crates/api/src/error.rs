@@ -45,6 +45,8 @@ pub enum ApiError {
     RateLimited(u64),
     /// The request took longer than the configured limit.
     Timeout,
+    /// Every argon2 slot stayed taken for the whole wait; retry after this many seconds.
+    Busy(u64),
     MethodNotAllowed,
     /// The database cannot be reached; the request may be retried. The cause is logged.
     Unavailable(String),
@@ -155,6 +157,12 @@ impl ApiError {
                 "REQUEST_TIMEOUT",
                 "the request took longer than the server allows; it may or may not have been applied".into(),
             ),
+            Busy(secs) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                "SERVER_BUSY",
+                format!("the server is checking as many passwords as it can; retry in {secs} s"),
+            ),
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service Unavailable",
@@ -186,7 +194,7 @@ impl IntoResponse for ApiError {
         });
         let mut resp = (status, Json(body)).into_response();
         resp.extensions_mut().insert(ErrorCode(code));
-        if let ApiError::RateLimited(secs) = self {
+        if let ApiError::RateLimited(secs) | ApiError::Busy(secs) = self {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(secs),
@@ -201,6 +209,16 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::password_work::PasswordWorkError> for ApiError {
+    fn from(e: crate::password_work::PasswordWorkError) -> Self {
+        use crate::password_work::{PasswordWorkError, BUSY_RETRY_AFTER_SECS};
+        match e {
+            PasswordWorkError::Busy => ApiError::Busy(BUSY_RETRY_AFTER_SECS),
+            PasswordWorkError::Failed(cause) => ApiError::Internal(cause),
         }
     }
 }

@@ -11,6 +11,7 @@ mod error;
 mod lenient;
 pub mod metrics;
 pub mod openapi;
+mod password_work;
 mod rate_limit;
 mod routes;
 mod signin_limit;
@@ -33,6 +34,7 @@ use tracing::Instrument;
 pub use client_addr::{IpNet, TrustedProxies};
 pub use command::RelayPolicy;
 pub use error::ApiError;
+pub use password_work::PasswordWork;
 pub use rate_limit::RateLimiter;
 pub use signin_limit::{SignInLimiter, SignInPolicy};
 
@@ -61,6 +63,8 @@ pub struct AppState {
     pub max_connections: usize,
     /// The proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
     pub trusted_proxies: std::sync::Arc<TrustedProxies>,
+    /// The slots every argon2 run takes (`--argon2-slots`).
+    pub password_work: std::sync::Arc<PasswordWork>,
 }
 
 pub fn router(state: AppState) -> Router {

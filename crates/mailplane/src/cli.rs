@@ -241,6 +241,22 @@ pub struct ServeArgs {
         hide = true
     )]
     pub signin_delay_ms: u64,
+    /// Password hashes and checks (argon2) run at once; a sign-in or user creation that
+    /// finds none free within 2 s is answered 503 SERVER_BUSY [default: the number of cores]
+    #[arg(
+        long,
+        env = "MAILPLANE_ARGON2_SLOTS",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub argon2_slots: Option<u32>,
+    /// The longest wait for an argon2 slot, in milliseconds (tests shorten it)
+    #[arg(
+        long,
+        env = "MAILPLANE_ARGON2_WAIT_MS",
+        default_value_t = 2000,
+        hide = true
+    )]
+    pub argon2_wait_ms: u64,
     /// Requests per second allowed per access token (0: no limit)
     #[arg(long, env = "MAILPLANE_RATE_LIMIT", default_value_t = 0.0)]
     pub rate_limit: f64,

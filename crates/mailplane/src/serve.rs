@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailplane_api::{
-    AppState, RateLimiter, RelayPolicy, SignInLimiter, SignInPolicy, TrustedProxies,
+    AppState, PasswordWork, RateLimiter, RelayPolicy, SignInLimiter, SignInPolicy, TrustedProxies,
 };
 use serde_json::json;
 
@@ -109,6 +109,11 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
             client_max_failures: args.signin_client_max_failures,
             window: Duration::from_secs(args.signin_window),
         })),
+        password_work: Arc::new(PasswordWork::new(
+            args.argon2_slots
+                .map_or_else(PasswordWork::cores, |n| n as usize),
+            Duration::from_millis(args.argon2_wait_ms),
+        )),
     };
     mailplane_api::serve(listener, state, shutdown_signal())
         .await
