@@ -147,14 +147,16 @@ pub enum PostfixCommand {
 
 #[derive(Args)]
 pub struct PostfixConfigArgs {
-    /// Where mailplane's policy service listens (serve --policy-listen)
+    /// Where mailplane's policy service listens (serve --policy-listen): host:port or
+    /// unix:PATH
     #[arg(
         long,
         env = "MAILPLANE_POLICY_LISTEN",
         default_value = "127.0.0.1:10040"
     )]
     pub policy: String,
-    /// Where mailplane's socketmap listens (serve --socketmap-listen)
+    /// Where mailplane's socketmap listens (serve --socketmap-listen): host:port or
+    /// unix:PATH
     #[arg(
         long,
         env = "MAILPLANE_SOCKETMAP_LISTEN",
@@ -285,10 +287,13 @@ pub struct ServeArgs {
     /// Allow relay servers (extfrom) at loopback, private or link-local addresses
     #[arg(long, env = "MAILPLANE_ALLOW_INTERNAL_RELAYS")]
     pub allow_internal_relays: bool,
-    /// Serve Postfix's SMTP access policy protocol on HOST:PORT (off unless given)
+    /// Serve Postfix's SMTP access policy protocol on HOST:PORT or on a UNIX socket,
+    /// unix:PATH (off unless given)
     #[arg(long, env = "MAILPLANE_POLICY_LISTEN")]
     pub policy_listen: Option<String>,
-    /// Serve Postfix's socketmap lookups on a loopback HOST:PORT (off unless given)
+    /// Serve Postfix's socketmap lookups on a UNIX socket, unix:PATH (preferred: it hands
+    /// out relay passwords, and only the socket's owner and group may connect), or on a
+    /// loopback HOST:PORT (off unless given)
     #[arg(long, env = "MAILPLANE_SOCKETMAP_LISTEN")]
     pub socketmap_listen: Option<String>,
     /// The window of --signin-client-max-failures, in seconds

@@ -59,7 +59,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         let listener = mailplane_postfix::bind(addr, false)
             .await
             .map_err(|e| e.to_string())?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let local = listener.address().map_err(|e| e.to_string())?;
         println!("mailplane policy service listening on {local}");
         tokio::spawn(mailplane_postfix::policy::serve(listener, services.clone()));
     }
@@ -67,7 +67,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         let listener = mailplane_postfix::bind(addr, true)
             .await
             .map_err(|e| e.to_string())?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let local = listener.address().map_err(|e| e.to_string())?;
         println!("mailplane socketmap listening on {local}");
         tokio::spawn(mailplane_postfix::socketmap::serve(listener, services));
     }

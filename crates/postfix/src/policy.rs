@@ -11,9 +11,8 @@ use std::time::Duration;
 use mailplane_domain::{mail_policy, EmailAddress, Verdict};
 use mailplane_store::{Store, StoreError};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
-use tokio::net::TcpListener;
 
-use crate::listen::{accept_loop, serve_requests};
+use crate::listen::{accept_loop, serve_requests, Listener};
 use crate::Services;
 
 /// The largest request accepted, all lines together. Postfix's requests are a few hundred
@@ -148,7 +147,7 @@ pub fn encode(verdict: &Verdict) -> String {
 }
 
 /// Serves the policy protocol on `listener`, forever.
-pub async fn serve(listener: TcpListener, services: Services) {
+pub async fn serve(listener: Listener, services: Services) {
     accept_loop(listener, "policy", move |stream, peer| {
         let store = services.store.clone();
         serve_requests(

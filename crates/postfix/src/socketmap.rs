@@ -9,16 +9,15 @@
 //!   resolved and checked now (for `sender_dependent_relayhost_maps`);
 //! - `relaycreds <address>`: `userName:password` for that relay (for
 //!   `smtp_sasl_password_maps`). The only place a relay password leaves mailplane, which
-//!   is why this listener binds loopback only.
+//!   is why this listener binds a UNIX socket (mode 0660) or loopback only.
 
 use std::time::Duration;
 
 use mailplane_domain::EmailAddress;
 use mailplane_store::StoreError;
 use tokio::io::{AsyncBufRead, AsyncReadExt};
-use tokio::net::TcpListener;
 
-use crate::listen::{accept_loop, serve_requests};
+use crate::listen::{accept_loop, serve_requests, Listener};
 use crate::relay::RelayRefusal;
 use crate::Services;
 
@@ -177,7 +176,7 @@ pub async fn lookup(services: &Services, body: &[u8]) -> Reply {
 }
 
 /// Serves the socketmap protocol on `listener`, forever.
-pub async fn serve(listener: TcpListener, services: Services) {
+pub async fn serve(listener: Listener, services: Services) {
     accept_loop(listener, "socketmap", move |stream, peer| {
         let services = services.clone();
         serve_requests(
