@@ -296,6 +296,44 @@ pub struct ServeArgs {
     /// loopback HOST:PORT (off unless given)
     #[arg(long, env = "MAILPLANE_SOCKETMAP_LISTEN")]
     pub socketmap_listen: Option<String>,
+    /// Most connections each Postfix listener serves at once; past it, the oldest
+    /// connection that has not sent a request (else the longest idle) is closed for a
+    /// newcomer
+    #[arg(
+        long,
+        env = "MAILPLANE_POSTFIX_MAX_CONNECTIONS",
+        default_value_t = 512,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub postfix_max_connections: u32,
+    /// Most connections per client address that have not completed a request yet, on each
+    /// Postfix listener (tests shrink it)
+    #[arg(
+        long,
+        env = "MAILPLANE_POSTFIX_MAX_NEW_PER_CLIENT",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..),
+        hide = true
+    )]
+    pub postfix_max_new_per_client: u32,
+    /// How long a new connection to a Postfix listener has to complete its first request,
+    /// in milliseconds (tests change it)
+    #[arg(
+        long,
+        env = "MAILPLANE_POSTFIX_FIRST_REQUEST_MS",
+        default_value_t = 10_000,
+        hide = true
+    )]
+    pub postfix_first_request_ms: u64,
+    /// How long a connection to a Postfix listener that has spoken may stay silent
+    /// between requests, in milliseconds (tests shorten it)
+    #[arg(
+        long,
+        env = "MAILPLANE_POSTFIX_IDLE_MS",
+        default_value_t = 300_000,
+        hide = true
+    )]
+    pub postfix_idle_ms: u64,
     /// The window of --signin-client-max-failures, in seconds
     #[arg(long, env = "MAILPLANE_SIGNIN_WINDOW", default_value_t = 300)]
     pub signin_window: u64,

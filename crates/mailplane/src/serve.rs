@@ -55,13 +55,23 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
             allow_internal: args.allow_internal_relays,
         },
     };
+    let limits = mailplane_postfix::Limits {
+        max_connections: args.postfix_max_connections as usize,
+        max_new_per_client: args.postfix_max_new_per_client as usize,
+        first_request: Duration::from_millis(args.postfix_first_request_ms.max(1)),
+        idle: Duration::from_millis(args.postfix_idle_ms.max(1)),
+    };
     if let Some(addr) = &args.policy_listen {
         let listener = mailplane_postfix::bind(addr, false)
             .await
             .map_err(|e| e.to_string())?;
         let local = listener.address().map_err(|e| e.to_string())?;
         println!("mailplane policy service listening on {local}");
-        tokio::spawn(mailplane_postfix::policy::serve(listener, services.clone()));
+        tokio::spawn(mailplane_postfix::policy::serve(
+            listener,
+            services.clone(),
+            limits,
+        ));
     }
     if let Some(addr) = &args.socketmap_listen {
         let listener = mailplane_postfix::bind(addr, true)
@@ -69,7 +79,9 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let local = listener.address().map_err(|e| e.to_string())?;
         println!("mailplane socketmap listening on {local}");
-        tokio::spawn(mailplane_postfix::socketmap::serve(listener, services));
+        tokio::spawn(mailplane_postfix::socketmap::serve(
+            listener, services, limits,
+        ));
     }
 
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::socketmap_client::*;
-use common::wire::reset_after_sending;
+use common::wire::{reset_after_sending, Wire};
 use common::*;
 use serde_json::{json, Value};
 use tokio::time::sleep;
@@ -37,6 +37,8 @@ backend_tests!(
     lookups_over_a_unix_socket_only_its_owner_and_group_may_open;
     // The socket file's handling is the listener's, whatever the database.
     sqlite only: a_stale_socket_is_replaced_a_live_one_or_another_file_is_refused,
+    idle_connections_cannot_keep_postfix_out_of_the_socketmap,
+    connections_on_the_unix_socket_count_only_against_the_total,
 );
 
 const BECKY: &str = "becky@zylker.com";
@@ -698,4 +700,59 @@ async fn a_stale_socket_is_replaced_a_live_one_or_another_file_is_refused() {
     let log = third.err().expect("a path that is not a socket is refused");
     assert!(log.contains("not a socket"), "{log}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+}
+
+// ---- the listener's limits (the policy service's tests have them all) ----
+
+/// Silent connections from other addresses past `--postfix-max-connections` (8 here) do
+/// not keep Postfix's lookup out: the oldest is closed to make room.
+async fn idle_connections_cannot_keep_postfix_out_of_the_socketmap() {
+    let app = app_with(&[
+        "--postfix-max-connections",
+        "8",
+        "--postfix-first-request-ms",
+        "60000",
+    ]);
+    let addr = app.socketmap_addr.clone().unwrap();
+    let mut idle = Vec::new();
+    for i in 0..12 {
+        let from = format!("127.0.0.{}", 2 + i % 3);
+        idle.push(Socketmap(
+            Wire::connect_from(&addr, &from, "the socketmap").await,
+        ));
+    }
+    let mut m = Socketmap::connect(&app).await;
+    assert_eq!(
+        m.senderlogin(BECKY, "Postfix's lookup").await,
+        set(&[BECKY])
+    );
+    idle[0]
+        .assert_closed("the oldest connection without a request")
+        .await;
+}
+
+/// Connections on the UNIX socket have no client address: the per-address limit on
+/// connections without a request (2 here) does not apply to them.
+async fn connections_on_the_unix_socket_count_only_against_the_total() {
+    let sockets = tempfile::tempdir().unwrap();
+    let map = sockets.path().join("map");
+    let app = TestApp::demo_on(
+        Db::fresh(),
+        &[
+            "--socketmap-listen",
+            &unix(&map),
+            "--postfix-max-new-per-client",
+            "2",
+        ],
+    );
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(Socketmap::connect(&app).await);
+    }
+    for (i, m) in silent.iter_mut().enumerate() {
+        assert_eq!(
+            m.senderlogin(BECKY, &format!("connection {i}")).await,
+            set(&[BECKY])
+        );
+    }
 }
