@@ -47,11 +47,13 @@ pub enum ApiError {
     TooManyInvalidTokens(u64),
     /// The request took longer than the configured limit.
     Timeout,
+    /// Every argon2 slot stayed taken for the whole wait; retry after this many seconds.
+    Busy(u64),
     MethodNotAllowed,
     /// The database cannot be reached; the request may be retried. The cause is logged.
     Unavailable(String),
     /// Too many writes are waiting: nothing was changed; retry after a second.
-    Busy,
+    QueueFull,
     /// Something broke on our side. The cause is logged, never sent.
     Internal(String),
 }
@@ -165,13 +167,19 @@ impl ApiError {
                 "REQUEST_TIMEOUT",
                 "the request took longer than the server allows; it may or may not have been applied".into(),
             ),
+            Busy(secs) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                "SERVER_BUSY",
+                format!("the server is checking as many passwords as it can; retry in {secs} s"),
+            ),
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service Unavailable",
                 "DATABASE_UNAVAILABLE",
                 "the database cannot be reached right now; try again shortly".into(),
             ),
-            Busy => (
+            QueueFull => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service Unavailable",
                 "SERVER_BUSY",
@@ -203,8 +211,10 @@ impl IntoResponse for ApiError {
         let mut resp = (status, Json(body)).into_response();
         resp.extensions_mut().insert(ErrorCode(code));
         let retry_after = match self {
-            ApiError::RateLimited(secs) | ApiError::TooManyInvalidTokens(secs) => Some(secs),
-            ApiError::Busy => Some(1),
+            ApiError::RateLimited(secs)
+            | ApiError::TooManyInvalidTokens(secs)
+            | ApiError::Busy(secs) => Some(secs),
+            ApiError::QueueFull => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {
@@ -221,8 +231,18 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
-            StoreError::Busy => ApiError::Busy,
+            StoreError::Busy => ApiError::QueueFull,
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::password_work::PasswordWorkError> for ApiError {
+    fn from(e: crate::password_work::PasswordWorkError) -> Self {
+        use crate::password_work::{PasswordWorkError, BUSY_RETRY_AFTER_SECS};
+        match e {
+            PasswordWorkError::Busy => ApiError::Busy(BUSY_RETRY_AFTER_SECS),
+            PasswordWorkError::Failed(cause) => ApiError::Internal(cause),
         }
     }
 }

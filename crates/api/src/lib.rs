@@ -12,6 +12,7 @@ mod error;
 mod lenient;
 pub mod metrics;
 pub mod openapi;
+mod password_work;
 mod rate_limit;
 pub mod refusal_log;
 mod routes;
@@ -36,6 +37,7 @@ pub use bad_token_limit::BadTokenLimit;
 pub use client_addr::{IpNet, TrustedProxies};
 pub use command::RelayPolicy;
 pub use error::ApiError;
+pub use password_work::PasswordWork;
 pub use rate_limit::RateLimiter;
 pub use refusal_log::RefusalLog;
 pub use signin_limit::{SignInLimiter, SignInPolicy};
@@ -58,14 +60,19 @@ pub struct AppState {
     pub rate_limiter: Option<std::sync::Arc<RateLimiter>>,
     /// The longest a request may take before it is answered 503.
     pub request_timeout: std::time::Duration,
-    /// A client that has not sent its headers by then is disconnected (slow clients).
+    /// A client that has not sent its headers by then is disconnected (slow clients); an
+    /// idle keep-alive connection as well (hyper starts the clock when it waits for a head).
     pub header_read_timeout: std::time::Duration,
+    /// Most HTTP connections served at once (`--max-connections`).
+    pub max_connections: usize,
     /// The proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
     pub trusted_proxies: std::sync::Arc<TrustedProxies>,
     /// Refused requests on admin URLs, counted until they are written.
     pub refusal_log: std::sync::Arc<RefusalLog>,
     /// Client addresses refused before any lookup for presenting too many invalid tokens.
     pub bad_tokens: std::sync::Arc<BadTokenLimit>,
+    /// The slots every argon2 run takes (`--argon2-slots`).
+    pub password_work: std::sync::Arc<PasswordWork>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -278,14 +285,27 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Serves HTTP/1.1 until `shutdown` completes, then finishes the requests in flight.
 ///
 /// An accept loop of our own rather than `axum::serve`, for the limits it does not expose:
-/// the header size (431 above [`MAX_HEADER_BYTES`]) and the header read timeout.
+/// the header size (431 above [`MAX_HEADER_BYTES`]), the header read timeout and the number
+/// of connections.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let header_read_timeout = state.header_read_timeout;
-    serve_router(listener, router(state), header_read_timeout, shutdown).await
+    let limits = ConnectionLimits {
+        header_read_timeout: state.header_read_timeout,
+        max_connections: state.max_connections,
+    };
+    serve_router(listener, router(state), limits, shutdown).await
+}
+
+/// What one client's connections may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Headers not received by then (or no new request on an idle connection): closed.
+    pub header_read_timeout: std::time::Duration,
+    /// Most connections served at once; past it, new ones wait in the kernel's backlog.
+    pub max_connections: usize,
 }
 
 /// [`serve`]'s accept loop for any router: the same HTTP/1.1 settings and limits (used by
@@ -293,15 +313,25 @@ pub async fn serve(
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     app: Router,
-    header_read_timeout: std::time::Duration,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
 
+    let header_read_timeout = limits.header_read_timeout;
+    // Each connection is a task with its buffers: without a bound, clients that open
+    // connections and keep them could grow the server without limit. A slot is taken
+    // *before* accepting, so past the limit new connections wait in the kernel's backlog
+    // (and time out there) instead of being accepted and closed.
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
         let (stream, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -331,6 +361,7 @@ pub async fn serve_router(
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);

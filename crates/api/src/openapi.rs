@@ -246,8 +246,19 @@ fn responses(ok_code: &str, ok: Value, extra: &[(&str, &str)]) -> Value {
     {
         r.insert(code.into(), error_response(what));
     }
-    r["429"]["headers"] = json!({ "Retry-After": { "description": "seconds to wait", "schema": { "type": "integer", "minimum": 1 } } });
+    let retry_after = json!({ "Retry-After": { "description": "seconds to wait", "schema": { "type": "integer", "minimum": 1 } } });
+    r["429"]["headers"] = retry_after.clone();
+    if r["503"]["description"]
+        .as_str()
+        .is_some_and(|d| d.contains("SERVER_BUSY"))
+    {
+        r["503"]["headers"] = retry_after;
+    }
     Value::Object(r)
+}
+
+fn retry_after() -> Value {
+    json!({ "Retry-After": { "description": "seconds to wait", "schema": { "type": "integer", "minimum": 1 } } })
 }
 
 fn path_param(name: &str, description: &str, schema: Value, example: &str) -> Value {
@@ -361,7 +372,7 @@ pub fn document() -> Value {
                         "schema": { "$ref": "#/components/schemas/NewUser" },
                         "example": { "primaryEmailAddress": "paula@zylker.com", "password": "Paula-2468-pw", "firstName": "Paula", "lastName": "Smith", "displayName": "Paula", "role": "member" }
                     } } },
-                    "responses": responses("201", json!({ "description": "created", "content": { "application/json": { "schema": { "type": "object", "required": ["status", "data"], "properties": { "status": { "$ref": "#/components/schemas/Status" }, "data": account_ref } } } } }), &[("409", "the address belongs to another account")])
+                    "responses": responses("201", json!({ "description": "created", "content": { "application/json": { "schema": { "type": "object", "required": ["status", "data"], "properties": { "status": { "$ref": "#/components/schemas/Status" }, "data": account_ref } } } } }), &[("409", "the address belongs to another account"), ("503", "the database cannot be reached, the request took longer than the server allows, or every password-hashing slot stayed taken (`SERVER_BUSY`, with `Retry-After`)")])
                 },
                 "delete": {
                     "operationId": "deleteUsers",
@@ -519,6 +530,9 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
         }
     });
     let status_ok = json!({ "description": "ok", "content": { "application/json": { "schema": { "type": "object", "properties": { "status": { "type": "string" } } } } } });
+    // Adding a user hashes its password: the one API operation that takes an argon2 slot.
+    paths["/api/organization/{zoid}/accounts"]["post"]["responses"]["503"]["headers"] =
+        retry_after();
     paths["/health"] =
         json!({ "get": { "operationId": "health", "responses": { "200": status_ok } } });
     paths["/ready"] = json!({ "get": { "operationId": "ready", "responses": { "200": status_ok, "503": error_response("the database cannot be reached") } } });
@@ -555,7 +569,7 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
         "post": {
             "operationId": "oauthSignIn",
             "requestBody": form(json!({ "email": { "type": "string" }, "password": { "type": "string" }, "client_id": { "type": "string" }, "scope": { "type": "string" }, "redirect_uri": { "type": "string" }, "response_type": { "type": "string" }, "state": { "type": "string" }, "code_challenge": { "type": "string" }, "code_challenge_method": { "type": "string", "enum": ["plain", "S256"] } })),
-            "responses": { "200": { "description": "the consent page, or the sign-in page again", "content": html }, "302": { "description": "back to the client with an error" }, "400": { "description": "unknown client", "content": html }, "429": { "description": "too many failed sign-ins; `Retry-After` says when to come back", "content": html } }
+            "responses": { "200": { "description": "the consent page, or the sign-in page again", "content": html }, "302": { "description": "back to the client with an error" }, "400": { "description": "unknown client", "content": html }, "429": { "description": "too many failed sign-ins; `Retry-After` says when to come back", "content": html }, "503": { "description": "the sign-in page again: every password-checking slot stayed taken, nothing was checked; `Retry-After` says when to come back", "content": html } }
         }
     });
     paths["/oauth/v2/auth/consent"] = json!({ "post": {

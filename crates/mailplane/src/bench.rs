@@ -843,7 +843,11 @@ pub async fn echo(args: BenchEchoArgs) -> Result<(), String> {
     mailplane_api::serve_router(
         listener,
         echo_server::router(args.get_bytes),
-        Duration::from_secs(10),
+        mailplane_api::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            // serve's default: the echo server is measured with mailplane's limits.
+            max_connections: 4096,
+        },
         terminated(),
     )
     .await

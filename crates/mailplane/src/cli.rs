@@ -166,14 +166,16 @@ pub enum PostfixCommand {
 
 #[derive(Args)]
 pub struct PostfixConfigArgs {
-    /// Where mailplane's policy service listens (serve --policy-listen)
+    /// Where mailplane's policy service listens (serve --policy-listen): host:port or
+    /// unix:PATH
     #[arg(
         long,
         env = "MAILPLANE_POLICY_LISTEN",
         default_value = "127.0.0.1:10040"
     )]
     pub policy: String,
-    /// Where mailplane's socketmap listens (serve --socketmap-listen)
+    /// Where mailplane's socketmap listens (serve --socketmap-listen): host:port or
+    /// unix:PATH
     #[arg(
         long,
         env = "MAILPLANE_SOCKETMAP_LISTEN",
@@ -260,6 +262,22 @@ pub struct ServeArgs {
         hide = true
     )]
     pub signin_delay_ms: u64,
+    /// Password hashes and checks (argon2) run at once; a sign-in or user creation that
+    /// finds none free within 2 s is answered 503 SERVER_BUSY [default: the number of cores]
+    #[arg(
+        long,
+        env = "MAILPLANE_ARGON2_SLOTS",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub argon2_slots: Option<u32>,
+    /// The longest wait for an argon2 slot, in milliseconds (tests shorten it)
+    #[arg(
+        long,
+        env = "MAILPLANE_ARGON2_WAIT_MS",
+        default_value_t = 2000,
+        hide = true
+    )]
+    pub argon2_wait_ms: u64,
     /// Requests per second allowed per access token (0: no limit)
     #[arg(long, env = "MAILPLANE_RATE_LIMIT", default_value_t = 0.0)]
     pub rate_limit: f64,
@@ -276,15 +294,65 @@ pub struct ServeArgs {
         default_value_t = 10_000
     )]
     pub header_read_timeout_ms: u64,
+    /// Most HTTP connections served at once; past it, new connections wait in the kernel's
+    /// backlog until one closes
+    #[arg(
+        long,
+        env = "MAILPLANE_MAX_CONNECTIONS",
+        default_value_t = 4096,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
     /// Allow relay servers (extfrom) at loopback, private or link-local addresses
     #[arg(long, env = "MAILPLANE_ALLOW_INTERNAL_RELAYS")]
     pub allow_internal_relays: bool,
-    /// Serve Postfix's SMTP access policy protocol on HOST:PORT (off unless given)
+    /// Serve Postfix's SMTP access policy protocol on HOST:PORT or on a UNIX socket,
+    /// unix:PATH (off unless given)
     #[arg(long, env = "MAILPLANE_POLICY_LISTEN")]
     pub policy_listen: Option<String>,
-    /// Serve Postfix's socketmap lookups on a loopback HOST:PORT (off unless given)
+    /// Serve Postfix's socketmap lookups on a UNIX socket, unix:PATH (preferred: it hands
+    /// out relay passwords, and only the socket's owner and group may connect), or on a
+    /// loopback HOST:PORT (off unless given)
     #[arg(long, env = "MAILPLANE_SOCKETMAP_LISTEN")]
     pub socketmap_listen: Option<String>,
+    /// Most connections each Postfix listener serves at once; past it, the oldest
+    /// connection that has not sent a request (else the longest idle) is closed for a
+    /// newcomer
+    #[arg(
+        long,
+        env = "MAILPLANE_POSTFIX_MAX_CONNECTIONS",
+        default_value_t = 512,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub postfix_max_connections: u32,
+    /// Most connections per client address that have not completed a request yet, on each
+    /// Postfix listener (tests shrink it)
+    #[arg(
+        long,
+        env = "MAILPLANE_POSTFIX_MAX_NEW_PER_CLIENT",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..),
+        hide = true
+    )]
+    pub postfix_max_new_per_client: u32,
+    /// How long a new connection to a Postfix listener has to complete its first request,
+    /// in milliseconds (tests change it)
+    #[arg(
+        long,
+        env = "MAILPLANE_POSTFIX_FIRST_REQUEST_MS",
+        default_value_t = 10_000,
+        hide = true
+    )]
+    pub postfix_first_request_ms: u64,
+    /// How long a connection to a Postfix listener that has spoken may stay silent
+    /// between requests, in milliseconds (tests shorten it)
+    #[arg(
+        long,
+        env = "MAILPLANE_POSTFIX_IDLE_MS",
+        default_value_t = 300_000,
+        hide = true
+    )]
+    pub postfix_idle_ms: u64,
     /// The window of --signin-client-max-failures, in seconds
     #[arg(long, env = "MAILPLANE_SIGNIN_WINDOW", default_value_t = 300)]
     pub signin_window: u64,

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailplane_api::{
-    AppState, BadTokenLimit, RateLimiter, RefusalLog, RelayPolicy, SignInLimiter, SignInPolicy,
-    TrustedProxies,
+    AppState, BadTokenLimit, PasswordWork, RateLimiter, RefusalLog, RelayPolicy, SignInLimiter,
+    SignInPolicy, TrustedProxies,
 };
 use serde_json::json;
 
@@ -58,21 +58,33 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
             allow_internal: args.allow_internal_relays,
         },
     };
+    let limits = mailplane_postfix::Limits {
+        max_connections: args.postfix_max_connections as usize,
+        max_new_per_client: args.postfix_max_new_per_client as usize,
+        first_request: Duration::from_millis(args.postfix_first_request_ms.max(1)),
+        idle: Duration::from_millis(args.postfix_idle_ms.max(1)),
+    };
     if let Some(addr) = &args.policy_listen {
         let listener = mailplane_postfix::bind(addr, false)
             .await
             .map_err(|e| e.to_string())?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let local = listener.address().map_err(|e| e.to_string())?;
         println!("mailplane policy service listening on {local}");
-        tokio::spawn(mailplane_postfix::policy::serve(listener, services.clone()));
+        tokio::spawn(mailplane_postfix::policy::serve(
+            listener,
+            services.clone(),
+            limits,
+        ));
     }
     if let Some(addr) = &args.socketmap_listen {
         let listener = mailplane_postfix::bind(addr, true)
             .await
             .map_err(|e| e.to_string())?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let local = listener.address().map_err(|e| e.to_string())?;
         println!("mailplane socketmap listening on {local}");
-        tokio::spawn(mailplane_postfix::socketmap::serve(listener, services));
+        tokio::spawn(mailplane_postfix::socketmap::serve(
+            listener, services, limits,
+        ));
     }
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -104,6 +116,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         }),
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms.max(1)),
+        max_connections: args.max_connections as usize,
         trusted_proxies: Arc::new(TrustedProxies::new(args.trusted_proxy)),
         bad_tokens: Arc::new(BadTokenLimit::new(
             if args.bad_token_limit == 0 {
@@ -123,6 +136,11 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
             client_max_failures: args.signin_client_max_failures,
             window: Duration::from_secs(args.signin_window),
         })),
+        password_work: Arc::new(PasswordWork::new(
+            args.argon2_slots
+                .map_or_else(PasswordWork::cores, |n| n as usize),
+            Duration::from_millis(args.argon2_wait_ms),
+        )),
     };
     // The two background writers, one task each: refusals counted and written per window,
     // and retention.

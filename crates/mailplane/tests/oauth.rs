@@ -25,6 +25,7 @@ backend_tests!(
     failures_through_an_alias_count_with_the_primary,
     a_slowed_account_signs_in_once_its_wait_is_over,
     the_client_limit_is_hard,
+    argon2_past_its_slots_is_503_and_costs_no_failure,
 );
 
 const REDIRECT: &str = "https://app.example/callback";
@@ -1023,6 +1024,127 @@ async fn the_client_limit_is_hard() {
     assert_eq!(
         o.sign_in("127.0.0.2", &page, EMAIL, PASSWORD).await,
         SignIn::Consent
+    );
+}
+
+/// With one argon2 slot and almost no wait for it, bursts find the slot taken. A sign-in
+/// is then answered 503 with the sign-in page (to submit again) and `Retry-After`, never
+/// 500, and the throttle does not count it: the client still has exactly its allowance of
+/// checked failures. An added user is answered 503 `SERVER_BUSY` and not created.
+async fn argon2_past_its_slots_is_503_and_costs_no_failure() {
+    let o = setup(
+        &[
+            &[
+                "--argon2-slots",
+                "1",
+                "--argon2-wait-ms",
+                "1",
+                "--signin-client-max-failures",
+                "20",
+            ][..],
+            &LONG_DELAY,
+        ]
+        .concat(),
+    )
+    .with_user()
+    .await;
+    let (_, page) = o.authorize("ZohoMail.accounts.ALL", "s").await;
+    // 16 at once, each naming its own unknown address (no account is slowed), fewer than
+    // the client's allowance of 20: only the slot can refuse them.
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let http = o.via("127.0.0.1").http;
+        let (base, page) = (o.app.base.clone(), page.clone());
+        tasks.push(tokio::spawn(async move {
+            let (action, mut fields) = form(&page);
+            fields.insert("email".into(), format!("burst{i}@zylker.com"));
+            fields.insert("password".into(), "x".into());
+            let r = http
+                .post(format!("{base}{action}"))
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+            (r.status().as_u16(), retry, r.text().await.unwrap())
+        }));
+    }
+    let (mut checked, mut busy) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            (503, retry, html) => {
+                busy += 1;
+                assert!(retry.is_some_and(|s| s >= 1), "503 without Retry-After");
+                assert!(html.contains("The server is busy"), "{html}");
+                assert_eq!(form(&html).0, "/oauth/v2/auth", "the form comes back");
+            }
+            (status, _, html) => {
+                assert_eq!(sign_in_outcome(status, &html), SignIn::Wrong);
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 1 && busy >= 1,
+        "{checked} checked, {busy} busy: a burst on one slot is expected to see both"
+    );
+    // The busy ones cost nothing: exactly 20 - checked more failures, then 429.
+    for i in 0..20 - checked {
+        let outcome = o
+            .sign_in("127.0.0.1", &page, &format!("after{i}@zylker.com"), "x")
+            .await;
+        assert_eq!(outcome, SignIn::Wrong, "failure {} of 20", checked + i + 1);
+    }
+    assert_eq!(
+        o.sign_in("127.0.0.1", &page, "last@zylker.com", "x").await,
+        SignIn::Throttled
+    );
+
+    // Adding users hashes their passwords in the same slot.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let url = o.url(&format!("/api/organization/{ZOID}/accounts"));
+        let token = o.app.admin_token.clone();
+        tasks.push(tokio::spawn(async move {
+            let address = format!("new{i}@zylker.com");
+            let r = reqwest::Client::new()
+                .post(url)
+                .header("Authorization", format!("Zoho-oauthtoken {token}"))
+                .json(&json!({"primaryEmailAddress": address, "password": "password-1"}))
+                .send()
+                .await
+                .unwrap();
+            let retry = r.headers().get("retry-after").cloned();
+            let status = r.status().as_u16();
+            (address, status, retry, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let (mut created, mut refused) = (0, 0);
+    for t in tasks {
+        let (address, status, retry, body) = t.await.unwrap();
+        let stored = o.app.query(&format!(
+            "SELECT COUNT(*) FROM addresses WHERE address = '{address}'"
+        ));
+        match status {
+            201 => {
+                created += 1;
+                assert_eq!(stored, ["1"]);
+            }
+            503 => {
+                refused += 1;
+                assert_eq!(body["data"]["errorCode"], "SERVER_BUSY", "{body}");
+                assert!(retry.is_some(), "503 SERVER_BUSY without Retry-After");
+                assert_eq!(stored, ["0"], "a refused user is not created");
+            }
+            other => panic!("adding a user answered {other}: {body}"),
+        }
+    }
+    assert!(
+        created >= 1 && refused >= 1,
+        "{created} created, {refused} refused"
     );
 }
 

@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::policy_client::*;
-use common::wire::reset_after_sending;
+use common::wire::{reset_after_sending, Wire};
 use common::*;
 use serde_json::{json, Value};
 use tokio::time::sleep;
@@ -33,7 +33,13 @@ backend_tests!(
     a_line_without_equals_closes_the_connection_without_an_answer,
     clients_leaving_mid_request_do_not_disturb_the_server,
     api_changes_apply_to_the_next_request_on_the_same_connection,
-    a_second_node_answers_from_the_same_database,
+    a_second_node_answers_from_the_same_database;
+    // The limits are the listener's, whatever the database.
+    sqlite only:
+    idle_connections_from_other_addresses_cannot_keep_postfix_out,
+    a_client_address_may_hold_only_so_many_connections_without_a_request,
+    silent_connections_are_closed_sooner_before_their_first_request_than_after,
+    at_the_limit_new_connections_go_first_then_the_longest_idle,
 );
 
 const BECKY: &str = "becky@zylker.com";
@@ -617,4 +623,155 @@ async fn a_second_node_answers_from_the_same_database() {
         &pb.ask(&submission(BECKY, "nodes@example.net")).await,
         "identity added on A",
     );
+}
+
+// ---- the listener's limits ----
+
+/// A connection to the policy service from the local address `ip`, as another client.
+async fn policy_from(app: &TestApp, ip: &str) -> Policy {
+    let addr = app
+        .policy_addr
+        .as_deref()
+        .expect("the policy service address");
+    Policy(Wire::connect_from(addr, ip, "the policy service").await)
+}
+
+/// More connections than the listener serves (512), from addresses other than Postfix's,
+/// none of them saying a word, and then Postfix's query: it is answered at once, the
+/// oldest silent connection having been closed to make room. (The first request limit is
+/// raised to a minute, so that only making room can answer it within the test's timeout.)
+async fn idle_connections_from_other_addresses_cannot_keep_postfix_out() {
+    let app = TestApp::demo_with_postfix_listeners(&["--postfix-first-request-ms", "60000"]);
+    // 9 addresses, 58 each: under the 64 new connections an address may hold.
+    let mut idle = Vec::new();
+    for i in 0..520 {
+        idle.push(policy_from(&app, &format!("127.0.0.{}", 2 + i % 9)).await);
+    }
+    let mut postfix = Policy::connect(&app).await;
+    assert_dunno(
+        &postfix.ask(&submission(BECKY, BECKY)).await,
+        "Postfix's query",
+    );
+    idle[0]
+        .assert_closed("the oldest connection without a request")
+        .await;
+    assert_dunno(&postfix.ask(&inbound(BECKY)).await, "and its next one");
+}
+
+/// One address may hold `--postfix-max-new-per-client` connections that have not sent a
+/// request (4 here); one more is closed at once. Connections that have spoken do not count:
+/// Postfix keeps many from one address.
+async fn a_client_address_may_hold_only_so_many_connections_without_a_request() {
+    let app = TestApp::demo_with_postfix_listeners(&[
+        "--postfix-max-new-per-client",
+        "4",
+        "--postfix-first-request-ms",
+        "60000",
+    ]);
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(policy_from(&app, "127.0.0.2").await);
+    }
+    let mut fifth = policy_from(&app, "127.0.0.2").await;
+    fifth
+        .assert_closed("a fifth connection without a request from one address")
+        .await;
+    // Another address is not affected.
+    let mut other = policy_from(&app, "127.0.0.3").await;
+    assert_dunno(
+        &other.ask(&submission(BECKY, BECKY)).await,
+        "another address",
+    );
+    // The four were kept: each is served, and once one has spoken, the address may open
+    // a new connection again.
+    assert_dunno(&silent[0].ask(&inbound(BECKY)).await, "a kept connection");
+    let mut again = policy_from(&app, "127.0.0.2").await;
+    assert_dunno(
+        &again.ask(&inbound(BECKY)).await,
+        "a new one once one spoke",
+    );
+    for (i, p) in silent.iter_mut().enumerate() {
+        assert_dunno(
+            &p.ask(&inbound(BECKY)).await,
+            &format!("kept connection {i}"),
+        );
+    }
+    // Postfix's way: many connections from one address, each asking as it opens.
+    let mut kept = Vec::new();
+    for i in 0..10 {
+        let mut p = Policy::connect(&app).await;
+        assert_dunno(
+            &p.ask(&inbound(BECKY)).await,
+            &format!("reused connection {i}"),
+        );
+        kept.push(p);
+    }
+    for p in &mut kept {
+        assert_dunno(&p.ask(&submission(BECKY, BECKY)).await, "still open");
+    }
+}
+
+/// Before its first request a connection has `--postfix-first-request-ms`, from its
+/// accept, however it trickles bytes; after it, `--postfix-idle-ms` between requests
+/// (300 s by default, as Postfix keeps its connections).
+async fn silent_connections_are_closed_sooner_before_their_first_request_than_after() {
+    let app = TestApp::demo_with_postfix_listeners(&["--postfix-first-request-ms", "500"]);
+    let mut silent = Policy::connect(&app).await;
+    let mut trickling = Policy::connect(&app).await;
+    let mut spoken = Policy::connect(&app).await;
+    assert_dunno(&spoken.ask(&inbound(BECKY)).await, "a first request");
+    // 2 s of a byte every 100 ms, never a whole request.
+    for b in submission(BECKY, BECKY).bytes().take(20) {
+        trickling.send_regardless(&[b]).await;
+        sleep(Duration::from_millis(100)).await;
+    }
+    silent
+        .assert_closed("no request within the first request limit")
+        .await;
+    trickling
+        .assert_closed("bytes, but no whole request within the limit")
+        .await;
+    assert_dunno(
+        &spoken.ask(&inbound(BECKY)).await,
+        "a connection that has spoken outlives the first request limit",
+    );
+
+    let app = TestApp::demo_with_postfix_listeners(&["--postfix-idle-ms", "500"]);
+    let mut spoken = Policy::connect(&app).await;
+    assert_dunno(&spoken.ask(&inbound(BECKY)).await, "a first request");
+    spoken
+        .assert_closed("silent past the idle limit after a request")
+        .await;
+}
+
+/// At `--postfix-max-connections` (3 here), a newcomer is served: the connection without
+/// a request goes first, whatever its age; then the one idle longest since its answer.
+async fn at_the_limit_new_connections_go_first_then_the_longest_idle() {
+    let app = TestApp::demo_with_postfix_listeners(&[
+        "--postfix-max-connections",
+        "3",
+        "--postfix-first-request-ms",
+        "60000",
+    ]);
+    let mut a = Policy::connect(&app).await;
+    assert_dunno(&a.ask(&inbound(BECKY)).await, "a");
+    let mut silent = policy_from(&app, "127.0.0.2").await;
+    let mut c = Policy::connect(&app).await;
+    assert_dunno(&c.ask(&inbound(BECKY)).await, "c");
+    let mut d = Policy::connect(&app).await;
+    assert_dunno(&d.ask(&inbound(BECKY)).await, "d, past the limit");
+    silent
+        .assert_closed("the connection without a request makes room")
+        .await;
+    // a is older than the silent one, but has spoken: kept. Asking again makes c the
+    // connection idle longest.
+    assert_dunno(&a.ask(&inbound(BECKY)).await, "a, kept");
+    assert_dunno(&d.ask(&inbound(BECKY)).await, "d again");
+    let mut e = Policy::connect(&app).await;
+    assert_dunno(&e.ask(&inbound(BECKY)).await, "e, past the limit");
+    c.assert_closed("the connection idle longest makes room")
+        .await;
+    for (name, p) in [("a", &mut a), ("d", &mut d), ("e", &mut e)] {
+        assert_dunno(&p.ask(&inbound(BECKY)).await, name);
+    }
 }

@@ -13,6 +13,7 @@ backend_tests!(
     audit_log_lists_changes_newest_first_with_filters,
     per_token_rate_limit_and_request_time_limit,
     oversized_headers_and_slow_clients,
+    connections_past_the_limit_wait_until_one_closes,
 );
 
 async fn get(app: &TestApp, path: &str) -> (u16, String) {
@@ -354,5 +355,83 @@ async fn oversized_headers_and_slow_clients() {
         get(&app, "/health").await.0,
         200,
         "and the server keeps serving"
+    );
+}
+
+/// Sends `GET /health` on `s` (keep-alive) and reads the whole answer: head and body.
+async fn health_on(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed before the whole answer: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .expect("a Content-Length");
+            if got.len() >= end + 4 + len {
+                return text;
+            }
+        }
+    }
+}
+
+async fn connections_past_the_limit_wait_until_one_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let app = TestApp::demo_on(Db::fresh(), &["--max-connections", "2"]);
+    let addr = app.base.trim_start_matches("http://").to_string();
+    // Two keep-alive connections, served and left open: they hold both slots.
+    let mut first = TcpStream::connect(&addr).await.unwrap();
+    let mut second = TcpStream::connect(&addr).await.unwrap();
+    for s in [&mut first, &mut second] {
+        assert!(health_on(s).await.starts_with("HTTP/1.1 200"));
+    }
+    // A third connection is not accepted: the kernel completes it, its request waits.
+    let mut third = TcpStream::connect(&addr).await.unwrap();
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early =
+        tokio::time::timeout(std::time::Duration::from_secs(2), third.read(&mut byte)).await;
+    assert!(
+        early.is_err(),
+        "a third connection was served past --max-connections 2: {early:?}"
+    );
+    // The connections already served still are.
+    assert!(health_on(&mut second).await.starts_with("HTTP/1.1 200"));
+    // One of them leaves: its slot goes to the waiting connection, which is answered.
+    drop(first);
+    let mut answer = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+            let n = third.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the waiting connection was closed, not served");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the waiting connection is served once a slot is free");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
     );
 }

@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::socketmap_client::*;
-use common::wire::reset_after_sending;
+use common::wire::{reset_after_sending, Wire};
 use common::*;
 use serde_json::{json, Value};
 use tokio::time::sleep;
@@ -34,6 +34,11 @@ backend_tests!(
     clients_leaving_mid_request_do_not_disturb_the_server,
     api_changes_apply_to_the_next_lookup_on_the_same_connection,
     a_second_node_answers_from_the_same_database,
+    lookups_over_a_unix_socket_only_its_owner_and_group_may_open;
+    // The socket file's handling is the listener's, whatever the database.
+    sqlite only: a_stale_socket_is_replaced_a_live_one_or_another_file_is_refused,
+    idle_connections_cannot_keep_postfix_out_of_the_socketmap,
+    connections_on_the_unix_socket_count_only_against_the_total,
 );
 
 const BECKY: &str = "becky@zylker.com";
@@ -575,4 +580,179 @@ async fn a_second_node_answers_from_the_same_database() {
     assert_eq!(mb.lookup("relaycreds", ext).await, "OK nodes-user:n0des:pw");
     assert_eq!(mb.lookup("relayhost", ext).await, "OK [8.8.8.8]:587");
     assert_eq!(mb.senderlogin(ext, ext).await, set(&[BECKY]));
+}
+
+// ---- the UNIX socket ----
+
+fn unix(path: &std::path::Path) -> String {
+    format!("unix:{}", path.display())
+}
+
+/// The mode bits of `path`, which must be a socket.
+fn socket_mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(path).expect("the socket file");
+    assert!(
+        meta.file_type().is_socket(),
+        "{} is not a socket",
+        path.display()
+    );
+    meta.permissions().mode() & 0o7777
+}
+
+/// `--socketmap-listen unix:PATH` (and `--policy-listen unix:PATH`): a socket file of mode
+/// 0660 that answers as the TCP port does, named so by `postfix config`, and removed when
+/// the server stops.
+async fn lookups_over_a_unix_socket_only_its_owner_and_group_may_open() {
+    let sockets = tempfile::tempdir().unwrap();
+    let (map, policy) = (sockets.path().join("map"), sockets.path().join("policy"));
+    let mut app = TestApp::demo_on(
+        Db::fresh(),
+        &[
+            "--socketmap-listen",
+            &unix(&map),
+            "--policy-listen",
+            &unix(&policy),
+        ],
+    );
+    assert_eq!(app.socketmap_addr.as_deref(), Some(unix(&map).as_str()));
+    assert_eq!(app.policy_addr.as_deref(), Some(unix(&policy).as_str()));
+    for path in [&map, &policy] {
+        assert_eq!(socket_mode(path), 0o660, "{}", path.display());
+    }
+    let mut m = Socketmap::connect(&app).await;
+    assert_eq!(m.senderlogin(BECKY, "own address").await, set(&[BECKY]));
+    assert_eq!(m.lookup("relaycreds", BECKY).await, NOTFOUND);
+    let mut p = common::policy_client::Policy::connect(&app).await;
+    let action = p
+        .ask(&common::policy_client::submission(BECKY, BECKY))
+        .await;
+    common::policy_client::assert_dunno(&action, "own address, over the UNIX socket");
+
+    let out = app.cli(&[
+        "postfix",
+        "config",
+        "--policy",
+        &unix(&policy),
+        "--socketmap",
+        &unix(&map),
+    ]);
+    assert!(out.status.success());
+    let cf = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        cf.contains(&format!("check_policy_service {},", unix(&policy))),
+        "{cf}"
+    );
+    for name in ["senderlogin", "relayhost", "relaycreds"] {
+        assert!(
+            cf.contains(&format!("socketmap:{}:{name}", unix(&map))),
+            "{cf}"
+        );
+    }
+    assert!(!cf.contains("inet:"), "{cf}");
+
+    drop((m, p));
+    assert!(app.terminate(), "mailplane did not exit cleanly on SIGTERM");
+    assert!(!map.exists(), "the socket file is removed on shutdown");
+    assert!(!policy.exists());
+}
+
+/// A socket file left by a server that is gone is replaced; a live server's socket, or a
+/// file that is not a socket, makes `serve` refuse to start and is left alone.
+async fn a_stale_socket_is_replaced_a_live_one_or_another_file_is_refused() {
+    let sockets = tempfile::tempdir().unwrap();
+    let map = sockets.path().join("map");
+    // A socket nobody listens on any more (a server killed before it could remove it).
+    drop(std::os::unix::net::UnixListener::bind(&map).unwrap());
+    assert!(map.exists());
+    let app = TestApp::demo_on(Db::fresh(), &["--socketmap-listen", &unix(&map)]);
+    assert_eq!(socket_mode(&map), 0o660);
+    let mut m = Socketmap::connect(&app).await;
+    assert_eq!(m.senderlogin(BECKY, "own address").await, set(&[BECKY]));
+
+    // The socket is live: a second server on it is refused, and the first keeps serving.
+    let second = TestApp::try_serve_logged(
+        std::sync::Arc::new(tempfile::tempdir().unwrap()),
+        Db::fresh(),
+        &["--demo", "--socketmap-listen", &unix(&map)],
+        &[],
+        "server.log",
+    );
+    let log = second
+        .err()
+        .expect("a second server on a live socket is refused");
+    assert!(log.contains("another process is listening"), "{log}");
+    assert_eq!(
+        m.senderlogin(BECKY, "after the refusal").await,
+        set(&[BECKY])
+    );
+
+    // Not a socket: refused, the file untouched.
+    let file = sockets.path().join("file");
+    std::fs::write(&file, "keep me").unwrap();
+    let third = TestApp::try_serve_logged(
+        std::sync::Arc::new(tempfile::tempdir().unwrap()),
+        Db::fresh(),
+        &["--demo", "--socketmap-listen", &unix(&file)],
+        &[],
+        "server.log",
+    );
+    let log = third.err().expect("a path that is not a socket is refused");
+    assert!(log.contains("not a socket"), "{log}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+}
+
+// ---- the listener's limits (the policy service's tests have them all) ----
+
+/// Silent connections from other addresses past `--postfix-max-connections` (8 here) do
+/// not keep Postfix's lookup out: the oldest is closed to make room.
+async fn idle_connections_cannot_keep_postfix_out_of_the_socketmap() {
+    let app = app_with(&[
+        "--postfix-max-connections",
+        "8",
+        "--postfix-first-request-ms",
+        "60000",
+    ]);
+    let addr = app.socketmap_addr.clone().unwrap();
+    let mut idle = Vec::new();
+    for i in 0..12 {
+        let from = format!("127.0.0.{}", 2 + i % 3);
+        idle.push(Socketmap(
+            Wire::connect_from(&addr, &from, "the socketmap").await,
+        ));
+    }
+    let mut m = Socketmap::connect(&app).await;
+    assert_eq!(
+        m.senderlogin(BECKY, "Postfix's lookup").await,
+        set(&[BECKY])
+    );
+    idle[0]
+        .assert_closed("the oldest connection without a request")
+        .await;
+}
+
+/// Connections on the UNIX socket have no client address: the per-address limit on
+/// connections without a request (2 here) does not apply to them.
+async fn connections_on_the_unix_socket_count_only_against_the_total() {
+    let sockets = tempfile::tempdir().unwrap();
+    let map = sockets.path().join("map");
+    let app = TestApp::demo_on(
+        Db::fresh(),
+        &[
+            "--socketmap-listen",
+            &unix(&map),
+            "--postfix-max-new-per-client",
+            "2",
+        ],
+    );
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(Socketmap::connect(&app).await);
+    }
+    for (i, m) in silent.iter_mut().enumerate() {
+        assert_eq!(
+            m.senderlogin(BECKY, &format!("connection {i}")).await,
+            set(&[BECKY])
+        );
+    }
 }

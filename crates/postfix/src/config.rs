@@ -1,10 +1,20 @@
 //! The `main.cf` lines that make Postfix ask mailplane: printed by `mailplane postfix
 //! config`, appended to a real Postfix's configuration by the end-to-end test.
 
-/// The lines for a policy service at `policy` and a socketmap at `socketmap` (both
-/// `host:port`).
+/// Postfix's name of an endpoint given as `serve` takes it: `unix:PATH` as is, `host:port`
+/// as `inet:host:port`.
+fn endpoint(addr: &str) -> String {
+    if addr.starts_with("unix:") {
+        addr.to_string()
+    } else {
+        format!("inet:{addr}")
+    }
+}
+
+/// The lines for a policy service at `policy` and a socketmap at `socketmap` (each
+/// `host:port` or `unix:PATH`).
 pub fn main_cf(policy: &str, socketmap: &str) -> String {
-    let map = |name: &str| format!("socketmap:inet:{socketmap}:{name}");
+    let map = |name: &str| format!("socketmap:{}:{name}", endpoint(socketmap));
     let lines = [
         "# mailplane: Postfix enforces what the Accounts API says (`mailplane postfix config`)."
             .to_string(),
@@ -17,7 +27,7 @@ pub fn main_cf(policy: &str, socketmap: &str) -> String {
             .to_string(),
         "# recipient's (disabled, incoming blocked), before anything can permit it.".to_string(),
         "smtpd_recipient_restrictions =".to_string(),
-        format!("    check_policy_service inet:{policy},"),
+        format!("    check_policy_service {},", endpoint(policy)),
         "    permit_sasl_authenticated,".to_string(),
         "    permit_mynetworks,".to_string(),
         "    reject_unauth_destination".to_string(),
@@ -59,5 +69,18 @@ mod tests {
         for name in ["senderlogin", "relayhost", "relaycreds"] {
             assert!(cf.contains(&format!("socketmap:inet:127.0.0.1:10041:{name}")));
         }
+    }
+
+    #[test]
+    fn unix_sockets_are_named_as_postfix_names_them() {
+        let cf = main_cf(
+            "unix:/run/mailplane/policy",
+            "unix:/run/mailplane/socketmap",
+        );
+        assert!(cf.contains("check_policy_service unix:/run/mailplane/policy,"));
+        for name in ["senderlogin", "relayhost", "relaycreds"] {
+            assert!(cf.contains(&format!("socketmap:unix:/run/mailplane/socketmap:{name}")));
+        }
+        assert!(!cf.contains("inet:"), "{cf}");
     }
 }

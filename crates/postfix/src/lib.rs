@@ -12,7 +12,7 @@ pub mod policy;
 mod relay;
 pub mod socketmap;
 
-pub use listen::{bind, ListenError};
+pub use listen::{bind, Limits, ListenError, Listener, SOCKET_MODE};
 pub use relay::{RelayGuard, RelayRefusal};
 
 use mailplane_store::Store;

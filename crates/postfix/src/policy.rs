@@ -6,23 +6,16 @@
 //! closes the connection without a word: Postfix then applies its own default action
 //! (`smtpd_policy_service_default_action`, a temporary failure). It never answers `OK`.
 
-use std::time::Duration;
-
 use mailplane_domain::{mail_policy, EmailAddress, Verdict};
 use mailplane_store::{Store, StoreError};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
-use tokio::net::TcpListener;
 
-use crate::listen::{accept_loop, serve_requests};
+use crate::listen::{accept_loop, serve_requests, Limits, Listener};
 use crate::Services;
 
 /// The largest request accepted, all lines together. Postfix's requests are a few hundred
 /// bytes; the bound is for clients that are not Postfix.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
-
-/// How long a connection may sit between requests (Postfix closes its own after
-/// `max_idle`, 100 s by default) or in the middle of one.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// One policy request: its attributes in the order received.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -148,12 +141,12 @@ pub fn encode(verdict: &Verdict) -> String {
 }
 
 /// Serves the policy protocol on `listener`, forever.
-pub async fn serve(listener: TcpListener, services: Services) {
-    accept_loop(listener, "policy", move |stream, peer| {
+pub async fn serve(listener: Listener, services: Services, limits: Limits) {
+    accept_loop(listener, "policy", limits, move |stream, peer, conn| {
         let store = services.store.clone();
         serve_requests(
             stream,
-            IDLE_TIMEOUT,
+            conn,
             read_request,
             move |e| {
                 tracing::info!(%peer, error = %e, "policy client dropped");

@@ -9,24 +9,19 @@
 //!   resolved and checked now (for `sender_dependent_relayhost_maps`);
 //! - `relaycreds <address>`: `userName:password` for that relay (for
 //!   `smtp_sasl_password_maps`). The only place a relay password leaves mailplane, which
-//!   is why this listener binds loopback only.
-
-use std::time::Duration;
+//!   is why this listener binds a UNIX socket (mode 0660) or loopback only.
 
 use mailplane_domain::EmailAddress;
 use mailplane_store::StoreError;
 use tokio::io::{AsyncBufRead, AsyncReadExt};
-use tokio::net::TcpListener;
 
-use crate::listen::{accept_loop, serve_requests};
+use crate::listen::{accept_loop, serve_requests, Limits, Listener};
 use crate::relay::RelayRefusal;
 use crate::Services;
 
 /// The longest request accepted. A key is an address (at most 254 bytes); the bound is for
 /// clients that are not Postfix.
 pub const MAX_REQUEST_BYTES: usize = 10_000;
-
-const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A reply, before framing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,12 +172,12 @@ pub async fn lookup(services: &Services, body: &[u8]) -> Reply {
 }
 
 /// Serves the socketmap protocol on `listener`, forever.
-pub async fn serve(listener: TcpListener, services: Services) {
-    accept_loop(listener, "socketmap", move |stream, peer| {
+pub async fn serve(listener: Listener, services: Services, limits: Limits) {
+    accept_loop(listener, "socketmap", limits, move |stream, peer, conn| {
         let services = services.clone();
         serve_requests(
             stream,
-            IDLE_TIMEOUT,
+            conn,
             read_request,
             move |e| {
                 tracing::info!(%peer, error = %e, "socketmap client dropped");

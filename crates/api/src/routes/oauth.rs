@@ -18,6 +18,7 @@ use mailplane_store::{secrets, RequestMeta, StoreError};
 use serde_json::json;
 
 use super::pages;
+use crate::password_work::{PasswordWorkError, BUSY_RETRY_AFTER_SECS};
 use crate::signin_limit::{client_key, Throttled};
 use crate::AppState;
 
@@ -229,10 +230,23 @@ pub async fn sign_in(
     let password = get(&p, "password").to_string();
     let hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
     // The same argon2 work whether or not the user exists: the answer takes the same time.
-    let verified =
-        tokio::task::spawn_blocking(move || secrets::verify_password(hash.as_deref(), &password))
-            .await
-            .unwrap_or(false);
+    let verified = match state
+        .password_work
+        .run(move || secrets::verify_password(hash.as_deref(), &password))
+        .await
+    {
+        Ok(verified) => verified,
+        // Nothing was checked: the attempt is given back uncounted (dropped without a
+        // verdict), so a busy server never costs a user one of their free failures.
+        Err(PasswordWorkError::Busy) => {
+            drop(attempt);
+            return busy(&req.client, &p);
+        }
+        Err(PasswordWorkError::Failed(cause)) => {
+            tracing::error!(%cause, "password verification failed");
+            false
+        }
+    };
     let Some(user) = credentials.filter(|_| verified) else {
         attempt.failed();
         return sign_in_page(
@@ -280,6 +294,23 @@ fn throttled(client: &OAuthClient, p: &HashMap<String, String>, t: Throttled) ->
     let secs = t.retry_after.as_secs_f64().ceil().max(1.0) as u64;
     resp.headers_mut()
         .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    resp
+}
+
+/// A sign-in not checked because every argon2 slot stayed taken: 503 with the sign-in
+/// page (the user may simply submit again) and `Retry-After`.
+fn busy(client: &OAuthClient, p: &HashMap<String, String>) -> Response {
+    tracing::info!("sign-in refused: every argon2 slot is taken");
+    let mut resp = sign_in_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        client,
+        p,
+        Some("The server is busy. Try again in a moment."),
+    );
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(BUSY_RETRY_AFTER_SECS),
+    );
     resp
 }
 

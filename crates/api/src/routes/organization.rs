@@ -261,10 +261,12 @@ pub async fn create_account(
     if !grant.reaches_org(zoid) {
         return Err(org_not_found(zoid));
     }
-    // argon2 is deliberately slow: hash off the async runtime and outside the write lock.
-    let hash = tokio::task::spawn_blocking(move || secrets::hash_password(password.expose()))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    // argon2 is deliberately slow: hash in one of the bounded slots (off the async runtime)
+    // and outside the write lock.
+    let hash = state
+        .password_work
+        .run(move || secrets::hash_password(password.expose()))
+        .await??;
     user.password_hash = Some(hash);
     let account = state.store.create_user(&grant, &meta, zoid, user).await?;
     Ok(created(view::account(&account, &state.public_url)))

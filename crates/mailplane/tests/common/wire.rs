@@ -9,9 +9,8 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpSocket, TcpStream, UnixStream};
 use tokio::time::{sleep, timeout};
 
 /// The longest any single read or write may take.
@@ -24,23 +23,58 @@ const PIECE_PAUSE: Duration = Duration::from_millis(2);
 pub struct Wire {
     /// What the messages call the server, e.g. "the socketmap".
     server: &'static str,
-    reader: BufReader<OwnedReadHalf>,
-    writer: Option<OwnedWriteHalf>,
+    reader: BufReader<Box<dyn AsyncRead + Send + Unpin>>,
+    writer: Option<Box<dyn AsyncWrite + Send + Unpin>>,
 }
 
 impl Wire {
-    /// Connects to `addr` (`host:port`), where `server` listens, without Nagle's delay.
+    /// Connects to `addr` (`host:port`, or `unix:PATH`), where `server` listens, without
+    /// Nagle's delay.
     pub async fn connect(addr: &str, server: &'static str) -> Wire {
+        if let Some(path) = addr.strip_prefix("unix:") {
+            let stream = timeout(TIMEOUT, UnixStream::connect(path))
+                .await
+                .unwrap_or_else(|_| panic!("connecting to {server} timed out"))
+                .unwrap_or_else(|e| panic!("connect to {server} at {path}: {e}"));
+            let (r, w) = stream.into_split();
+            return Wire::new(server, r, w);
+        }
         let stream = timeout(TIMEOUT, TcpStream::connect(addr))
             .await
             .unwrap_or_else(|_| panic!("connecting to {server} timed out"))
             .unwrap_or_else(|e| panic!("connect to {server}: {e}"));
+        Wire::tcp(server, stream)
+    }
+
+    /// Connects to `addr` (`host:port`) from the local address `from` (e.g. `127.0.0.2`:
+    /// every loopback address is this host's), as another client would.
+    pub async fn connect_from(addr: &str, from: &str, server: &'static str) -> Wire {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket
+            .bind(std::net::SocketAddr::new(from.parse().unwrap(), 0))
+            .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+        let stream = timeout(TIMEOUT, socket.connect(addr.parse().unwrap()))
+            .await
+            .unwrap_or_else(|_| panic!("connecting to {server} from {from} timed out"))
+            .unwrap_or_else(|e| panic!("connect to {server} from {from}: {e}"));
+        Wire::tcp(server, stream)
+    }
+
+    fn tcp(server: &'static str, stream: TcpStream) -> Wire {
         stream.set_nodelay(true).unwrap();
         let (r, w) = stream.into_split();
+        Wire::new(server, r, w)
+    }
+
+    fn new(
+        server: &'static str,
+        r: impl AsyncRead + Send + Unpin + 'static,
+        w: impl AsyncWrite + Send + Unpin + 'static,
+    ) -> Wire {
         Wire {
             server,
-            reader: BufReader::new(r),
-            writer: Some(w),
+            reader: BufReader::new(Box::new(r)),
+            writer: Some(Box::new(w)),
         }
     }
 
