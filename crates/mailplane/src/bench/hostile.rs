@@ -46,7 +46,10 @@ struct Step {
     updates: StepResult,
     flood: Option<StepResult>,
     growth_bytes: u64,
+    /// How long the flood ran (warmup and measured part).
     secs: f64,
+    /// The measured part, over which the step's counts are.
+    measured_secs: f64,
 }
 
 pub(super) async fn run(
@@ -106,6 +109,7 @@ pub(super) async fn run(
             flood: f,
             growth_bytes,
             secs,
+            measured_secs: step.measure.as_secs_f64(),
         });
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -138,7 +142,7 @@ fn report(args: &BenchArgs, steps: &[Step]) {
             Some(f) => (
                 format!(
                     "{:.0}",
-                    f.requests.saturating_sub(f.shed) as f64 / s.secs.max(0.001)
+                    f.requests.saturating_sub(f.shed) as f64 / s.measured_secs.max(0.001)
                 ),
                 format!(
                     "{} refused, {} answered 2xx, {} transport errors, {} not sent",
