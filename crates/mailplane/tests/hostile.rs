@@ -177,11 +177,7 @@ async fn an_address_presenting_invalid_tokens_is_refused_before_any_lookup() {
         .await
         .unwrap();
     assert_eq!(r.status(), 429);
-    let wait: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let wait = retry_after_secs(&r);
     assert!((1..=10).contains(&wait), "{wait}");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["data"]["errorCode"], "TOO_MANY_REQUESTS");

@@ -696,6 +696,15 @@ pub async fn add_identity(app: &TestApp, detail: Value) {
     .await;
 }
 
+/// The seconds of an answer's `Retry-After` header (which must be there).
+pub fn retry_after_secs(r: &reqwest::Response) -> u64 {
+    r.headers()["retry-after"]
+        .to_str()
+        .expect("Retry-After is text")
+        .parse()
+        .expect("Retry-After is a number of seconds")
+}
+
 /// An id of a JSON answer as text, whether it came as a string or a number.
 pub fn id_text(v: &Value) -> String {
     v.as_str()
