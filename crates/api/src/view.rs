@@ -29,7 +29,7 @@ pub struct IdentityView<'a> {
     smtp_connection: Option<&'a str>,
     status: bool,
     /// Why `status` is false: the identity is stored but the mail server does not honour
-    /// it (mailplane's addition; see the ownership rules in the README).
+    /// it (mailplane's addition; see the ownership rules in docs/security.md).
     #[serde(rename = "statusReason", skip_serializing_if = "Option::is_none")]
     status_reason: Option<&'static str>,
     #[serde(rename = "userName", skip_serializing_if = "Option::is_none")]
