@@ -9,6 +9,8 @@ mod email;
 mod error;
 mod ids;
 pub mod mail_policy;
+// `wire_enum!` is defined there and used by `modes` too.
+#[macro_use]
 mod model;
 mod modes;
 mod relay_host;

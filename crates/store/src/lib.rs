@@ -1,7 +1,7 @@
 //! mailplane's storage.
 //!
 //! [`Store`] is an enum over backends with the same methods, so the layers above never
-//! name a backend. Today there is one, SQLite; PostgreSQL joins as a second variant.
+//! name a backend: SQLite (one node, group commit) and PostgreSQL (several nodes).
 //! Every write runs the whole load → rule → persist → audit sequence in one transaction.
 
 mod access;

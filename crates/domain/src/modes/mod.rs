@@ -14,49 +14,22 @@ use crate::{
 
 pub use send_mail::MAX_IDENTITIES_PER_ACCOUNT;
 
-/// The `mode` values of `PUT …/accounts/{accountId}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Mode {
-    AddSendMailDetails,
-    DeleteSendMailDetails,
-    EmailUpdate,
-    EnableMailAccount,
-    DisableMailAccount,
-    MailAccountOrderUpdate,
-    UpdateOutgoingStatus,
-    UpdateIncomingStatus,
-}
+wire_enum!(
+    /// The `mode` values of `PUT …/accounts/{accountId}`: the one list of them, as Zoho
+    /// spells them (matched exactly). `Mode::ALL` is made from it, so it cannot miss one.
+    Mode {
+        AddSendMailDetails = "addsendmaildetails",
+        DeleteSendMailDetails = "deletesendmaildetails",
+        EmailUpdate = "emailupdate",
+        EnableMailAccount = "enableMailAccount",
+        DisableMailAccount = "disableMailAccount",
+        MailAccountOrderUpdate = "mailaccountorderupdate",
+        UpdateOutgoingStatus = "updateOutgoingStatus",
+        UpdateIncomingStatus = "updateIncomingStatus",
+    }
+);
 
 impl Mode {
-    pub const ALL: &'static [Mode] = &[
-        Mode::AddSendMailDetails,
-        Mode::DeleteSendMailDetails,
-        Mode::EmailUpdate,
-        Mode::EnableMailAccount,
-        Mode::DisableMailAccount,
-        Mode::MailAccountOrderUpdate,
-        Mode::UpdateOutgoingStatus,
-        Mode::UpdateIncomingStatus,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::AddSendMailDetails => "addsendmaildetails",
-            Mode::DeleteSendMailDetails => "deletesendmaildetails",
-            Mode::EmailUpdate => "emailupdate",
-            Mode::EnableMailAccount => "enableMailAccount",
-            Mode::DisableMailAccount => "disableMailAccount",
-            Mode::MailAccountOrderUpdate => "mailaccountorderupdate",
-            Mode::UpdateOutgoingStatus => "updateOutgoingStatus",
-            Mode::UpdateIncomingStatus => "updateIncomingStatus",
-        }
-    }
-
-    /// Mode names are matched exactly, as Zoho spells them.
-    pub fn parse(s: &str) -> Option<Mode> {
-        Mode::ALL.iter().copied().find(|m| m.as_str() == s)
-    }
-
     /// Modes whose success answer carries the account's identities after the change; the
     /// others answer with no data, so nothing is read back for them.
     pub fn answers_with_identities(self) -> bool {
