@@ -15,7 +15,7 @@
 //!   connections do not count, so Postfix's many reused connections from 127.0.0.1 are
 //!   never refused by this.
 //! - At [`Limits::max_connections`], a newcomer is not refused: the oldest new connection
-//!   is closed to make room, or, if none, the one idle longest since its last answer
+//!   is closed to make room, or, if none, the one idle longest since its last request
 //!   (Postfix's clients reconnect and retry once when a kept connection is gone). Only when
 //!   every connection is in the middle of an answer does the newcomer wait for one to end.
 //!
@@ -309,7 +309,7 @@ enum Phase {
 struct Entry {
     client: Option<IpAddr>,
     phase: Phase,
-    /// The accept (a new connection) or the last answer (an idle one).
+    /// The accept (a new connection) or the arrival of its last request (an idle one).
     since: Instant,
     evicted: bool,
     close: Arc<Notify>,
@@ -386,7 +386,13 @@ impl Connection {
         };
         let (was, client) = (entry.phase, entry.client);
         entry.phase = phase;
-        entry.since = Instant::now();
+        // Idle connections are ordered by when their last request came, which precedes
+        // the answer the client sees: the time the listener gets round to marking the
+        // connection idle afterwards depends on scheduling, and under load came after a
+        // later request of another connection, so the wrong one was taken as idle longest.
+        if phase == Phase::Answering {
+            entry.since = Instant::now();
+        }
         if was == Phase::New && phase != Phase::New {
             reg.forget_new(client);
         }
@@ -566,10 +572,13 @@ pub(crate) async fn serve_requests<Req, E>(
         let Some(reply) = answer(request).await else {
             return;
         };
+        // Idle before the client can see the answer, so that what the client does next
+        // finds the connection idle, whenever this task runs again. Closing it to make room
+        // now lets the answer finish first: the close is seen at the next read.
+        conn.set_phase(Phase::Idle);
         if io.write_all(&reply).await.is_err() {
             return;
         }
-        conn.set_phase(Phase::Idle);
         deadline = Instant::now() + conn.limits.idle;
     }
 }
