@@ -1,5 +1,5 @@
 //! Clients that keep presenting tokens that do not exist are refused before any database
-//! lookup: past [`BadTokenLimit::max`] answers `401 INVALID_OAUTHTOKEN` to one client
+//! lookup: past a number of answers (`--bad-token-limit`) `401 INVALID_OAUTHTOKEN` to one client
 //! address within a window, every request of that address that carries a token is answered
 //! 429 with `Retry-After` until the window ends. A guessing flood then costs a map lookup per
 //! request, not a database read (nor, for a write, a place in SQLite's writer queue).
@@ -32,10 +32,6 @@ impl BadTokenLimit {
             window,
             clients: Mutex::new(HashMap::new()),
         }
-    }
-
-    pub fn max(&self) -> u32 {
-        self.max
     }
 
     /// How long `client` must wait, if it has used up its invalid tokens.

@@ -8,7 +8,7 @@
 //!   and written as one row with the count, the first and last time and one sample;
 //! - a refusal of a *valid* token (a user reaching for another organization, a member on an
 //!   admin URL) is evidence about a known account and is written as its own event, naming
-//!   the user, up to [`RefusalLog::per_user`] per user per window; past that it is counted
+//!   the user, up to a number per user per window (`--security-events-per-user`); past that it is counted
 //!   like the others, so a stolen token cannot be turned into the same attack.
 //!
 //! Everything here is bounded: at most [`MAX_GROUPS`] groups and [`MAX_SINGLES`] single
@@ -65,10 +65,6 @@ impl RefusalLog {
             dropped: AtomicU64::new(0),
             written: AtomicU64::new(0),
         }
-    }
-
-    pub fn per_user(&self) -> u32 {
-        self.per_user
     }
 
     /// Refusals not kept because the window's groups were full, so far.

@@ -89,16 +89,6 @@ impl IdentityState {
 }
 
 impl AddressFacts {
-    /// Facts for an address nobody holds or claims.
-    pub fn unclaimed(address: EmailAddress) -> Self {
-        AddressFacts {
-            address,
-            holder: None,
-            domain_org: None,
-            claims: Vec::new(),
-        }
-    }
-
     /// Whether a claim from an account of organization `zoid` can count at all.
     fn domain_allows(&self, zoid: Zoid) -> bool {
         self.domain_org.is_none_or(|d| d == zoid)
@@ -231,9 +221,12 @@ mod tests {
         };
         assert_eq!(single.owner(), Owner::Account(acc(1)));
         assert_eq!(single.state_for(acc(1), org(10)), IdentityState::Active);
-        assert_eq!(
-            AddressFacts::unclaimed(addr("x@y.example")).owner(),
-            Owner::Nobody
-        );
+        let nobody = AddressFacts {
+            address: addr("x@y.example"),
+            holder: None,
+            domain_org: None,
+            claims: Vec::new(),
+        };
+        assert_eq!(nobody.owner(), Owner::Nobody);
     }
 }

@@ -160,46 +160,29 @@ async fn an_address_presenting_invalid_tokens_is_refused_before_any_lookup() {
             .build()
             .unwrap()
     };
+    // GET of the organization from `client` with `token`.
+    let ask = |client: &reqwest::Client, token: String| {
+        client
+            .get(&path)
+            .header("Authorization", format!("Zoho-oauthtoken {token}"))
+            .send()
+    };
     let attacker = from("127.0.0.1");
     for i in 0..20 {
-        let r = attacker
-            .get(&path)
-            .header("Authorization", format!("Zoho-oauthtoken mpat_bad_{i}"))
-            .send()
-            .await
-            .unwrap();
+        let r = ask(&attacker, format!("mpat_bad_{i}")).await.unwrap();
         assert_eq!(r.status(), 401);
     }
-    let r = attacker
-        .get(&path)
-        .header("Authorization", "Zoho-oauthtoken mpat_bad_21")
-        .send()
-        .await
-        .unwrap();
+    let r = ask(&attacker, "mpat_bad_21".into()).await.unwrap();
     assert_eq!(r.status(), 429);
     let wait = retry_after_secs(&r);
     assert!((1..=10).contains(&wait), "{wait}");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["data"]["errorCode"], "TOO_MANY_REQUESTS");
     // The address is refused whatever the token, for the rest of the window…
-    let r = attacker
-        .get(&path)
-        .header(
-            "Authorization",
-            format!("Zoho-oauthtoken {}", app.admin_token),
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = ask(&attacker, app.admin_token.clone()).await.unwrap();
     assert_eq!(r.status(), 429);
     // … and other addresses are not.
-    let r = from("127.0.0.2")
-        .get(&path)
-        .header(
-            "Authorization",
-            format!("Zoho-oauthtoken {}", app.admin_token),
-        )
-        .send()
+    let r = ask(&from("127.0.0.2"), app.admin_token.clone())
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
