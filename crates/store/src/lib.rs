@@ -1,24 +1,37 @@
 //! mailplane's storage.
 //!
-//! [`Store`] is an enum over backends with the same methods, so the layers above never
-//! name a backend: SQLite (one node, group commit) and PostgreSQL (several nodes).
-//! Every write runs the whole load → rule → persist → audit sequence in one transaction.
+//! The data logic (what is read, which rule decides, what is written and audited, the
+//! OAuth token lifecycle, provisioning) is written once, in `read`, `write`, `provision`,
+//! `oauth::flow`, `audit` and `mail`, over the [`db::Db`] of either backend. A backend
+//! gives only what truly differs: connecting, its SQL dialect where the dialects differ,
+//! and its durability machinery: SQLite (one node) a single writer with group commit,
+//! PostgreSQL (several nodes) pipelined transactions retried when they lose a race.
+//! [`Store`] runs each operation on the one it holds; every write runs the whole
+//! load → rule → persist → audit sequence in one transaction.
 
 mod access;
+mod audit;
+mod db;
 mod demo;
+mod mail;
 mod model;
 pub mod oauth;
 mod postgres;
+mod provision;
+mod read;
 pub mod relay_key;
 pub mod retention;
 pub mod secrets;
 mod send_as;
 mod sqlite;
 mod synthetic;
+mod write;
 
 use std::path::PathBuf;
 
-use mailplane_domain::{AccountCommand, AccountId, EmailAddress, RuleError, ScopeSet, Zoid, Zuid};
+use mailplane_domain::{
+    Access, AccountCommand, AccountId, EmailAddress, RuleError, ScopeSet, Zoid, Zuid,
+};
 
 pub use access::{Denied, Grant, GrantKind, Principal};
 pub use model::{
@@ -123,18 +136,6 @@ impl From<mailplane_domain::UserRuleError> for WriteError {
     }
 }
 
-impl From<rusqlite::Error> for WriteError {
-    fn from(e: rusqlite::Error) -> Self {
-        WriteError::Store(StoreError::Db(e))
-    }
-}
-
-impl From<rusqlite::Error> for oauth::OAuthError {
-    fn from(e: rusqlite::Error) -> Self {
-        oauth::OAuthError::Store(StoreError::Db(e))
-    }
-}
-
 /// Why `bootstrap` or `--demo` refused to run.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
@@ -142,12 +143,6 @@ pub enum ProvisionError {
     Refused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<rusqlite::Error> for ProvisionError {
-    fn from(e: rusqlite::Error) -> Self {
-        ProvisionError::Store(StoreError::Db(e))
-    }
 }
 
 /// Where the data lives.
@@ -233,6 +228,65 @@ impl Default for DbOptions {
     }
 }
 
+/// Runs `$body` as a read, with `$db` the backend's [`db::Db`]: on SQLite a pooled read
+/// connection inside one read transaction (one snapshot), on PostgreSQL a pooled
+/// connection (statements sent together are pipelined).
+macro_rules! on_read {
+    ($store:expr, |$db:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(s) => {
+                s.read(|conn| {
+                    let $db = &sqlite::SqliteDb::new(conn);
+                    db::run_now(async { $body })
+                })
+                .await
+            }
+            Store::Postgres(p) => {
+                p.bounded(async {
+                    let $db = &postgres::PgTx::outside(p.client().await?);
+                    $body
+                })
+                .await
+            }
+        }
+    };
+}
+
+/// Runs `$body` in a write transaction, with `$db` the backend's [`db::Tx`] and `$key`
+/// the relay key. On SQLite it runs on the writer thread (group commit), so what it uses
+/// is moved there: owned values only. On PostgreSQL it runs again when the transaction
+/// loses a serialization or deadlock race, so it must not consume what it uses.
+macro_rules! on_write {
+    ($store:expr, |$db:ident, $key:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(s) => {
+                s.write(move |tx, $key| {
+                    let $db = &sqlite::SqliteDb::new(tx);
+                    db::run_now(async { $body })
+                })
+                .await
+            }
+            Store::Postgres(p) => {
+                let mut attempt = 1;
+                loop {
+                    let out = p
+                        .bounded(async {
+                            let tx = p.begin().await?;
+                            let ($db, $key) = (&tx, p.key());
+                            let out = async { $body }.await;
+                            tx.finish(out).await
+                        })
+                        .await;
+                    match out {
+                        Err(e) if p.lost_race(&e, &mut attempt) => continue,
+                        other => break other,
+                    }
+                }
+            }
+        }
+    };
+}
+
 impl Store {
     /// Opens (creating and migrating) the database.
     pub async fn open(
@@ -257,10 +311,8 @@ impl Store {
 
     /// The principal behind a token; `None` for an unknown, expired or revoked token.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.authenticate(token).await,
-            Store::Postgres(s) => s.authenticate(token).await,
-        }
+        let digest = secrets::token_digest(token);
+        on_read!(self, |db| provision::authenticate(db, &digest).await)
     }
 
     /// Applies an account update for `caller`. `zoid_in_url` is the organization of the
@@ -268,7 +320,8 @@ impl Store {
     ///
     /// The caller's token is checked in the update's own transaction: on SQLite that is
     /// the writer's connection, whose pages stay cached, where a separate read would find
-    /// its cache emptied by every commit since the last one.
+    /// its cache emptied by every commit since the last one; on PostgreSQL its query
+    /// travels with the transaction's first statements.
     pub async fn apply(
         &self,
         caller: Caller<'_>,
@@ -278,38 +331,44 @@ impl Store {
         body_zuid: Option<Zuid>,
         cmd: AccountCommand,
     ) -> Result<Applied, WriteError> {
-        match self {
-            Store::Sqlite(s) => {
-                s.apply(caller, meta, zoid_in_url, account, body_zuid, cmd)
-                    .await
-            }
-            Store::Postgres(s) => {
-                s.apply(caller, meta, zoid_in_url, account, body_zuid, cmd)
-                    .await
-            }
-        }
+        // Hashed here, on the caller's task: SQLite's writer thread is the one that is scarce.
+        let digest = secrets::token_digest(caller.token);
+        let (kind, meta) = (caller.kind, meta.clone());
+        let to = write::Addressing {
+            account,
+            zoid_in_url,
+            body_zuid,
+        };
+        on_write!(self, |db, key| {
+            write::apply(db, key, (&digest, kind), &meta, to, cmd.clone()).await
+        })
     }
 
     /// One account within the grant's reach.
     ///
-    /// The caller's token is checked in the same read (one snapshot, one round of locks).
+    /// The caller's token is checked in the same read (one snapshot on SQLite, one round
+    /// trip on PostgreSQL).
     pub async fn account(
         &self,
         caller: Caller<'_>,
         account: AccountId,
     ) -> Result<Option<AccountView>, ReadError> {
-        match self {
-            Store::Sqlite(s) => s.account(caller, account).await,
-            Store::Postgres(s) => s.account(caller, account).await,
-        }
+        let digest = secrets::token_digest(caller.token);
+        let kind = caller.kind;
+        on_read!(self, |db| {
+            let (found, view) = tokio::try_join!(
+                provision::authenticate(db, &digest),
+                read::account_view(db, account)
+            )?;
+            let grant = Principal::grant_of(found, kind, Access::Read)?;
+            Ok::<_, ReadError>(view.filter(|v| grant.reaches_account(v.zuid, v.zoid)))
+        })
     }
 
     /// The accounts of the grant's own user, by sequence.
     pub async fn own_accounts(&self, grant: &Grant) -> Result<Vec<AccountView>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.own_accounts(grant).await,
-            Store::Postgres(s) => s.own_accounts(grant).await,
-        }
+        let zuid = grant.actor.zuid;
+        on_read!(self, |db| read::user_account_views(db, zuid).await)
     }
 
     pub async fn organization(
@@ -317,10 +376,10 @@ impl Store {
         grant: &Grant,
         zoid: Zoid,
     ) -> Result<Option<OrgView>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.organization(grant, zoid).await,
-            Store::Postgres(s) => s.organization(grant, zoid).await,
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
         }
+        on_read!(self, |db| read::org_view(db, zoid).await)
     }
 
     /// A page of the organization's hosted accounts, one per user, by zuid.
@@ -331,10 +390,12 @@ impl Store {
         start: u32,
         limit: u32,
     ) -> Result<Option<Vec<AccountView>>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.org_accounts(grant, zoid, start, limit).await,
-            Store::Postgres(s) => s.org_accounts(grant, zoid, start, limit).await,
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
         }
+        on_read!(self, |db| read::org_account_views(db, zoid, start, limit)
+            .await
+            .map(Some))
     }
 
     /// The hosted account of one user of the organization.
@@ -344,10 +405,15 @@ impl Store {
         zoid: Zoid,
         user: UserRef,
     ) -> Result<Option<AccountView>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.org_user_account(grant, zoid, user).await,
-            Store::Postgres(s) => s.org_user_account(grant, zoid, user).await,
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
         }
+        on_read!(self, |db| {
+            match read::resolve_user(db, zoid, &user).await? {
+                Some(zuid) => read::hosted_account_of(db, zuid).await,
+                None => Ok(None),
+            }
+        })
     }
 
     pub async fn create_user(
@@ -357,10 +423,10 @@ impl Store {
         zoid: Zoid,
         user: NewUser,
     ) -> Result<AccountView, WriteError> {
-        match self {
-            Store::Sqlite(s) => s.create_user(grant, meta, zoid, user).await,
-            Store::Postgres(s) => s.create_user(grant, meta, zoid, user).await,
-        }
+        let (grant, meta) = (grant.clone(), meta.clone());
+        on_write!(self, |db, _key| {
+            provision::create_user_via_api(db, &grant, &meta, zoid, &user).await
+        })
     }
 
     /// Removes users and their accounts, all or nothing.
@@ -371,10 +437,10 @@ impl Store {
         zoid: Zoid,
         users: Vec<UserRef>,
     ) -> Result<(), WriteError> {
-        match self {
-            Store::Sqlite(s) => s.delete_users(grant, meta, zoid, users).await,
-            Store::Postgres(s) => s.delete_users(grant, meta, zoid, users).await,
-        }
+        let (grant, meta) = (grant.clone(), meta.clone());
+        on_write!(self, |db, _key| {
+            provision::delete_users(db, &grant, &meta, zoid, &users).await
+        })
     }
 
     /// Creates an organization with its super admin and a token of all scopes.
@@ -382,22 +448,16 @@ impl Store {
         &self,
         org_name: &str,
         domain: &str,
-        admin_email: mailplane_domain::EmailAddress,
+        admin_email: EmailAddress,
         admin_password_hash: Option<String>,
     ) -> Result<Bootstrapped, ProvisionError> {
-        match self {
-            Store::Sqlite(s) => {
-                s.bootstrap(org_name, domain, admin_email, admin_password_hash)
-                    .await
-            }
-            Store::Postgres(s) => {
-                s.bootstrap(org_name, domain, admin_email, admin_password_hash)
-                    .await
-            }
-        }
+        let (org_name, domain) = (org_name.to_string(), domain.to_string());
+        on_write!(self, |db, _key| {
+            let hash = admin_password_hash.clone();
+            provision::bootstrap(db, &org_name, &domain, &admin_email, hash).await
+        })
     }
 
-    /// Creates the demo organization of the contract (§9) on an empty database.
     /// Seeds `orgs` organizations of `accounts_per_org` users each, for the benchmark. Each
     /// organization is bootstrapped as `bootstrap` does it (domain `benchN.example`).
     pub async fn seed_synthetic(
@@ -415,12 +475,13 @@ impl Store {
                 .await?;
             let planned = synthetic::plan(&domain, accounts_per_org);
             let tokens: Vec<String> = planned.iter().map(|u| u.token.clone()).collect();
+            let zoid = org.zoid;
             let ids = match self {
-                Store::Sqlite(s) => s.insert_synthetic(org.zoid, planned).await?,
-                Store::Postgres(s) => s.insert_synthetic(org.zoid, planned).await?,
+                Store::Sqlite(s) => s.insert_synthetic(zoid, planned).await?,
+                Store::Postgres(p) => p.insert_synthetic(zoid, planned).await?,
             };
             out.push(SyntheticOrg {
-                zoid: org.zoid,
+                zoid,
                 domain,
                 admin_token: org.access_token,
                 accounts: ids
@@ -441,15 +502,13 @@ impl Store {
     pub async fn durability(&self) -> Result<Durability, StoreError> {
         match self {
             Store::Sqlite(s) => s.durability().await,
-            Store::Postgres(s) => s.durability().await,
+            Store::Postgres(p) => p.durability().await,
         }
     }
 
+    /// Creates the demo organization of the contract (§9) on an empty database.
     pub async fn seed_demo(&self) -> Result<DemoTokens, ProvisionError> {
-        match self {
-            Store::Sqlite(s) => s.seed_demo().await,
-            Store::Postgres(s) => s.seed_demo().await,
-        }
+        on_write!(self, |db, _key| provision::seed_demo(db).await)
     }
 
     /// Issues an access token for an existing user; `expires_in_secs` of `None` never expires.
@@ -459,18 +518,15 @@ impl Store {
         scopes: ScopeSet,
         expires_in_secs: Option<u64>,
     ) -> Result<String, ProvisionError> {
-        match self {
-            Store::Sqlite(s) => s.issue_token(zuid, scopes, expires_in_secs).await,
-            Store::Postgres(s) => s.issue_token(zuid, scopes, expires_in_secs).await,
-        }
+        on_write!(self, |db, _key| {
+            provision::issue_token(db, zuid, &scopes, expires_in_secs).await
+        })
     }
 
     /// Revokes a token; `false` when no such live token exists.
     pub async fn revoke_token(&self, token: &str) -> Result<bool, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.revoke_token(token).await,
-            Store::Postgres(s) => s.revoke_token(token).await,
-        }
+        let digest = secrets::token_digest(token);
+        on_write!(self, |db, _key| provision::revoke_token(db, &digest).await)
     }
 
     /// Registers an OAuth client; the secret is returned once and stored as a digest.
@@ -479,10 +535,10 @@ impl Store {
         name: &str,
         redirect_uri: Option<&str>,
     ) -> Result<oauth::ClientCredentials, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.create_client(name, redirect_uri).await,
-            Store::Postgres(s) => s.create_client(name, redirect_uri).await,
-        }
+        let (name, redirect_uri) = (name.to_string(), redirect_uri.map(str::to_string));
+        on_write!(self, |db, _key| {
+            oauth::flow::create_client(db, &name, redirect_uri.as_deref()).await
+        })
     }
 
     /// A registered OAuth client.
@@ -490,10 +546,7 @@ impl Store {
         &self,
         client_id: &str,
     ) -> Result<Option<oauth::OAuthClient>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.oauth_client(client_id).await,
-            Store::Postgres(s) => s.oauth_client(client_id).await,
-        }
+        on_read!(self, |db| oauth::flow::client(db, client_id).await)
     }
 
     /// A refresh token for a user and client, without the browser flow.
@@ -503,21 +556,19 @@ impl Store {
         zuid: Zuid,
         scopes: ScopeSet,
     ) -> Result<String, ProvisionError> {
-        match self {
-            Store::Sqlite(s) => s.oauth_grant(client_id, zuid, scopes).await,
-            Store::Postgres(s) => s.oauth_grant(client_id, zuid, scopes).await,
-        }
+        let client_id = client_id.to_string();
+        on_write!(self, |db, _key| {
+            oauth::flow::grant(db, &client_id, zuid, &scopes).await
+        })
     }
 
     /// The user an address signs in as, with the password hash.
     pub async fn credentials(
         &self,
-        email: &mailplane_domain::EmailAddress,
+        email: &EmailAddress,
     ) -> Result<Option<oauth::Credentials>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.credentials(email).await,
-            Store::Postgres(s) => s.credentials(email).await,
-        }
+        on_read!(self, |db| oauth::flow::credentials(db, email.as_str())
+            .await)
     }
 
     /// An authorization code for a signed-in user, pending consent, bound to the
@@ -530,24 +581,16 @@ impl Store {
         redirect_uri: &str,
         pkce: Option<oauth::CodeChallenge>,
     ) -> Result<String, StoreError> {
-        match self {
-            Store::Sqlite(s) => {
-                s.issue_code(client_id, zuid, scopes, redirect_uri, pkce)
-                    .await
-            }
-            Store::Postgres(s) => {
-                s.issue_code(client_id, zuid, scopes, redirect_uri, pkce)
-                    .await
-            }
-        }
+        let (client_id, redirect_uri) = (client_id.to_string(), redirect_uri.to_string());
+        on_write!(self, |db, _key| {
+            oauth::flow::issue_code(db, &client_id, zuid, &scopes, &redirect_uri, pkce.as_ref())
+                .await
+        })
     }
 
     /// A code awaiting consent (not expired, used or decided).
     pub async fn pending_code(&self, code: &str) -> Result<Option<oauth::PendingCode>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.pending_code(code).await,
-            Store::Postgres(s) => s.pending_code(code).await,
-        }
+        on_read!(self, |db| oauth::flow::pending_code(db, code).await)
     }
 
     /// Records consent or refusal; the redirect URI of a pending code.
@@ -556,10 +599,11 @@ impl Store {
         code: &str,
         approve: bool,
     ) -> Result<Option<String>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.decide_code(code, approve).await,
-            Store::Postgres(s) => s.decide_code(code, approve).await,
-        }
+        let code = code.to_string();
+        on_write!(self, |db, _key| oauth::flow::decide_code(
+            db, &code, approve
+        )
+        .await)
     }
 
     /// `grant_type=authorization_code`: access and refresh tokens for an approved code.
@@ -574,30 +618,25 @@ impl Store {
         code_verifier: Option<&str>,
         ttl_secs: u64,
     ) -> Result<oauth::IssuedTokens, oauth::OAuthError> {
-        match self {
-            Store::Sqlite(s) => {
-                s.exchange_code(
-                    client_id,
-                    secret,
-                    code,
-                    redirect_uri,
-                    code_verifier,
-                    ttl_secs,
-                )
-                .await
-            }
-            Store::Postgres(s) => {
-                s.exchange_code(
-                    client_id,
-                    secret,
-                    code,
-                    redirect_uri,
-                    code_verifier,
-                    ttl_secs,
-                )
-                .await
-            }
-        }
+        let (client_id, secret, code) =
+            (client_id.to_string(), secret.to_string(), code.to_string());
+        let (redirect_uri, code_verifier) = (
+            redirect_uri.map(str::to_string),
+            code_verifier.map(str::to_string),
+        );
+        on_write!(self, |db, _key| {
+            oauth::flow::exchange_code(
+                db,
+                &client_id,
+                &secret,
+                &code,
+                redirect_uri.as_deref(),
+                code_verifier.as_deref(),
+                ttl_secs,
+            )
+            .await
+        })?
+        .into_result()
     }
 
     /// `grant_type=refresh_token`: a new access token with the grant's scopes.
@@ -608,32 +647,27 @@ impl Store {
         refresh_token: &str,
         ttl_secs: u64,
     ) -> Result<oauth::IssuedTokens, oauth::OAuthError> {
-        match self {
-            Store::Sqlite(s) => {
-                s.refresh_access(client_id, secret, refresh_token, ttl_secs)
-                    .await
-            }
-            Store::Postgres(s) => {
-                s.refresh_access(client_id, secret, refresh_token, ttl_secs)
-                    .await
-            }
-        }
+        let (client_id, secret, refresh_token) = (
+            client_id.to_string(),
+            secret.to_string(),
+            refresh_token.to_string(),
+        );
+        on_write!(self, |db, _key| {
+            oauth::flow::refresh(db, &client_id, &secret, &refresh_token, ttl_secs).await
+        })
     }
 
     /// Revokes a refresh token (and its access tokens) or an access token.
     pub async fn revoke_oauth_token(&self, token: &str) -> Result<bool, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.revoke_oauth_token(token).await,
-            Store::Postgres(s) => s.revoke_oauth_token(token).await,
-        }
+        let token = token.to_string();
+        on_write!(self, |db, _key| oauth::flow::revoke(db, &token).await)
     }
 
     /// Whether the database answers (for `/ready`).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.ping().await,
-            Store::Postgres(s) => s.ping().await,
-        }
+        on_read!(self, |db| db::Db::exists(db, "SELECT 1", &[])
+            .await
+            .map(drop))
     }
 
     /// SQLite's group commits so far, the writes they kept and their flush times (`None`
@@ -649,7 +683,7 @@ impl Store {
     pub fn pool_state(&self) -> (usize, usize, usize) {
         match self {
             Store::Sqlite(s) => s.pool_state(),
-            Store::Postgres(s) => s.pool_state(),
+            Store::Postgres(p) => p.pool_state(),
         }
     }
 
@@ -660,27 +694,25 @@ impl Store {
         zoid: Zoid,
         query: AuditQuery,
     ) -> Result<Option<Vec<AuditEntry>>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.audit_log(grant, zoid, query).await,
-            Store::Postgres(s) => s.audit_log(grant, zoid, query).await,
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
         }
+        on_read!(self, |db| audit::entries(db, zoid, &query).await.map(Some))
     }
 
     /// Re-encrypts every stored relay password under the current key version, in one
     /// transaction; the number re-encrypted.
     pub async fn reencrypt_relay_passwords(&self) -> Result<usize, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.reencrypt_relay_passwords().await,
-            Store::Postgres(s) => s.reencrypt_relay_passwords().await,
-        }
+        on_write!(self, |db, key| mail::reencrypt_relay_passwords(db, key)
+            .await)
     }
 
     /// Decrypts every stored relay password: (how many do, how many do not).
     pub async fn check_relay_passwords(&self) -> Result<(usize, usize), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.check_relay_passwords().await,
-            Store::Postgres(s) => s.check_relay_passwords().await,
-        }
+        let key = self.key();
+        on_read!(self, |db| Ok(
+            key.count_openable(&mail::relay_passwords(db).await?)
+        ))
     }
 
     /// The hosted account an address belongs to, as the mail server sees it.
@@ -688,10 +720,7 @@ impl Store {
         &self,
         address: &EmailAddress,
     ) -> Result<Option<mailplane_domain::MailAccount>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.mail_account(address).await,
-            Store::Postgres(s) => s.mail_account(address).await,
-        }
+        on_read!(self, |db| mail::account_by_address(db, address).await)
     }
 
     /// The logins that may use `address` as envelope sender.
@@ -699,10 +728,7 @@ impl Store {
         &self,
         address: &EmailAddress,
     ) -> Result<Vec<EmailAddress>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.sender_logins(address).await,
-            Store::Postgres(s) => s.sender_logins(address).await,
-        }
+        on_read!(self, |db| mail::sender_logins(db, address).await)
     }
 
     /// The relay (with its password, decrypted) of the `extfrom` identity of `address`.
@@ -710,10 +736,8 @@ impl Store {
         &self,
         address: &EmailAddress,
     ) -> Result<Option<RelayRoute>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.relay_route(address).await,
-            Store::Postgres(s) => s.relay_route(address).await,
-        }
+        let key = self.key();
+        on_read!(self, |db| mail::relay_route(db, key, address).await)
     }
 
     /// Records security events in one transaction, each in the log of the organization it
@@ -728,10 +752,8 @@ impl Store {
                 e.path = clip_event_path(&e.path);
             }
         }
-        match self {
-            Store::Sqlite(s) => s.record_security_events(events).await,
-            Store::Postgres(s) => s.record_security_events(events).await,
-        }
+        on_write!(self, |db, _key| audit::record_security_events(db, &events)
+            .await)
     }
 
     /// Deletes up to `batch` rows of `table` older than `before_ms`, oldest first, in one
@@ -743,10 +765,8 @@ impl Store {
         before_ms: i64,
         batch: u32,
     ) -> Result<u64, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.prune(table, before_ms, batch).await,
-            Store::Postgres(s) => s.prune(table, before_ms, batch).await,
-        }
+        on_write!(self, |db, _key| audit::prune(db, table, before_ms, batch)
+            .await)
     }
 
     /// The organization's security events, newest first.
@@ -759,9 +779,15 @@ impl Store {
         if !grant.reaches_org(zoid) {
             return Ok(None);
         }
+        on_read!(self, |db| audit::security_events(db, zoid, &query)
+            .await
+            .map(Some))
+    }
+
+    fn key(&self) -> &RelayKey {
         match self {
-            Store::Sqlite(s) => s.security_events(zoid, query).await.map(Some),
-            Store::Postgres(s) => s.security_events(zoid, query).await.map(Some),
+            Store::Sqlite(s) => s.key(),
+            Store::Postgres(p) => p.key(),
         }
     }
 }

@@ -7,36 +7,22 @@
 //! database that cannot be reached within the configured time is reported as
 //! [`StoreError::Unavailable`] (503), never a hang.
 
-mod audit;
 mod conninfo;
-mod mail;
-mod oauth;
+mod db;
 mod pipeline;
-mod provision;
-mod read;
+mod synthetic;
 mod tls;
-mod write;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
-use deadpool_postgres::{
-    GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction,
-};
-use mailplane_domain::{Access, AccountCommand, AccountId, EmailAddress, ScopeSet, Zoid, Zuid};
-use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use mailplane_domain::{AccountId, Zoid, Zuid};
 
-use crate::oauth::{
-    ClientCredentials, CodeChallenge, Credentials, IssuedTokens, OAuthClient, OAuthError,
-    PendingCode,
-};
-use crate::{
-    AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, Caller, DemoTokens, Grant, NewUser,
-    OrgView, Principal, ProvisionError, ReadError, RelayKey, RequestMeta, SecurityEvent,
-    StoreError, UserRef, WriteError,
-};
+pub(crate) use pipeline::Tx as PgTx;
+
+use crate::oauth::OAuthError;
+use crate::{ProvisionError, RelayKey, StoreError, WriteError};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
@@ -51,11 +37,6 @@ const MIGRATIONS: &[&str] = &[
 const MIGRATION_LOCK: i64 = 0x6d61_696c_706c_616e;
 /// How often a transaction that lost a serialization or deadlock race is tried again.
 const MAX_ATTEMPTS: usize = 8;
-
-/// The future of one unit of work on a connection or transaction. Boxed with an explicit
-/// `Send`, so the handlers that await it stay `Send` (closures returning plain async
-/// blocks over borrowed transactions do not prove that to the compiler).
-type DbFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub use conninfo::redact_url;
 
@@ -103,30 +84,12 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
-impl From<tokio_postgres::Error> for WriteError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        WriteError::Store(pg_error(e))
-    }
-}
-
-impl From<tokio_postgres::Error> for OAuthError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        OAuthError::Store(pg_error(e))
-    }
-}
-
 impl HasStoreError for OAuthError {
     fn store_error(&self) -> Option<&StoreError> {
         match self {
             OAuthError::Store(s) => Some(s),
             _ => None,
         }
-    }
-}
-
-impl From<tokio_postgres::Error> for ProvisionError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        ProvisionError::Store(pg_error(e))
     }
 }
 
@@ -162,44 +125,6 @@ impl HasStoreError for ProvisionError {
             _ => None,
         }
     }
-}
-
-/// Prepared (and cached per connection) statements: one round trip per query after the
-/// first use on a connection.
-pub(crate) async fn rows<C: GenericClient>(
-    c: &C,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Vec<Row>, tokio_postgres::Error> {
-    let stmt = c.prepare_cached(sql).await?;
-    c.query(&stmt, params).await
-}
-
-pub(crate) async fn row_opt<C: GenericClient>(
-    c: &C,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Option<Row>, tokio_postgres::Error> {
-    let stmt = c.prepare_cached(sql).await?;
-    c.query_opt(&stmt, params).await
-}
-
-pub(crate) async fn one<C: GenericClient>(
-    c: &C,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Row, tokio_postgres::Error> {
-    let stmt = c.prepare_cached(sql).await?;
-    c.query_one(&stmt, params).await
-}
-
-pub(crate) async fn exec<C: GenericClient>(
-    c: &C,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<u64, tokio_postgres::Error> {
-    let stmt = c.prepare_cached(sql).await?;
-    c.execute(&stmt, params).await
 }
 
 impl PgStore {
@@ -292,7 +217,7 @@ impl PgStore {
         Ok(())
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool
             .get()
             .await
@@ -300,7 +225,7 @@ impl PgStore {
     }
 
     /// Bounds a database operation by the configured timeout.
-    async fn bounded<T, E: From<StoreError>>(
+    pub(crate) async fn bounded<T, E: From<StoreError>>(
         &self,
         fut: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
@@ -311,559 +236,69 @@ impl PgStore {
             })
     }
 
-    /// Runs `f` in a transaction and commits it, trying again when PostgreSQL reports a
-    /// serialization failure or a deadlock (a lost race, not an error of the request).
-    async fn write<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        E: From<StoreError> + HasStoreError,
-        F: for<'a, 'b> Fn(&'a Transaction<'b>, &'a RelayKey) -> DbFuture<'a, Result<T, E>>,
-    {
-        let f = &f;
-        self.retrying(|| async move {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(StoreError::from)?;
-            let value = f(&tx, &self.key).await?;
-            tx.commit().await.map_err(StoreError::from)?;
-            Ok::<T, E>(value)
-        })
-        .await
+    /// A transaction on a pooled connection; `BEGIN` goes out with its first statement.
+    pub(crate) async fn begin(&self) -> Result<pipeline::Tx, StoreError> {
+        Ok(pipeline::Tx::new(self.client().await?))
     }
 
-    /// Like [`write`](Self::write), but `f` sends `BEGIN` and `COMMIT` along with its own
-    /// statements (see [`pipeline`]) instead of each in a round trip of its own.
-    async fn write_pipelined<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        E: From<StoreError> + HasStoreError,
-        F: for<'a> Fn(&'a pipeline::Tx, &'a RelayKey) -> DbFuture<'a, Result<T, E>>,
-    {
-        let f = &f;
-        self.retrying(|| async move {
-            let tx = pipeline::Tx::new(self.client().await?);
-            let out = f(&tx, &self.key).await;
-            tx.finish(out).await
-        })
-        .await
-    }
-
-    /// Runs `attempt` within the timeout, again (up to [`MAX_ATTEMPTS`] in all) while it
-    /// fails with a lost race.
-    async fn retrying<T, E, Fut>(&self, attempt: impl Fn() -> Fut) -> Result<T, E>
-    where
-        E: From<StoreError> + HasStoreError,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        let mut tried = 1;
-        loop {
-            match self.bounded(attempt()).await {
-                Err(e) if tried < MAX_ATTEMPTS && e.store_error().is_some_and(is_retryable) => {
-                    tried += 1;
-                    tracing::debug!(attempt = tried, "retrying a transaction that lost a race");
-                }
-                other => return other,
-            }
+    /// Whether a transaction that failed with `e` lost a race and may run again (up to
+    /// [`MAX_ATTEMPTS`] in all); counts the attempt.
+    pub(crate) fn lost_race<E: HasStoreError>(&self, e: &E, attempt: &mut usize) -> bool {
+        if *attempt >= MAX_ATTEMPTS || !e.store_error().is_some_and(is_retryable) {
+            return false;
         }
+        *attempt += 1;
+        tracing::debug!(
+            attempt = *attempt,
+            "retrying a transaction that lost a race"
+        );
+        true
     }
 
-    async fn read<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        E: From<StoreError>,
-        F: for<'a> FnOnce(&'a deadpool_postgres::Object) -> DbFuture<'a, Result<T, E>>,
-    {
-        self.bounded(async {
-            let client = self.client().await?;
-            f(&client).await
-        })
-        .await
+    pub(crate) fn key(&self) -> &RelayKey {
+        &self.key
     }
 
-    pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
-        let digest = crate::secrets::token_digest(token);
-        self.read(move |c| Box::pin(async move { provision::authenticate(c, &digest).await }))
-            .await
-    }
-
-    pub async fn apply(
-        &self,
-        caller: Caller<'_>,
-        meta: &RequestMeta,
-        zoid_in_url: Option<Zoid>,
-        account: AccountId,
-        body_zuid: Option<Zuid>,
-        cmd: AccountCommand,
-    ) -> Result<Applied, WriteError> {
-        let digest = crate::secrets::token_digest(caller.token);
-        let kind = caller.kind;
-        // The token is read in the change's transaction: one connection, and its query
-        // travels with the transaction's first statements (see `write::apply`).
-        self.write_pipelined(|tx, key| {
-            let (digest, meta, cmd) = (digest.clone(), meta.clone(), cmd.clone());
-            Box::pin(async move {
-                let target = write::Addressing {
-                    account,
-                    zoid_in_url,
-                    body_zuid,
-                };
-                write::apply(tx, key, (&digest, kind), &meta, target, cmd).await
-            })
-        })
-        .await
-    }
-
-    pub async fn account(
-        &self,
-        caller: Caller<'_>,
-        account: AccountId,
-    ) -> Result<Option<AccountView>, ReadError> {
-        let digest = crate::secrets::token_digest(caller.token);
-        let kind = caller.kind;
-        // The token and the account are read together on one connection: the two are
-        // pipelined, one round trip. The account is only answered if the token reaches it.
-        self.read(move |c| {
-            Box::pin(async move {
-                let (principal, view) = tokio::try_join!(
-                    provision::authenticate(c, &digest),
-                    read::account_view(c, account)
-                )?;
-                let grant = Principal::grant_of(principal, kind, Access::Read)?;
-                Ok::<_, ReadError>(view.filter(|v| grant.reaches_account(v.zuid, v.zoid)))
-            })
-        })
-        .await
-    }
-
-    pub async fn own_accounts(&self, grant: &Grant) -> Result<Vec<AccountView>, StoreError> {
-        let zuid = grant.actor.zuid;
-        self.read(move |c| Box::pin(read::user_account_views(c, zuid)))
-            .await
-    }
-
-    pub async fn organization(
-        &self,
-        grant: &Grant,
-        zoid: Zoid,
-    ) -> Result<Option<OrgView>, StoreError> {
-        if !grant.reaches_org(zoid) {
-            return Ok(None);
-        }
-        self.read(move |c| Box::pin(read::org_view(c, zoid))).await
-    }
-
-    pub async fn org_accounts(
-        &self,
-        grant: &Grant,
-        zoid: Zoid,
-        start: u32,
-        limit: u32,
-    ) -> Result<Option<Vec<AccountView>>, StoreError> {
-        if !grant.reaches_org(zoid) {
-            return Ok(None);
-        }
-        self.read(move |c| {
-            Box::pin(async move {
-                read::org_account_views(c, zoid, start, limit)
-                    .await
-                    .map(Some)
-            })
-        })
-        .await
-    }
-
-    pub async fn org_user_account(
-        &self,
-        grant: &Grant,
-        zoid: Zoid,
-        user: UserRef,
-    ) -> Result<Option<AccountView>, StoreError> {
-        if !grant.reaches_org(zoid) {
-            return Ok(None);
-        }
-        self.read(move |c| {
-            Box::pin(async move {
-                let Some(zuid) = read::resolve_user(c, zoid, &user).await? else {
-                    return Ok(None);
-                };
-                read::hosted_account_of(c, zuid).await
-            })
-        })
-        .await
-    }
-
-    pub async fn create_user(
-        &self,
-        grant: &Grant,
-        meta: &RequestMeta,
-        zoid: Zoid,
-        user: NewUser,
-    ) -> Result<AccountView, WriteError> {
-        self.write(|tx, _| {
-            let (grant, meta, user) = (grant.clone(), meta.clone(), user.clone());
-            Box::pin(
-                async move { provision::create_user_via_api(tx, &grant, &meta, zoid, &user).await },
-            )
-        })
-        .await
-    }
-
-    pub async fn delete_users(
-        &self,
-        grant: &Grant,
-        meta: &RequestMeta,
-        zoid: Zoid,
-        users: Vec<UserRef>,
-    ) -> Result<(), WriteError> {
-        self.write(|tx, _| {
-            let (grant, meta, users) = (grant.clone(), meta.clone(), users.clone());
-            Box::pin(async move { provision::delete_users(tx, &grant, &meta, zoid, &users).await })
-        })
-        .await
-    }
-
-    pub async fn bootstrap(
-        &self,
-        org_name: &str,
-        domain: &str,
-        admin_email: EmailAddress,
-        admin_password_hash: Option<String>,
-    ) -> Result<Bootstrapped, ProvisionError> {
-        self.write(|tx, _| {
-            let (org_name, domain) = (org_name.to_string(), domain.to_string());
-            let (admin, hash) = (admin_email.clone(), admin_password_hash.clone());
-            Box::pin(
-                async move { provision::bootstrap(tx, &org_name, &domain, &admin, hash).await },
-            )
-        })
-        .await
-    }
-
+    /// Bulk-loads the benchmark's synthetic users (see `crate::synthetic`): their ids,
+    /// in order.
     pub(crate) async fn insert_synthetic(
         &self,
         zoid: Zoid,
         users: Vec<crate::synthetic::PlannedUser>,
     ) -> Result<Vec<(Zuid, AccountId)>, StoreError> {
-        let users = std::sync::Arc::new(users);
-        self.write(|tx, _| {
-            let users = users.clone();
-            Box::pin(async move { provision::insert_synthetic(tx, zoid, &users).await })
+        self.bounded(async {
+            let tx = self.begin().await?;
+            let out = synthetic::insert(&tx, zoid, &users).await;
+            tx.finish(out).await
         })
         .await
     }
 
     /// The server's durability settings, as `SHOW` reports them.
     pub async fn durability(&self) -> Result<crate::Durability, StoreError> {
-        self.read(|c| {
-            Box::pin(async move {
-                let mut settings = Vec::new();
-                for name in ["synchronous_commit", "fsync", "full_page_writes"] {
-                    let row = one(c, &format!("SHOW {name}"), &[]).await?;
-                    settings.push((name.to_string(), row.try_get::<_, String>(0)?));
+        self.bounded(async {
+            let client = self.client().await?;
+            let mut settings = Vec::new();
+            for name in ["synchronous_commit", "fsync", "full_page_writes"] {
+                let row = client.query_one(&format!("SHOW {name}"), &[]).await?;
+                settings.push((name.to_string(), row.try_get::<_, String>(0)?));
+            }
+            let weaker_than_default = settings.iter().any(|(n, v)| match n.as_str() {
+                "synchronous_commit" => {
+                    !matches!(v.as_str(), "on" | "remote_write" | "remote_apply")
                 }
-                let weaker_than_default = settings.iter().any(|(n, v)| match n.as_str() {
-                    "synchronous_commit" => {
-                        !matches!(v.as_str(), "on" | "remote_write" | "remote_apply")
-                    }
-                    _ => v != "on",
-                });
-                Ok(crate::Durability {
-                    settings,
-                    weaker_than_default,
-                })
+                _ => v != "on",
+            });
+            Ok(crate::Durability {
+                settings,
+                weaker_than_default,
             })
         })
         .await
-    }
-
-    pub async fn seed_demo(&self) -> Result<DemoTokens, ProvisionError> {
-        self.write(|tx, _| Box::pin(provision::seed_demo(tx))).await
-    }
-
-    pub async fn issue_token(
-        &self,
-        zuid: Zuid,
-        scopes: ScopeSet,
-        expires_in_secs: Option<u64>,
-    ) -> Result<String, ProvisionError> {
-        self.write(|tx, _| {
-            let scopes = scopes.clone();
-            Box::pin(
-                async move { provision::issue_token(tx, zuid, &scopes, expires_in_secs).await },
-            )
-        })
-        .await
-    }
-
-    pub async fn revoke_token(&self, token: &str) -> Result<bool, StoreError> {
-        let digest = crate::secrets::token_digest(token);
-        self.write(|tx, _| {
-            let digest = digest.clone();
-            Box::pin(async move { provision::revoke_token(tx, &digest).await })
-        })
-        .await
-    }
-
-    pub async fn create_client(
-        &self,
-        name: &str,
-        redirect_uri: Option<&str>,
-    ) -> Result<ClientCredentials, StoreError> {
-        self.write(|tx, _| {
-            let (name, redirect_uri) = (name.to_string(), redirect_uri.map(str::to_string));
-            Box::pin(async move { oauth::create_client(tx, &name, redirect_uri.as_deref()).await })
-        })
-        .await
-    }
-
-    pub async fn oauth_client(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError> {
-        let client_id = client_id.to_string();
-        self.read(move |c| Box::pin(async move { oauth::client(c, &client_id).await }))
-            .await
-    }
-
-    pub async fn oauth_grant(
-        &self,
-        client_id: &str,
-        zuid: Zuid,
-        scopes: ScopeSet,
-    ) -> Result<String, ProvisionError> {
-        self.write(|tx, _| {
-            let (client_id, scopes) = (client_id.to_string(), scopes.clone());
-            Box::pin(async move { oauth::grant(tx, &client_id, zuid, &scopes).await })
-        })
-        .await
-    }
-
-    pub async fn credentials(
-        &self,
-        email: &EmailAddress,
-    ) -> Result<Option<Credentials>, StoreError> {
-        let email = email.clone();
-        self.read(move |c| Box::pin(async move { oauth::credentials(c, email.as_str()).await }))
-            .await
-    }
-
-    pub async fn issue_code(
-        &self,
-        client_id: &str,
-        zuid: Zuid,
-        scopes: ScopeSet,
-        redirect_uri: &str,
-        pkce: Option<CodeChallenge>,
-    ) -> Result<String, StoreError> {
-        self.write(|tx, _| {
-            let (client_id, scopes, redirect_uri, pkce) = (
-                client_id.to_string(),
-                scopes.clone(),
-                redirect_uri.to_string(),
-                pkce.clone(),
-            );
-            Box::pin(async move {
-                oauth::issue_code(tx, &client_id, zuid, &scopes, &redirect_uri, pkce.as_ref()).await
-            })
-        })
-        .await
-    }
-
-    pub async fn pending_code(&self, code: &str) -> Result<Option<PendingCode>, StoreError> {
-        let code = code.to_string();
-        self.read(move |c| Box::pin(async move { oauth::pending_code(c, &code).await }))
-            .await
-    }
-
-    pub async fn decide_code(
-        &self,
-        code: &str,
-        approve: bool,
-    ) -> Result<Option<String>, StoreError> {
-        self.write(|tx, _| {
-            let code = code.to_string();
-            Box::pin(async move { oauth::decide_code(tx, &code, approve).await })
-        })
-        .await
-    }
-
-    pub async fn exchange_code(
-        &self,
-        client_id: &str,
-        secret: &str,
-        code: &str,
-        redirect_uri: Option<&str>,
-        code_verifier: Option<&str>,
-        ttl_secs: u64,
-    ) -> Result<IssuedTokens, OAuthError> {
-        self.write(|tx, _| {
-            let (client_id, secret, code) =
-                (client_id.to_string(), secret.to_string(), code.to_string());
-            let redirect_uri = redirect_uri.map(str::to_string);
-            let code_verifier = code_verifier.map(str::to_string);
-            Box::pin(async move {
-                oauth::exchange_code(
-                    tx,
-                    &client_id,
-                    &secret,
-                    &code,
-                    redirect_uri.as_deref(),
-                    code_verifier.as_deref(),
-                    ttl_secs,
-                )
-                .await
-            })
-        })
-        .await?
-        .into_result()
-    }
-
-    pub async fn refresh_access(
-        &self,
-        client_id: &str,
-        secret: &str,
-        refresh_token: &str,
-        ttl_secs: u64,
-    ) -> Result<IssuedTokens, OAuthError> {
-        self.write(|tx, _| {
-            let (client_id, secret, refresh_token) = (
-                client_id.to_string(),
-                secret.to_string(),
-                refresh_token.to_string(),
-            );
-            Box::pin(async move {
-                oauth::refresh(tx, &client_id, &secret, &refresh_token, ttl_secs).await
-            })
-        })
-        .await
-    }
-
-    pub async fn revoke_oauth_token(&self, token: &str) -> Result<bool, StoreError> {
-        self.write(|tx, _| {
-            let token = token.to_string();
-            Box::pin(async move { oauth::revoke(tx, &token).await })
-        })
-        .await
-    }
-
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|c| Box::pin(async move { Ok(c.simple_query("SELECT 1").await.map(|_| ())?) }))
-            .await
     }
 
     pub fn pool_state(&self) -> (usize, usize, usize) {
         let s = self.pool.status();
         (s.size.saturating_sub(s.available), s.available, s.max_size)
     }
-
-    pub async fn audit_log(
-        &self,
-        grant: &Grant,
-        zoid: Zoid,
-        query: AuditQuery,
-    ) -> Result<Option<Vec<AuditEntry>>, StoreError> {
-        if !grant.reaches_org(zoid) {
-            return Ok(None);
-        }
-        self.read(move |c| Box::pin(async move { audit::entries(c, zoid, &query).await.map(Some) }))
-            .await
-    }
-
-    pub async fn reencrypt_relay_passwords(&self) -> Result<usize, StoreError> {
-        self.write(|tx, key| {
-            Box::pin(async move {
-                let sealed = relay_passwords(tx).await?;
-                for (id, binding, ct) in &sealed {
-                    exec(
-                        tx,
-                        "UPDATE identities SET password_enc = $1 WHERE send_mail_id = $2",
-                        &[&key.reseal(ct, binding)?, id],
-                    )
-                    .await?;
-                }
-                Ok(sealed.len())
-            })
-        })
-        .await
-    }
-
-    pub async fn check_relay_passwords(&self) -> Result<(usize, usize), StoreError> {
-        let key = self.key.clone();
-        self.read(move |c| {
-            Box::pin(async move { Ok(key.count_openable(&relay_passwords(c).await?)) })
-        })
-        .await
-    }
-
-    pub async fn mail_account(
-        &self,
-        address: &EmailAddress,
-    ) -> Result<Option<mailplane_domain::MailAccount>, StoreError> {
-        let address = address.clone();
-        self.read(move |c| Box::pin(async move { mail::account_by_address(c, &address).await }))
-            .await
-    }
-
-    pub async fn sender_logins(
-        &self,
-        address: &EmailAddress,
-    ) -> Result<Vec<EmailAddress>, StoreError> {
-        let address = address.clone();
-        self.read(move |c| Box::pin(async move { mail::sender_logins(c, &address).await }))
-            .await
-    }
-
-    pub async fn relay_route(
-        &self,
-        address: &EmailAddress,
-    ) -> Result<Option<crate::RelayRoute>, StoreError> {
-        let (address, key) = (address.clone(), self.key.clone());
-        self.read(move |c| Box::pin(async move { mail::relay_route(c, &key, &address).await }))
-            .await
-    }
-
-    pub async fn record_security_events(
-        &self,
-        events: Vec<SecurityEvent>,
-    ) -> Result<(), StoreError> {
-        self.write(|tx, _| {
-            let events = events.clone();
-            Box::pin(async move { audit::record_security_events(tx, &events).await })
-        })
-        .await
-    }
-
-    pub async fn prune(
-        &self,
-        table: crate::Pruned,
-        before_ms: i64,
-        batch: u32,
-    ) -> Result<u64, StoreError> {
-        self.write(|tx, _| Box::pin(async move { audit::prune(tx, table, before_ms, batch).await }))
-            .await
-    }
-
-    pub async fn security_events(
-        &self,
-        zoid: Zoid,
-        query: AuditQuery,
-    ) -> Result<Vec<SecurityEvent>, StoreError> {
-        self.read(move |c| Box::pin(async move { audit::security_events(c, zoid, &query).await }))
-            .await
-    }
-}
-
-/// Every stored relay password: (identity id, binding, ciphertext).
-async fn relay_passwords<C: GenericClient>(
-    c: &C,
-) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
-    let found = rows(
-        c,
-        "SELECT send_mail_id, account_id, from_address, password_enc FROM identities WHERE password_enc IS NOT NULL FOR UPDATE",
-        &[],
-    )
-    .await?;
-    found
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get(0)?,
-                crate::relay_key::binding(r.try_get(1)?, r.try_get(2)?),
-                r.try_get(3)?,
-            ))
-        })
-        .collect()
 }

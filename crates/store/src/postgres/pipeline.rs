@@ -22,7 +22,7 @@ use deadpool_postgres::Object;
 
 use crate::StoreError;
 
-pub(super) struct Tx {
+pub(crate) struct Tx {
     conn: Option<Object>,
     /// `BEGIN` was sent: the connection may be inside a transaction.
     begun: AtomicBool,
@@ -31,7 +31,7 @@ pub(super) struct Tx {
 }
 
 impl Tx {
-    pub(super) fn new(conn: Object) -> Self {
+    pub(crate) fn new(conn: Object) -> Self {
         Tx {
             conn: Some(conn),
             begun: AtomicBool::new(false),
@@ -39,27 +39,39 @@ impl Tx {
         }
     }
 
-    pub(super) fn client(&self) -> &Object {
+    /// The connection outside any transaction, for reads: each statement reads its own
+    /// snapshot, and none opens or ends a transaction (as if one had begun and ended).
+    pub(crate) fn outside(conn: Object) -> Self {
+        Tx {
+            conn: Some(conn),
+            begun: AtomicBool::new(true),
+            ended: AtomicBool::new(true),
+        }
+    }
+
+    pub(crate) fn client(&self) -> &Object {
         self.conn
             .as_ref()
             .expect("the connection is only taken when the transaction is dropped")
     }
 
-    /// Sends `BEGIN`, then the statements of `first`, and answers `first`'s result once
-    /// both are in.
-    pub(super) async fn begin_with<T, E: From<StoreError>>(
+    /// Runs `statement`, sending `BEGIN` just ahead of it when it is the transaction's
+    /// first: the transaction opens without a round trip of its own.
+    pub(crate) async fn send<T>(
         &self,
-        first: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, E> {
-        self.begun.store(true, Ordering::Release);
-        let (begun, out) = tokio::join!(self.client().batch_execute("BEGIN"), first);
-        begun.map_err(StoreError::from)?;
+        statement: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        if self.begun.swap(true, Ordering::AcqRel) {
+            return statement.await;
+        }
+        let (begun, out) = tokio::join!(self.client().batch_execute("BEGIN"), statement);
+        begun?;
         out
     }
 
     /// Sends the statements of `last`, then `COMMIT`. `last` must send every statement on
     /// its first poll and fail only by the server's answer (see the module's description).
-    pub(super) async fn commit_with<T, E: From<StoreError>>(
+    pub(crate) async fn commit_with<T, E: From<StoreError>>(
         &self,
         last: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
@@ -71,31 +83,21 @@ impl Tx {
         Ok(value)
     }
 
-    /// `COMMIT` on its own, for work whose last step reads what it wrote.
-    pub(super) async fn commit(&self) -> Result<(), StoreError> {
-        let committed = self.client().batch_execute("COMMIT").await;
-        self.ended.store(true, Ordering::Release);
-        Ok(committed?)
-    }
-
-    /// Ends what the work left open. Work that neither committed nor failed is a bug of
-    /// ours; it is rolled back and reported, never taken as done.
-    pub(super) async fn finish<T, E: From<StoreError>>(&self, out: Result<T, E>) -> Result<T, E> {
+    /// Ends what the work left open: `COMMIT` after work that succeeded, `ROLLBACK`
+    /// after work that failed.
+    pub(crate) async fn finish<T, E: From<StoreError>>(&self, out: Result<T, E>) -> Result<T, E> {
         if !self.begun.load(Ordering::Acquire) || self.ended.load(Ordering::Acquire) {
             return out;
         }
-        let rolled_back = self.client().batch_execute("ROLLBACK").await;
-        // If the ROLLBACK failed, `ended` stays false and the drop closes the connection.
-        if rolled_back.is_ok() {
+        let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = self.client().batch_execute(end).await;
+        // If it failed, `ended` stays false and the drop closes the connection.
+        if ended.is_ok() {
             self.ended.store(true, Ordering::Release);
         }
-        match (out, rolled_back) {
-            (Err(failed), _) => Err(failed),
-            (Ok(_), Err(e)) => Err(StoreError::from(e).into()),
-            (Ok(_), Ok(())) => {
-                Err(StoreError::Task("a transaction ended without its COMMIT".into()).into())
-            }
-        }
+        let value = out?;
+        ended.map_err(StoreError::from)?;
+        Ok(value)
     }
 }
 

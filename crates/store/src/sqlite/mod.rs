@@ -6,33 +6,22 @@
 //! read of a read-then-write means no two changes can interleave (no lost updates). Reads
 //! use a small pool of other connections, which WAL lets run beside the writer.
 
-mod audit;
 mod checkpoint;
+mod db;
 mod group_commit;
-mod mail;
-mod oauth;
-mod provision;
-mod read;
-mod write;
+mod synthetic;
 
+pub(crate) use db::SqliteDb;
 pub use group_commit::{CommitStats, FLUSH_BUCKETS};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailplane_domain::{Access, AccountCommand, AccountId, EmailAddress, ScopeSet, Zoid, Zuid};
+use mailplane_domain::{AccountId, Zoid, Zuid};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use crate::oauth::{
-    ClientCredentials, CodeChallenge, Credentials, IssuedTokens, OAuthClient, OAuthError,
-    PendingCode,
-};
-use crate::{
-    AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, Caller, DemoTokens, Grant, NewUser,
-    OrgView, Principal, ProvisionError, ReadError, RelayKey, RequestMeta, SecurityEvent,
-    StoreError, UserRef, WriteError,
-};
+use crate::{RelayKey, StoreError};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
@@ -247,11 +236,10 @@ impl SqliteStore {
     /// of microseconds, and the two thread hand-offs of `spawn_blocking` cost more than
     /// that (context switches were the largest item of a read's profile). In WAL mode a
     /// reader does not wait for the writer.
-    async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    pub(crate) async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        T: Send + 'static,
         E: From<StoreError>,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send,
     {
         let inner = &self.inner;
         let _slot = inner
@@ -282,7 +270,7 @@ impl SqliteStore {
     /// Runs `f` in a transaction on the write connection (see [`group_commit`]): its
     /// changes are kept when it returns `Ok`, undone otherwise, and its result comes back
     /// only once they are committed.
-    async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    pub(crate) async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -291,140 +279,18 @@ impl SqliteStore {
         self.inner.writer.write(f).await
     }
 
-    pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
-        let digest = crate::secrets::token_digest(token);
-        self.read(move |c| provision::authenticate(c, &digest))
-            .await
+    pub(crate) fn key(&self) -> &RelayKey {
+        &self.inner.key
     }
 
-    pub async fn apply(
-        &self,
-        caller: Caller<'_>,
-        meta: &RequestMeta,
-        zoid_in_url: Option<Zoid>,
-        account: AccountId,
-        body_zuid: Option<Zuid>,
-        cmd: AccountCommand,
-    ) -> Result<Applied, WriteError> {
-        // Hashed here, on the caller's task: the writer thread is the one that is scarce.
-        let digest = crate::secrets::token_digest(caller.token);
-        let (kind, meta) = (caller.kind, meta.clone());
-        self.write(move |tx, key| {
-            let found = provision::authenticate(tx, &digest)?;
-            let grant = Principal::grant_of(found, kind, Access::Update)?;
-            write::apply(tx, key, &grant, &meta, zoid_in_url, account, body_zuid, cmd)
-        })
-        .await
-    }
-
-    pub async fn account(
-        &self,
-        caller: Caller<'_>,
-        account: AccountId,
-    ) -> Result<Option<AccountView>, ReadError> {
-        let digest = crate::secrets::token_digest(caller.token);
-        let kind = caller.kind;
-        self.read(move |c| {
-            let found = provision::authenticate(c, &digest)?;
-            let grant = Principal::grant_of(found, kind, Access::Read)?;
-            let view = read::account_view(c, account)?;
-            Ok::<_, ReadError>(view.filter(|v| grant.reaches_account(v.zuid, v.zoid)))
-        })
-        .await
-    }
-
-    pub async fn own_accounts(&self, grant: &Grant) -> Result<Vec<AccountView>, StoreError> {
-        let zuid = grant.actor.zuid;
-        self.read(move |c| read::user_account_views(c, zuid)).await
-    }
-
-    pub async fn organization(
-        &self,
-        grant: &Grant,
-        zoid: Zoid,
-    ) -> Result<Option<OrgView>, StoreError> {
-        if !grant.reaches_org(zoid) {
-            return Ok(None);
-        }
-        self.read(move |c| read::org_view(c, zoid)).await
-    }
-
-    pub async fn org_accounts(
-        &self,
-        grant: &Grant,
-        zoid: Zoid,
-        start: u32,
-        limit: u32,
-    ) -> Result<Option<Vec<AccountView>>, StoreError> {
-        if !grant.reaches_org(zoid) {
-            return Ok(None);
-        }
-        self.read(move |c| read::org_account_views(c, zoid, start, limit).map(Some))
-            .await
-    }
-
-    pub async fn org_user_account(
-        &self,
-        grant: &Grant,
-        zoid: Zoid,
-        user: UserRef,
-    ) -> Result<Option<AccountView>, StoreError> {
-        if !grant.reaches_org(zoid) {
-            return Ok(None);
-        }
-        self.read(move |c| {
-            let Some(zuid) = read::resolve_user(c, zoid, &user)? else {
-                return Ok(None);
-            };
-            read::hosted_account_of(c, zuid)
-        })
-        .await
-    }
-
-    pub async fn create_user(
-        &self,
-        grant: &Grant,
-        meta: &RequestMeta,
-        zoid: Zoid,
-        user: NewUser,
-    ) -> Result<AccountView, WriteError> {
-        let (grant, meta) = (grant.clone(), meta.clone());
-        self.write(move |tx, _| provision::create_user_via_api(tx, &grant, &meta, zoid, user))
-            .await
-    }
-
-    pub async fn delete_users(
-        &self,
-        grant: &Grant,
-        meta: &RequestMeta,
-        zoid: Zoid,
-        users: Vec<UserRef>,
-    ) -> Result<(), WriteError> {
-        let (grant, meta) = (grant.clone(), meta.clone());
-        self.write(move |tx, _| provision::delete_users(tx, &grant, &meta, zoid, users))
-            .await
-    }
-
-    pub async fn bootstrap(
-        &self,
-        org_name: &str,
-        domain: &str,
-        admin_email: EmailAddress,
-        admin_password_hash: Option<String>,
-    ) -> Result<Bootstrapped, ProvisionError> {
-        let (org_name, domain) = (org_name.to_string(), domain.to_string());
-        self.write(move |tx, _| {
-            provision::bootstrap(tx, &org_name, &domain, admin_email, admin_password_hash)
-        })
-        .await
-    }
-
+    /// Bulk-loads the benchmark's synthetic users (see `crate::synthetic`): their ids,
+    /// in order.
     pub(crate) async fn insert_synthetic(
         &self,
         zoid: Zoid,
         users: Vec<crate::synthetic::PlannedUser>,
     ) -> Result<Vec<(Zuid, AccountId)>, StoreError> {
-        self.write(move |tx, _| provision::insert_synthetic(tx, zoid, &users))
+        self.write(move |tx, _| synthetic::insert(tx, zoid, &users))
             .await
     }
 
@@ -451,145 +317,6 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn seed_demo(&self) -> Result<DemoTokens, ProvisionError> {
-        self.write(|tx, _| provision::seed_demo(tx)).await
-    }
-
-    pub async fn issue_token(
-        &self,
-        zuid: Zuid,
-        scopes: ScopeSet,
-        expires_in_secs: Option<u64>,
-    ) -> Result<String, ProvisionError> {
-        self.write(move |tx, _| provision::issue_token(tx, zuid, &scopes, expires_in_secs))
-            .await
-    }
-
-    pub async fn revoke_token(&self, token: &str) -> Result<bool, StoreError> {
-        let digest = crate::secrets::token_digest(token);
-        self.write(move |tx, _| provision::revoke_token(tx, &digest))
-            .await
-    }
-
-    pub async fn create_client(
-        &self,
-        name: &str,
-        redirect_uri: Option<&str>,
-    ) -> Result<ClientCredentials, StoreError> {
-        let (name, redirect_uri) = (name.to_string(), redirect_uri.map(str::to_string));
-        self.write(move |tx, _| oauth::create_client(tx, &name, redirect_uri.as_deref()))
-            .await
-    }
-
-    pub async fn oauth_client(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError> {
-        let client_id = client_id.to_string();
-        self.read(move |c| oauth::client(c, &client_id)).await
-    }
-
-    pub async fn oauth_grant(
-        &self,
-        client_id: &str,
-        zuid: Zuid,
-        scopes: ScopeSet,
-    ) -> Result<String, ProvisionError> {
-        let client_id = client_id.to_string();
-        self.write(move |tx, _| oauth::grant(tx, &client_id, zuid, &scopes))
-            .await
-    }
-
-    pub async fn credentials(
-        &self,
-        email: &EmailAddress,
-    ) -> Result<Option<Credentials>, StoreError> {
-        let email = email.clone();
-        self.read(move |c| oauth::credentials(c, email.as_str()))
-            .await
-    }
-
-    pub async fn issue_code(
-        &self,
-        client_id: &str,
-        zuid: Zuid,
-        scopes: ScopeSet,
-        redirect_uri: &str,
-        pkce: Option<CodeChallenge>,
-    ) -> Result<String, StoreError> {
-        let (client_id, redirect_uri) = (client_id.to_string(), redirect_uri.to_string());
-        self.write(move |tx, _| {
-            oauth::issue_code(tx, &client_id, zuid, &scopes, &redirect_uri, pkce.as_ref())
-        })
-        .await
-    }
-
-    pub async fn pending_code(&self, code: &str) -> Result<Option<PendingCode>, StoreError> {
-        let code = code.to_string();
-        self.read(move |c| oauth::pending_code(c, &code)).await
-    }
-
-    pub async fn decide_code(
-        &self,
-        code: &str,
-        approve: bool,
-    ) -> Result<Option<String>, StoreError> {
-        let code = code.to_string();
-        self.write(move |tx, _| oauth::decide_code(tx, &code, approve))
-            .await
-    }
-
-    pub async fn exchange_code(
-        &self,
-        client_id: &str,
-        secret: &str,
-        code: &str,
-        redirect_uri: Option<&str>,
-        code_verifier: Option<&str>,
-        ttl_secs: u64,
-    ) -> Result<IssuedTokens, OAuthError> {
-        let (client_id, secret, code) =
-            (client_id.to_string(), secret.to_string(), code.to_string());
-        let redirect_uri = redirect_uri.map(str::to_string);
-        let code_verifier = code_verifier.map(str::to_string);
-        self.write(move |tx, _| {
-            oauth::exchange_code(
-                tx,
-                &client_id,
-                &secret,
-                &code,
-                redirect_uri.as_deref(),
-                code_verifier.as_deref(),
-                ttl_secs,
-            )
-        })
-        .await?
-        .into_result()
-    }
-
-    pub async fn refresh_access(
-        &self,
-        client_id: &str,
-        secret: &str,
-        refresh_token: &str,
-        ttl_secs: u64,
-    ) -> Result<IssuedTokens, OAuthError> {
-        let (client_id, secret, refresh_token) = (
-            client_id.to_string(),
-            secret.to_string(),
-            refresh_token.to_string(),
-        );
-        self.write(move |tx, _| oauth::refresh(tx, &client_id, &secret, &refresh_token, ttl_secs))
-            .await
-    }
-
-    pub async fn revoke_oauth_token(&self, token: &str) -> Result<bool, StoreError> {
-        let token = token.to_string();
-        self.write(move |tx, _| oauth::revoke(tx, &token)).await
-    }
-
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
-            .await
-    }
-
     /// Group commits made so far, the writes they kept, and their flush times.
     pub fn commit_stats(&self) -> CommitStats {
         self.inner.writer.commit_stats()
@@ -611,105 +338,4 @@ impl SqliteStore {
             READERS + 1,
         )
     }
-
-    pub async fn audit_log(
-        &self,
-        grant: &Grant,
-        zoid: Zoid,
-        query: AuditQuery,
-    ) -> Result<Option<Vec<AuditEntry>>, StoreError> {
-        if !grant.reaches_org(zoid) {
-            return Ok(None);
-        }
-        self.read(move |c| audit::entries(c, zoid, &query).map(Some))
-            .await
-    }
-
-    pub async fn reencrypt_relay_passwords(&self) -> Result<usize, StoreError> {
-        self.write(|tx, key| {
-            let sealed = relay_passwords(tx)?;
-            let mut stmt = tx.prepare_cached(
-                "UPDATE identities SET password_enc = ?1 WHERE send_mail_id = ?2",
-            )?;
-            for (id, binding, ct) in &sealed {
-                stmt.execute(rusqlite::params![key.reseal(ct, binding)?, id])?;
-            }
-            Ok(sealed.len())
-        })
-        .await
-    }
-
-    pub async fn check_relay_passwords(&self) -> Result<(usize, usize), StoreError> {
-        let key = self.inner.key.clone();
-        self.read(move |c| Ok(key.count_openable(&relay_passwords(c)?)))
-            .await
-    }
-
-    pub async fn mail_account(
-        &self,
-        address: &EmailAddress,
-    ) -> Result<Option<mailplane_domain::MailAccount>, StoreError> {
-        let address = address.clone();
-        self.read(move |c| mail::account_by_address(c, &address))
-            .await
-    }
-
-    pub async fn sender_logins(
-        &self,
-        address: &EmailAddress,
-    ) -> Result<Vec<EmailAddress>, StoreError> {
-        let address = address.clone();
-        self.read(move |c| mail::sender_logins(c, &address)).await
-    }
-
-    pub async fn relay_route(
-        &self,
-        address: &EmailAddress,
-    ) -> Result<Option<crate::RelayRoute>, StoreError> {
-        let (address, key) = (address.clone(), self.inner.key.clone());
-        self.read(move |c| mail::relay_route(c, &key, &address))
-            .await
-    }
-
-    pub async fn record_security_events(
-        &self,
-        events: Vec<SecurityEvent>,
-    ) -> Result<(), StoreError> {
-        self.write(move |tx, _| audit::record_security_events(tx, &events))
-            .await
-    }
-
-    pub async fn prune(
-        &self,
-        table: crate::Pruned,
-        before_ms: i64,
-        batch: u32,
-    ) -> Result<u64, StoreError> {
-        self.write(move |tx, _| audit::prune(tx, table, before_ms, batch))
-            .await
-    }
-
-    pub async fn security_events(
-        &self,
-        zoid: Zoid,
-        query: AuditQuery,
-    ) -> Result<Vec<SecurityEvent>, StoreError> {
-        self.read(move |c| audit::security_events(c, zoid, &query))
-            .await
-    }
-}
-
-/// Every stored relay password: (identity id, binding, ciphertext).
-fn relay_passwords(c: &Connection) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
-    let mut stmt = c.prepare("SELECT send_mail_id, account_id, from_address, password_enc FROM identities WHERE password_enc IS NOT NULL")?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                crate::relay_key::binding(r.get(1)?, &r.get::<_, String>(2)?),
-                r.get::<_, Vec<u8>>(3)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
 }

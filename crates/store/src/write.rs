@@ -1,19 +1,19 @@
-//! The write path of an account update on PostgreSQL: lock the owner → aggregate → rule →
-//! persist → audit, in the caller's transaction.
+//! The write path of an account update: token → lock the owner → aggregate → rule →
+//! persist → audit, all in the caller's transaction.
 
-use deadpool_postgres::GenericClient;
 use mailplane_domain::{
     Access, AccountAggregate, AccountCommand, AccountId, AccountState, EmailAddress, Op, Role,
     RuleError, UserAccount, Zoid, Zuid,
 };
 use serde_json::Value;
-use tokio_postgres::types::ToSql;
 
-use super::pipeline::Tx;
-use super::{exec, provision, read, row_opt, rows};
 use crate::access::not_found;
+use crate::db::{is_unique_violation, Db, Dialect, Param, Tx};
+use crate::read;
 use crate::relay_key::{binding, RelayKey};
-use crate::{now_ms, Applied, Grant, GrantKind, Principal, RequestMeta, StoreError, WriteError};
+use crate::{
+    now_ms, provision, Applied, Grant, GrantKind, Principal, RequestMeta, StoreError, WriteError,
+};
 
 const SET_ENABLED: &str = "UPDATE accounts SET enabled = $1 WHERE account_id = $2";
 const SET_OUTGOING_BLOCKED: &str =
@@ -21,23 +21,36 @@ const SET_OUTGOING_BLOCKED: &str =
 const SET_INCOMING_BLOCKED: &str =
     "UPDATE accounts SET incoming_blocked = $1 WHERE account_id = $2";
 const DELETE_IDENTITY: &str = "DELETE FROM identities WHERE send_mail_id = $1 AND account_id = $2";
-// One statement: the new sequence of each account is its position in the list.
-const SET_ACCOUNT_ORDER: &str =
-    "UPDATE accounts SET sequence = o.pos FROM unnest($1::bigint[]) WITH ORDINALITY AS o(id, pos) \
-     WHERE accounts.account_id = o.id";
-const AUDIT_SQL: &str =
+const AUDIT: &str =
     "INSERT INTO audit (at_ms, request_id, actor_zuid, actor_token_id, client_addr, zoid, zuid, account_id, mode, before, after) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
+/// One statement sets every account's new sequence, its position in `$1`, a JSON list of
+/// account ids. The one statement whose text differs by dialect: each reads a JSON array
+/// its own way.
+fn set_account_order(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "UPDATE accounts SET sequence = (SELECT o.key + 1 FROM json_each($1) o WHERE o.value = accounts.account_id) \
+             WHERE account_id IN (SELECT value FROM json_each($1))"
+        }
+        Dialect::Postgres => {
+            "UPDATE accounts SET sequence = o.pos \
+             FROM jsonb_array_elements_text($1::text::jsonb) WITH ORDINALITY AS o(id, pos) \
+             WHERE accounts.account_id = o.id::bigint"
+        }
+    }
+}
+
 /// The statement that persists `op`, when it is one statement with nothing to compute on
 /// our side that could fail once it is sent (what [`Tx::commit_with`] needs).
-fn single_statement(op: &Op) -> Option<&'static str> {
+fn single_statement(op: &Op, dialect: Dialect) -> Option<&'static str> {
     match op {
         Op::SetEnabled(_) => Some(SET_ENABLED),
         Op::SetOutgoingBlocked(_) => Some(SET_OUTGOING_BLOCKED),
         Op::SetIncomingBlocked(_) => Some(SET_INCOMING_BLOCKED),
         Op::DeleteIdentity(_) => Some(DELETE_IDENTITY),
-        Op::SetAccountOrder(_) => Some(SET_ACCOUNT_ORDER),
+        Op::SetAccountOrder(_) => Some(set_account_order(dialect)),
         // Two statements, the second sent once the first is answered; a password sealed
         // on our side before its statement is sent.
         Op::SetPrimaryAddress { .. } | Op::UpsertIdentity { .. } => None,
@@ -53,86 +66,66 @@ struct Target {
     owner_role: Role,
 }
 
-/// Locks the owner of the account (`FOR UPDATE` of the user row) and reads the account.
-/// Every change to any of a user's accounts takes the same lock, on every node, so two
-/// changes of one user never interleave (the reorder rule reads all of them).
-async fn lock_target<C: GenericClient>(
-    tx: &C,
-    id: AccountId,
-) -> Result<Option<Target>, StoreError> {
+/// Locks the owner of the account and reads the account. Every change to any of a user's
+/// accounts takes the same lock (on PostgreSQL `FOR UPDATE` of the user row, which every
+/// node honours; on SQLite the one write lock), so two changes of one user never
+/// interleave: the reorder rule reads all of them.
+async fn lock_target<D: Db>(db: &D, id: AccountId) -> Result<Option<Target>, StoreError> {
     // The lock and the read are sent together (one round trip). Statements of a pipeline
     // run one after the other on the server, so under READ COMMITTED the read, with a
     // snapshot of its own, sees every change committed by the transaction that held the
     // lock before us.
     let key = id.as_i64();
-    let params: &[&(dyn ToSql + Sync)] = &[&key];
-    let (locked, row) = tokio::try_join!(
-        row_opt(
-            tx,
+    let params: &[&dyn Param] = &[&key];
+    let (_, target) = tokio::try_join!(
+        db.lock(
             "SELECT u.zuid FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = $1 FOR UPDATE OF u",
             params,
         ),
-        row_opt(
-            tx,
+        db.row(
             "SELECT a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, u.zoid, u.display_name, u.role \
              FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = $1",
             params,
+            |r| {
+                Ok(Target {
+                    state: AccountState {
+                        id,
+                        zuid: Zuid::from_db(r.get("zuid")?),
+                        kind: read::kind(&r.get::<String>("kind")?)?,
+                        enabled: r.get("enabled")?,
+                        outgoing_blocked: r.get("outgoing_blocked")?,
+                        incoming_blocked: r.get("incoming_blocked")?,
+                    },
+                    zoid: Zoid::from_db(r.get("zoid")?),
+                    user_display_name: r.get("display_name")?,
+                    owner_role: read::role(&r.get::<String>("role")?)?,
+                })
+            },
         )
     )?;
-    let (Some(_), Some(r)) = (locked, row) else {
-        return Ok(None);
-    };
-    Ok(Some(Target {
-        state: AccountState {
-            id,
-            zuid: Zuid::from_db(r.try_get(0)?),
-            kind: read::kind(r.try_get(1)?)?,
-            enabled: r.try_get(2)?,
-            outgoing_blocked: r.try_get(3)?,
-            incoming_blocked: r.try_get(4)?,
-        },
-        zoid: Zoid::from_db(r.try_get(5)?),
-        user_display_name: r.try_get(6)?,
-        owner_role: {
-            let role: &str = r.try_get(7)?;
-            Role::parse(role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?
-        },
-    }))
+    Ok(target)
 }
 
-async fn user_accounts<C: GenericClient>(
-    tx: &C,
-    zuid: Zuid,
-) -> Result<Vec<UserAccount>, StoreError> {
-    let found = rows(
-        tx,
+async fn user_accounts<D: Db>(db: &D, zuid: Zuid) -> Result<Vec<UserAccount>, StoreError> {
+    db.rows(
         "SELECT account_id, kind, sequence, external_address FROM accounts WHERE zuid = $1 ORDER BY sequence",
         &[&zuid.as_i64()],
-    )
-    .await?;
-    found
-        .iter()
-        .map(|r| {
+        |r| {
             Ok(UserAccount {
-                id: AccountId::from_db(r.try_get(0)?),
-                kind: read::kind(r.try_get(1)?)?,
-                sequence: r.try_get::<_, i32>(2)? as u32,
-                external_address: r
-                    .try_get::<_, Option<&str>>(3)?
-                    .map(read::email)
-                    .transpose()?,
+                id: AccountId::from_db(r.get("account_id")?),
+                kind: read::kind(&r.get::<String>("kind")?)?,
+                sequence: read::sequence(r)?,
+                external_address: read::email_opt(r, "external_address")?,
             })
-        })
-        .collect()
+        },
+    )
+    .await
 }
 
-/// A unique violation on `addresses`: another transaction's address won the race.
-pub(super) fn address_conflict(
-    e: tokio_postgres::Error,
-    field: &str,
-    address: &EmailAddress,
-) -> WriteError {
-    if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+/// A unique violation on `addresses`: another transaction's address won the race, a
+/// conflict for the client rather than a server error.
+pub(crate) fn address_conflict(e: StoreError, field: &str, address: &EmailAddress) -> WriteError {
+    if is_unique_violation(&e) {
         return RuleError::conflict(
             field,
             format!("{field} {address} already belongs to another account"),
@@ -142,8 +135,8 @@ pub(super) fn address_conflict(
     e.into()
 }
 
-async fn persist<C: GenericClient>(
-    tx: &C,
+async fn persist<D: Db>(
+    db: &D,
     key: &RelayKey,
     account: AccountId,
     op: Op,
@@ -151,32 +144,29 @@ async fn persist<C: GenericClient>(
     let id = account.as_i64();
     match op {
         Op::SetEnabled(v) => {
-            exec(tx, SET_ENABLED, &[&v, &id]).await?;
+            db.exec(SET_ENABLED, &[&v, &id]).await?;
         }
         Op::SetOutgoingBlocked(v) => {
-            exec(tx, SET_OUTGOING_BLOCKED, &[&v, &id]).await?;
+            db.exec(SET_OUTGOING_BLOCKED, &[&v, &id]).await?;
         }
         Op::SetIncomingBlocked(v) => {
-            exec(tx, SET_INCOMING_BLOCKED, &[&v, &id]).await?;
+            db.exec(SET_INCOMING_BLOCKED, &[&v, &id]).await?;
         }
         Op::SetPrimaryAddress { new, old, add_new } => {
-            exec(
-                tx,
+            db.exec(
                 "UPDATE addresses SET is_primary = FALSE WHERE address = $1 AND account_id = $2",
                 &[&old.as_str(), &id],
             )
             .await?;
             if add_new {
-                exec(
-                    tx,
+                db.exec(
                     "INSERT INTO addresses (address, account_id, is_primary) VALUES ($1, $2, TRUE)",
                     &[&new.as_str(), &id],
                 )
                 .await
                 .map_err(|e| address_conflict(e, "emailAddress", &new))?;
             } else {
-                exec(
-                    tx,
+                db.exec(
                     "UPDATE addresses SET is_primary = TRUE WHERE address = $1 AND account_id = $2",
                     &[&new.as_str(), &id],
                 )
@@ -203,8 +193,7 @@ async fn persist<C: GenericClient>(
             match replaces {
                 // Replacing keeps the sendMailId, so a retried request changes nothing.
                 Some(sid) => {
-                    exec(
-                        tx,
+                    db.exec(
                         "UPDATE identities SET display_name = $1, mode = $2, server_name = $3, server_port = $4, \
                          user_name = $5, password_enc = $6, smtp_connection = $7 WHERE send_mail_id = $8",
                         &[&display_name, &mode.as_str(), &server, &port, &user, &password, &conn, &sid.as_i64()],
@@ -212,8 +201,7 @@ async fn persist<C: GenericClient>(
                     .await?;
                 }
                 None => {
-                    exec(
-                        tx,
+                    db.exec(
                         "INSERT INTO identities (account_id, from_address, display_name, mode, server_name, server_port, \
                          user_name, password_enc, smtp_connection, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                         &[&id, &from_address.as_str(), &display_name, &mode.as_str(), &server, &port, &user, &password, &conn, &now_ms()],
@@ -223,42 +211,45 @@ async fn persist<C: GenericClient>(
             }
         }
         Op::DeleteIdentity(sid) => {
-            exec(tx, DELETE_IDENTITY, &[&sid.as_i64(), &id]).await?;
+            db.exec(DELETE_IDENTITY, &[&sid.as_i64(), &id]).await?;
         }
         Op::SetAccountOrder(order) => {
-            let ids: Vec<i64> = order.iter().map(|a| a.as_i64()).collect();
-            exec(tx, SET_ACCOUNT_ORDER, &[&ids]).await?;
+            let ids = Value::from(order.iter().map(|a| a.as_i64()).collect::<Vec<_>>()).to_string();
+            db.exec(set_account_order(db.dialect()), &[&ids]).await?;
         }
     }
     Ok(())
 }
 
+/// What an audit row says: who, from where, on which organization, user and account.
+pub(crate) struct AuditRow<'a> {
+    pub grant: &'a Grant,
+    pub meta: &'a RequestMeta,
+    pub zoid: Zoid,
+    pub zuid: Option<Zuid>,
+    pub account: Option<AccountId>,
+    pub mode: &'a str,
+}
+
 /// One audit row. `before`/`after` come from the domain, which never includes secrets.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn audit<C: GenericClient>(
-    tx: &C,
-    grant: &Grant,
-    meta: &RequestMeta,
-    zoid: Zoid,
-    zuid: Option<Zuid>,
-    account: Option<AccountId>,
-    mode: &str,
+pub(crate) async fn audit<D: Db>(
+    db: &D,
+    row: AuditRow<'_>,
     before: &Value,
     after: &Value,
 ) -> Result<(), StoreError> {
-    exec(
-        tx,
-        AUDIT_SQL,
+    db.exec(
+        AUDIT,
         &[
             &now_ms(),
-            &meta.request_id,
-            &grant.actor.zuid.as_i64(),
-            &grant.actor.token_id,
-            &meta.client_addr,
-            &zoid.as_i64(),
-            &zuid.map(Zuid::as_i64),
-            &account.map(AccountId::as_i64),
-            &mode,
+            &row.meta.request_id,
+            &row.grant.actor.zuid.as_i64(),
+            &row.grant.actor.token_id,
+            &row.meta.client_addr,
+            &row.zoid.as_i64(),
+            &row.zuid.map(Zuid::as_i64),
+            &row.account.map(AccountId::as_i64),
+            &row.mode,
             &before.to_string(),
             &after.to_string(),
         ],
@@ -268,33 +259,33 @@ pub(super) async fn audit<C: GenericClient>(
 }
 
 /// The account a change names, and what else the request says of it.
-pub(super) struct Addressing {
-    pub(super) account: AccountId,
-    pub(super) zoid_in_url: Option<Zoid>,
-    pub(super) body_zuid: Option<Zuid>,
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Addressing {
+    pub account: AccountId,
+    pub zoid_in_url: Option<Zoid>,
+    pub body_zuid: Option<Zuid>,
 }
 
-/// One account change, in two round trips where the mode allows: `BEGIN`, the token and
-/// the owner's lock together; then the change, its audit row and `COMMIT` together (see
-/// [`pipeline`](super::pipeline)). Modes that answer with what they wrote, or whose
-/// statements depend on each other, commit in a round trip of their own.
-pub(super) async fn apply(
-    tx: &Tx,
+/// One account change, checked against the caller's token in its own transaction. On
+/// PostgreSQL that is two round trips where the mode allows: `BEGIN`, the token and the
+/// owner's lock together; then the change, its audit row and `COMMIT` together (see
+/// `postgres::pipeline`). Modes that answer with what they wrote, or whose statements
+/// depend on each other, commit in a round trip of their own.
+pub(crate) async fn apply<D: Tx>(
+    db: &D,
     key: &RelayKey,
     (digest, kind): (&str, GrantKind),
     meta: &RequestMeta,
     to: Addressing,
     cmd: AccountCommand,
 ) -> Result<Applied, WriteError> {
-    let c = tx.client();
     let account = to.account;
     // The lock is taken before the token's verdict is known; a refused request holds it
     // only until its rollback, and the verdict still comes first in the answer.
-    let (found, target) = tx
-        .begin_with(async {
-            tokio::try_join!(provision::authenticate(c, digest), lock_target(c, account))
-        })
-        .await?;
+    let (found, target) = tokio::try_join!(
+        provision::authenticate(db, digest),
+        lock_target(db, account)
+    )?;
     let grant = Principal::grant_of(found, kind, Access::Update)?;
     let target = target.ok_or_else(|| not_found(account))?;
     grant.check_target(
@@ -307,16 +298,16 @@ pub(super) async fn apply(
     )?;
     let mode = cmd.mode();
     let parts = cmd.reads();
-    // The aggregate's reads are independent: sent together, they are pipelined on the
-    // connection and cost one round trip, not five. Only the parts the rule reads are
+    // The aggregate's reads are independent: sent together, they are pipelined on
+    // PostgreSQL and cost one round trip, not five. Only the parts the rule reads are
     // asked for at all.
     let to_check = cmd.addresses_to_check();
     let (org_domains, addresses, identities, user_accounts, claims) = tokio::try_join!(
-        when(parts.org_domains, read::org_domains(c, target.zoid)),
-        when(parts.addresses, read::addresses(c, account)),
-        when(parts.identities, read::identities(c, account)),
-        when(parts.user_accounts, user_accounts(c, target.state.zuid)),
-        read::address_facts(c, &to_check),
+        when(parts.org_domains, read::org_domains(db, target.zoid)),
+        when(parts.addresses, read::addresses(db, account)),
+        when(parts.identities, read::identities(db, account)),
+        when(parts.user_accounts, user_accounts(db, target.state.zuid)),
+        read::address_facts(db, &to_check),
     )?;
     let agg = AccountAggregate {
         org_domains,
@@ -330,7 +321,7 @@ pub(super) async fn apply(
     };
     let change = mailplane_domain::apply(&agg, cmd)?;
     let with_commit = match change.ops.as_slice() {
-        [op] if !mode.answers_with_identities() => single_statement(op),
+        [op] if !mode.answers_with_identities() => single_statement(op, db.dialect()),
         _ => None,
     };
     // The change and its audit row in one batch: the audit statement is sent behind the
@@ -338,42 +329,37 @@ pub(super) async fn apply(
     // first (statements are answered in order) and the transaction is rolled back.
     let persist_all = async {
         for op in change.ops {
-            persist(c, key, account, op).await?;
+            persist(db, key, account, op).await?;
         }
         Ok::<(), WriteError>(())
     };
+    let row = AuditRow {
+        grant: &grant,
+        meta,
+        zoid: target.zoid,
+        zuid: Some(agg.account.zuid),
+        account: Some(account),
+        mode: mode.as_str(),
+    };
     let audit_row = async {
-        audit(
-            c,
-            &grant,
-            meta,
-            target.zoid,
-            Some(agg.account.zuid),
-            Some(account),
-            mode.as_str(),
-            &change.before,
-            &change.after,
-        )
-        .await
-        .map_err(WriteError::from)
+        audit(db, row, &change.before, &change.after)
+            .await
+            .map_err(WriteError::from)
     };
     if let Some(sql) = with_commit {
         // Prepared first, so both statements go out on their first poll, ahead of COMMIT.
-        c.prepare_cached(sql).await.map_err(StoreError::from)?;
-        c.prepare_cached(AUDIT_SQL)
-            .await
-            .map_err(StoreError::from)?;
-        tx.commit_with(async { tokio::try_join!(persist_all, audit_row) })
+        db.prepare(sql).await?;
+        db.prepare(AUDIT).await?;
+        db.commit_with(async { tokio::try_join!(persist_all, audit_row) })
             .await?;
         return Ok(Applied { identities: None });
     }
     tokio::try_join!(persist_all, audit_row)?;
     let identities = if mode.answers_with_identities() {
-        Some(read::identities(c, account).await?)
+        Some(read::identities(db, account).await?)
     } else {
         None
     };
-    tx.commit().await?;
     Ok(Applied { identities })
 }
 

@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{redacted, StoreError, REDACTED};
 
+pub(crate) mod flow;
+
 /// Live refresh tokens per user and client; issuing one more revokes the oldest.
 pub const MAX_REFRESH_TOKENS_PER_GRANT: usize = 20;
 /// How long an authorization code may wait for its exchange, sign-in and consent included.

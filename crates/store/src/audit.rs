@@ -1,0 +1,103 @@
+//! The audit trail and the security events: recorded, read in pages, pruned.
+
+use mailplane_domain::{Zoid, Zuid};
+use serde_json::Value;
+
+use crate::db::Db;
+use crate::{AuditEntry, AuditQuery, Pruned, SecurityEvent, StoreError};
+
+/// The organization's audit rows, newest first.
+pub(crate) async fn entries<D: Db>(
+    db: &D,
+    zoid: Zoid,
+    q: &AuditQuery,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let json = |text: String| serde_json::from_str(&text).unwrap_or(Value::Null);
+    db.rows(
+        "SELECT id, at_ms, request_id, actor_zuid, actor_token_id, client_addr, zuid, account_id, mode, before, after \
+         FROM audit WHERE zoid = $1 AND (CAST($2 AS BIGINT) IS NULL OR account_id = $2) \
+         AND (CAST($3 AS BIGINT) IS NULL OR at_ms >= $3) ORDER BY id DESC LIMIT $4 OFFSET $5",
+        &[&zoid.as_i64(), &q.account.map(|a| a.as_i64()), &q.since_ms, &i64::from(q.limit), &i64::from(q.start)],
+        |r| {
+            Ok(AuditEntry {
+                id: r.get("id")?,
+                at_ms: r.get("at_ms")?,
+                request_id: r.get("request_id")?,
+                actor_zuid: r.get("actor_zuid")?,
+                actor_token_id: r.get("actor_token_id")?,
+                client_addr: r.get("client_addr")?,
+                zuid: r.get("zuid")?,
+                account_id: r.get("account_id")?,
+                mode: r.get("mode")?,
+                before: json(r.get("before")?),
+                after: json(r.get("after")?),
+            })
+        },
+    )
+    .await
+}
+
+pub(crate) async fn record_security_events<D: Db>(
+    db: &D,
+    events: &[SecurityEvent],
+) -> Result<(), StoreError> {
+    for e in events {
+        // Only into the log of an organization that exists: made-up ids write nothing.
+        db.exec(
+            "INSERT INTO security_events (at_ms, first_ms, count, request_id, client_addr, zoid, method, path, status, error_code, actor_zuid) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE EXISTS (SELECT 1 FROM orgs WHERE zoid = $6)",
+            &[&e.at_ms, &e.first_ms, &(e.count as i64), &e.request_id, &e.client_addr, &e.zoid.as_i64(), &e.method, &e.path, &i32::from(e.status), &e.error_code, &e.actor_zuid.map(Zuid::as_i64)],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Deletes up to `batch` rows of `table` older than `before_ms`, oldest first.
+pub(crate) async fn prune<D: Db>(
+    db: &D,
+    table: Pruned,
+    before_ms: i64,
+    batch: u32,
+) -> Result<u64, StoreError> {
+    let sql = match table {
+        Pruned::Audit => {
+            "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at_ms < $1 ORDER BY id LIMIT $2)"
+        }
+        Pruned::SecurityEvents => {
+            "DELETE FROM security_events WHERE id IN \
+             (SELECT id FROM security_events WHERE at_ms < $1 ORDER BY id LIMIT $2)"
+        }
+    };
+    db.exec(sql, &[&before_ms, &i64::from(batch)]).await
+}
+
+/// The organization's security events, newest first.
+pub(crate) async fn security_events<D: Db>(
+    db: &D,
+    zoid: Zoid,
+    q: &AuditQuery,
+) -> Result<Vec<SecurityEvent>, StoreError> {
+    db.rows(
+        "SELECT at_ms, request_id, client_addr, method, path, status, error_code, actor_zuid, count, first_ms FROM security_events \
+         WHERE zoid = $1 AND (CAST($2 AS BIGINT) IS NULL OR at_ms >= $2) ORDER BY id DESC LIMIT $3 OFFSET $4",
+        &[&zoid.as_i64(), &q.since_ms, &i64::from(q.limit), &i64::from(q.start)],
+        |r| {
+            let at_ms = r.get("at_ms")?;
+            Ok(SecurityEvent {
+                at_ms,
+                first_ms: r.get::<Option<i64>>("first_ms")?.unwrap_or(at_ms),
+                count: r.get::<i64>("count")?.max(1) as u64,
+                request_id: r.get("request_id")?,
+                client_addr: r.get("client_addr")?,
+                zoid,
+                method: r.get("method")?,
+                path: r.get("path")?,
+                status: r.get::<i32>("status")? as u16,
+                error_code: r.get("error_code")?,
+                actor_zuid: r.get::<Option<i64>>("actor_zuid")?.map(Zuid::from_db),
+            })
+        },
+    )
+    .await
+}

@@ -1,0 +1,145 @@
+//! Lookups for the mail server (the Postfix listeners), never cached, so a change made on
+//! any node applies to the next SMTP transaction. Who may send as an address is settled
+//! by the rules of `mailplane_domain::send_as`, at each lookup.
+
+use mailplane_domain::{AccountId, AddressFacts, EmailAddress, IdentityMode, MailAccount, Owner};
+
+use crate::db::Db;
+use crate::read::{address_facts, addresses, identities};
+use crate::relay_key::RelayKey;
+use crate::{send_as, RelayRoute, StoreError};
+
+/// The hosted account `address` belongs to, with every address it may send as.
+pub(crate) async fn account_by_address<D: Db>(
+    db: &D,
+    address: &EmailAddress,
+) -> Result<Option<MailAccount>, StoreError> {
+    let Some((id, flags)) = db
+        .row(
+            "SELECT a.account_id, a.enabled, a.outgoing_blocked, a.incoming_blocked \
+             FROM addresses d JOIN accounts a ON a.account_id = d.account_id WHERE d.address = $1",
+            &[&address.as_str()],
+            |r| {
+                Ok((
+                    AccountId::from_db(r.get("account_id")?),
+                    (
+                        r.get("enabled")?,
+                        r.get("outgoing_blocked")?,
+                        r.get("incoming_blocked")?,
+                    ),
+                ))
+            },
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (own, identities) = tokio::try_join!(addresses(db, id), identities(db, id))?;
+    let own = own.into_iter().map(|a| a.address).collect();
+    Ok(Some(send_as::mail_account(id, flags, own, &identities)))
+}
+
+/// The account that may send as `address`, if exactly one may. A contested address has
+/// no owner: no map answers for it (the policy service says why when a login tries it).
+async fn owner<D: Db>(db: &D, address: &EmailAddress) -> Result<Option<AccountId>, StoreError> {
+    let facts = address_facts(db, std::slice::from_ref(address)).await?;
+    Ok(match facts.first().map(AddressFacts::owner) {
+        Some(Owner::Account(id)) => Some(id),
+        _ => None,
+    })
+}
+
+/// The logins (every address of the one account that owns `address`) that may use it as
+/// sender.
+pub(crate) async fn sender_logins<D: Db>(
+    db: &D,
+    address: &EmailAddress,
+) -> Result<Vec<EmailAddress>, StoreError> {
+    let Some(id) = owner(db, address).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(addresses(db, id)
+        .await?
+        .into_iter()
+        .map(|a| a.address)
+        .collect())
+}
+
+/// The relay of the `extfrom` identity of the one account that owns `address`.
+pub(crate) async fn relay_route<D: Db>(
+    db: &D,
+    key: &RelayKey,
+    address: &EmailAddress,
+) -> Result<Option<RelayRoute>, StoreError> {
+    let Some(id) = owner(db, address).await? else {
+        return Ok(None);
+    };
+    let found = db
+        .row(
+            "SELECT server_name, server_port, user_name, password_enc FROM identities \
+             WHERE account_id = $1 AND from_address = $2 AND mode = $3 AND server_name IS NOT NULL",
+            &[
+                &id.as_i64(),
+                &address.as_str(),
+                &IdentityMode::ExtFrom.as_str(),
+            ],
+            |r| {
+                Ok((
+                    r.get::<String>("server_name")?,
+                    r.get::<Option<i32>>("server_port")?.map(i64::from),
+                    r.get::<Option<String>>("user_name")?,
+                    r.get::<Option<Vec<u8>>>("password_enc")?,
+                ))
+            },
+        )
+        .await?;
+    let Some((server, port, user, sealed)) = found else {
+        return Ok(None);
+    };
+    RelayRoute::unseal(
+        key,
+        id.as_i64(),
+        address.as_str(),
+        server,
+        port,
+        user,
+        sealed,
+    )
+    .map(Some)
+}
+
+/// Every stored relay password: (identity id, binding, ciphertext), locked for the
+/// re-encryption that reads them.
+pub(crate) async fn relay_passwords<D: Db>(
+    db: &D,
+) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
+    db.rows(
+        "SELECT send_mail_id, account_id, from_address, password_enc FROM identities \
+         WHERE password_enc IS NOT NULL FOR UPDATE",
+        &[],
+        |r| {
+            Ok((
+                r.get("send_mail_id")?,
+                crate::relay_key::binding(r.get("account_id")?, &r.get::<String>("from_address")?),
+                r.get("password_enc")?,
+            ))
+        },
+    )
+    .await
+}
+
+/// Re-encrypts every stored relay password under the key's current version.
+pub(crate) async fn reencrypt_relay_passwords<D: Db>(
+    db: &D,
+    key: &RelayKey,
+) -> Result<usize, StoreError> {
+    let sealed = relay_passwords(db).await?;
+    for (id, binding, ct) in &sealed {
+        db.exec(
+            "UPDATE identities SET password_enc = $1 WHERE send_mail_id = $2",
+            &[&key.reseal(ct, binding)?, id],
+        )
+        .await?;
+    }
+    Ok(sealed.len())
+}

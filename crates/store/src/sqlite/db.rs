@@ -1,0 +1,121 @@
+//! [`Db`] on a SQLite connection: statements run on the spot, prepared once per
+//! connection and kept.
+
+use std::borrow::Cow;
+use std::future::Future;
+
+use rusqlite::Connection;
+
+use crate::db::{Db, Dialect, Param, Row, Tx};
+use crate::StoreError;
+
+/// A read connection inside its read transaction, or the writer's transaction.
+pub(crate) struct SqliteDb<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> SqliteDb<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Self {
+        SqliteDb { conn }
+    }
+
+    fn statement(&self, sql: &str) -> Result<rusqlite::CachedStatement<'c>, StoreError> {
+        Ok(self.conn.prepare_cached(&sqlite_text(sql))?)
+    }
+}
+
+/// The shared SQL as SQLite reads it: `$N` parameters become `?N` (SQLite would number
+/// `$N` by first appearance, not by N), and a trailing `FOR UPDATE [OF …]` goes.
+pub(crate) fn sqlite_text(sql: &str) -> Cow<'_, str> {
+    let sql = match sql.rfind(" FOR UPDATE") {
+        Some(at) => &sql[..at],
+        None => sql,
+    };
+    if !sql.contains('$') {
+        return Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn bind<'p>(params: &'p [&dyn Param]) -> impl rusqlite::Params + 'p {
+    rusqlite::params_from_iter(params.iter().map(|p| p.sqlite()))
+}
+
+impl Db for SqliteDb<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn rows<T, F>(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        mut map: F,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        F: FnMut(&Row<'_>) -> Result<T, StoreError>,
+    {
+        let mut stmt = self.statement(sql)?;
+        let mut found = stmt.query(bind(params))?;
+        let mut out = Vec::new();
+        while let Some(r) = found.next()? {
+            out.push(map(&Row::Sqlite(r))?);
+        }
+        Ok(out)
+    }
+
+    async fn exec(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError> {
+        Ok(self.statement(sql)?.execute(bind(params))? as u64)
+    }
+
+    async fn lock(&self, _sql: &str, _params: &[&dyn Param]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn next_id(&self, _sequence: &str) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
+}
+
+impl Tx for SqliteDb<'_> {
+    fn commit_with<T, E: From<StoreError>>(
+        &self,
+        last: impl Future<Output = Result<T, E>>,
+    ) -> impl Future<Output = Result<T, E>> {
+        last
+    }
+
+    async fn prepare(&self, _sql: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_text;
+
+    #[test]
+    fn shared_sql_reads_as_sqlite() {
+        assert_eq!(
+            sqlite_text("UPDATE t SET a = $2 WHERE id = $1 AND b = $12"),
+            "UPDATE t SET a = ?2 WHERE id = ?1 AND b = ?12"
+        );
+        assert_eq!(
+            sqlite_text("SELECT 1 FROM users WHERE zuid = $1 FOR UPDATE"),
+            "SELECT 1 FROM users WHERE zuid = ?1"
+        );
+        assert_eq!(
+            sqlite_text("SELECT COUNT(*) FROM orgs"),
+            "SELECT COUNT(*) FROM orgs"
+        );
+    }
+}
