@@ -625,6 +625,33 @@ mod tests {
         );
     }
 
+    /// docs/api.md describes every mode in its table of modes and in the compatibility
+    /// table, so that a new mode cannot be left out of the documentation unnoticed.
+    #[test]
+    fn the_api_documentation_names_every_mode() {
+        let doc = include_str!("../../../docs/api.md");
+        let section = |from: &str, to: &str| {
+            let start = doc
+                .find(from)
+                .unwrap_or_else(|| panic!("{from:?} in docs/api.md"));
+            let rest = &doc[start..];
+            &rest[..rest.find(to).unwrap_or(rest.len())]
+        };
+        let modes_table = section("Modes of the update endpoint", "Error codes");
+        let compatibility = section("## Compatibility with Zoho", "\n## ");
+        for mode in Mode::ALL {
+            let cell = format!("`{}`", mode.as_str());
+            assert!(
+                modes_table.contains(&cell),
+                "{cell} missing from the modes table"
+            );
+            assert!(
+                compatibility.contains(&format!("| {cell} |")),
+                "{cell} missing from the compatibility table"
+            );
+        }
+    }
+
     /// Each mode's body schema describes exactly the keys of its entry in the domain's
     /// table (besides `zuid` and `mode`), and requires the ones the table requires.
     #[test]
