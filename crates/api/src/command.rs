@@ -101,6 +101,8 @@ pub fn parse_update(
             )?,
         },
     };
+    // An arm that builds another mode's command would compile; this catches it in tests.
+    debug_assert_eq!(command.mode(), mode, "the body of {} parsed", mode.as_str());
     Ok(UpdateRequest { zuid, command })
 }
 

@@ -1,6 +1,7 @@
-//! The OpenAPI 3.1 description of the API, built from the code: the modes and their keys
-//! come from the domain's `Mode`, the enums from the domain's types, so a mode added there
-//! shows up here (the `match` below does not compile until it is described). The committed
+//! The OpenAPI 3.1 description of the API, built from the code: the modes and their
+//! required keys come from the domain's table of modes (`Mode::spec`), the enums from the
+//! domain's types, so a mode added there shows up here (`mode_body` does not compile until
+//! its body is described, and a test holds the described keys to the table). The committed
 //! copy (`openapi.json` at the repository root) is checked against this by a test.
 
 use mailplane_domain::{IdentityMode, Mode, Role, SmtpConnection};
