@@ -1,6 +1,7 @@
-//! The OpenAPI 3.1 description of the API, built from the code: the modes and their keys
-//! come from the domain's `Mode`, the enums from the domain's types, so a mode added there
-//! shows up here (the `match` below does not compile until it is described). The committed
+//! The OpenAPI 3.1 description of the API, built from the code: the modes and their
+//! required keys come from the domain's table of modes (`Mode::spec`), the enums from the
+//! domain's types, so a mode added there shows up here (`mode_body` does not compile until
+//! its body is described, and a test holds the described keys to the table). The committed
 //! copy (`openapi.json` at the repository root) is checked against this by a test.
 
 use mailplane_domain::{IdentityMode, Mode, Role, SmtpConnection};
@@ -155,14 +156,15 @@ fn send_mail_detail() -> Value {
     ] })
 }
 
-/// The body of one mode: its own keys, plus `zuid` and `mode`.
+/// The body of one mode: its own keys, plus `zuid` and `mode`. Which keys are required
+/// comes from the mode's entry in the domain's table; the schemas of the keys, and any
+/// constraint between them, are this function's.
 fn mode_body(mode: Mode) -> Value {
     let mut extra: Option<Value> = None;
-    let (required, props): (Vec<&str>, Value) = match mode {
-        Mode::AddSendMailDetails => (
-            vec!["sendMailDetails"],
-            json!({ "sendMailDetails": { "oneOf": [ send_mail_detail(), { "type": "array", "minItems": 1, "maxItems": 50, "items": send_mail_detail() } ] } }),
-        ),
+    let props: Value = match mode {
+        Mode::AddSendMailDetails => {
+            json!({ "sendMailDetails": { "oneOf": [ send_mail_detail(), { "type": "array", "minItems": 1, "maxItems": 50, "items": send_mail_detail() } ] } })
+        }
         Mode::DeleteSendMailDetails => {
             // One of the two, not both (`null` is absence).
             let not_null = json!({ "not": { "type": "null" } });
@@ -170,28 +172,16 @@ fn mode_body(mode: Mode) -> Value {
                 { "required": ["sendMailId"], "properties": { "sendMailId": not_null } },
                 { "required": ["fromAddress"], "properties": { "fromAddress": not_null } }
             ]));
-            (
-                vec![],
-                json!({ "sendMailId": nullable(lenient_id()), "fromAddress": nullable(email()) }),
-            )
+            json!({ "sendMailId": nullable(lenient_id()), "fromAddress": nullable(email()) })
         }
-        Mode::EmailUpdate => (vec!["emailAddress"], json!({ "emailAddress": email() })),
-        Mode::EnableMailAccount | Mode::DisableMailAccount => (vec![], json!({})),
-        Mode::MailAccountOrderUpdate => (
-            vec!["accList"],
-            json!({ "accList": { "oneOf": [
-                { "type": "string", "pattern": comma_list(&id_digits()), "description": "account ids separated by commas" },
-                { "type": "array", "minItems": 1, "uniqueItems": true, "items": lenient_id() }
-            ] } }),
-        ),
-        Mode::UpdateOutgoingStatus => (
-            vec!["outgoingBlocked"],
-            json!({ "outgoingBlocked": lenient_bool() }),
-        ),
-        Mode::UpdateIncomingStatus => (
-            vec!["incomingBlocked"],
-            json!({ "incomingBlocked": lenient_bool() }),
-        ),
+        Mode::EmailUpdate => json!({ "emailAddress": email() }),
+        Mode::EnableMailAccount | Mode::DisableMailAccount => json!({}),
+        Mode::MailAccountOrderUpdate => json!({ "accList": { "oneOf": [
+            { "type": "string", "pattern": comma_list(&id_digits()), "description": "account ids separated by commas" },
+            { "type": "array", "minItems": 1, "uniqueItems": true, "items": lenient_id() }
+        ] } }),
+        Mode::UpdateOutgoingStatus => json!({ "outgoingBlocked": lenient_bool() }),
+        Mode::UpdateIncomingStatus => json!({ "incomingBlocked": lenient_bool() }),
     };
     let mut properties = Map::new();
     properties.insert("zuid".into(), nullable(lenient_id()));
@@ -199,8 +189,9 @@ fn mode_body(mode: Mode) -> Value {
     if let Value::Object(p) = props {
         properties.extend(p);
     }
-    let mut required: Vec<&str> = required;
-    required.insert(0, "mode");
+    let required: Vec<&str> = std::iter::once("mode")
+        .chain(mode.spec().required.iter().copied())
+        .collect();
     let mut body = json!({
         "title": mode.as_str(),
         "type": "object",
@@ -314,6 +305,19 @@ fn update_examples(admin: bool) -> Value {
     )
 }
 
+/// The modes that answer with the account's identities, as a phrase: "`a` and `b`".
+fn identity_modes() -> String {
+    let names: Vec<String> = Mode::ALL
+        .iter()
+        .filter(|m| m.answers_with_identities())
+        .map(|m| format!("`{}`", m.as_str()))
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.concat(),
+    }
+}
+
 fn update_body(admin: bool) -> Value {
     json!({
         "required": true,
@@ -339,7 +343,7 @@ pub fn document() -> Value {
         "info": {
             "title": "mailplane",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "A self-hosted control plane for mail accounts, wire-compatible with the Zoho Mail Accounts API. The update endpoint's `mode` selects the operation; `addsendmaildetails` and `deletesendmaildetails` answer the account's identities in `data`, the other modes the status only.",
+            "description": format!("A self-hosted control plane for mail accounts, wire-compatible with the Zoho Mail Accounts API. The update endpoint's `mode` selects the operation; {} answer the account's identities in `data`, the other modes the status only.", identity_modes()),
         },
         "paths": {
             "/api/accounts": {
@@ -620,5 +624,66 @@ mod tests {
             titles,
             Mode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>()
         );
+    }
+
+    /// docs/api.md describes every mode in its table of modes and in the compatibility
+    /// table, so that a new mode cannot be left out of the documentation unnoticed.
+    #[test]
+    fn the_api_documentation_names_every_mode() {
+        let doc = include_str!("../../../docs/api.md");
+        let section = |from: &str, to: &str| {
+            let start = doc
+                .find(from)
+                .unwrap_or_else(|| panic!("{from:?} in docs/api.md"));
+            let rest = &doc[start..];
+            &rest[..rest.find(to).unwrap_or(rest.len())]
+        };
+        let modes_table = section("Modes of the update endpoint", "Error codes");
+        let compatibility = section("## Compatibility with Zoho", "\n## ");
+        for mode in Mode::ALL {
+            let cell = format!("`{}`", mode.as_str());
+            assert!(
+                modes_table.contains(&cell),
+                "{cell} missing from the modes table"
+            );
+            assert!(
+                compatibility.contains(&format!("| {cell} |")),
+                "{cell} missing from the compatibility table"
+            );
+        }
+    }
+
+    /// Each mode's body schema describes exactly the keys of its entry in the domain's
+    /// table (besides `zuid` and `mode`), and requires the ones the table requires.
+    #[test]
+    fn every_body_schema_has_the_keys_of_the_mode_table() {
+        for mode in Mode::ALL {
+            let spec = mode.spec();
+            let body = mode_body(*mode);
+            let mut described: Vec<&str> = body["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .filter(|k| !matches!(*k, "zuid" | "mode"))
+                .collect();
+            let mut listed: Vec<&str> = spec.keys().collect();
+            described.sort_unstable();
+            listed.sort_unstable();
+            assert_eq!(described, listed, "keys of {}", mode.as_str());
+            let required: Vec<&str> = body["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap())
+                .filter(|k| *k != "mode")
+                .collect();
+            assert_eq!(
+                required,
+                spec.required,
+                "required keys of {}",
+                mode.as_str()
+            );
+        }
     }
 }

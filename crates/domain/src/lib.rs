@@ -28,8 +28,8 @@ pub use model::{
     Role, SmtpConnection, UserAccount,
 };
 pub use modes::{
-    apply, AccountCommand, AggregateParts, Change, IdentitySelector, Mode, NewIdentity, NewRelay,
-    Op, MAX_IDENTITIES_PER_ACCOUNT,
+    apply, AccountCommand, AggregateParts, Answer, Applies, Change, IdentitySelector, Mode,
+    ModeSpec, NewIdentity, NewRelay, Offered, Op, MAX_IDENTITIES_PER_ACCOUNT,
 };
 pub use relay_host::{is_internal_ip, literal_ip};
 pub use scope::{Access, Resource, Scope, ScopeSet};

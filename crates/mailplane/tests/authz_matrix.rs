@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mailplane_client::{Client, Reply};
+use mailplane_domain::Mode;
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
@@ -61,16 +62,11 @@ const ADDED: &str = "matrix@relay.example.net";
 /// put back after each successful delete.
 const DELETABLE: &str = "deleteme@relay.example.net";
 
-const MODES: [&str; 8] = [
-    "addsendmaildetails",
-    "deletesendmaildetails",
-    "emailupdate",
-    "enableMailAccount",
-    "disableMailAccount",
-    "mailaccountorderupdate",
-    "updateOutgoingStatus",
-    "updateIncomingStatus",
-];
+/// Every mode, from the domain's list: a new mode is in the matrix from the start, and
+/// [`Acct::body`] does not compile until it has a body for it.
+fn modes() -> impl Iterator<Item = &'static str> {
+    Mode::ALL.iter().map(|m| m.as_str())
+}
 
 const INVALID_TICKET: (u16, &str) = (400, "INVALID_TICKET");
 const INVALID_OAUTHTOKEN: (u16, &str) = (401, "INVALID_OAUTHTOKEN");
@@ -211,18 +207,17 @@ impl Acct {
 
     /// A body of `mode` that succeeds on this account for whoever may update it.
     fn body(&self, mode: &str) -> Value {
-        match mode {
-            "addsendmaildetails" => json!({"mode": mode, "sendMailDetails": [{
+        match Mode::parse(mode).unwrap_or_else(|| panic!("{mode} is not a mode")) {
+            Mode::AddSendMailDetails => json!({"mode": mode, "sendMailDetails": [{
                 "fromAddress": ADDED, "displayName": "Matrix", "mode": "extfrom",
                 "serverName": "smtp.relay.example.net", "serverPort": "465",
                 "userName": ADDED, "password": "Relay-pass-9", "smtpConnection": "ssl"}]}),
-            "deletesendmaildetails" => json!({"mode": mode, "fromAddress": DELETABLE}),
-            "emailupdate" => json!({"mode": mode, "emailAddress": self.new_address}),
-            "enableMailAccount" | "disableMailAccount" => json!({ "mode": mode }),
-            "mailaccountorderupdate" => json!({"mode": mode, "accList": self.acc_list}),
-            "updateOutgoingStatus" => json!({"mode": mode, "outgoingBlocked": "true"}),
-            "updateIncomingStatus" => json!({"mode": mode, "incomingBlocked": true}),
-            _ => unreachable!("{mode}"),
+            Mode::DeleteSendMailDetails => json!({"mode": mode, "fromAddress": DELETABLE}),
+            Mode::EmailUpdate => json!({"mode": mode, "emailAddress": self.new_address}),
+            Mode::EnableMailAccount | Mode::DisableMailAccount => json!({ "mode": mode }),
+            Mode::MailAccountOrderUpdate => json!({"mode": mode, "accList": self.acc_list}),
+            Mode::UpdateOutgoingStatus => json!({"mode": mode, "outgoingBlocked": "true"}),
+            Mode::UpdateIncomingStatus => json!({"mode": mode, "incomingBlocked": true}),
         }
     }
 }
@@ -231,7 +226,7 @@ impl Acct {
 #[derive(Clone)]
 enum Check {
     Nothing,
-    /// A PUT of `MODES[mode]` on `accts[acct]`.
+    /// A PUT of `mode` on `accts[acct]`.
     Update {
         acct: usize,
         mode: &'static str,
@@ -707,7 +702,7 @@ fn update_cases(w: &World, m: &mut Matrix) {
     for (who, p) in w.principals.iter().enumerate() {
         for url in &urls {
             let url_label = url.map_or("user URL".to_string(), |z| format!("org {}", z.label));
-            for mode in MODES {
+            for mode in modes() {
                 let op = format!("PUT {mode}");
                 for (t, acct, zuid) in &targets {
                     let mut body = w.accts[*acct].body(mode);
