@@ -20,6 +20,10 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
+#[cfg_attr(
+    no_postgres,
+    ignore = "no PostgreSQL answered when this test was built (see crates/store/build.rs)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sslmode_and_sslrootcert_are_honoured() {
     run_on_postgres("pg_tls::sslmode_and_sslrootcert_are_honoured", tls_modes()).await
