@@ -100,6 +100,18 @@ pub fn parse_update(
                 "incomingBlocked",
             )?,
         },
+        Mode::UpdateImapStatus => AccountCommand::UpdateImapStatus {
+            enabled: lenient::boolean(
+                lenient::require(obj, "imapAccessEnabled", "imapAccessEnabled")?,
+                "imapAccessEnabled",
+            )?,
+        },
+        Mode::UpdatePopStatus => AccountCommand::UpdatePopStatus {
+            enabled: lenient::boolean(
+                lenient::require(obj, "popAccessEnabled", "popAccessEnabled")?,
+                "popAccessEnabled",
+            )?,
+        },
     };
     // An arm that builds another mode's command would compile; this catches it in tests.
     debug_assert_eq!(command.mode(), mode, "the body of {} parsed", mode.as_str());

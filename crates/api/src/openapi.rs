@@ -182,6 +182,8 @@ fn mode_body(mode: Mode) -> Value {
         ] } }),
         Mode::UpdateOutgoingStatus => json!({ "outgoingBlocked": lenient_bool() }),
         Mode::UpdateIncomingStatus => json!({ "incomingBlocked": lenient_bool() }),
+        Mode::UpdateImapStatus => json!({ "imapAccessEnabled": lenient_bool() }),
+        Mode::UpdatePopStatus => json!({ "popAccessEnabled": lenient_bool() }),
     };
     let mut properties = Map::new();
     properties.insert("zuid".into(), nullable(lenient_id()));

@@ -69,6 +69,9 @@ pub struct AccountState {
     pub enabled: bool,
     pub outgoing_blocked: bool,
     pub incoming_blocked: bool,
+    /// Whether the mailbox may be read over IMAP, and over POP3.
+    pub imap_enabled: bool,
+    pub pop_enabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

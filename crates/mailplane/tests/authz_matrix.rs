@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mailplane_client::{Client, Reply};
-use mailplane_domain::Mode;
+use mailplane_domain::{Mode, Offered};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
@@ -218,6 +218,8 @@ impl Acct {
             Mode::MailAccountOrderUpdate => json!({"mode": mode, "accList": self.acc_list}),
             Mode::UpdateOutgoingStatus => json!({"mode": mode, "outgoingBlocked": "true"}),
             Mode::UpdateIncomingStatus => json!({"mode": mode, "incomingBlocked": true}),
+            Mode::UpdateImapStatus => json!({"mode": mode, "imapAccessEnabled": false}),
+            Mode::UpdatePopStatus => json!({"mode": mode, "popAccessEnabled": "false"}),
         }
     }
 }
@@ -763,11 +765,14 @@ fn update_case(
     let gate = p.gate(url.is_some(), "UPDATE");
     // An ordinary admin reaches a super admin's account but may not change it.
     let outranked = url.is_some() && p.role == Role::Admin && owner_super_admin;
+    // A mode the table offers on the admin URL only is refused on the user URL.
+    let admin_only_on_user_url = url.is_none()
+        && Mode::parse(mode).is_some_and(|m| m.spec().offered == Offered::AdminUrlOnly);
     let expect = if !t.valid || url.is_some_and(|z| !z.valid) {
         Err(URL_RULE)
     } else if let Some(denial) = gate {
         Err(denial)
-    } else if url.is_none() && mode == "updateIncomingStatus" {
+    } else if admin_only_on_user_url {
         Err(NO_PERMISSION)
     } else if !reach {
         Err(NOT_FOUND)
@@ -778,8 +783,7 @@ fn update_case(
     } else {
         Ok(())
     };
-    let legit =
-        reach && gate.is_none() && !outranked && !(url.is_none() && mode == "updateIncomingStatus");
+    let legit = reach && gate.is_none() && !outranked && !admin_only_on_user_url;
     let mut twins = Vec::new();
     if t.valid && url.is_none_or(|z| z.valid) {
         if t.owner.is_some() && !reach {
@@ -1244,6 +1248,8 @@ async fn authorization_matrix() {
             && d["enabled"] == json!(true)
             && d["outgoingBlocked"] == json!(true)
             && d["incomingBlocked"] == json!(true)
+            && d["imapAccessEnabled"] == json!(false)
+            && d["popAccessEnabled"] == json!(false)
             && identities.iter().any(|i| i == ADDED)
             && identities.iter().any(|i| i == DELETABLE);
         if !ok {

@@ -15,6 +15,7 @@ backend_tests!(
     email_update_rules,
     enable_disable_and_outgoing_are_independent_and_idempotent,
     incoming_status_is_for_admins,
+    protocol_access_is_for_admins_and_audited,
     account_order_rules,
     external_accounts_take_only_the_order_mode,
     every_success_writes_one_audit_row_and_failures_none,
@@ -385,6 +386,85 @@ async fn incoming_status_is_for_admins() {
     .await;
     assert_eq!(r.status, 403);
     assert_eq!(account(&app, REBECCA).await["incomingBlocked"], true);
+}
+
+/// `updateIMAPStatus` and `updatePOPStatus`: each turns one flag, on the admin URL only,
+/// on hosted accounts only, with an audit row of what it was and what it became.
+async fn protocol_access_is_for_admins_and_audited() {
+    let app = TestApp::demo();
+    let flags = |a: &Value| {
+        (
+            a["imapAccessEnabled"].clone(),
+            a["popAccessEnabled"].clone(),
+        )
+    };
+    assert_eq!(
+        flags(&account(&app, REBECCA).await),
+        (json!(true), json!(true))
+    );
+    let r = put(
+        &app,
+        &Url::Admin,
+        REBECCA,
+        json!({"mode": "updateIMAPStatus", "imapAccessEnabled": false}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        flags(&account(&app, REBECCA).await),
+        (json!(false), json!(true))
+    );
+    let audit = app
+        .query("SELECT mode || ' ' || before || ' ' || after FROM audit ORDER BY id DESC LIMIT 1");
+    assert_eq!(
+        audit,
+        [r#"updateIMAPStatus {"imapAccessEnabled":true} {"imapAccessEnabled":false}"#]
+    );
+    let r = put(
+        &app,
+        &Url::Admin,
+        REBECCA,
+        json!({"mode": "updatePOPStatus", "popAccessEnabled": "false", "zuid": REBECCA_ZUID}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        flags(&account(&app, REBECCA).await),
+        (json!(false), json!(false))
+    );
+    // Not on her own URL, not without the flag, not on an external account.
+    let before = audit_count(&app);
+    let r = put(
+        &app,
+        &Url::User,
+        REBECCA,
+        json!({"mode": "updateIMAPStatus", "imapAccessEnabled": true}),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let r = put(
+        &app,
+        &Url::Admin,
+        REBECCA,
+        json!({"mode": "updatePOPStatus"}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "LESS_THAN_MIN_OCCURANCE", "{}", r.body);
+    let r = put(
+        &app,
+        &Url::Admin,
+        POP,
+        json!({"mode": "updatePOPStatus", "popAccessEnabled": true}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.more_info().contains("accountId"), "{}", r.body);
+    assert_eq!(audit_count(&app), before);
+    assert_eq!(
+        flags(&account(&app, REBECCA).await),
+        (json!(false), json!(false))
+    );
 }
 
 async fn order(c: &Client) -> Vec<(String, u64)> {

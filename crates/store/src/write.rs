@@ -20,6 +20,8 @@ const SET_OUTGOING_BLOCKED: &str =
     "UPDATE accounts SET outgoing_blocked = $1 WHERE account_id = $2";
 const SET_INCOMING_BLOCKED: &str =
     "UPDATE accounts SET incoming_blocked = $1 WHERE account_id = $2";
+const SET_IMAP_ENABLED: &str = "UPDATE accounts SET imap_enabled = $1 WHERE account_id = $2";
+const SET_POP_ENABLED: &str = "UPDATE accounts SET pop_enabled = $1 WHERE account_id = $2";
 const DELETE_IDENTITY: &str = "DELETE FROM identities WHERE send_mail_id = $1 AND account_id = $2";
 const AUDIT: &str =
     "INSERT INTO audit (at_ms, request_id, actor_zuid, actor_token_id, client_addr, zoid, zuid, account_id, mode, before, after) \
@@ -49,6 +51,8 @@ fn single_statement(op: &Op, dialect: Dialect) -> Option<&'static str> {
         Op::SetEnabled(_) => Some(SET_ENABLED),
         Op::SetOutgoingBlocked(_) => Some(SET_OUTGOING_BLOCKED),
         Op::SetIncomingBlocked(_) => Some(SET_INCOMING_BLOCKED),
+        Op::SetImapEnabled(_) => Some(SET_IMAP_ENABLED),
+        Op::SetPopEnabled(_) => Some(SET_POP_ENABLED),
         Op::DeleteIdentity(_) => Some(DELETE_IDENTITY),
         Op::SetAccountOrder(_) => Some(set_account_order(dialect)),
         // Two statements, the second sent once the first is answered; a password sealed
@@ -83,7 +87,8 @@ async fn lock_target<D: Db>(db: &D, id: AccountId) -> Result<Option<Target>, Sto
             params,
         ),
         db.row(
-            "SELECT a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, u.zoid, u.display_name, u.role \
+            "SELECT a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, a.imap_enabled, \
+                    a.pop_enabled, u.zoid, u.display_name, u.role \
              FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = $1",
             params,
             |r| {
@@ -95,6 +100,8 @@ async fn lock_target<D: Db>(db: &D, id: AccountId) -> Result<Option<Target>, Sto
                         enabled: r.get("enabled")?,
                         outgoing_blocked: r.get("outgoing_blocked")?,
                         incoming_blocked: r.get("incoming_blocked")?,
+                        imap_enabled: r.get("imap_enabled")?,
+                        pop_enabled: r.get("pop_enabled")?,
                     },
                     zoid: Zoid::from_db(r.get("zoid")?),
                     user_display_name: r.get("display_name")?,
@@ -151,6 +158,12 @@ async fn persist<D: Db>(
         }
         Op::SetIncomingBlocked(v) => {
             db.exec(SET_INCOMING_BLOCKED, &[&v, &id]).await?;
+        }
+        Op::SetImapEnabled(v) => {
+            db.exec(SET_IMAP_ENABLED, &[&v, &id]).await?;
+        }
+        Op::SetPopEnabled(v) => {
+            db.exec(SET_POP_ENABLED, &[&v, &id]).await?;
         }
         Op::SetPrimaryAddress { new, old, add_new } => {
             db.exec(

@@ -167,6 +167,22 @@ modes!(
             answer: Answer::StatusOnly,
             applies: Applies::HostedOnly,
         },
+        UpdateImapStatus = "updateIMAPStatus" {
+            required: ["imapAccessEnabled"],
+            optional: [],
+            offered: Offered::AdminUrlOnly,
+            reads: AggregateParts::NONE,
+            answer: Answer::StatusOnly,
+            applies: Applies::HostedOnly,
+        },
+        UpdatePopStatus = "updatePOPStatus" {
+            required: ["popAccessEnabled"],
+            optional: [],
+            offered: Offered::AdminUrlOnly,
+            reads: AggregateParts::NONE,
+            answer: Answer::StatusOnly,
+            applies: Applies::HostedOnly,
+        },
     }
 );
 
@@ -226,6 +242,8 @@ pub enum AccountCommand {
     MailAccountOrderUpdate(Vec<AccountId>),
     UpdateOutgoingStatus { blocked: bool },
     UpdateIncomingStatus { blocked: bool },
+    UpdateImapStatus { enabled: bool },
+    UpdatePopStatus { enabled: bool },
 }
 
 impl AccountCommand {
@@ -239,6 +257,8 @@ impl AccountCommand {
             AccountCommand::MailAccountOrderUpdate(_) => Mode::MailAccountOrderUpdate,
             AccountCommand::UpdateOutgoingStatus { .. } => Mode::UpdateOutgoingStatus,
             AccountCommand::UpdateIncomingStatus { .. } => Mode::UpdateIncomingStatus,
+            AccountCommand::UpdateImapStatus { .. } => Mode::UpdateImapStatus,
+            AccountCommand::UpdatePopStatus { .. } => Mode::UpdatePopStatus,
         }
     }
 
@@ -250,7 +270,7 @@ impl AccountCommand {
     }
 
     /// The addresses whose ownership by *other* accounts the rule needs to know; the store
-    /// looks them up into [`AccountAggregate::taken_elsewhere`].
+    /// looks up who holds and claims them into [`AccountAggregate::claims`].
     pub fn addresses_to_check(&self) -> Vec<EmailAddress> {
         match self {
             AccountCommand::EmailUpdate(a) => vec![a.clone()],
@@ -263,14 +283,16 @@ impl AccountCommand {
             | AccountCommand::DisableMailAccount
             | AccountCommand::MailAccountOrderUpdate(_)
             | AccountCommand::UpdateOutgoingStatus { .. }
-            | AccountCommand::UpdateIncomingStatus { .. } => Vec::new(),
+            | AccountCommand::UpdateIncomingStatus { .. }
+            | AccountCommand::UpdateImapStatus { .. }
+            | AccountCommand::UpdatePopStatus { .. } => Vec::new(),
         }
     }
 }
 
 /// Which lists of an [`AccountAggregate`] a rule reads (see [`AccountCommand::reads`]);
 /// the account row and its user's display name are always loaded, and
-/// `taken_elsewhere` follows [`AccountCommand::addresses_to_check`].
+/// `claims` follows [`AccountCommand::addresses_to_check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AggregateParts {
     pub org_domains: bool,
@@ -300,6 +322,8 @@ pub enum Op {
     SetEnabled(bool),
     SetOutgoingBlocked(bool),
     SetIncomingBlocked(bool),
+    SetImapEnabled(bool),
+    SetPopEnabled(bool),
     /// Makes `new` the primary address; `old` stays on the account as an alias. When
     /// `new` is not yet an address of the account it is added.
     SetPrimaryAddress {
@@ -350,6 +374,8 @@ pub fn apply(agg: &AccountAggregate, cmd: AccountCommand) -> Result<Change, Rule
         AccountCommand::DisableMailAccount => Ok(status::enabled(agg, false)),
         AccountCommand::UpdateOutgoingStatus { blocked } => Ok(status::outgoing(agg, blocked)),
         AccountCommand::UpdateIncomingStatus { blocked } => Ok(status::incoming(agg, blocked)),
+        AccountCommand::UpdateImapStatus { enabled } => Ok(status::imap(agg, enabled)),
+        AccountCommand::UpdatePopStatus { enabled } => Ok(status::pop(agg, enabled)),
         AccountCommand::MailAccountOrderUpdate(list) => account_order::apply(agg, list),
     }
 }
@@ -385,6 +411,8 @@ pub(crate) mod fixtures {
                 enabled: true,
                 outgoing_blocked: false,
                 incoming_blocked: false,
+                imap_enabled: true,
+                pop_enabled: true,
             },
             zoid: Zoid::new(12345678).unwrap(),
             user_display_name: "Rebecca".into(),

@@ -1,5 +1,5 @@
-//! `enableMailAccount`, `disableMailAccount`, `updateOutgoingStatus`, `updateIncomingStatus`:
-//! independent flags of the account. Setting a flag to the value it has is a success that
+//! `enableMailAccount`, `disableMailAccount`, `updateOutgoingStatus`, `updateIncomingStatus`,
+//! `updateIMAPStatus`, `updatePOPStatus`: independent flags of the account. Setting a flag to the value it has is a success that
 //! changes nothing (the request is idempotent).
 
 use serde_json::json;
@@ -31,6 +31,24 @@ pub(super) fn incoming(agg: &AccountAggregate, blocked: bool) -> Change {
     }
 }
 
+/// `updateIMAPStatus`: whether the account's mailbox may be read over IMAP.
+pub(super) fn imap(agg: &AccountAggregate, enabled: bool) -> Change {
+    Change {
+        ops: vec![Op::SetImapEnabled(enabled)],
+        before: json!({ "imapAccessEnabled": agg.account.imap_enabled }),
+        after: json!({ "imapAccessEnabled": enabled }),
+    }
+}
+
+/// `updatePOPStatus`: whether the account's mailbox may be read over POP3.
+pub(super) fn pop(agg: &AccountAggregate, enabled: bool) -> Change {
+    Change {
+        ops: vec![Op::SetPopEnabled(enabled)],
+        before: json!({ "popAccessEnabled": agg.account.pop_enabled }),
+        after: json!({ "popAccessEnabled": enabled }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::rebecca;
@@ -45,6 +63,26 @@ mod tests {
         assert_eq!(c.after["outgoingBlocked"], true);
         let c = apply(&agg, AccountCommand::DisableMailAccount).unwrap();
         assert_eq!(c.ops, vec![Op::SetEnabled(false)]);
+    }
+
+    #[test]
+    fn protocol_access_is_its_own_flag() {
+        let agg = rebecca();
+        let c = apply(&agg, AccountCommand::UpdateImapStatus { enabled: false }).unwrap();
+        assert_eq!(c.ops, vec![Op::SetImapEnabled(false)]);
+        assert_eq!(c.before, serde_json::json!({ "imapAccessEnabled": true }));
+        assert_eq!(c.after, serde_json::json!({ "imapAccessEnabled": false }));
+        let c = apply(&agg, AccountCommand::UpdatePopStatus { enabled: false }).unwrap();
+        assert_eq!(c.ops, vec![Op::SetPopEnabled(false)]);
+        assert_eq!(c.before["popAccessEnabled"], true);
+        let mut external = rebecca();
+        external.account.kind = AccountKind::Imap;
+        let e = apply(
+            &external,
+            AccountCommand::UpdateImapStatus { enabled: true },
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "accountId");
     }
 
     #[test]
