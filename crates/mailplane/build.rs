@@ -1,3 +1,8 @@
-// The store's probe for a PostgreSQL server, shared so that both crates' tests decide
-// alike whether their PostgreSQL variants run (see the comment at its top).
-include!("../store/build.rs");
+// The end-to-end tests have PostgreSQL variants and a Postfix test: the probes that
+// decide whether they run, shared with the store (see `crates/store/probes.rs`).
+include!("../store/probes.rs");
+
+fn main() {
+    probe_postgres();
+    probe_postfix();
+}

@@ -7,9 +7,9 @@
 //! the spot, so its futures are ready on their first poll and [`run_now`] drives them on
 //! the thread that holds the connection.
 //!
-//! SQL is written once, in PostgreSQL's form (`$1` parameters). SQLite reads the same
-//! text with `$N` turned into `?N` and a trailing `FOR UPDATE` dropped (its write
-//! transaction holds the database's one write lock already). Where the dialects really
+//! SQL is written once, in PostgreSQL's form (`$1` parameters), as `&'static str`. SQLite
+//! reads the same text with `$N` turned into `?N` and a trailing `FOR UPDATE` dropped (its
+//! write transaction holds the database's one write lock already). Where the dialects really
 //! differ the logic asks [`Db::dialect`] and gives both texts side by side.
 
 use std::future::Future;
@@ -52,14 +52,25 @@ impl<T: rusqlite::types::FromSql + for<'a> tokio_postgres::types::FromSql<'a>> C
 /// One row of a result, read by column name (never by position: a column added to a
 /// query cannot shift the others).
 pub(crate) enum Row<'r> {
-    Sqlite(&'r rusqlite::Row<'r>),
+    /// With the statement's column names, read once per statement: rusqlite's own lookup
+    /// by name asks SQLite for every column's name at every read.
+    Sqlite {
+        row: &'r rusqlite::Row<'r>,
+        columns: &'r [String],
+    },
     Postgres(&'r tokio_postgres::Row),
 }
 
 impl Row<'_> {
     pub(crate) fn get<T: Column>(&self, column: &str) -> Result<T, StoreError> {
         match self {
-            Row::Sqlite(r) => Ok(r.get(column)?),
+            Row::Sqlite { row, columns } => {
+                let at = columns
+                    .iter()
+                    .position(|c| c == column)
+                    .ok_or_else(|| StoreError::Corrupt(format!("no column {column:?}")))?;
+                Ok(row.get(at)?)
+            }
             Row::Postgres(r) => Ok(r.try_get(column)?),
         }
     }
@@ -75,7 +86,7 @@ pub(crate) trait Db {
     /// Every row of `sql`, each turned into a `T` by `map`.
     fn rows<T, F>(
         &self,
-        sql: &str,
+        sql: &'static str,
         params: &[&dyn Param],
         map: F,
     ) -> impl Future<Output = Result<Vec<T>, StoreError>>
@@ -85,7 +96,7 @@ pub(crate) trait Db {
     /// Runs a statement; the number of rows it changed.
     fn exec(
         &self,
-        sql: &str,
+        sql: &'static str,
         params: &[&dyn Param],
     ) -> impl Future<Output = Result<u64, StoreError>>;
 
@@ -94,7 +105,7 @@ pub(crate) trait Db {
     /// lock: nothing to do there.
     fn lock(
         &self,
-        sql: &str,
+        sql: &'static str,
         params: &[&dyn Param],
     ) -> impl Future<Output = Result<(), StoreError>>;
 
@@ -105,7 +116,7 @@ pub(crate) trait Db {
     /// The first row of `sql`, if any.
     async fn row<T, F>(
         &self,
-        sql: &str,
+        sql: &'static str,
         params: &[&dyn Param],
         map: F,
     ) -> Result<Option<T>, StoreError>
@@ -116,7 +127,12 @@ pub(crate) trait Db {
     }
 
     /// The one row `sql` always answers (`COUNT(*)` and the like).
-    async fn one<T, F>(&self, sql: &str, params: &[&dyn Param], map: F) -> Result<T, StoreError>
+    async fn one<T, F>(
+        &self,
+        sql: &'static str,
+        params: &[&dyn Param],
+        map: F,
+    ) -> Result<T, StoreError>
     where
         F: FnMut(&Row<'_>) -> Result<T, StoreError>,
     {
@@ -126,7 +142,7 @@ pub(crate) trait Db {
     }
 
     /// Whether `sql` answers any row.
-    async fn exists(&self, sql: &str, params: &[&dyn Param]) -> Result<bool, StoreError> {
+    async fn exists(&self, sql: &'static str, params: &[&dyn Param]) -> Result<bool, StoreError> {
         Ok(self.row(sql, params, |_| Ok(())).await?.is_some())
     }
 }
@@ -143,7 +159,7 @@ pub(crate) trait Tx: Db {
     ) -> impl Future<Output = Result<T, E>>;
 
     /// Prepares `sql` on the connection ahead of a [`Tx::commit_with`].
-    fn prepare(&self, sql: &str) -> impl Future<Output = Result<(), StoreError>>;
+    fn prepare(&self, sql: &'static str) -> impl Future<Output = Result<(), StoreError>>;
 }
 
 /// Drives a future whose every step is ready at once (the logic over SQLite) to its end,

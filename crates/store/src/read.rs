@@ -85,7 +85,7 @@ fn account_row(r: &Row<'_>) -> Result<AccountView, StoreError> {
 /// identities of the hosted ones.
 async fn views<D: Db>(
     db: &D,
-    sql: &str,
+    sql: &'static str,
     params: &[&dyn Param],
 ) -> Result<Vec<AccountView>, StoreError> {
     let mut found = db.rows(sql, params, account_row).await?;

@@ -22,7 +22,7 @@ impl Db for pipeline::Tx {
 
     async fn rows<T, F>(
         &self,
-        sql: &str,
+        sql: &'static str,
         params: &[&dyn Param],
         mut map: F,
     ) -> Result<Vec<T>, StoreError>
@@ -39,7 +39,7 @@ impl Db for pipeline::Tx {
         found.iter().map(|r| map(&Row::Postgres(r))).collect()
     }
 
-    async fn exec(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, StoreError> {
+    async fn exec(&self, sql: &'static str, params: &[&dyn Param]) -> Result<u64, StoreError> {
         let c = self.client();
         self.send(async {
             Ok(c.execute(&c.prepare_cached(sql).await?, &bind(params))
@@ -48,7 +48,7 @@ impl Db for pipeline::Tx {
         .await
     }
 
-    async fn lock(&self, sql: &str, params: &[&dyn Param]) -> Result<(), StoreError> {
+    async fn lock(&self, sql: &'static str, params: &[&dyn Param]) -> Result<(), StoreError> {
         self.exec(sql, params).await.map(drop)
     }
 
@@ -72,7 +72,7 @@ impl Tx for pipeline::Tx {
         pipeline::Tx::commit_with(self, last)
     }
 
-    async fn prepare(&self, sql: &str) -> Result<(), StoreError> {
+    async fn prepare(&self, sql: &'static str) -> Result<(), StoreError> {
         self.client().prepare_cached(sql).await?;
         Ok(())
     }

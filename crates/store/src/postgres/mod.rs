@@ -193,11 +193,11 @@ impl PgStore {
             .await?;
         let current: i32 = tx
             .query_one(
-                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                "SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations",
                 &[],
             )
             .await?
-            .get(0);
+            .get("version");
         if current as usize > MIGRATIONS.len() {
             return Err(StoreError::Config(format!(
                 "the database has schema version {current}, newer than this build knows ({})",
@@ -281,7 +281,7 @@ impl PgStore {
             let mut settings = Vec::new();
             for name in ["synchronous_commit", "fsync", "full_page_writes"] {
                 let row = client.query_one(&format!("SHOW {name}"), &[]).await?;
-                settings.push((name.to_string(), row.try_get::<_, String>(0)?));
+                settings.push((name.to_string(), row.try_get::<_, String>(name)?));
             }
             let weaker_than_default = settings.iter().any(|(n, v)| match n.as_str() {
                 "synchronous_commit" => {

@@ -116,7 +116,8 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get("journal_mode"))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Config(format!(
             "{}: could not enable WAL mode (got {mode})",
@@ -139,7 +140,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get("user_version"))?;
     if version as usize > MIGRATIONS.len() {
         return Err(StoreError::Config(format!(
             "the database has schema version {version}, newer than this build knows ({})",
@@ -297,8 +298,9 @@ impl SqliteStore {
     /// The durability settings of a connection opened like every connection of this store.
     pub async fn durability(&self) -> Result<crate::Durability, StoreError> {
         self.read(|c| {
-            let journal: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-            let sync: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+            let journal: String =
+                c.query_row("PRAGMA journal_mode", [], |r| r.get("journal_mode"))?;
+            let sync: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get("synchronous"))?;
             let sync_name = match sync {
                 0 => "OFF",
                 1 => "NORMAL",
