@@ -36,10 +36,14 @@ fn set_account_order(dialect: Dialect) -> &'static str {
             "UPDATE accounts SET sequence = (SELECT o.key + 1 FROM json_each($1) o WHERE o.value = accounts.account_id) \
              WHERE account_id IN (SELECT value FROM json_each($1))"
         }
+        // Through an array: `unnest` of an array is planned as the few rows it is, so each
+        // account is found by its key. Joined to `jsonb_array_elements_text` directly, the
+        // planner expects 100 rows and scans the whole table.
         Dialect::Postgres => {
             "UPDATE accounts SET sequence = o.pos \
-             FROM jsonb_array_elements_text($1::text::jsonb) WITH ORDINALITY AS o(id, pos) \
-             WHERE accounts.account_id = o.id::bigint"
+             FROM unnest(ARRAY(SELECT e::bigint FROM jsonb_array_elements_text($1::text::jsonb) \
+                               WITH ORDINALITY AS x(e, n) ORDER BY n)) \
+             WITH ORDINALITY AS o(id, pos) WHERE accounts.account_id = o.id"
         }
     }
 }
