@@ -496,6 +496,8 @@ mod reads_tests {
             AccountCommand::UpdateOutgoingStatus { blocked: true },
             AccountCommand::UpdateOutgoingStatus { blocked: false },
             AccountCommand::UpdateIncomingStatus { blocked: true },
+            AccountCommand::UpdateImapStatus { enabled: false },
+            AccountCommand::UpdatePopStatus { enabled: false },
             AccountCommand::MailAccountOrderUpdate(ids.iter().rev().copied().collect()),
             AccountCommand::MailAccountOrderUpdate(vec![ids[2]]),
             AccountCommand::MailAccountOrderUpdate(vec![stranger]),
