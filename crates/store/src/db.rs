@@ -13,7 +13,7 @@
 //! differ the logic asks [`Db::dialect`] and gives both texts side by side.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 
 use crate::StoreError;
@@ -173,6 +173,36 @@ pub(crate) fn run_now<T, E: From<StoreError>>(
         Poll::Ready(out) => out,
         Poll::Pending => Err(StoreError::Task("a SQLite step waited".into()).into()),
     }
+}
+
+/// Runs `works` together and answers their results in order, or the first error. On
+/// PostgreSQL their statements go out together (one round trip for all, where awaiting
+/// them one by one takes one each); on SQLite they simply run in order.
+pub(crate) async fn try_join_all<T, F>(works: Vec<F>) -> Result<Vec<T>, StoreError>
+where
+    F: Future<Output = Result<T, StoreError>>,
+{
+    let mut works: Vec<Pin<Box<F>>> = works.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<T>> = works.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (work, out) in works.iter_mut().zip(done.iter_mut()) {
+            if out.is_some() {
+                continue;
+            }
+            match work.as_mut().poll(cx) {
+                Poll::Ready(Ok(value)) => *out = Some(value),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => waiting = true,
+            }
+        }
+        if waiting {
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(done.iter_mut().filter_map(Option::take).collect()))
+        }
+    })
+    .await
 }
 
 /// Whether a failed statement broke a unique key (another transaction's row won).

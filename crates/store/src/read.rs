@@ -6,7 +6,7 @@ use mailplane_domain::{
     IdentityMode, IdentityState, Relay, Role, SendMailId, SmtpConnection, Zoid, Zuid,
 };
 
-use crate::db::{Db, Param, Row};
+use crate::db::{try_join_all, Db, Param, Row};
 use crate::send_as::{claimed_addresses, settle};
 use crate::{AccountView, OrgView, StoreError, UserRef};
 
@@ -225,49 +225,50 @@ pub(crate) async fn identities<D: Db>(db: &D, id: AccountId) -> Result<Vec<Ident
     Ok(identities)
 }
 
-/// Who holds and who claims each of `addresses` (see `mailplane_domain::send_as`).
+/// Who holds and who claims each of `addresses` (see `mailplane_domain::send_as`). The
+/// statements of every address are sent together: one round trip for all on PostgreSQL,
+/// as many as an `addsendmaildetails` of 50 identities asks for.
 pub(crate) async fn address_facts<D: Db>(
     db: &D,
     addresses: &[EmailAddress],
 ) -> Result<Vec<AddressFacts>, StoreError> {
-    let mut out = Vec::with_capacity(addresses.len());
-    for a in addresses {
-        let (address, domain) = (a.as_str(), a.domain());
-        let by_name: [&dyn Param; 2] = [&address, &domain];
-        let holder = db.row(
-            "SELECT (SELECT account_id FROM addresses WHERE address = $1) AS holder, \
-                    (SELECT zoid FROM domains WHERE name = $2) AS domain_org",
-            &by_name,
-            |r| {
-                Ok((
-                    r.get::<Option<i64>>("holder")?.map(AccountId::from_db),
-                    r.get::<Option<i64>>("domain_org")?.map(Zoid::from_db),
-                ))
-            },
-        );
-        let claims = db.rows(
-            "SELECT i.account_id, u.zoid FROM identities i \
-             JOIN accounts a ON a.account_id = i.account_id JOIN users u ON u.zuid = a.zuid \
-             WHERE i.from_address = $1 ORDER BY i.account_id",
-            &by_name[..1],
-            |r| {
-                Ok(Claim {
-                    account: AccountId::from_db(r.get("account_id")?),
-                    zoid: Zoid::from_db(r.get("zoid")?),
-                })
-            },
-        );
-        // Both sent together: one round trip on PostgreSQL.
-        let (holder, claims) = tokio::try_join!(holder, claims)?;
-        let (holder, domain_org) = holder.unwrap_or_default();
-        out.push(AddressFacts {
-            address: a.clone(),
-            holder,
-            domain_org,
-            claims,
-        });
-    }
-    Ok(out)
+    try_join_all(addresses.iter().map(|a| facts_of(db, a)).collect()).await
+}
+
+async fn facts_of<D: Db>(db: &D, a: &EmailAddress) -> Result<AddressFacts, StoreError> {
+    let (address, domain) = (a.as_str(), a.domain());
+    let by_name: [&dyn Param; 2] = [&address, &domain];
+    let holder = db.row(
+        "SELECT (SELECT account_id FROM addresses WHERE address = $1) AS holder, \
+                (SELECT zoid FROM domains WHERE name = $2) AS domain_org",
+        &by_name,
+        |r| {
+            Ok((
+                r.get::<Option<i64>>("holder")?.map(AccountId::from_db),
+                r.get::<Option<i64>>("domain_org")?.map(Zoid::from_db),
+            ))
+        },
+    );
+    let claims = db.rows(
+        "SELECT i.account_id, u.zoid FROM identities i \
+         JOIN accounts a ON a.account_id = i.account_id JOIN users u ON u.zuid = a.zuid \
+         WHERE i.from_address = $1 ORDER BY i.account_id",
+        &by_name[..1],
+        |r| {
+            Ok(Claim {
+                account: AccountId::from_db(r.get("account_id")?),
+                zoid: Zoid::from_db(r.get("zoid")?),
+            })
+        },
+    );
+    let (holder, claims) = tokio::try_join!(holder, claims)?;
+    let (holder, domain_org) = holder.unwrap_or_default();
+    Ok(AddressFacts {
+        address: a.clone(),
+        holder,
+        domain_org,
+        claims,
+    })
 }
 
 pub(crate) async fn org_domains<D: Db>(db: &D, zoid: Zoid) -> Result<Vec<String>, StoreError> {
