@@ -66,7 +66,7 @@ fn main() -> ExitCode {
             cli::Command::Postfix(cli::PostfixCommand::Config(args)) => {
                 print!(
                     "{}",
-                    mailplane_postfix::config::main_cf(&args.policy, &args.socketmap)
+                    mailplane_mailserver::config::main_cf(&args.policy, &args.socketmap)
                 );
                 Ok(())
             }

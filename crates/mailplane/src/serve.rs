@@ -52,37 +52,37 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
     }
 
     // The Postfix listeners start first: once the HTTP line is printed, everything is up.
-    let services = mailplane_postfix::Services {
+    let services = mailplane_mailserver::Services {
         store: store.clone(),
-        relay_guard: mailplane_postfix::RelayGuard {
+        relay_guard: mailplane_mailserver::RelayGuard {
             allow_internal: args.allow_internal_relays,
         },
     };
-    let limits = mailplane_postfix::Limits {
+    let limits = mailplane_mailserver::Limits {
         max_connections: args.postfix_max_connections as usize,
         max_new_per_client: args.postfix_max_new_per_client as usize,
         first_request: Duration::from_millis(args.postfix_first_request_ms.max(1)),
         idle: Duration::from_millis(args.postfix_idle_ms.max(1)),
     };
     if let Some(addr) = &args.policy_listen {
-        let listener = mailplane_postfix::bind(addr, false)
+        let listener = mailplane_mailserver::bind(addr, false)
             .await
             .map_err(|e| e.to_string())?;
         let local = listener.address().map_err(|e| e.to_string())?;
         println!("mailplane policy service listening on {local}");
-        tokio::spawn(mailplane_postfix::policy::serve(
+        tokio::spawn(mailplane_mailserver::policy::serve(
             listener,
             services.clone(),
             limits,
         ));
     }
     if let Some(addr) = &args.socketmap_listen {
-        let listener = mailplane_postfix::bind(addr, true)
+        let listener = mailplane_mailserver::bind(addr, true)
             .await
             .map_err(|e| e.to_string())?;
         let local = listener.address().map_err(|e| e.to_string())?;
         println!("mailplane socketmap listening on {local}");
-        tokio::spawn(mailplane_postfix::socketmap::serve(
+        tokio::spawn(mailplane_mailserver::socketmap::serve(
             listener, services, limits,
         ));
     }

@@ -81,7 +81,7 @@ impl PostfixInstance {
     /// settings with [`PostfixInstance::append_main_cf`] first.
     pub fn new(relayhost: &str) -> PostfixInstance {
         let root = tempfile::Builder::new()
-            .prefix("mailplane-postfix-")
+            .prefix("mailplane-mailserver-")
             .tempdir()
             .expect("temp dir");
         let dir = root.path();
