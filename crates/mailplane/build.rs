@@ -4,5 +4,5 @@ include!("../store/probes.rs");
 
 fn main() {
     probe_postgres();
-    probe_postfix();
+    probe_mail_server();
 }

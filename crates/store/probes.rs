@@ -1,5 +1,5 @@
 // Decides, once per build, whether the PostgreSQL variants of the tests (and the end-to-end
-// Postfix test, [`probe_postfix`]) can run here.
+// mail server tests, [`probe_mail_server`]) can run here.
 //
 // The tests use the server at `MAILPLANE_TEST_PG_URL`, or at [`DEFAULT_URL`] when the
 // variable is unset. When nothing accepts a TCP connection at that URL's host and port,
@@ -84,36 +84,47 @@ fn answers(host_port: &str) -> bool {
         .any(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
 }
 
-/// Sets `cfg(no_postfix)` when this machine cannot start a private Postfix (its commands
-/// are missing, or the build does not run as root, and only root may start Postfix), and
-/// `CI` is not `true`: the Postfix tests are then marked ignored, so the runner counts
-/// them as skipped. The same limit as for PostgreSQL: Postfix installed after the build is
-/// seen once this script runs again (touch `crates/mailplane/build.rs`).
+/// Sets `cfg(no_mail_server)` when this machine cannot start a private Postfix and
+/// Dovecot (their commands are missing, or the build does not run as root, and only root
+/// may start them), and `CI` is not `true`: the mail server tests are then marked ignored,
+/// so the runner counts them as skipped. The same limit as for PostgreSQL: a package
+/// installed after the build is seen once this script runs again (touch
+/// `crates/mailplane/build.rs`).
 // The store's own tests need only the PostgreSQL probe.
 #[allow(dead_code)]
-fn probe_postfix() {
-    println!("cargo::rustc-check-cfg=cfg(no_postfix)");
+fn probe_mail_server() {
+    println!("cargo::rustc-check-cfg=cfg(no_mail_server)");
     if std::env::var("PROFILE").as_deref() == Ok("release")
         || std::env::var("CI").as_deref() == Ok("true")
     {
         return;
     }
     let sbin = ["/usr/sbin", "/usr/local/sbin", "/sbin"];
-    let installed = ["postfix", "postconf", "postqueue"].iter().all(|c| {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .chain(sbin.iter().map(std::path::PathBuf::from))
-            .any(|dir| dir.join(c).is_file())
-    });
+    let missing: Vec<&str> = ["postfix", "postconf", "postqueue", "dovecot", "doveconf"]
+        .into_iter()
+        .filter(|c| {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            !std::env::split_paths(&path)
+                .chain(sbin.iter().map(std::path::PathBuf::from))
+                .any(|dir| dir.join(c).is_file())
+        })
+        .collect();
     let root = std::process::Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !(installed && root) {
-        println!("cargo::rustc-cfg=no_postfix");
+    if !(missing.is_empty() && root) {
+        println!("cargo::rustc-cfg=no_mail_server");
         println!(
-            "cargo::warning=the Postfix test is marked ignored: {}",
-            if installed { "the build does not run as root" } else { "Postfix is not installed (apt-get install postfix)" }
+            "cargo::warning=the mail server tests are marked ignored: {}",
+            if missing.is_empty() {
+                "the build does not run as root".to_string()
+            } else {
+                format!(
+                    "{} not found (apt-get install postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd)",
+                    missing.join(", ")
+                )
+            }
         );
     }
 }

@@ -8,6 +8,7 @@
 mod email;
 mod error;
 mod ids;
+pub mod mail_login;
 pub mod mail_policy;
 // `wire_enum!` is defined there and used by `modes` too.
 #[macro_use]
@@ -22,6 +23,7 @@ mod users;
 pub use email::{parse_domain, EmailAddress, InvalidEmail};
 pub use error::{RuleError, RuleErrorKind};
 pub use ids::{AccountId, IdError, SendMailId, Zoid, Zuid};
+pub use mail_login::MailLogin;
 pub use mail_policy::{MailAccount, Verdict};
 pub use model::{
     AccountAddress, AccountAggregate, AccountKind, AccountState, Identity, IdentityMode, Relay,

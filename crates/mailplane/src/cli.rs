@@ -76,6 +76,9 @@ pub enum Command {
     /// Wiring a Postfix server to mailplane
     #[command(subcommand)]
     Postfix(PostfixCommand),
+    /// Wiring a Dovecot server to mailplane
+    #[command(subcommand)]
+    Dovecot(DovecotCommand),
     /// Measure durable updates and reads per second on a fresh seeded database, beside
     /// this machine's ceilings (bare SQLite loops, an HTTP echo server, pgbench). It works
     /// in a temporary directory under --data-dir (default: the system's); with --db
@@ -160,7 +163,8 @@ pub struct BenchEchoArgs {
 
 #[derive(Subcommand)]
 pub enum PostfixCommand {
-    /// Print the main.cf lines that make Postfix ask mailplane's policy service and socketmap
+    /// Print the main.cf lines that make Postfix ask mailplane's policy service and
+    /// socketmap, and hand mail and SMTP logins to Dovecot
     Config(PostfixConfigArgs),
 }
 
@@ -182,6 +186,61 @@ pub struct PostfixConfigArgs {
         default_value = "127.0.0.1:10041"
     )]
     pub socketmap: String,
+    /// Where Dovecot's LMTP service listens for Postfix: unix:PATH (a relative path is
+    /// under Postfix's queue directory) or host:port
+    #[arg(long, default_value = "unix:private/dovecot-lmtp")]
+    pub lmtp: String,
+    /// Where Dovecot's auth service listens for Postfix's SASL: unix:PATH (relative to
+    /// Postfix's queue directory) or host:port
+    #[arg(long, default_value = "unix:private/auth")]
+    pub sasl: String,
+    /// The characters that start an address extension (user+ext@domain), as Postfix's
+    /// recipient_delimiter; empty for none (the same in serve, postfix config and dovecot
+    /// config)
+    #[arg(long, env = "MAILPLANE_RECIPIENT_DELIMITER", default_value = "+")]
+    pub recipient_delimiter: String,
+}
+
+#[derive(Subcommand)]
+pub enum DovecotCommand {
+    /// Print (or, with --write, write) the Dovecot configuration that makes Dovecot take
+    /// its logins and mailboxes from mailplane's dict listener
+    Config(DovecotConfigArgs),
+}
+
+#[derive(Args)]
+pub struct DovecotConfigArgs {
+    /// Where mailplane's dict listener is (serve --dovecot-listen): unix:PATH
+    #[arg(
+        long,
+        env = "MAILPLANE_DOVECOT_LISTEN",
+        default_value = "unix:/run/mailplane/dovecot"
+    )]
+    pub dict: String,
+    /// Dovecot's configuration directory: the fragment is conf.d/99-mailplane.conf in it,
+    /// the dict files sit beside dovecot.conf
+    #[arg(long, default_value = "/etc/dovecot")]
+    pub conf_dir: PathBuf,
+    /// The directory of the mailboxes, one directory per account id (owned by --mail-user)
+    #[arg(long, default_value = "/var/vmail")]
+    pub mail_root: PathBuf,
+    /// The system user and group that own the mail
+    #[arg(long, default_value = "mail")]
+    pub mail_user: String,
+    /// Where Dovecot's LMTP service listens for Postfix: unix:PATH or host:port
+    #[arg(long, default_value = "unix:/var/spool/postfix/private/dovecot-lmtp")]
+    pub lmtp: String,
+    /// Where Dovecot's auth service listens for Postfix's SASL: unix:PATH or host:port
+    #[arg(long, default_value = "unix:/var/spool/postfix/private/auth")]
+    pub sasl: String,
+    /// Write the files into --conf-dir (replacing earlier ones) instead of printing them
+    #[arg(long)]
+    pub write: bool,
+    /// The characters that start an address extension (user+ext@domain), as Postfix's
+    /// recipient_delimiter; empty for none (the same in serve, postfix config and dovecot
+    /// config)
+    #[arg(long, env = "MAILPLANE_RECIPIENT_DELIMITER", default_value = "+")]
+    pub recipient_delimiter: String,
 }
 
 #[derive(Subcommand)]
@@ -315,6 +374,19 @@ pub struct ServeArgs {
     /// loopback HOST:PORT (off unless given)
     #[arg(long, env = "MAILPLANE_SOCKETMAP_LISTEN")]
     pub socketmap_listen: Option<String>,
+    /// Serve Dovecot's dict lookups (logins, password hashes, mailboxes) on a UNIX socket,
+    /// unix:PATH (off unless given; nothing else is accepted: it hands out password hashes)
+    #[arg(long, env = "MAILPLANE_DOVECOT_LISTEN")]
+    pub dovecot_listen: Option<String>,
+    /// The group of the --dovecot-listen socket (a name or a number), whose processes may
+    /// connect: Dovecot's auth process runs in group dovecot on Debian
+    #[arg(long, env = "MAILPLANE_DOVECOT_SOCKET_GROUP")]
+    pub dovecot_socket_group: Option<String>,
+    /// The characters that start an address extension (user+ext@domain), as Postfix's
+    /// recipient_delimiter; empty for none (the same in serve, postfix config and dovecot
+    /// config)
+    #[arg(long, env = "MAILPLANE_RECIPIENT_DELIMITER", default_value = "+")]
+    pub recipient_delimiter: String,
     /// Most connections each Postfix listener serves at once; past it, the oldest
     /// connection that has not sent a request (else the longest idle) is closed for a
     /// newcomer

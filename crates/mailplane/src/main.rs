@@ -1,10 +1,11 @@
 //! The `mailplane` command: the server (`serve`) and the operator's tools (`bootstrap`,
-//! `token`, `keys`, `oauth`, `postfix config`), and `bench`, its benchmark.
+//! `token`, `keys`, `oauth`, `postfix config`, `dovecot config`), and `bench`, its benchmark.
 
 mod admin;
 mod bench;
 mod cli;
 mod serve;
+mod wiring;
 
 use std::process::ExitCode;
 
@@ -64,11 +65,10 @@ fn main() -> ExitCode {
                 admin::oauth_grant(cli.storage, args).await
             }
             cli::Command::Postfix(cli::PostfixCommand::Config(args)) => {
-                print!(
-                    "{}",
-                    mailplane_mailserver::config::main_cf(&args.policy, &args.socketmap)
-                );
-                Ok(())
+                wiring::postfix_config(args)
+            }
+            cli::Command::Dovecot(cli::DovecotCommand::Config(args)) => {
+                wiring::dovecot_config(args)
             }
             cli::Command::Bench(args) => bench::run(cli.storage, args).await,
             cli::Command::BenchEcho(args) => bench::echo(args).await,

@@ -38,10 +38,15 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
     if args.demo {
         let tokens = store.seed_demo().await.map_err(|e| e.to_string())?;
         let file = dir.join("demo-tokens.json");
-        let body = json!({ "adminToken": tokens.admin_token, "userToken": tokens.user_token });
+        let body = json!({
+            "adminToken": tokens.admin_token,
+            "userToken": tokens.user_token,
+            "adminPassword": tokens.admin_password,
+            "userPassword": tokens.user_password,
+        });
         write_private(&file, body.to_string().as_bytes())?;
         println!(
-            "demo organization Zylker (zoid 12345678) is ready; tokens are in {}",
+            "demo organization Zylker (zoid 12345678) is ready; tokens and mailbox passwords are in {}",
             file.display()
         );
         println!("admin token (admin@zylker.com): {}", tokens.admin_token);
@@ -49,14 +54,19 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
             "user token (Rebecca, zuid 11111111, account 2560636000000008002): {}",
             tokens.user_token
         );
+        println!(
+            "mailbox passwords (IMAP, POP3, SMTP AUTH, OAuth sign-in): admin@zylker.com {}, becky@zylker.com {}",
+            tokens.admin_password, tokens.user_password
+        );
     }
 
-    // The Postfix listeners start first: once the HTTP line is printed, everything is up.
+    // The mail server's listeners start first: once the HTTP line is printed, everything is up.
     let services = mailplane_mailserver::Services {
         store: store.clone(),
         relay_guard: mailplane_mailserver::RelayGuard {
             allow_internal: args.allow_internal_relays,
         },
+        recipient_delimiter: args.recipient_delimiter.clone(),
     };
     let limits = mailplane_mailserver::Limits {
         max_connections: args.postfix_max_connections as usize,
@@ -83,6 +93,27 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         let local = listener.address().map_err(|e| e.to_string())?;
         println!("mailplane socketmap listening on {local}");
         tokio::spawn(mailplane_mailserver::socketmap::serve(
+            listener,
+            services.clone(),
+            limits,
+        ));
+    }
+    if let Some(addr) = &args.dovecot_listen {
+        // Dovecot 2.3's dict proxy reaches UNIX sockets only, and this one hands out
+        // password hashes: nothing else is accepted.
+        if !addr.starts_with("unix:") {
+            return Err(format!(
+                "--dovecot-listen {addr}: the Dovecot dict listener serves password hashes \
+                 and listens on a UNIX socket only (unix:PATH)"
+            ));
+        }
+        let listener =
+            mailplane_mailserver::bind_in_group(addr, true, args.dovecot_socket_group.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+        let local = listener.address().map_err(|e| e.to_string())?;
+        println!("mailplane Dovecot dict listening on {local}");
+        tokio::spawn(mailplane_mailserver::dict::serve(
             listener, services, limits,
         ));
     }

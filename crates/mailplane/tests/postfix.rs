@@ -1,14 +1,20 @@
 //! End to end with a real Postfix: mailplane serves its policy service and socketmap, a
-//! private Postfix instance is configured with what `mailplane postfix config` prints, and
+//! private Postfix instance is configured with what `mailplane postfix config` prints
+//! (with a private Dovecot behind it, see `common/mail_server.rs`), and
 //! SMTP conversations with that Postfix show that it enforces what the API says: blocked
 //! outgoing mail, senders the account does not own, blocked incoming mail, a disabled
 //! account, and relaying an `extfrom` identity's mail through its own server with its
 //! stored credentials, and only while no other account claims its address.
 //!
-//! Needs Postfix (`apt-get install postfix`) and root: when the build found neither, the
-//! test is marked ignored (the runner shows it skipped), except when `CI=true`. Every SMTP line is printed (see the output with `--no-capture`).
+//! Needs Postfix, Dovecot and root: when the build found them missing, the test is marked
+//! ignored (the runner shows it skipped), except when `CI=true`. Every SMTP line is
+//! printed (see the output with `--no-capture`).
 
 mod common;
+#[path = "common/dovecot.rs"]
+mod dovecot;
+#[path = "common/mail_server.rs"]
+mod mail_server;
 #[path = "common/postfix.rs"]
 mod postfix;
 #[path = "common/smtp.rs"]
@@ -17,14 +23,15 @@ mod smtp;
 use std::time::Duration;
 
 use common::*;
+use mail_server::MailServer;
 use postfix::PostfixInstance;
 use serde_json::json;
 use smtp::{submit, Outcome, Received, Reply, StandIn, Submission};
 
 backend_tests!(
     #[cfg_attr(
-        no_postfix,
-        ignore = "needs Postfix and root (see crates/store/probes.rs)"
+        no_mail_server,
+        ignore = "needs Postfix, Dovecot and root (see crates/store/probes.rs)"
     )]
     postfix_enforces_what_the_api_says
 );
@@ -95,17 +102,6 @@ mod stand_in {
     }
 }
 
-/// Prints the server's log when the test fails.
-struct ServerLogOnPanic<'a>(&'a TestApp);
-
-impl Drop for ServerLogOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("---- mailplane log ----\n{}----", self.0.log());
-        }
-    }
-}
-
 fn submission<'a>(
     label: &'a str,
     login: Option<&'a str>,
@@ -168,7 +164,7 @@ async fn put_user(app: &TestApp, body: serde_json::Value) -> serde_json::Value {
 }
 
 async fn postfix_enforces_what_the_api_says() {
-    postfix::require("postfix_enforces_what_the_api_says");
+    mail_server::require("postfix_enforces_what_the_api_says");
     let version = postfix::command_path("postconf")
         .map(|p| {
             std::process::Command::new(p)
@@ -184,45 +180,17 @@ async fn postfix_enforces_what_the_api_says() {
     let sink = StandIn::start("sink", false);
     let relay = StandIn::start("relay", true);
 
-    let app = TestApp::demo_with_postfix_listeners(&["--allow-internal-relays"]);
-    let _log = ServerLogOnPanic(&app);
-    let policy = app
-        .policy_addr
-        .clone()
-        .expect("serve --policy-listen printed where the policy service listens");
-    let socketmap = app
-        .socketmap_addr
-        .clone()
-        .expect("serve --socketmap-listen printed where the socketmap listens");
-
-    let out = app.cli(&[
-        "postfix",
-        "config",
-        "--policy",
-        &policy,
-        "--socketmap",
-        &socketmap,
-    ]);
-    assert!(
-        out.status.success(),
-        "mailplane postfix config failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let config = String::from_utf8(out.stdout).expect("UTF-8");
-    eprintln!(">>> mailplane postfix config:\n{config}");
-    assert!(
-        config.contains(&format!("inet:{policy}")) && config.contains(&format!("inet:{socketmap}")),
-        "the configuration names neither the policy service nor the socketmap"
-    );
-
-    let mut mta = PostfixInstance::new(&format!("[127.0.0.1]:{}", sink.port()));
-    mta.append_main_cf(&format!("# mailplane postfix config\n{config}"));
     // A second smtpd of the same Postfix, without SASL (as behind a proxy that logs users
     // in with XCLIENT): there smtpd ignores reject_authenticated_sender_login_mismatch
     // ("no SASL support"), and only mailplane's policy service guards the sender.
-    let policy_only = mta.add_smtpd(&["smtpd_sasl_auth_enable=no"]);
-    mta.start();
-    let smtpd = mta.smtpd_addr();
+    let mut policy_only = String::new();
+    let server = MailServer::start(
+        &format!("[127.0.0.1]:{}", sink.port()),
+        &["--allow-internal-relays"],
+        |mta| policy_only = mta.add_smtpd(&["smtpd_sasl_auth_enable=no"]),
+    );
+    let (app, mta) = (&server.app, &server.postfix);
+    let smtpd = server.smtpd();
 
     // Rebecca's login is the primary address of her account, as the API shows it.
     let account = app.user().account(REBECCA).await.unwrap();
@@ -233,7 +201,7 @@ async fn postfix_enforces_what_the_api_says() {
     let s = submission("a allowed", Some(BECKY), BECKY, FRIEND);
     let reply = send(&smtpd, &s).accepted().clone();
     assert_eq!(reply.code, 250);
-    let got = delivered(&sink, &mta, s.subject)
+    let got = delivered(&sink, mta, s.subject)
         .expect("the allowed message reaches the default relay within 60 s");
     assert_eq!(
         (got.mail_from.as_str(), got.rcpt_to.clone(), got.auth),
@@ -243,7 +211,7 @@ async fn postfix_enforces_what_the_api_says() {
 
     // (b) Outgoing blocked through the API: the next message is refused at RCPT.
     put_admin(
-        &app,
+        app,
         json!({"zuid": REBECCA_ZUID, "mode": "updateOutgoingStatus", "outgoingBlocked": true}),
     )
     .await;
@@ -259,13 +227,13 @@ async fn postfix_enforces_what_the_api_says() {
     );
     // … and once unblocked (Rebecca's own URL), the next one goes out again.
     put_user(
-        &app,
+        app,
         json!({"mode": "updateOutgoingStatus", "outgoingBlocked": false}),
     )
     .await;
     let s = submission("b unblocked", Some(BECKY), BECKY, FRIEND);
     send(&smtpd, &s).accepted();
-    delivered(&sink, &mta, s.subject)
+    delivered(&sink, mta, s.subject)
         .expect("the message after unblocking reaches the default relay");
 
     // (c) Senders Rebecca may not send as: another account's address, and a stranger's;
@@ -300,7 +268,7 @@ async fn postfix_enforces_what_the_api_says() {
     let s = submission("d incoming open", None, FRIEND, BECKY);
     send(&smtpd, &s).accepted();
     put_admin(
-        &app,
+        app,
         json!({"zuid": REBECCA_ZUID, "mode": "updateIncomingStatus", "incomingBlocked": true}),
     )
     .await;
@@ -319,7 +287,7 @@ async fn postfix_enforces_what_the_api_says() {
     )
     .accepted();
     put_admin(
-        &app,
+        app,
         json!({"zuid": REBECCA_ZUID, "mode": "updateIncomingStatus", "incomingBlocked": false}),
     )
     .await;
@@ -332,7 +300,7 @@ async fn postfix_enforces_what_the_api_says() {
     // (e) An extfrom identity: its mail leaves through its own relay, with its credentials.
     let relay_port = relay.port();
     let answer = put_user(
-        &app,
+        app,
         json!({"mode": "addsendmaildetails", "sendMailDetails": [{
             "fromAddress": EXT_FROM, "displayName": "Rebecca at home", "mode": "extfrom",
             "serverName": "127.0.0.1", "serverPort": relay_port,
@@ -347,7 +315,7 @@ async fn postfix_enforces_what_the_api_says() {
     );
     let s = submission("e extfrom", Some(BECKY), EXT_FROM, FRIEND);
     send(&smtpd, &s).accepted();
-    let got = delivered(&relay, &mta, s.subject).unwrap_or_else(|| {
+    let got = delivered(&relay, mta, s.subject).unwrap_or_else(|| {
         panic!(
             "the extfrom message did not reach its relay (127.0.0.1:{relay_port}) within 60 s; \
              the default relay got: {:?}",
@@ -376,7 +344,7 @@ async fn postfix_enforces_what_the_api_says() {
         FRIEND,
     );
     send(&smtpd, &s).accepted();
-    delivered(&sink, &mta, s.subject)
+    delivered(&sink, mta, s.subject)
         .expect("mail from the mailbox address still reaches the default relay");
 
     // (g) A second account, of another organization, claims the same external address
@@ -431,7 +399,7 @@ async fn postfix_enforces_what_the_api_says() {
     assert_eq!(r.status, 200, "{}", r.body);
     let s = submission("g single owner again", Some(BECKY), EXT_FROM, FRIEND);
     send(&smtpd, &s).accepted();
-    let got = delivered(&relay, &mta, s.subject).expect("the owner's mail reaches her relay");
+    let got = delivered(&relay, mta, s.subject).expect("the owner's mail reaches her relay");
     assert_eq!(
         got.auth,
         Some((RELAY_USER.to_string(), RELAY_PASSWORD.to_string()))
@@ -442,13 +410,13 @@ async fn postfix_enforces_what_the_api_says() {
     );
 
     // (f) A disabled account sends nothing and receives nothing.
-    put_user(&app, json!({"mode": "disableMailAccount"})).await;
+    put_user(app, json!({"mode": "disableMailAccount"})).await;
     let s = submission("f disabled sends", Some(BECKY), BECKY, FRIEND);
     refused_at_rcpt(&smtpd, &s, 554);
     let s = submission("f disabled receives", None, FRIEND, BECKY);
     refused_at_rcpt(&smtpd, &s, 550);
     put_admin(
-        &app,
+        app,
         json!({"zuid": REBECCA_ZUID, "mode": "enableMailAccount"}),
     )
     .await;

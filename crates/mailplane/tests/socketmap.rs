@@ -20,6 +20,7 @@ use tokio::time::sleep;
 backend_tests!(
     senderlogin_lists_the_logins_that_may_send_as_an_address,
     senderlogin_of_unknown_addresses_and_domains_is_notfound,
+    delivery_maps_know_hosted_domains_mailboxes_and_aliases,
     relayhost_answers_the_relay_of_an_extfrom_identity,
     relayhost_resolves_relay_names_at_lookup_time,
     relay_names_resolving_to_internal_addresses_are_perm_without_the_flag,
@@ -159,6 +160,61 @@ async fn senderlogin_of_unknown_addresses_and_domains_is_notfound() {
     }
     // The connection serves on after NOTFOUND answers.
     assert_eq!(m.senderlogin(BECKY, "after NOTFOUND").await, set(&[BECKY]));
+}
+
+// ---- delivery: domains, mailboxes, aliases ----
+
+async fn delivery_maps_know_hosted_domains_mailboxes_and_aliases() {
+    let app = app();
+    let mut m = Socketmap::connect(&app).await;
+    assert_eq!(m.lookup("domains", "zylker.com").await, "OK zylker.com");
+    assert_eq!(m.lookup("domains", "Zylker.COM").await, "OK zylker.com");
+    for key in ["example.com", "pop.example.net", "@zylker.com", "zylker"] {
+        assert_eq!(m.lookup("domains", key).await, NOTFOUND, "{key}");
+    }
+    // The primary address is the mailbox, in any case and with any extension.
+    for key in [BECKY, "Becky@Zylker.com", "becky+news@zylker.com"] {
+        assert_eq!(
+            m.lookup("mailboxes", key).await,
+            format!("OK {BECKY}"),
+            "{key}"
+        );
+        assert_eq!(m.lookup("aliases", key).await, NOTFOUND, "{key}");
+    }
+    // Unknown addresses, external accounts' addresses, partial keys: nothing.
+    for key in [
+        "nobody@zylker.com",
+        "nobody+becky@zylker.com",
+        "+news@zylker.com",
+        "rebecca@pop.example.net",
+        "@zylker.com",
+        "becky",
+    ] {
+        assert_eq!(m.lookup("mailboxes", key).await, NOTFOUND, "{key}");
+        assert_eq!(m.lookup("aliases", key).await, NOTFOUND, "{key}");
+    }
+    // A new primary address: the maps follow on the next lookup. The old one is an
+    // alias now, which leads to the new one and is no mailbox of its own.
+    user_put(
+        &app,
+        serde_json::json!({"mode": "emailupdate", "emailAddress": "rebecca@zylker.com"}),
+    )
+    .await;
+    for key in ["rebecca@zylker.com", "rebecca+news@zylker.com"] {
+        assert_eq!(
+            m.lookup("mailboxes", key).await,
+            "OK rebecca@zylker.com",
+            "{key}"
+        );
+    }
+    for key in [BECKY, "becky+x@zylker.com"] {
+        assert_eq!(
+            m.lookup("aliases", key).await,
+            "OK rebecca@zylker.com",
+            "{key}"
+        );
+        assert_eq!(m.lookup("mailboxes", key).await, NOTFOUND, "{key}");
+    }
 }
 
 // ---- relayhost and relaycreds ----

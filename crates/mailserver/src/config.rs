@@ -1,5 +1,8 @@
-//! The `main.cf` lines that make Postfix ask mailplane: printed by `mailplane postfix
-//! config`, appended to a real Postfix's configuration by the end-to-end test.
+//! The configuration lines that make the mail server ask mailplane: `main.cf` lines for
+//! Postfix (`mailplane postfix config`) and the Dovecot files (`mailplane dovecot config`),
+//! used as printed by the end-to-end tests.
+
+use std::path::PathBuf;
 
 /// Postfix's name of an endpoint given as `serve` takes it: `unix:PATH` as is, `host:port`
 /// as `inet:host:port`.
@@ -11,76 +14,351 @@ fn endpoint(addr: &str) -> String {
     }
 }
 
-/// The lines for a policy service at `policy` and a socketmap at `socketmap` (each
-/// `host:port` or `unix:PATH`).
-pub fn main_cf(policy: &str, socketmap: &str) -> String {
-    let map = |name: &str| format!("socketmap:{}:{name}", endpoint(socketmap));
-    let lines = [
-        "# mailplane: Postfix enforces what the Accounts API says (`mailplane postfix config`)."
-            .to_string(),
-        "# Add to main.cf, then `postfix reload`. mailplane must run with".to_string(),
-        format!("#   --policy-listen {policy} --socketmap-listen {socketmap}"),
-        "#".to_string(),
-        "# Every recipient of every transaction is checked against the sender's account"
-            .to_string(),
-        "# (disabled, outgoing blocked, sender not its own) or, for mail from outside, the"
-            .to_string(),
-        "# recipient's (disabled, incoming blocked), before anything can permit it.".to_string(),
-        "smtpd_recipient_restrictions =".to_string(),
-        format!("    check_policy_service {},", endpoint(policy)),
-        "    permit_sasl_authenticated,".to_string(),
-        "    permit_mynetworks,".to_string(),
-        "    reject_unauth_destination".to_string(),
-        "# When mailplane cannot answer, mail waits (4xx) rather than passing unchecked."
-            .to_string(),
-        "smtpd_policy_service_default_action = 451 4.3.5 Policy service unavailable".to_string(),
-        "# Which logins may use an envelope sender: the account's addresses and send-mail details."
-            .to_string(),
-        format!("smtpd_sender_login_maps = {}", map("senderlogin")),
-        "# (Postfix applies this only with smtpd_sasl_auth_enable = yes, as for real logins;"
-            .to_string(),
-        "# the policy service checks the sender either way.)".to_string(),
-        "smtpd_sender_restrictions = reject_authenticated_sender_login_mismatch".to_string(),
-        "# Mail from an extfrom identity leaves through its own relay, authenticated as stored."
-            .to_string(),
-        format!("sender_dependent_relayhost_maps = {}", map("relayhost")),
-        "smtp_sender_dependent_authentication = yes".to_string(),
-        "smtp_sasl_auth_enable = yes".to_string(),
-        format!("smtp_sasl_password_maps = {}", map("relaycreds")),
-        "smtp_sasl_security_options = noanonymous".to_string(),
-    ];
-    let mut out = lines.join("\n");
-    out.push('\n');
-    out
+/// Where Postfix finds mailplane's listeners and Dovecot's: each `host:port` or
+/// `unix:PATH` (a relative path is under Postfix's queue directory, as Postfix reads it).
+#[derive(Debug, Clone)]
+pub struct PostfixWiring {
+    pub policy: String,
+    pub socketmap: String,
+    /// Dovecot's LMTP service.
+    pub lmtp: String,
+    /// Dovecot's auth service for Postfix's SASL.
+    pub sasl: String,
+    /// Postfix's `recipient_delimiter`, as mailplane's; empty for none.
+    pub recipient_delimiter: String,
+}
+
+/// The `main.cf` lines for `w`.
+pub fn main_cf(w: &PostfixWiring) -> String {
+    let map = |name: &str| format!("socketmap:{}:{name}", endpoint(&w.socketmap));
+    // Postfix's dovecot SASL takes a path for a UNIX socket, `inet:host:port` otherwise.
+    let sasl_path = match w.sasl.strip_prefix("unix:") {
+        Some(path) => path.to_string(),
+        None => format!("inet:{}", w.sasl),
+    };
+    format!(
+        "# mailplane: Postfix enforces what the Accounts API says (`mailplane postfix config`).
+# Add to main.cf, then `postfix reload`. mailplane must run with
+#   --policy-listen {policy} --socketmap-listen {socketmap}
+# and Dovecot with what `mailplane dovecot config` writes.
+#
+# Every recipient of every transaction is checked against the sender's account
+# (disabled, outgoing blocked, sender not its own) or, for mail from outside, the
+# recipient's (disabled, incoming blocked), before anything can permit it.
+smtpd_recipient_restrictions =
+    check_policy_service {policy_ep},
+    permit_sasl_authenticated,
+    permit_mynetworks,
+    reject_unauth_destination
+# When mailplane cannot answer, mail waits (4xx) rather than passing unchecked.
+smtpd_policy_service_default_action = 451 4.3.5 Policy service unavailable
+# Which logins may use an envelope sender: the account's addresses and send-mail details.
+smtpd_sender_login_maps = {senderlogin}
+smtpd_sender_restrictions = reject_authenticated_sender_login_mismatch
+# Mail from an extfrom identity leaves through its own relay, authenticated as stored.
+sender_dependent_relayhost_maps = {relayhost}
+smtp_sender_dependent_authentication = yes
+smtp_sasl_auth_enable = yes
+smtp_sasl_password_maps = {relaycreds}
+smtp_sasl_security_options = noanonymous
+#
+# Delivery: the organizations' domains are virtual mailbox domains (keep them out of
+# mydestination). An account's primary address is its mailbox, its aliases lead there,
+# any other address in those domains is refused at RCPT (550 5.1.1 User unknown).
+virtual_mailbox_domains = {domains}
+virtual_mailbox_maps = {mailboxes}
+virtual_alias_maps = {aliases}
+# Empty, or Postfix would also ask the alias map about bare domain names.
+virtual_alias_domains =
+# Mail is stored by Dovecot, over LMTP, in the mailbox of the account (keyed by its id).
+virtual_transport = lmtp:{lmtp_ep}
+# user+tag@domain is delivered to user@domain (mailplane and Dovecot are told the same).
+recipient_delimiter = {delimiter}
+#
+# Logins: SMTP AUTH is checked by Dovecot, which asks mailplane (a disabled account
+# cannot log in). Offer AUTH on TLS only in production (smtpd_tls_auth_only = yes).
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = {sasl_path}
+smtpd_sasl_security_options = noanonymous
+",
+        policy = w.policy,
+        socketmap = w.socketmap,
+        policy_ep = endpoint(&w.policy),
+        senderlogin = map("senderlogin"),
+        relayhost = map("relayhost"),
+        relaycreds = map("relaycreds"),
+        domains = map("domains"),
+        mailboxes = map("mailboxes"),
+        aliases = map("aliases"),
+        lmtp_ep = endpoint(&w.lmtp),
+        delimiter = w.recipient_delimiter,
+    )
+}
+
+/// Where Dovecot finds mailplane and where it keeps mail.
+#[derive(Debug, Clone)]
+pub struct DovecotWiring {
+    /// mailplane's dict listener (`serve --dovecot-listen`), `unix:PATH`.
+    pub dict: String,
+    /// Dovecot's configuration directory: the fragment goes to `conf.d/99-mailplane.conf`
+    /// in it, the dict files beside `dovecot.conf`.
+    pub conf_dir: PathBuf,
+    /// The directory holding one mailbox directory per account.
+    pub mail_root: PathBuf,
+    /// The system user (and group of the same name) that owns the mail.
+    pub mail_user: String,
+    /// Where Dovecot's LMTP service listens for Postfix: `unix:PATH` or `host:port`.
+    pub lmtp: String,
+    /// Where Dovecot's auth service listens for Postfix's SASL: `unix:PATH` or
+    /// `host:port`.
+    pub sasl: String,
+    /// Postfix's `recipient_delimiter`, as mailplane's; empty for none.
+    pub recipient_delimiter: String,
+}
+
+/// The files of Dovecot's configuration for `w`: (path, contents), the fragment first.
+pub fn dovecot(w: &DovecotWiring) -> Vec<(PathBuf, String)> {
+    let dir = &w.conf_dir;
+    let deny = dir.join("mailplane-deny.conf.ext");
+    let passdb = dir.join("mailplane-passdb.conf.ext");
+    let userdb = dir.join("mailplane-userdb.conf.ext");
+    let socket = w.dict.strip_prefix("unix:").unwrap_or(&w.dict);
+    let uri = format!("uri = proxy:{socket}:mailplane");
+    let fragment = format!(
+        "# mailplane: Dovecot takes its users from mailplane (`mailplane dovecot config`).
+# Turn off the system's users first: in conf.d/10-auth.conf, comment out
+#   !include auth-system.conf.ext
+# mailplane must run with --dovecot-listen {dict}.
+#
+# No auth cache: every login asks mailplane, so a disabled account, a new password or a
+# protocol switched off applies at the next login, whichever node made the change.
+auth_cache_size = 0
+auth_username_format = %Lu
+auth_mechanisms = plain login
+# First: refuse a login the account's settings forbid (disabled; IMAP or POP off), with
+# the reason, before the password is checked. This also stops SMTP AUTH, which ignores
+# `nologin`.
+passdb {{
+  driver = dict
+  args = {deny}
+  deny = yes
+}}
+# Then: the password, as an argon2id hash that Dovecot verifies itself.
+passdb {{
+  driver = dict
+  args = {passdb}
+}}
+# The mailbox of every address of a hosted account: a directory named by the account's
+# id, so a new primary address keeps the mail.
+userdb {{
+  driver = dict
+  args = {userdb}
+}}
+mail_location = maildir:~/Maildir
+mail_uid = {user}
+mail_gid = {user}
+first_valid_uid = 1
+first_valid_gid = 1
+# As Postfix's recipient_delimiter: user+tag@domain is user@domain's mail.
+recipient_delimiter = {delimiter}
+{lmtp}
+{auth}",
+        dict = w.dict,
+        deny = deny.display(),
+        passdb = passdb.display(),
+        userdb = userdb.display(),
+        user = w.mail_user,
+        lmtp = service("lmtp", &w.lmtp, "0600"),
+        auth = service("auth", &w.sasl, "0660"),
+        delimiter = w.recipient_delimiter,
+    );
+    let deny_ext = format!(
+        "# mailplane: why a login is refused (`mailplane dovecot config`).
+{uri}
+iterate_disable = yes
+key deny {{
+  key = deny/%s/%u
+  format = json
+}}
+passdb_objects = deny
+"
+    );
+    let passdb_ext = format!(
+        "# mailplane: the password of a login (`mailplane dovecot config`).
+{uri}
+iterate_disable = yes
+key passdb {{
+  key = passdb/%s/%u
+  format = json
+}}
+passdb_objects = passdb
+"
+    );
+    let userdb_ext = format!(
+        "# mailplane: the mailbox of an address (`mailplane dovecot config`).
+{uri}
+iterate_disable = yes
+key userdb {{
+  key = userdb/%u
+  format = json
+}}
+# Listed as an object too: Dovecot 2.3's auth worker crashes when a field names a key
+# that is not (the extra `mailbox` field it adds is harmless).
+userdb_objects = userdb
+userdb_fields {{
+  home = {root}/%{{dict:userdb.mailbox}}
+}}
+",
+        root = w.mail_root.display()
+    );
+    vec![
+        (dir.join("conf.d/99-mailplane.conf"), fragment),
+        (deny, deny_ext),
+        (passdb, passdb_ext),
+        (userdb, userdb_ext),
+    ]
+}
+
+/// A service block that lets Postfix reach Dovecot's `name` service at `addr`: a UNIX
+/// listener owned by Postfix's user, or an inet listener.
+fn service(name: &str, addr: &str, mode: &str) -> String {
+    let listener = match addr.strip_prefix("unix:") {
+        Some(path) => format!(
+            "  unix_listener {path} {{\n    mode = {mode}\n    user = postfix\n    group = postfix\n  }}"
+        ),
+        None => {
+            let (host, port) = addr.rsplit_once(':').unwrap_or(("127.0.0.1", addr));
+            format!(
+                "  inet_listener {name}-postfix {{\n    address = {host}\n    port = {port}\n  }}"
+            )
+        }
+    };
+    format!("service {name} {{\n{listener}\n}}\n")
+}
+
+/// The files of `files` as one text, each under a line naming it (what `dovecot config`
+/// prints without `--write`).
+pub fn bundle(files: &[(PathBuf, String)]) -> String {
+    files
+        .iter()
+        .map(|(path, text)| format!("# ==> {} <==\n{text}", path.display()))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn wiring(policy: &str, socketmap: &str) -> PostfixWiring {
+        PostfixWiring {
+            policy: policy.into(),
+            socketmap: socketmap.into(),
+            lmtp: "unix:private/dovecot-lmtp".into(),
+            sasl: "unix:private/auth".into(),
+            recipient_delimiter: "+".into(),
+        }
+    }
+
     #[test]
     fn the_policy_service_comes_before_any_permit() {
-        let cf = main_cf("127.0.0.1:10040", "127.0.0.1:10041");
+        let cf = main_cf(&wiring("127.0.0.1:10040", "127.0.0.1:10041"));
         let policy = cf
             .find("check_policy_service inet:127.0.0.1:10040")
             .unwrap();
         assert!(policy < cf.find("permit_sasl_authenticated").unwrap());
         assert!(policy < cf.find("permit_mynetworks").unwrap());
-        for name in ["senderlogin", "relayhost", "relaycreds"] {
+        for name in [
+            "senderlogin",
+            "relayhost",
+            "relaycreds",
+            "domains",
+            "mailboxes",
+            "aliases",
+        ] {
             assert!(cf.contains(&format!("socketmap:inet:127.0.0.1:10041:{name}")));
         }
     }
 
     #[test]
     fn unix_sockets_are_named_as_postfix_names_them() {
-        let cf = main_cf(
+        let cf = main_cf(&wiring(
             "unix:/run/mailplane/policy",
             "unix:/run/mailplane/socketmap",
-        );
+        ));
         assert!(cf.contains("check_policy_service unix:/run/mailplane/policy,"));
-        for name in ["senderlogin", "relayhost", "relaycreds"] {
+        for name in ["senderlogin", "relayhost", "relaycreds", "aliases"] {
             assert!(cf.contains(&format!("socketmap:unix:/run/mailplane/socketmap:{name}")));
         }
+        assert!(cf.contains("virtual_transport = lmtp:unix:private/dovecot-lmtp\n"));
+        assert!(cf.contains("smtpd_sasl_path = private/auth\n"));
         assert!(!cf.contains("inet:"), "{cf}");
+    }
+
+    #[test]
+    fn dovecot_over_tcp_is_named_inet() {
+        let cf = main_cf(&PostfixWiring {
+            lmtp: "127.0.0.1:2424".into(),
+            sasl: "127.0.0.1:2525".into(),
+            ..wiring("127.0.0.1:1", "127.0.0.1:2")
+        });
+        assert!(cf.contains("virtual_transport = lmtp:inet:127.0.0.1:2424\n"));
+        assert!(cf.contains("smtpd_sasl_path = inet:127.0.0.1:2525\n"));
+    }
+
+    fn dovecot_wiring(lmtp: &str, sasl: &str) -> DovecotWiring {
+        DovecotWiring {
+            dict: "unix:/run/mailplane/dovecot".into(),
+            conf_dir: "/etc/dovecot".into(),
+            mail_root: "/var/vmail".into(),
+            mail_user: "mail".into(),
+            lmtp: lmtp.into(),
+            sasl: sasl.into(),
+            recipient_delimiter: "+".into(),
+        }
+    }
+
+    #[test]
+    fn dovecot_asks_mailplane_over_its_socket_with_no_cache() {
+        let files = dovecot(&dovecot_wiring(
+            "unix:/var/spool/postfix/private/dovecot-lmtp",
+            "unix:/var/spool/postfix/private/auth",
+        ));
+        let paths: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/etc/dovecot/conf.d/99-mailplane.conf",
+                "/etc/dovecot/mailplane-deny.conf.ext",
+                "/etc/dovecot/mailplane-passdb.conf.ext",
+                "/etc/dovecot/mailplane-userdb.conf.ext",
+            ]
+        );
+        let fragment = &files[0].1;
+        assert!(fragment.contains("auth_cache_size = 0\n"));
+        // The deny passdb comes first, or a right password would log a disabled account in.
+        let deny = fragment.find("mailplane-deny.conf.ext").unwrap();
+        assert!(deny < fragment.find("mailplane-passdb.conf.ext").unwrap());
+        assert!(fragment.contains("deny = yes"));
+        assert!(fragment.contains("unix_listener /var/spool/postfix/private/auth {"));
+        assert!(!fragment.contains("inet_listener"), "{fragment}");
+        for (_, ext) in &files[1..] {
+            assert!(ext.contains("uri = proxy:/run/mailplane/dovecot:mailplane\n"));
+        }
+        assert!(files[3]
+            .1
+            .contains("home = /var/vmail/%{dict:userdb.mailbox}"));
+    }
+
+    #[test]
+    fn dovecot_services_on_loopback_ports() {
+        let files = dovecot(&dovecot_wiring("127.0.0.1:2424", "127.0.0.1:2525"));
+        let fragment = &files[0].1;
+        assert!(fragment
+            .contains("inet_listener lmtp-postfix {\n    address = 127.0.0.1\n    port = 2424\n"));
+        assert!(fragment
+            .contains("inet_listener auth-postfix {\n    address = 127.0.0.1\n    port = 2525\n"));
+        assert!(bundle(&files).contains("# ==> /etc/dovecot/mailplane-userdb.conf.ext <==\n"));
     }
 }

@@ -218,8 +218,19 @@ impl AsyncWrite for Stream {
 /// `loopback_only`, a TCP address reachable from other hosts is refused: the socketmap
 /// hands out relay passwords.
 pub async fn bind(addr: &str, loopback_only: bool) -> Result<Listener, ListenError> {
+    bind_in_group(addr, loopback_only, None).await
+}
+
+/// As [`bind`], with a UNIX socket's group set to `group` (a group name or number): the
+/// group whose processes may connect, Dovecot's for its dict listener.
+pub async fn bind_in_group(
+    addr: &str,
+    loopback_only: bool,
+    group: Option<&str>,
+) -> Result<Listener, ListenError> {
     if let Some(path) = addr.strip_prefix("unix:") {
-        return bind_unix(Path::new(path))
+        let gid = group.map(group_id).transpose()?;
+        return bind_unix(Path::new(path), gid)
             .map(Listener::Unix)
             .map_err(|e| match e {
                 ListenError::Bind { source, .. } => ListenError::Bind {
@@ -233,6 +244,11 @@ pub async fn bind(addr: &str, loopback_only: bool) -> Result<Listener, ListenErr
         addr: addr.to_string(),
         source,
     };
+    if group.is_some() {
+        return Err(ListenError::Refused(format!(
+            "{addr}: a group is given to a UNIX socket only (unix:PATH)"
+        )));
+    }
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let local = listener.local_addr().map_err(bind_error)?;
     if loopback_only && !local.ip().is_loopback() {
@@ -244,13 +260,35 @@ pub async fn bind(addr: &str, loopback_only: bool) -> Result<Listener, ListenErr
     Ok(Listener::Tcp(listener))
 }
 
-/// Creates the socket at `path` with [`SOCKET_MODE`]. A socket file left by a process that
+/// The number of group `group`: a number as it is, a name from `/etc/group`.
+fn group_id(group: &str) -> Result<u32, ListenError> {
+    if let Ok(gid) = group.parse() {
+        return Ok(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group").map_err(|source| ListenError::Bind {
+        addr: "/etc/group".into(),
+        source,
+    })?;
+    groups
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let gid = fields.nth(1)?.parse().ok()?;
+            Some((name, gid))
+        })
+        .find(|(name, _)| *name == group)
+        .map(|(_, gid)| gid)
+        .ok_or_else(|| ListenError::Refused(format!("no group named {group:?} in /etc/group")))
+}
+
+/// Creates the socket at `path` with [`SOCKET_MODE`] (in group `gid` when given). A socket file left by a process that
 /// is gone is replaced; a live one, or a file that is not a socket, is refused.
 ///
 /// The socket is bound in a private directory (mode 0700) beside `path`, given its mode,
 /// then renamed into place: no one can connect to it before its permissions are set,
 /// whatever the umask.
-fn bind_unix(path: &Path) -> Result<UnixSocket, ListenError> {
+fn bind_unix(path: &Path, gid: Option<u32>) -> Result<UnixSocket, ListenError> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let refused = |why: &str| ListenError::Refused(format!("unix:{}: {why}", path.display()));
     let bind_error = |source| ListenError::Bind {
@@ -284,6 +322,9 @@ fn bind_unix(path: &Path) -> Result<UnixSocket, ListenError> {
         .map_err(bind_error)?;
     let staged = private.path().join("s");
     let listener = UnixListener::bind(&staged).map_err(bind_error)?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(&staged, None, Some(gid)).map_err(bind_error)?;
+    }
     std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(SOCKET_MODE))
         .map_err(bind_error)?;
     std::fs::rename(&staged, path).map_err(bind_error)?;
@@ -598,5 +639,12 @@ mod tests {
             client("[2001:db8:1:2:aaaa::1]:25")
         );
         assert!(Peer::Unix.client().is_none());
+    }
+
+    #[test]
+    fn groups_by_name_or_number() {
+        assert_eq!(group_id("0").unwrap(), 0);
+        assert_eq!(group_id("root").unwrap(), 0);
+        assert!(group_id("no-such-group-here").is_err());
     }
 }

@@ -9,7 +9,21 @@
 //!   resolved and checked now (for `sender_dependent_relayhost_maps`);
 //! - `relaycreds <address>`: `userName:password` for that relay (for
 //!   `smtp_sasl_password_maps`). The only place a relay password leaves mailplane, which
-//!   is why this listener binds a UNIX socket (mode 0660) or loopback only.
+//!   is why this listener binds a UNIX socket (mode 0660) or loopback only;
+//! - `domains <domain>`: found when an organization holds the domain (for
+//!   `virtual_mailbox_domains`: mail to it is delivered here, and a recipient the next two
+//!   maps do not know is refused `550 5.1.1 … User unknown`);
+//! - `mailboxes <address>`: the primary address of a hosted account (for
+//!   `virtual_mailbox_maps`; the value is the address itself, Postfix only needs a hit);
+//! - `aliases <address>`: an alias of a hosted account, mapped to the account's primary
+//!   address (for `virtual_alias_maps`), so that all of an account's mail reaches its one
+//!   mailbox.
+//!
+//! Keys are compared in lower case, as mailplane stores addresses. Postfix asks a
+//! socketmap for `user+ext@domain` only (it strips extensions for indexed tables, not for
+//! socketmaps), so `mailboxes` and `aliases` try the address without its extension when
+//! the address as given is unknown, with the delimiters of `serve --recipient-delimiter`
+//! (Postfix's `recipient_delimiter`, `+` by default).
 
 use mailplane_domain::EmailAddress;
 use mailplane_store::StoreError;
@@ -120,15 +134,48 @@ pub async fn lookup(services: &Services, body: &[u8]) -> Reply {
         Ok(parts) => parts,
         Err(reply) => return reply,
     };
-    if !matches!(map, "senderlogin" | "relayhost" | "relaycreds") {
+    if !matches!(
+        map,
+        "senderlogin" | "relayhost" | "relaycreds" | "domains" | "mailboxes" | "aliases"
+    ) {
         return Reply::Perm(format!("unknown map {map:?}"));
+    }
+    let store = &services.store;
+    if map == "domains" {
+        let Some(domain) = mailplane_domain::parse_domain(key) else {
+            return Reply::NotFound;
+        };
+        return match store.hosts_domain(&domain).await {
+            Ok(true) => Reply::Ok(domain),
+            Ok(false) => Reply::NotFound,
+            Err(e) => unavailable(e),
+        };
     }
     // Postfix also asks for `@domain` and other partial keys: no address, nothing found.
     let Ok(address) = EmailAddress::parse(key) else {
         return Reply::NotFound;
     };
-    let store = &services.store;
     match map {
+        "mailboxes" | "aliases" => {
+            // As Postfix would for an indexed table: the address as given, then without
+            // its extension.
+            let bare = crate::without_extension(&address, &services.recipient_delimiter);
+            for key in std::iter::once(&address).chain(&bare) {
+                match store.mailbox(key).await {
+                    // The primary address is the mailbox; any other address an alias of it.
+                    Ok(Some((_, primary))) => {
+                        return if (primary == *key) == (map == "mailboxes") {
+                            Reply::Ok(primary.to_string())
+                        } else {
+                            Reply::NotFound
+                        };
+                    }
+                    Ok(None) => {}
+                    Err(e) => return unavailable(e),
+                }
+            }
+            Reply::NotFound
+        }
         "senderlogin" => match store.sender_logins(&address).await {
             Ok(logins) if logins.is_empty() => Reply::NotFound,
             Ok(logins) => Reply::Ok(

@@ -506,9 +506,27 @@ impl Store {
         }
     }
 
-    /// Creates the demo organization of the contract (§9) on an empty database.
+    /// Creates the demo organization of the contract (§9) on an empty database, with a new
+    /// random mailbox password for the admin and for Rebecca.
     pub async fn seed_demo(&self) -> Result<DemoTokens, ProvisionError> {
-        on_write!(self, |db, _key| provision::seed_demo(db).await)
+        let passwords = [secrets::new_password(), secrets::new_password()];
+        // argon2 is slow: hashed once, before the write, not in the writer's retries.
+        let hashes = tokio::task::spawn_blocking({
+            let passwords = passwords.clone();
+            move || passwords.map(|p| secrets::hash_password(&p))
+        })
+        .await
+        .map_err(|e| ProvisionError::Store(StoreError::Task(e.to_string())))?;
+        let [admin_hash, user_hash] = hashes;
+        let (admin_hash, user_hash) = (admin_hash?, user_hash?);
+        let mut tokens = on_write!(self, |db, _key| provision::seed_demo(
+            db,
+            admin_hash.clone(),
+            user_hash.clone()
+        )
+        .await)?;
+        [tokens.admin_password, tokens.user_password] = passwords;
+        Ok(tokens)
     }
 
     /// Issues an access token for an existing user; `expires_in_secs` of `None` never expires.
@@ -723,6 +741,27 @@ impl Store {
         on_read!(self, |db| mail::account_by_address(db, address).await)
     }
 
+    /// Whether `domain` is one of an organization's domains.
+    pub async fn hosts_domain(&self, domain: &str) -> Result<bool, StoreError> {
+        on_read!(self, |db| mail::hosts_domain(db, domain).await)
+    }
+
+    /// The hosted account `address` (primary or alias) belongs to, and its primary address.
+    pub async fn mailbox(
+        &self,
+        address: &EmailAddress,
+    ) -> Result<Option<(AccountId, EmailAddress)>, StoreError> {
+        on_read!(self, |db| mail::mailbox(db, address).await)
+    }
+
+    /// The hosted account whose primary address is `login`, as a mail login sees it.
+    pub async fn mail_login(
+        &self,
+        login: &EmailAddress,
+    ) -> Result<Option<mailplane_domain::MailLogin>, StoreError> {
+        on_read!(self, |db| mail::mail_login(db, login).await)
+    }
+
     /// The logins that may use `address` as envelope sender.
     pub async fn sender_logins(
         &self,
@@ -850,6 +889,8 @@ mod tests {
                 DemoTokens {
                     admin_token: canary(),
                     user_token: canary(),
+                    admin_password: canary(),
+                    user_password: canary(),
                 }
             ),
             format!(

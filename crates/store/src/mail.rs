@@ -2,10 +2,12 @@
 //! any node applies to the next SMTP transaction. Who may send as an address is settled
 //! by the rules of `mailplane_domain::send_as`, at each lookup.
 
-use mailplane_domain::{AccountId, AddressFacts, EmailAddress, IdentityMode, MailAccount, Owner};
+use mailplane_domain::{
+    AccountId, AccountKind, AddressFacts, EmailAddress, IdentityMode, MailAccount, MailLogin, Owner,
+};
 
 use crate::db::Db;
-use crate::read::{address_facts, addresses, identities};
+use crate::read::{address_facts, addresses, email, identities};
 use crate::relay_key::RelayKey;
 use crate::{send_as, RelayRoute, StoreError};
 
@@ -37,6 +39,59 @@ pub(crate) async fn account_by_address<D: Db>(
     let (own, identities) = tokio::try_join!(addresses(db, id), identities(db, id))?;
     let own = own.into_iter().map(|a| a.address).collect();
     Ok(Some(send_as::mail_account(id, flags, own, &identities)))
+}
+
+/// Whether `domain` is one of an organization's domains: mail to it is mailplane's to
+/// deliver.
+pub(crate) async fn hosts_domain<D: Db>(db: &D, domain: &str) -> Result<bool, StoreError> {
+    db.exists("SELECT 1 FROM domains WHERE name = $1", &[&domain])
+        .await
+}
+
+/// The hosted account `address` (primary or alias) belongs to, with its primary address.
+pub(crate) async fn mailbox<D: Db>(
+    db: &D,
+    address: &EmailAddress,
+) -> Result<Option<(AccountId, EmailAddress)>, StoreError> {
+    db.row(
+        "SELECT a.account_id, p.address AS primary_address FROM addresses d \
+         JOIN accounts a ON a.account_id = d.account_id \
+         JOIN addresses p ON p.account_id = a.account_id AND p.is_primary \
+         WHERE d.address = $1 AND a.kind = $2",
+        &[&address.as_str(), &AccountKind::Hosted.as_str()],
+        |r| {
+            Ok((
+                AccountId::from_db(r.get("account_id")?),
+                email(&r.get::<String>("primary_address")?)?,
+            ))
+        },
+    )
+    .await
+}
+
+/// The hosted account whose primary address is `login`, as a login sees it.
+pub(crate) async fn mail_login<D: Db>(
+    db: &D,
+    login: &EmailAddress,
+) -> Result<Option<MailLogin>, StoreError> {
+    db.row(
+        "SELECT a.account_id, a.enabled, a.imap_enabled, a.pop_enabled, u.password_hash \
+         FROM addresses d JOIN accounts a ON a.account_id = d.account_id \
+         JOIN users u ON u.zuid = a.zuid \
+         WHERE d.address = $1 AND d.is_primary AND a.kind = $2",
+        &[&login.as_str(), &AccountKind::Hosted.as_str()],
+        |r| {
+            Ok(MailLogin {
+                account_id: AccountId::from_db(r.get("account_id")?),
+                login: login.clone(),
+                enabled: r.get("enabled")?,
+                imap_enabled: r.get("imap_enabled")?,
+                pop_enabled: r.get("pop_enabled")?,
+                password_hash: r.get("password_hash")?,
+            })
+        },
+    )
+    .await
 }
 
 /// The account that may send as `address`, if exactly one may. A contested address has

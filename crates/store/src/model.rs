@@ -148,11 +148,13 @@ impl std::fmt::Debug for Bootstrapped {
     }
 }
 
-/// The tokens of the demo organization.
+/// The tokens and mailbox passwords of the demo organization.
 #[derive(Clone)]
 pub struct DemoTokens {
     pub admin_token: String,
     pub user_token: String,
+    pub admin_password: String,
+    pub user_password: String,
 }
 
 impl std::fmt::Debug for DemoTokens {
@@ -160,6 +162,8 @@ impl std::fmt::Debug for DemoTokens {
         f.debug_struct("DemoTokens")
             .field("admin_token", &REDACTED)
             .field("user_token", &REDACTED)
+            .field("admin_password", &REDACTED)
+            .field("user_password", &REDACTED)
             .finish()
     }
 }

@@ -248,14 +248,22 @@ pub(crate) async fn bootstrap<D: Db>(
     })
 }
 
-pub(crate) async fn seed_demo<D: Db>(db: &D) -> Result<DemoTokens, ProvisionError> {
+/// The demo organization, its admin's and Rebecca's passwords already hashed; the
+/// passwords in the answer are left empty for the caller, which made them.
+pub(crate) async fn seed_demo<D: Db>(
+    db: &D,
+    admin_hash: String,
+    user_hash: String,
+) -> Result<DemoTokens, ProvisionError> {
     use crate::demo::*;
     if db.exists("SELECT 1 FROM orgs", &[]).await? {
         return Err(ProvisionError::Refused(
             "--demo needs an empty database, and this one already holds data".into(),
         ));
     }
-    let d = Demo::new()?;
+    let mut d = Demo::new()?;
+    d.admin.password_hash = Some(admin_hash);
+    d.rebecca.password_hash = Some(user_hash);
     let zoid = insert_org(db, Some(d.zoid), ORG_NAME, DOMAIN).await?;
     let (admin_zuid, _) = insert_user(db, zoid, None, &d.admin)
         .await
@@ -274,6 +282,8 @@ pub(crate) async fn seed_demo<D: Db>(db: &D) -> Result<DemoTokens, ProvisionErro
     Ok(DemoTokens {
         admin_token: issue_token(db, admin_zuid, &ScopeSet::everything(), None).await?,
         user_token: issue_token(db, d.rebecca_zuid, &ScopeSet::user_all(), None).await?,
+        admin_password: String::new(),
+        user_password: String::new(),
     })
 }
 

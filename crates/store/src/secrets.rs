@@ -54,6 +54,29 @@ pub fn new_access_token() -> String {
     )
 }
 
+/// A new random password for a mailbox: 20 characters of letters and digits (about 119
+/// bits), easy to paste into a mail client.
+pub fn new_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut bytes = [0u8; 20];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    // 256 is not a multiple of the alphabet's 57: draws past the last whole multiple are
+    // redrawn, so every character is equally likely.
+    let limit = 256 - 256 % ALPHABET.len();
+    bytes
+        .iter()
+        .map(|&b| {
+            let mut b = usize::from(b);
+            while b >= limit {
+                let mut one = [0u8; 1];
+                rand::rngs::OsRng.fill_bytes(&mut one);
+                b = usize::from(one[0]);
+            }
+            char::from(ALPHABET[b % ALPHABET.len()])
+        })
+        .collect()
+}
+
 /// What the database holds of a token.
 pub fn token_digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -62,6 +85,14 @@ pub fn token_digest(token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_random_letters_and_digits() {
+        let (a, b) = (new_password(), new_password());
+        assert_eq!(a.len(), 20);
+        assert_ne!(a, b);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
 
     #[test]
     fn tokens_are_long_random_and_digested() {

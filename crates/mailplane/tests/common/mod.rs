@@ -9,6 +9,7 @@
 #![allow(dead_code, unused_macros)]
 
 pub mod concurrency;
+pub mod dict_client;
 pub mod policy_client;
 pub mod socketmap_client;
 pub mod wire;
@@ -346,6 +347,8 @@ pub struct TestApp {
     pub policy_addr: Option<String>,
     /// Where the Postfix socketmap listens, when `--socketmap-listen` was given.
     pub socketmap_addr: Option<String>,
+    /// Where the Dovecot dict listens (`unix:PATH`), when `--dovecot-listen` was given.
+    pub dict_addr: Option<String>,
     log_file: PathBuf,
     child: Child,
     _stdout: BufReader<ChildStdout>,
@@ -430,7 +433,7 @@ impl TestApp {
             .spawn()
             .expect("start mailplane");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let (mut policy_addr, mut socketmap_addr) = (None, None);
+        let (mut policy_addr, mut socketmap_addr, mut dict_addr) = (None, None, None);
         let base = loop {
             let mut line = String::new();
             if stdout.read_line(&mut line).expect("read stdout") == 0 {
@@ -444,6 +447,9 @@ impl TestApp {
             if let Some(addr) = line.strip_prefix("mailplane socketmap listening on ") {
                 socketmap_addr = Some(addr.to_string());
             }
+            if let Some(addr) = line.strip_prefix("mailplane Dovecot dict listening on ") {
+                dict_addr = Some(addr.to_string());
+            }
             if let Some(addr) = line.strip_prefix("mailplane listening on ") {
                 break addr.to_string();
             }
@@ -456,6 +462,7 @@ impl TestApp {
             user_token: String::new(),
             policy_addr,
             socketmap_addr,
+            dict_addr,
             log_file,
             child,
             _stdout: stdout,
