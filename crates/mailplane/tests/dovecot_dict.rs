@@ -19,22 +19,7 @@ backend_tests!(
 
 /// The demo with the dict on a socket in its data directory, in group `mail`.
 fn app() -> TestApp {
-    let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
-    let socket = format!("unix:{}/dict.sock", dir.path().display());
-    let mut app = TestApp::serve_on(
-        dir,
-        Db::fresh(),
-        &[
-            "--demo",
-            "--dovecot-listen",
-            &socket,
-            "--dovecot-socket-group",
-            "mail",
-        ],
-        &[],
-    );
-    app.load_demo_tokens();
-    app
+    TestApp::demo_with_mail_listeners(Db::fresh(), &["--dovecot-socket-group", "mail"])
 }
 
 /// Rebecca's mailbox password, as `serve --demo` wrote it.

@@ -14,6 +14,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::dict_client::Dict;
+use common::socketmap_client::Socketmap;
 use common::*;
 use mailplane_client::Reply;
 use serde_json::json;
@@ -228,7 +230,7 @@ async fn demo_through_a_forwarder(db: &Db) -> (TestApp, Forwarder) {
     let forwarder = Forwarder::start(&pg.host_port()).await;
     let via_forwarder = pg.url_via(&forwarder.addr.to_string());
     let timeout_ms = DB_TIMEOUT.as_millis().to_string();
-    let app = TestApp::demo_on(
+    let app = TestApp::demo_with_mail_listeners(
         db.clone(),
         &["--db", &via_forwarder, "--db-timeout-ms", &timeout_ms],
     );
@@ -239,13 +241,48 @@ async fn demo_through_a_forwarder(db: &Db) -> (TestApp, Forwarder) {
 }
 
 /// During an outage: every request answers 503, twice over (first on the pooled
-/// connections, then on new ones).
+/// connections, then on new ones); the mail server's lookups answer a temporary failure,
+/// never "not found" (which would bounce mail or refuse a login as unknown).
 async fn assert_all_unavailable(app: &TestApp, outage: &str) {
     for _ in 0..2 {
         for (what, r) in requests(app).await {
             assert_unavailable(&format!("{outage}: {what}"), &r);
         }
     }
+    let mut socketmap = Socketmap::connect(app).await;
+    for map in ["domains", "mailboxes", "aliases", "senderlogin"] {
+        let key = if map == "domains" {
+            "zylker.com"
+        } else {
+            "becky@zylker.com"
+        };
+        let answer = timed_lookup(socketmap.lookup(map, key)).await;
+        assert!(
+            answer.starts_with("TEMP "),
+            "{outage}: socketmap {map}: {answer:?}"
+        );
+    }
+    let mut dict = Dict::connect(app).await;
+    for key in [
+        "passdb/imap/becky@zylker.com",
+        "deny/imap/becky@zylker.com",
+        "userdb/becky@zylker.com",
+    ] {
+        let answer = timed_lookup(dict.lookup(key)).await;
+        assert!(answer.starts_with('F'), "{outage}: dict {key}: {answer:?}");
+    }
+}
+
+/// A lookup's answer, which must come within [`PROMPT`].
+async fn timed_lookup(lookup: impl std::future::Future<Output = String>) -> String {
+    let started = Instant::now();
+    let answer = lookup.await;
+    assert!(
+        started.elapsed() < PROMPT,
+        "a lookup took {:?} during the outage",
+        started.elapsed()
+    );
+    answer
 }
 
 /// After an outage: 200 again within [`RECOVERY`], then a write lands in the database.

@@ -378,6 +378,22 @@ impl TestApp {
         TestApp::demo_on(Db::fresh(), &[&POSTFIX_LISTENERS[..], extra].concat())
     }
 
+    /// [`TestApp::demo`] on `db` with every mail server listener: the policy service and
+    /// socketmap on free ports, the Dovecot dict on a socket in the data directory.
+    pub fn demo_with_mail_listeners(db: Db, args: &[&str]) -> TestApp {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let dict = format!("unix:{}/dict.sock", dir.path().display());
+        let demo = ["--demo", "--dovecot-listen", dict.as_str()];
+        let mut app = TestApp::serve_on(
+            dir,
+            db,
+            &[&demo, &POSTFIX_LISTENERS[..], args].concat(),
+            &[],
+        );
+        app.load_demo_tokens();
+        app
+    }
+
     /// [`TestApp::demo`] on `db`, with more arguments for `serve`.
     pub fn demo_on(db: Db, args: &[&str]) -> TestApp {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
