@@ -30,7 +30,7 @@ pub fn command_path(name: &str) -> Option<PathBuf> {
 
 /// Stops `test` with the reason when this machine cannot run a private Postfix (the
 /// commands are missing, or we are not root). The build marks the test ignored where it
-/// found them missing (`cfg(no_postfix)`), so reaching this without them means CI, where
+/// found them missing (`cfg(no_mail_server)`), so reaching this without them means CI, where
 /// they must be there, or a machine that changed since the build.
 pub fn require(test: &str) {
     let missing: Vec<&str> = ["postfix", "postconf", "postqueue"]
