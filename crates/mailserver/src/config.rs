@@ -173,44 +173,32 @@ recipient_delimiter = {delimiter}
         auth = service("auth", &w.sasl, "0660"),
         delimiter = w.recipient_delimiter,
     );
-    let deny_ext = format!(
-        "# mailplane: why a login is refused (`mailplane dovecot config`).
-{uri}
-iterate_disable = yes
-key deny {{
-  key = deny/%s/%u
-  format = json
-}}
-passdb_objects = deny
-"
+    let deny_ext = dict_file(
+        "why a login is refused",
+        &uri,
+        ("deny", "deny/%s/%u"),
+        "passdb_objects = deny\n",
     );
-    let passdb_ext = format!(
-        "# mailplane: the password of a login (`mailplane dovecot config`).
-{uri}
-iterate_disable = yes
-key passdb {{
-  key = passdb/%s/%u
-  format = json
-}}
-passdb_objects = passdb
-"
+    let passdb_ext = dict_file(
+        "the password of a login",
+        &uri,
+        ("passdb", "passdb/%s/%u"),
+        "passdb_objects = passdb\n",
     );
-    let userdb_ext = format!(
-        "# mailplane: the mailbox of an address (`mailplane dovecot config`).
-{uri}
-iterate_disable = yes
-key userdb {{
-  key = userdb/%u
-  format = json
-}}
-# Listed as an object too: Dovecot 2.3's auth worker crashes when a field names a key
+    let userdb_ext = dict_file(
+        "the mailbox of an address",
+        &uri,
+        ("userdb", "userdb/%u"),
+        &format!(
+            "# Listed as an object too: Dovecot 2.3's auth worker crashes when a field names a key
 # that is not (the extra `mailbox` field it adds is harmless).
 userdb_objects = userdb
 userdb_fields {{
   home = {root}/%{{dict:userdb.mailbox}}
 }}
 ",
-        root = w.mail_root.display()
+            root = w.mail_root.display()
+        ),
     );
     vec![
         (dir.join("conf.d/99-mailplane.conf"), fragment),
@@ -218,6 +206,21 @@ userdb_fields {{
         (passdb, passdb_ext),
         (userdb, userdb_ext),
     ]
+}
+
+/// One of the dict files: what it is for, the dict's URI, one JSON key (its name and its
+/// template) and what is made of the answer.
+fn dict_file(what: &str, uri: &str, (name, key): (&str, &str), tail: &str) -> String {
+    format!(
+        "# mailplane: {what} (`mailplane dovecot config`).
+{uri}
+iterate_disable = yes
+key {name} {{
+  key = {key}
+  format = json
+}}
+{tail}"
+    )
 }
 
 /// A service block that lets Postfix reach Dovecot's `name` service at `addr`: a UNIX

@@ -10,13 +10,13 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::postfix::free_port;
+use crate::postfix::{free_port, open_temp_dir};
 
 pub struct DovecotInstance {
     /// Holds `dovecot.conf`, `conf/` (what mailplane writes), `run/`, `state/`, `mail/`,
@@ -33,18 +33,10 @@ impl DovecotInstance {
     /// The directories of an instance, not configured yet: start mailplane with
     /// [`DovecotInstance::dict_listen`] first, then [`DovecotInstance::start`].
     pub fn new() -> DovecotInstance {
-        let root = tempfile::Builder::new()
-            .prefix("mailplane-dovecot-")
-            .tempdir()
-            .expect("temp dir");
-        let dir = root.path();
         // The auth process runs as `dovecot`, the login processes as `dovenull`: they must
-        // reach the sockets below (tempdir makes the directory 0700).
-        chmod(dir, 0o755);
-        for sub in ["conf", "run", "state", "mail"] {
-            std::fs::create_dir(dir.join(sub)).expect("create a Dovecot directory");
-            chmod(&dir.join(sub), 0o755);
-        }
+        // reach the sockets below.
+        let root = open_temp_dir("mailplane-dovecot-", &["conf", "run", "state", "mail"]);
+        let dir = root.path();
         // The mail belongs to the `mail` user, as the configuration says.
         let status = Command::new("chown")
             .args(["mail:mail"])
@@ -257,10 +249,4 @@ fn greeting(addr: &str) -> Option<String> {
     let _ = (&stream).write_all(b"z LOGOUT\r\n");
     line.starts_with("* OK")
         .then(|| line.trim_end().to_string())
-}
-
-fn chmod(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
 }

@@ -80,18 +80,10 @@ impl PostfixInstance {
     /// unless a sender-dependent map says otherwise. Not started yet: append more
     /// settings with [`PostfixInstance::append_main_cf`] first.
     pub fn new(relayhost: &str) -> PostfixInstance {
-        let root = tempfile::Builder::new()
-            .prefix("mailplane-mailserver-")
-            .tempdir()
-            .expect("temp dir");
-        let dir = root.path();
         // Postfix's daemons run as the `postfix` user: they must reach the queue and data
-        // directories (tempdir makes the directory 0700).
-        chmod(dir, 0o755);
-        for sub in ["etc", "queue", "data"] {
-            std::fs::create_dir(dir.join(sub)).expect("create a Postfix directory");
-            chmod(&dir.join(sub), 0o755);
-        }
+        // directories.
+        let root = open_temp_dir("mailplane-postfix-", &["etc", "queue", "data"]);
+        let dir = root.path();
         // The data directory (master.lock, caches) belongs to the mail owner.
         run(Command::new("chown").arg("postfix").arg(dir.join("data")));
         let smtpd_port = free_port();
@@ -379,6 +371,22 @@ fn greeting(addr: &str) -> Option<String> {
     let _ = reader.read_line(&mut String::new());
     line.starts_with("220 ")
         .then(|| line.trim_end().to_string())
+}
+
+/// A temporary directory with the subdirectories `subs`, all mode 0755 (tempdir makes them
+/// 0700), for a server whose processes run as users other than root.
+pub fn open_temp_dir(prefix: &str, subs: &[&str]) -> TempDir {
+    let root = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temp dir");
+    chmod(root.path(), 0o755);
+    for sub in subs {
+        let path = root.path().join(sub);
+        std::fs::create_dir(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        chmod(&path, 0o755);
+    }
+    root
 }
 
 fn chmod(path: &Path, mode: u32) {
