@@ -1,6 +1,8 @@
 //! Why a rule refused a command. Each error names the request field at fault, so the wire
 //! layer can tell the client exactly what to change.
 
+use crate::EmailAddress;
+
 /// The broad class of a refusal; the wire layer maps each to one status and error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleErrorKind {
@@ -43,5 +45,14 @@ impl RuleError {
             field: field.into(),
             message: message.into(),
         }
+    }
+    /// The one answer for an address that another account holds, wherever it is found
+    /// (by a rule, or by the database's unique key when another request won the race). It
+    /// says nothing of which account, or of which organization.
+    pub fn address_taken(field: &str, address: &EmailAddress) -> Self {
+        Self::conflict(
+            field,
+            format!("{field} {address} already belongs to another account"),
+        )
     }
 }

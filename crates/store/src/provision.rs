@@ -191,11 +191,7 @@ async fn insert_user<D: Db>(
 }
 
 fn address_conflict_rule(address: &EmailAddress) -> WriteError {
-    RuleError::conflict(
-        "primaryEmailAddress",
-        format!("primaryEmailAddress {address} already belongs to another account"),
-    )
-    .into()
+    RuleError::address_taken("primaryEmailAddress", address).into()
 }
 
 async fn insert_external_account<D: Db>(

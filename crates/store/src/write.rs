@@ -137,11 +137,7 @@ async fn user_accounts<D: Db>(db: &D, zuid: Zuid) -> Result<Vec<UserAccount>, St
 /// conflict for the client rather than a server error.
 pub(crate) fn address_conflict(e: StoreError, field: &str, address: &EmailAddress) -> WriteError {
     if is_unique_violation(&e) {
-        return RuleError::conflict(
-            field,
-            format!("{field} {address} already belongs to another account"),
-        )
-        .into();
+        return RuleError::address_taken(field, address).into();
     }
     e.into()
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{Change, Op};
+use super::{Change, Op, MAX_ADDRESSES_PER_ACCOUNT};
 use crate::{AccountAggregate, EmailAddress, RuleError};
 
 pub(super) fn apply(agg: &AccountAggregate, new: EmailAddress) -> Result<Change, RuleError> {
@@ -20,10 +20,7 @@ pub(super) fn apply(agg: &AccountAggregate, new: EmailAddress) -> Result<Change,
         ));
     }
     if agg.is_taken_elsewhere(&new) {
-        return Err(RuleError::conflict(
-            "emailAddress",
-            format!("emailAddress {new} already belongs to another account"),
-        ));
+        return Err(RuleError::address_taken("emailAddress", &new));
     }
     let before = json!({ "primaryEmailAddress": old.as_str() });
     let after = json!({ "primaryEmailAddress": new.as_str() });
@@ -31,6 +28,16 @@ pub(super) fn apply(agg: &AccountAggregate, new: EmailAddress) -> Result<Change,
         Vec::new()
     } else {
         let add_new = !agg.has_address(&new);
+        // The old primary stays as an alias, so a new address is one more.
+        if add_new && agg.addresses.len() >= MAX_ADDRESSES_PER_ACCOUNT {
+            return Err(RuleError::invalid(
+                "emailAddress",
+                format!(
+                    "emailAddress {new} would give the account more than {MAX_ADDRESSES_PER_ACCOUNT} addresses (it has {}); delete an alias first",
+                    agg.addresses.len()
+                ),
+            ));
+        }
         vec![Op::SetPrimaryAddress { new, old, add_new }]
     };
     Ok(Change { ops, before, after })
@@ -69,6 +76,27 @@ mod tests {
             .unwrap()
             .ops
             .is_empty());
+    }
+
+    #[test]
+    fn a_new_address_past_the_bound_is_refused_but_a_swap_is_not() {
+        let mut agg = rebecca();
+        for i in agg.addresses.len()..MAX_ADDRESSES_PER_ACCOUNT {
+            agg.addresses.push(AccountAddress {
+                address: addr(&format!("alias{i}@zylker.com")),
+                is_primary: false,
+            });
+        }
+        let e = update(&agg, "rebecca@zylker.com").unwrap_err();
+        assert_eq!(
+            (e.kind, e.field.as_str()),
+            (RuleErrorKind::Invalid, "emailAddress")
+        );
+        assert!(e.message.contains("50"), "{}", e.message);
+        // Making one of its own aliases the primary adds nothing.
+        assert!(update(&agg, "alias7@zylker.com").is_ok());
+        agg.addresses.pop();
+        assert!(update(&agg, "rebecca@zylker.com").is_ok());
     }
 
     #[test]

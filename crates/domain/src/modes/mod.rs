@@ -14,6 +14,10 @@ use crate::{
 
 pub use send_mail::MAX_IDENTITIES_PER_ACCOUNT;
 
+/// At most this many addresses (the primary and its aliases) per account: the modes that
+/// add an address (`emailupdate` with a new one) stop there.
+pub const MAX_ADDRESSES_PER_ACCOUNT: usize = 50;
+
 /// Which URL form offers a mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offered {
