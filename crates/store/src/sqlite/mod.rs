@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_identity_claims.sql"),
     include_str!("../../migrations/sqlite/0006_pkce.sql"),
     include_str!("../../migrations/sqlite/0007_security_event_counts.sql"),
+    include_str!("../../migrations/sqlite/0008_alias_ids_and_one_time_passwords.sql"),
 ];
 /// Read connections, and so reads at once. A read waits for a free connection rather than
 /// opening one: opening (the file, WAL setup, the schema, the statements) costs more than
@@ -339,5 +340,65 @@ impl SqliteStore {
             idle_readers + 1 - writer_busy,
             READERS + 1,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database of version 7 holding addresses, migrated: each keeps its account and
+    /// gets an id, oldest first from the seeded counter; the next one follows them, and
+    /// an address is still unique.
+    #[test]
+    fn migration_8_gives_the_existing_addresses_ids() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        for sql in &MIGRATIONS[..7] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        conn.execute_batch(
+            "INSERT INTO orgs (zoid, name, created_ms) VALUES (1, 'Org', 0);
+             INSERT INTO users (zuid, zoid, role, first_name, last_name, display_name, country, language, time_zone, created_ms)
+                 VALUES (2, 1, 'member', '', '', 'U', 'us', 'en', 'UTC', 0);
+             INSERT INTO accounts (account_id, zuid, kind, sequence, created_ms) VALUES (3, 2, 'ZOHO_ACCOUNT', 1, 0);
+             INSERT INTO addresses (address, account_id, is_primary) VALUES ('b@x.example', 3, 1), ('a@x.example', 3, 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows = |conn: &Connection| -> Vec<(i64, String, i64, bool)> {
+            let mut stmt = conn
+                .prepare("SELECT id, address, account_id, is_primary FROM addresses ORDER BY id")
+                .unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        const BASE: i64 = 5_000_000_000_000_000_000;
+        assert_eq!(
+            rows(&conn),
+            [
+                (BASE + 1, "b@x.example".into(), 3, true),
+                (BASE + 2, "a@x.example".into(), 3, false)
+            ]
+        );
+        conn.execute_batch(
+            "INSERT INTO addresses (address, account_id, is_primary) VALUES ('c@x.example', 3, 0)",
+        )
+        .unwrap();
+        assert_eq!(rows(&conn)[2].0, BASE + 3);
+        assert!(conn
+            .execute_batch("INSERT INTO addresses (address, account_id, is_primary) VALUES ('a@x.example', 3, 0)")
+            .is_err());
+        let flag: bool = conn
+            .query_row(
+                "SELECT password_one_time FROM users WHERE zuid = 2",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!flag);
     }
 }
