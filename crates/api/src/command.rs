@@ -2,8 +2,9 @@
 //! nothing past this point sees JSON.
 
 use mailplane_domain::{
-    AccountCommand, AccountId, IdentityMode, IdentitySelector, Mode, NewIdentity, NewRelay,
-    Offered, Secret, SendMailId, SmtpConnection, Zuid, MAX_IDENTITIES_PER_ACCOUNT,
+    AccountCommand, AccountId, EmailAddress, IdentityMode, IdentitySelector, Mode, NewIdentity,
+    NewRelay, Offered, PathId, Secret, SendMailId, SmtpConnection, Zuid, MAX_ADDRESSES_PER_ACCOUNT,
+    MAX_IDENTITIES_PER_ACCOUNT,
 };
 use mailplane_store::GrantKind;
 use serde_json::Value;
@@ -58,8 +59,12 @@ pub fn parse_update(
         Offered::BothUrls => {}
         Offered::AdminUrlOnly => {
             if kind == GrantKind::User {
+                let id = match spec.path {
+                    PathId::AccountId => "accountId",
+                    PathId::Zuid => "zuid",
+                };
                 return Err(ApiError::Forbidden(format!(
-                    "mode {} is offered to organization admins only, on /api/organization/{{zoid}}/accounts/{{accountId}}",
+                    "mode {} is offered to organization admins only, on /api/organization/{{zoid}}/accounts/{{{id}}}",
                     mode.as_str()
                 )));
             }
@@ -112,6 +117,7 @@ pub fn parse_update(
                 "popAccessEnabled",
             )?,
         },
+        Mode::AddEmailAlias => AccountCommand::AddEmailAlias(email_aliases(obj)?),
     };
     // An arm that builds another mode's command would compile; this catches it in tests.
     debug_assert_eq!(command.mode(), mode, "the body of {} parsed", mode.as_str());
@@ -253,6 +259,28 @@ fn identity_selector(obj: &Object) -> Result<IdentitySelector, ApiError> {
     }
 }
 
+/// `emailAlias`: a list of addresses, as a JSON array or one string (a single address, or
+/// several separated by commas).
+fn email_aliases(obj: &Object) -> Result<Vec<EmailAddress>, ApiError> {
+    let items = lenient::list(
+        lenient::require(obj, "emailAlias", "emailAlias")?,
+        "emailAlias",
+    )?;
+    if items.is_empty() {
+        return Err(ApiError::Missing("emailAlias".into()));
+    }
+    // No request can add or remove more than an account may hold.
+    if items.len() > MAX_ADDRESSES_PER_ACCOUNT {
+        return Err(ApiError::Pattern(format!(
+            "emailAlias may list at most {MAX_ADDRESSES_PER_ACCOUNT} addresses"
+        )));
+    }
+    items
+        .iter()
+        .map(|v| lenient::email(v, "emailAlias"))
+        .collect()
+}
+
 fn account_list(obj: &Object) -> Result<Vec<AccountId>, ApiError> {
     let items = lenient::list(lenient::require(obj, "accList", "accList")?, "accList")?;
     if items.is_empty() {
@@ -303,6 +331,42 @@ pub(crate) mod tests {
         );
         let r = parse(r#"{"mode":"mailaccountorderupdate","accList":"5111110000000008001,5111110000000009001"}"#, GrantKind::User).unwrap();
         assert!(matches!(r.command, AccountCommand::MailAccountOrderUpdate(ref l) if l.len() == 2));
+    }
+
+    #[test]
+    fn email_aliases_as_a_list_or_one_string() {
+        let aliases = |body: &str| match parse(body, GrantKind::Admin).map(|r| r.command) {
+            Ok(AccountCommand::AddEmailAlias(list)) => Ok(list
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect::<Vec<_>>()),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(
+            aliases(r#"{"mode":"addEmailAlias","emailAlias":["A@Zylker.com","b@zylker.com"]}"#)
+                .unwrap(),
+            ["a@zylker.com", "b@zylker.com"]
+        );
+        assert_eq!(
+            aliases(r#"{"mode":"addEmailAlias","emailAlias":"a@zylker.com"}"#).unwrap(),
+            ["a@zylker.com"]
+        );
+        assert!(matches!(
+            aliases(r#"{"mode":"addEmailAlias","emailAlias":[]}"#),
+            Err(ApiError::Missing(f)) if f == "emailAlias"
+        ));
+        assert!(matches!(
+            aliases(r#"{"mode":"addEmailAlias","emailAlias":["not an address"]}"#),
+            Err(ApiError::Pattern(m)) if m.starts_with("emailAlias")
+        ));
+        let many: Vec<String> = (0..51).map(|i| format!("a{i}@zylker.com")).collect();
+        let body = serde_json::json!({"mode": "addEmailAlias", "emailAlias": many}).to_string();
+        assert!(matches!(aliases(&body), Err(ApiError::Pattern(m)) if m.contains("50")));
+        assert!(matches!(
+            parse(r#"{"mode":"addEmailAlias","emailAlias":["a@zylker.com"]}"#, GrantKind::User),
+            Err(ApiError::Forbidden(m)) if m.contains("{zuid}")
+        ));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! its body is described, and a test holds the described keys to the table). The committed
 //! copy (`openapi.json` at the repository root) is checked against this by a test.
 
-use mailplane_domain::{IdentityMode, Mode, Role, SmtpConnection};
+use mailplane_domain::{Answer, IdentityMode, Mode, PathId, Role, SmtpConnection};
 use serde_json::{json, Map, Value};
 
 fn strings(values: Vec<&'static str>) -> Value {
@@ -92,6 +92,11 @@ fn comma_list(item: &str) -> String {
 /// The same, or an empty string (an empty list).
 fn comma_list_or_empty(item: &str) -> String {
     format!("^(?:{item}(?:,{item})*)?$")
+}
+
+/// One address, or an array of 1 to 50 (`emailAlias`).
+fn email_list() -> Value {
+    json!({ "oneOf": [ email(), { "type": "array", "minItems": 1, "maxItems": 50, "items": email() } ] })
 }
 
 /// A port: a number or a string of digits, 1 to 65535.
@@ -184,6 +189,7 @@ fn mode_body(mode: Mode) -> Value {
         Mode::UpdateIncomingStatus => json!({ "incomingBlocked": lenient_bool() }),
         Mode::UpdateImapStatus => json!({ "imapAccessEnabled": lenient_bool() }),
         Mode::UpdatePopStatus => json!({ "popAccessEnabled": lenient_bool() }),
+        Mode::AddEmailAlias => json!({ "emailAlias": email_list() }),
     };
     let mut properties = Map::new();
     properties.insert("zuid".into(), nullable(lenient_id()));
@@ -307,17 +313,30 @@ fn update_examples(admin: bool) -> Value {
     )
 }
 
-/// The modes that answer with the account's identities, as a phrase: "`a` and `b`".
-fn identity_modes() -> String {
+/// The modes `keep` picks, as a phrase: "`a`, `b` and `c`".
+fn modes_phrase(keep: impl Fn(&Mode) -> bool) -> String {
     let names: Vec<String> = Mode::ALL
         .iter()
-        .filter(|m| m.answers_with_identities())
+        .filter(|m| keep(m))
         .map(|m| format!("`{}`", m.as_str()))
         .collect();
     match names.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
         _ => names.concat(),
     }
+}
+
+/// The modes that answer with the account's identities.
+fn identity_modes() -> String {
+    modes_phrase(|m| m.answers_with_identities())
+}
+
+/// What the id in the path of the admin URL's update names, per the table of modes.
+fn update_path_id() -> String {
+    format!(
+        "an account id; for {}, the user's zuid instead (the mode changes that user's hosted account; an id that is no zuid of the organization is a 404 naming `zuid`)",
+        modes_phrase(|m| m.spec().path == PathId::Zuid)
+    )
 }
 
 fn update_body(admin: bool) -> Value {
@@ -334,9 +353,10 @@ pub fn document() -> Value {
     let account_ref = json!({ "$ref": "#/components/schemas/Account" });
     // A list that names someone: the other list may then be empty.
     let non_empty = json!({ "anyOf": [ { "type": "array", "minItems": 1 }, { "type": "string", "minLength": 1 } ] });
-    let update_ok = ok_response(Some(
-        json!({ "type": "array", "items": { "$ref": "#/components/schemas/SendMailDetail" } }),
-    ));
+    let update_ok = ok_response(Some(json!({ "anyOf": [
+        { "type": "array", "description": "the account's identities", "items": { "$ref": "#/components/schemas/SendMailDetail" } },
+        { "type": "array", "description": "each address added, with its id", "items": { "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": { "type": "string" } } }
+    ] })));
     let mut update_ok_any = update_ok.clone();
     update_ok_any["content"]["application/json"]["schema"]["required"] = json!(["status"]);
     let auth = json!([{ "zohoOAuthToken": [] }]);
@@ -345,7 +365,7 @@ pub fn document() -> Value {
         "info": {
             "title": "mailplane",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": format!("A self-hosted control plane for mail accounts, wire-compatible with the Zoho Mail Accounts API. The update endpoint's `mode` selects the operation; {} answer the account's identities in `data`, the other modes the status only.", identity_modes()),
+            "description": format!("A self-hosted control plane for mail accounts, wire-compatible with the Zoho Mail Accounts API. The update endpoint's `mode` selects the operation; {} answer the account's identities in `data`, {} each address it added with its id, the other modes the status only.", identity_modes(), modes_phrase(|m| m.spec().answer == Answer::AddedAddresses)),
         },
         "paths": {
             "/api/accounts": {
@@ -409,7 +429,7 @@ pub fn document() -> Value {
                 "put": {
                     "operationId": "updateOrganizationAccount",
                     "security": auth,
-                    "parameters": [ path_param("account", "an account id", id_string(), "2560636000000008002") ],
+                    "parameters": [ path_param("account", &update_path_id(), id_string(), "2560636000000008002") ],
                     "requestBody": update_body(true),
                     "responses": responses("200", update_ok_any, &[("409", "conflict with other data")])
                 }

@@ -1,7 +1,7 @@
 //! The response shapes of the live service: the account object (contract §6) and the
 //! organization object (§7). Ids that Zoho sends as strings are strings here too.
 
-use mailplane_domain::{AccountKind, Identity, IdentityMode};
+use mailplane_domain::{AccountKind, AliasId, EmailAddress, Identity, IdentityMode};
 use mailplane_store::{AccountView, AuditEntry, OrgView, SecurityEvent};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -70,6 +70,14 @@ pub fn identity(i: &Identity) -> IdentityView<'_> {
 
 pub fn identities(list: &[Identity]) -> Vec<IdentityView<'_>> {
     list.iter().map(identity).collect()
+}
+
+/// The addresses a change added, as `addEmailAlias` answers them: one object per address,
+/// the address its key and its id (a string, as every 19-digit id is) its value.
+pub fn added_addresses(list: &[(EmailAddress, AliasId)]) -> Vec<Value> {
+    list.iter()
+        .map(|(address, id)| json!({ address.as_str(): id.to_string() }))
+        .collect()
 }
 
 /// One `emailAddress` element.

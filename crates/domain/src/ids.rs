@@ -79,6 +79,10 @@ id_type!(
     /// A send-mail identity (`sendMailId`).
     SendMailId
 );
+id_type!(
+    /// An address of an account (the ids `addEmailAlias` answers with).
+    AliasId
+);
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,7 @@ mod users;
 
 pub use email::{parse_domain, EmailAddress, InvalidEmail};
 pub use error::{RuleError, RuleErrorKind};
-pub use ids::{AccountId, IdError, SendMailId, Zoid, Zuid};
+pub use ids::{AccountId, AliasId, IdError, SendMailId, Zoid, Zuid};
 pub use mail_policy::{MailAccount, Verdict};
 pub use model::{
     AccountAddress, AccountAggregate, AccountKind, AccountState, Identity, IdentityMode, Relay,
@@ -29,7 +29,7 @@ pub use model::{
 };
 pub use modes::{
     apply, AccountCommand, AggregateParts, Answer, Applies, Change, IdentitySelector, Mode,
-    ModeSpec, NewIdentity, NewRelay, Offered, Op, MAX_ADDRESSES_PER_ACCOUNT,
+    ModeSpec, NewIdentity, NewRelay, Offered, Op, PathId, MAX_ADDRESSES_PER_ACCOUNT,
     MAX_IDENTITIES_PER_ACCOUNT,
 };
 pub use relay_host::{is_internal_ip, literal_ip};

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mailplane_client::{Client, Reply};
-use mailplane_domain::{Mode, Offered};
+use mailplane_domain::{Mode, Offered, PathId};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
@@ -61,6 +61,10 @@ const ADDED: &str = "matrix@relay.example.net";
 /// The identity every `deletesendmaildetails` removes; put on each account beforehand and
 /// put back after each successful delete.
 const DELETABLE: &str = "deleteme@relay.example.net";
+
+/// The local part of the alias every `addEmailAlias` adds, in the account's organization's
+/// domain (undone after each success).
+const ALIAS: &str = "matrix.alias";
 
 /// Every mode, from the domain's list: a new mode is in the matrix from the start, and
 /// [`Acct::body`] does not compile until it has a body for it.
@@ -189,6 +193,8 @@ struct Acct {
     org: Org,
     /// A new primary address in the account's organization (`emailupdate`).
     new_address: String,
+    /// The account's organization's domain.
+    domain: &'static str,
     /// Accounts of the same user (`mailaccountorderupdate`).
     acc_list: Value,
     /// Whether the owner is a super admin (out of an ordinary admin's hands).
@@ -220,7 +226,13 @@ impl Acct {
             Mode::UpdateIncomingStatus => json!({"mode": mode, "incomingBlocked": true}),
             Mode::UpdateImapStatus => json!({"mode": mode, "imapAccessEnabled": false}),
             Mode::UpdatePopStatus => json!({"mode": mode, "popAccessEnabled": "false"}),
+            Mode::AddEmailAlias => json!({"mode": mode, "emailAlias": [self.alias()]}),
         }
+    }
+
+    /// The alias `addEmailAlias` adds.
+    fn alias(&self) -> String {
+        format!("{ALIAS}@{}", self.domain)
     }
 }
 
@@ -520,6 +532,7 @@ async fn setup(app: &TestApp) -> World {
             zuid: REBECCA_ZUID.into(),
             org: Org::A,
             new_address: "matrix.rebecca@zylker.com".into(),
+            domain: "zylker.com",
             acc_list: json!(format!("{POP},{IMAP}")),
             owner_super_admin: false,
         },
@@ -529,6 +542,7 @@ async fn setup(app: &TestApp) -> World {
             zuid: adm_zuid.clone(),
             org: Org::A,
             new_address: "matrix.admin@zylker.com".into(),
+            domain: "zylker.com",
             acc_list: json!([adm_account]),
             owner_super_admin: true,
         },
@@ -538,6 +552,7 @@ async fn setup(app: &TestApp) -> World {
             zuid: boss_zuid.clone(),
             org: Org::B,
             new_address: "matrix.boss@other.example".into(),
+            domain: "other.example",
             acc_list: json!([boss_account]),
             owner_super_admin: true,
         },
@@ -753,9 +768,17 @@ fn update_case(
     body_zuid: Option<&str>,
     body: &Value,
 ) -> Case {
+    // The modes whose path names a user take the owner's zuid where the others take the
+    // account id (and a zuid nothing has for the missing account).
+    let by_zuid = Mode::parse(mode).is_some_and(|m| m.spec().path == PathId::Zuid);
+    let path_id = match &t.owner {
+        Some((zuid, _)) if by_zuid => zuid.clone(),
+        None if by_zuid && t.valid => MISSING_ZUID.to_string(),
+        _ => t.id.clone(),
+    };
     let path = match url {
-        None => format!("/api/accounts/{}", t.id),
-        Some(z) => format!("/api/organization/{}/accounts/{}", z.id, t.id),
+        None => format!("/api/accounts/{path_id}"),
+        Some(z) => format!("/api/organization/{}/accounts/{path_id}", z.id),
     };
     let reach = match (&t.owner, url) {
         (None, _) => false,
@@ -793,7 +816,7 @@ fn update_case(
             twins.extend(zoid_twin(p, who, op, z, &t.label, Some(body)));
         }
     }
-    let mut masks = vec![t.id.clone()];
+    let mut masks = vec![path_id];
     masks.extend(url.map(|z| z.id.clone()));
     Case {
         who,
@@ -1068,6 +1091,9 @@ fn judge(c: &Case, r: &Reply) -> Option<String> {
                     "deletesendmaildetails" if listed.contains(DELETABLE) => {
                         Some(format!("{DELETABLE} is still among the identities"))
                     }
+                    "addEmailAlias" if !listed.contains(&format!("\"{ALIAS}@")) => {
+                        Some(format!("{ALIAS}@… is not among the aliases added"))
+                    }
                     _ => None,
                 }
             }
@@ -1103,12 +1129,19 @@ fn judge(c: &Case, r: &Reply) -> Option<String> {
 }
 
 /// Undoes what a successful update did when it would make a later success impossible.
-async fn undo(w: &World, c: &Case) {
+async fn undo(app: &TestApp, w: &World, c: &Case) {
     let Check::Update { acct, mode } = c.check else {
         return;
     };
     let a = &w.accts[acct];
     let body = match mode {
+        "addEmailAlias" => {
+            app.execute(&format!(
+                "DELETE FROM addresses WHERE address = '{}'",
+                a.alias()
+            ));
+            return;
+        }
         "deletesendmaildetails" => deletable_body(),
         "disableMailAccount" => json!({"mode": "enableMailAccount"}),
         _ => return,
@@ -1161,7 +1194,7 @@ async fn authorization_matrix() {
         )
         .await;
         if r.status == 200 {
-            undo(&w, c).await;
+            undo(&app, &w, c).await;
         }
         change_replies.push(r);
     }

@@ -20,6 +20,9 @@ backend_tests!(
     external_accounts_take_only_the_order_mode,
     every_success_writes_one_audit_row_and_failures_none,
     relays_at_internal_addresses_are_refused_unless_allowed,
+    email_aliases_are_added_through_the_users_zuid,
+    email_alias_refusals_name_the_field,
+    at_most_fifty_addresses_through_either_mode,
 );
 
 /// The two ways to reach Rebecca's account: the admin URL and her own.
@@ -608,4 +611,294 @@ async fn relays_at_internal_addresses_are_refused_unless_allowed() {
     let allowed = TestApp::demo_on(Db::fresh(), &["--allow-internal-relays"]);
     let r = put(&allowed, &Url::Admin, REBECCA, relay("127.0.0.1")).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+// ---- addEmailAlias, deleteEmailAlias, resetPassword: the admin URL with a zuid ----
+
+/// A PUT on the admin URL of the demo organization, the path naming `id` (a zuid for the
+/// modes that take one).
+async fn admin_put_to(app: &TestApp, id: &str, body: Value) -> Reply {
+    app.admin()
+        .update_org_account(ZOID, id, &body)
+        .await
+        .unwrap()
+}
+
+fn add_aliases(list: Value) -> Value {
+    json!({"mode": "addEmailAlias", "emailAlias": list})
+}
+
+/// Rebecca's addresses, from a read of her account: (address, is primary), sorted.
+async fn addresses_of_rebecca(app: &TestApp) -> Vec<(String, bool)> {
+    let mut v: Vec<(String, bool)> = account(app, REBECCA).await["emailAddress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["mailId"].as_str().unwrap().to_string(),
+                m["isPrimary"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The `addEmailAlias` answer: one object per alias, in the order given, its key the
+/// address and its value the id as a string of digits.
+fn added_ids(r: &Reply, want: &[&str]) -> Vec<String> {
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["status"],
+        json!({"code": 200, "description": "success"})
+    );
+    let data = r.data().as_array().expect("data is an array");
+    assert_eq!(data.len(), want.len(), "{}", r.body);
+    data.iter()
+        .zip(want)
+        .map(|(item, address)| {
+            let obj = item.as_object().expect("one object per alias");
+            assert_eq!(obj.len(), 1, "{item}");
+            let id = obj[*address].as_str().expect("the id is a string");
+            assert!(
+                !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()),
+                "{id}"
+            );
+            id.to_string()
+        })
+        .collect()
+}
+
+async fn email_aliases_are_added_through_the_users_zuid() {
+    let app = TestApp::demo();
+    let r = admin_put_to(
+        &app,
+        REBECCA_ZUID,
+        add_aliases(json!(["rebecca.desk@zylker.com", "Sales@Zylker.com"])),
+    )
+    .await;
+    let ids = added_ids(&r, &["rebecca.desk@zylker.com", "sales@zylker.com"]);
+    assert_ne!(ids[0], ids[1]);
+    // One address as a plain string, and the body's zuid when it is the path's.
+    let r = admin_put_to(
+        &app,
+        REBECCA_ZUID,
+        json!({"mode": "addEmailAlias", "emailAlias": "r3@zylker.com", "zuid": REBECCA_ZUID}),
+    )
+    .await;
+    added_ids(&r, &["r3@zylker.com"]);
+    assert_eq!(
+        addresses_of_rebecca(&app).await,
+        [
+            ("becky@zylker.com".to_string(), true),
+            ("r3@zylker.com".to_string(), false),
+            ("rebecca.desk@zylker.com".to_string(), false),
+            ("sales@zylker.com".to_string(), false),
+        ]
+    );
+    let audit = app.query(
+        "SELECT mode || ' ' || CAST(account_id AS TEXT) || ' ' || before || ' ' || after FROM audit ORDER BY id DESC LIMIT 1",
+    );
+    assert_eq!(
+        audit,
+        [format!(
+            r#"addEmailAlias {REBECCA} {{"emailAlias":[]}} {{"emailAlias":["r3@zylker.com"]}}"#
+        )]
+    );
+
+    // The path names a user: her account id there is no zuid, nor is a user of another
+    // organization within reach. Both answer as an absent user, naming the zuid only.
+    let b = app.bootstrap("Other", "other.example", "boss@other.example");
+    let boss = id_text(&b["zuid"]);
+    let member = app.token(REBECCA_ZUID, "ZohoMail.organization.accounts.ALL");
+    let before = app.snapshot();
+    for id in [REBECCA, boss.as_str(), "70000999"] {
+        let r = admin_put_to(&app, id, add_aliases(json!(["x@zylker.com"]))).await;
+        assert_eq!((r.status, r.error_code()), (404, "NOT_FOUND"), "{id}");
+        assert_eq!(r.more_info(), format!("zuid {id} was not found"));
+    }
+    // Under the other organization's URL, Rebecca is out of reach too.
+    let r = app
+        .admin()
+        .update_org_account(
+            &id_text(&b["zoid"]),
+            REBECCA_ZUID,
+            &add_aliases(json!(["x@zylker.com"])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    // Not on her own URL, with either id; not for a member on the admin URL.
+    for id in [REBECCA, REBECCA_ZUID] {
+        let r = app
+            .user()
+            .update_account(id, &add_aliases(json!(["x@zylker.com"])))
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status, r.error_code()),
+            (403, "NO_PERMISSION"),
+            "{}",
+            r.body
+        );
+    }
+    let r = app
+        .client(Some(&member))
+        .update_org_account(ZOID, REBECCA_ZUID, &add_aliases(json!(["x@zylker.com"])))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    // A body zuid other than the path's.
+    let r = admin_put_to(
+        &app,
+        REBECCA_ZUID,
+        json!({"mode": "addEmailAlias", "emailAlias": ["x@zylker.com"], "zuid": boss}),
+    )
+    .await;
+    assert_eq!((r.status, r.error_code()), (400, "INVALID_VALUE"));
+    assert!(r.more_info().contains("zuid"), "{}", r.more_info());
+    assert_eq!(app.snapshot(), before);
+}
+
+async fn email_alias_refusals_name_the_field() {
+    let app = TestApp::demo();
+    let b = app.bootstrap("Other", "other.example", "boss@other.example");
+    let before = app.snapshot();
+    let refused = |list: Value| {
+        let app = &app;
+        async move { admin_put_to(app, REBECCA_ZUID, add_aliases(list)).await }
+    };
+    for (list, status, code, says) in [
+        (
+            json!(["r@example.com"]),
+            400,
+            "INVALID_VALUE",
+            "organization's domains",
+        ),
+        (
+            json!(["r1@zylker.com", "R1@zylker.com"]),
+            400,
+            "INVALID_VALUE",
+            "more than once",
+        ),
+        (json!([]), 400, "LESS_THAN_MIN_OCCURANCE", "emailAlias"),
+        (
+            json!(["not an address"]),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "email address",
+        ),
+        (json!(42), 400, "PATTERN_NOT_MATCHED", "array"),
+        (
+            json!(["becky@zylker.com"]),
+            409,
+            "ALREADY_EXISTS",
+            "already an address of this account",
+        ),
+        (
+            json!(["admin@zylker.com"]),
+            409,
+            "ALREADY_EXISTS",
+            "already belongs to another account",
+        ),
+    ] {
+        let r = refused(list.clone()).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (status, code),
+            "{list}: {}",
+            r.body
+        );
+        assert!(
+            r.more_info().contains("emailAlias"),
+            "{list}: {}",
+            r.more_info()
+        );
+        assert!(r.more_info().contains(says), "{list}: {}", r.more_info());
+    }
+    let r = admin_put_to(&app, REBECCA_ZUID, json!({"mode": "addEmailAlias"})).await;
+    assert_eq!((r.status, r.error_code()), (400, "LESS_THAN_MIN_OCCURANCE"));
+    // Another organization's domain: refused for the domain, the same whether that
+    // organization has the address or not.
+    let held = refused(json!(["boss@other.example"])).await;
+    let absent = refused(json!(["nobody@other.example"])).await;
+    assert_eq!((held.status, held.error_code()), (400, "INVALID_VALUE"));
+    assert_eq!(
+        held.more_info().replace("boss@", "nobody@"),
+        absent.more_info()
+    );
+    assert_eq!(app.snapshot(), before, "no refusal changed anything");
+    // An address of the demo domain that an account of the other organization holds (the
+    // API cannot make one; a fixture can): a conflict like any other, naming nobody.
+    app.execute(&format!(
+        "INSERT INTO addresses (address, account_id, is_primary) VALUES ('planted@zylker.com', {}, FALSE)",
+        id_text(&b["accountId"])
+    ));
+    let planted_before = app.snapshot();
+    let r = refused(json!(["planted@zylker.com"])).await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (409, "ALREADY_EXISTS"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.more_info(),
+        "emailAlias planted@zylker.com already belongs to another account"
+    );
+    assert_eq!(app.snapshot(), planted_before);
+}
+
+/// At most 50 addresses per account, the primary included: `addEmailAlias` stops there, and
+/// so does `emailupdate` with an address the account does not have (the old primary
+/// stays as an alias), while making one of its aliases the primary still works.
+async fn at_most_fifty_addresses_through_either_mode() {
+    let app = TestApp::demo();
+    let many: Vec<String> = (0..51).map(|i| format!("a{i}@zylker.com")).collect();
+    let r = admin_put_to(&app, REBECCA_ZUID, add_aliases(json!(many))).await;
+    assert_eq!((r.status, r.error_code()), (400, "PATTERN_NOT_MATCHED"));
+    let r = admin_put_to(&app, REBECCA_ZUID, add_aliases(json!(many[..49]))).await;
+    let names: Vec<&str> = many[..49].iter().map(String::as_str).collect();
+    added_ids(&r, &names);
+    assert_eq!(addresses_of_rebecca(&app).await.len(), 50);
+    let before = app.snapshot();
+    let r = admin_put_to(
+        &app,
+        REBECCA_ZUID,
+        add_aliases(json!(["one-more@zylker.com"])),
+    )
+    .await;
+    assert_eq!((r.status, r.error_code()), (400, "INVALID_VALUE"));
+    assert!(
+        r.more_info().contains("emailAlias") && r.more_info().contains("50"),
+        "{}",
+        r.more_info()
+    );
+    let r = put(
+        &app,
+        &Url::User,
+        REBECCA,
+        json!({"mode": "emailupdate", "emailAddress": "rebecca@zylker.com"}),
+    )
+    .await;
+    assert_eq!((r.status, r.error_code()), (400, "INVALID_VALUE"));
+    assert!(
+        r.more_info().contains("emailAddress") && r.more_info().contains("50"),
+        "{}",
+        r.more_info()
+    );
+    assert_eq!(app.snapshot(), before);
+    let r = put(
+        &app,
+        &Url::User,
+        REBECCA,
+        json!({"mode": "emailupdate", "emailAddress": "a7@zylker.com"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        account(&app, REBECCA).await["primaryEmailAddress"],
+        "a7@zylker.com"
+    );
 }

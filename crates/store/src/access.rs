@@ -35,6 +35,39 @@ pub enum GrantKind {
     Admin,
 }
 
+/// What the path of an account update names: an account, or (for the modes whose table
+/// entry says `PathId::Zuid`) a user, whose first hosted account is the one changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateTarget {
+    Account(AccountId),
+    HostedAccountOf(Zuid),
+}
+
+impl From<AccountId> for UpdateTarget {
+    fn from(id: AccountId) -> Self {
+        UpdateTarget::Account(id)
+    }
+}
+
+impl std::fmt::Display for UpdateTarget {
+    /// As answers name it: by the id the path gave.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpdateTarget::Account(id) => write!(f, "accountId {id}"),
+            UpdateTarget::HostedAccountOf(zuid) => write!(f, "zuid {zuid}"),
+        }
+    }
+}
+
+impl UpdateTarget {
+    /// The answer when it is absent or out of reach (the two look alike). It names only
+    /// the id of the path: a user of another organization is never answered with the id
+    /// of their account.
+    pub(crate) fn not_found(self) -> WriteError {
+        WriteError::NotFound(format!("{self} was not found"))
+    }
+}
+
 /// How far a grant reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reach {
@@ -148,7 +181,7 @@ impl Grant {
     /// must be the owner's.
     pub(crate) fn check_target(
         &self,
-        account: AccountId,
+        target: UpdateTarget,
         owner: Zuid,
         owner_role: Role,
         owner_org: Zoid,
@@ -157,29 +190,28 @@ impl Grant {
     ) -> Result<(), WriteError> {
         let url_ok = zoid_in_url.is_none_or(|z| z == owner_org && self.reaches_org(z));
         if !url_ok || !self.reaches_account(owner, owner_org) {
-            return Err(not_found(account));
+            return Err(target.not_found());
         }
         // After the reach: an account outside the organization stays a 404, never a
         // 403 that would tell it exists.
         if !self.may_change_accounts_of(owner_role) {
             return Err(WriteError::Forbidden(format!(
-                "account {account} belongs to a super admin; only a super admin may change it"
+                "{target} belongs to a super admin; only a super admin may change it"
             )));
         }
         if body_zuid.is_some_and(|z| z != owner) {
-            return Err(RuleError::invalid(
-                "zuid",
-                format!("zuid must be the owner of account {account} ({owner})"),
-            )
-            .into());
+            let message = match target {
+                UpdateTarget::Account(account) => {
+                    format!("zuid must be the owner of account {account} ({owner})")
+                }
+                UpdateTarget::HostedAccountOf(_) => {
+                    format!("zuid must be the one in the path ({owner})")
+                }
+            };
+            return Err(RuleError::invalid("zuid", message).into());
         }
         Ok(())
     }
-}
-
-/// The answer for an account that is absent or out of reach (the two look alike).
-pub(crate) fn not_found(account: AccountId) -> WriteError {
-    WriteError::NotFound(format!("accountId {account} was not found"))
 }
 
 #[cfg(test)]
@@ -214,7 +246,7 @@ mod tests {
                 allowed,
                 "{actor:?} on {owner:?}"
             );
-            let account = AccountId::new(9).unwrap();
+            let account = UpdateTarget::Account(AccountId::new(9).unwrap());
             let owner_zuid = Zuid::new(8).unwrap();
             let checked =
                 grant.check_target(account, owner_zuid, owner, grant.actor.zoid, None, None);
@@ -227,7 +259,7 @@ mod tests {
         // Out of reach stays a 404 whatever the owner's role.
         let admin = principal(Admin).admin_grant(Access::Update).unwrap();
         let elsewhere = admin.check_target(
-            AccountId::new(9).unwrap(),
+            UpdateTarget::Account(AccountId::new(9).unwrap()),
             Zuid::new(8).unwrap(),
             SuperAdmin,
             Zoid::new(2).unwrap(),
@@ -235,6 +267,16 @@ mod tests {
             None,
         );
         assert!(matches!(elsewhere, Err(WriteError::NotFound(_))));
+        // Named by a zuid, the answer names the zuid and nothing else.
+        let by_zuid = admin.check_target(
+            UpdateTarget::HostedAccountOf(Zuid::new(8).unwrap()),
+            Zuid::new(8).unwrap(),
+            Member,
+            Zoid::new(2).unwrap(),
+            None,
+            None,
+        );
+        assert!(matches!(by_zuid, Err(WriteError::NotFound(m)) if m == "zuid 8 was not found"));
         // On the user URL a user changes its own accounts, whatever its role.
         let own = principal(SuperAdmin).user_grant(Access::Update).unwrap();
         assert!(own.may_change_accounts_of(SuperAdmin));

@@ -33,7 +33,7 @@ use mailplane_domain::{
     Access, AccountCommand, AccountId, EmailAddress, RuleError, ScopeSet, Zoid, Zuid,
 };
 
-pub use access::{Denied, Grant, GrantKind, Principal};
+pub use access::{Denied, Grant, GrantKind, Principal, UpdateTarget};
 pub use model::{
     clip_event_path, AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, DemoTokens,
     NewUser, OrgView, Pruned, RelayPassword, RelayRoute, RequestMeta, SecurityEvent, UserRef,
@@ -315,8 +315,9 @@ impl Store {
         on_read!(self, |db| provision::authenticate(db, &digest).await)
     }
 
-    /// Applies an account update for `caller`. `zoid_in_url` is the organization of the
-    /// admin URL, `body_zuid` the request's optional `zuid`.
+    /// Applies an account update for `caller` to `target` (an account, or a user's
+    /// hosted account). `zoid_in_url` is the organization of the admin URL, `body_zuid`
+    /// the request's optional `zuid`.
     ///
     /// The caller's token is checked in the update's own transaction: on SQLite that is
     /// the writer's connection, whose pages stay cached, where a separate read would find
@@ -327,7 +328,7 @@ impl Store {
         caller: Caller<'_>,
         meta: &RequestMeta,
         zoid_in_url: Option<Zoid>,
-        account: AccountId,
+        target: impl Into<UpdateTarget>,
         body_zuid: Option<Zuid>,
         cmd: AccountCommand,
     ) -> Result<Applied, WriteError> {
@@ -335,7 +336,7 @@ impl Store {
         let digest = secrets::token_digest(caller.token);
         let (kind, meta) = (caller.kind, meta.clone());
         let to = write::Addressing {
-            account,
+            target: target.into(),
             zoid_in_url,
             body_zuid,
         };

@@ -2,16 +2,20 @@
 
 use crate::{redacted, REDACTED};
 use mailplane_domain::{
-    AccountAddress, AccountId, AccountKind, EmailAddress, Identity, Role, Secret, Zoid, Zuid,
+    AccountAddress, AccountId, AccountKind, AliasId, EmailAddress, Identity, Role, Secret, Zoid,
+    Zuid,
 };
 
-/// What a successful account update answers with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a successful account update answers with (the mode's `Answer`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     /// The account's identities after the change, for the modes that answer with them
     /// (`Mode::answers_with_identities`); `None` for the others, for which nothing is
     /// read back.
     pub identities: Option<Vec<Identity>>,
+    /// The addresses the change added, each with its new id, in the order given
+    /// (`Answer::AddedAddresses`).
+    pub added_addresses: Option<Vec<(EmailAddress, AliasId)>>,
 }
 
 /// An account with everything the account object of the API shows.

@@ -2,12 +2,12 @@
 //! persist → audit, all in the caller's transaction.
 
 use mailplane_domain::{
-    Access, AccountAggregate, AccountCommand, AccountId, AccountState, EmailAddress, Op, Role,
-    RuleError, UserAccount, Zoid, Zuid,
+    Access, AccountAggregate, AccountCommand, AccountId, AccountState, AliasId, Answer,
+    EmailAddress, Op, Role, RuleError, UserAccount, Zoid, Zuid,
 };
 use serde_json::Value;
 
-use crate::access::not_found;
+use crate::access::UpdateTarget;
 use crate::db::{is_unique_violation, Db, Dialect, Param, Tx};
 use crate::read;
 use crate::relay_key::{binding, RelayKey};
@@ -23,6 +23,8 @@ const SET_INCOMING_BLOCKED: &str =
 const SET_IMAP_ENABLED: &str = "UPDATE accounts SET imap_enabled = $1 WHERE account_id = $2";
 const SET_POP_ENABLED: &str = "UPDATE accounts SET pop_enabled = $1 WHERE account_id = $2";
 const DELETE_IDENTITY: &str = "DELETE FROM identities WHERE send_mail_id = $1 AND account_id = $2";
+const ADD_ALIAS: &str =
+    "INSERT INTO addresses (address, account_id, is_primary) VALUES ($1, $2, FALSE) RETURNING id";
 const AUDIT: &str =
     "INSERT INTO audit (at_ms, request_id, actor_zuid, actor_token_id, client_addr, zoid, zuid, account_id, mode, before, after) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -60,8 +62,8 @@ fn single_statement(op: &Op, dialect: Dialect) -> Option<&'static str> {
         Op::DeleteIdentity(_) => Some(DELETE_IDENTITY),
         Op::SetAccountOrder(_) => Some(set_account_order(dialect)),
         // Two statements, the second sent once the first is answered; a password sealed
-        // on our side before its statement is sent.
-        Op::SetPrimaryAddress { .. } | Op::UpsertIdentity { .. } => None,
+        // on our side before its statement is sent; an id to read back.
+        Op::SetPrimaryAddress { .. } | Op::UpsertIdentity { .. } | Op::AddAlias(_) => None,
     }
 }
 
@@ -74,45 +76,63 @@ struct Target {
     owner_role: Role,
 }
 
+/// The columns of the account row a rule starts from (`a` the account, `u` its user).
+macro_rules! select_target {
+    ($($rest:literal)*) => {
+        concat!(
+            "SELECT a.account_id, a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, \
+                    a.imap_enabled, a.pop_enabled, u.zoid, u.display_name, u.role \
+             FROM accounts a JOIN users u ON u.zuid = a.zuid ",
+            $($rest),*
+        )
+    };
+}
+
 /// Locks the owner of the account and reads the account. Every change to any of a user's
 /// accounts takes the same lock (on PostgreSQL `FOR UPDATE` of the user row, which every
 /// node honours; on SQLite the one write lock), so two changes of one user never
 /// interleave: the reorder rule reads all of them.
-async fn lock_target<D: Db>(db: &D, id: AccountId) -> Result<Option<Target>, StoreError> {
+async fn lock_target<D: Db>(db: &D, target: UpdateTarget) -> Result<Option<Target>, StoreError> {
     // The lock and the read are sent together (one round trip). Statements of a pipeline
     // run one after the other on the server, so under READ COMMITTED the read, with a
     // snapshot of its own, sees every change committed by the transaction that held the
     // lock before us.
-    let key = id.as_i64();
+    let (lock, row, key) = match target {
+        UpdateTarget::Account(id) => (
+            "SELECT u.zuid FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = $1 FOR UPDATE OF u",
+            select_target!("WHERE a.account_id = $1"),
+            id.as_i64(),
+        ),
+        // A user's hosted account is found under the user's lock, so it is the one that
+        // stays theirs until the change commits.
+        UpdateTarget::HostedAccountOf(zuid) => (
+            "SELECT zuid FROM users WHERE zuid = $1 FOR UPDATE",
+            select_target!(
+                "WHERE a.zuid = $1 AND a.kind = 'ZOHO_ACCOUNT' ORDER BY a.sequence LIMIT 1"
+            ),
+            zuid.as_i64(),
+        ),
+    };
     let params: &[&dyn Param] = &[&key];
     let (_, target) = tokio::try_join!(
-        db.lock(
-            "SELECT u.zuid FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = $1 FOR UPDATE OF u",
-            params,
-        ),
-        db.row(
-            "SELECT a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, a.imap_enabled, \
-                    a.pop_enabled, u.zoid, u.display_name, u.role \
-             FROM accounts a JOIN users u ON u.zuid = a.zuid WHERE a.account_id = $1",
-            params,
-            |r| {
-                Ok(Target {
-                    state: AccountState {
-                        id,
-                        zuid: Zuid::from_db(r.get("zuid")?),
-                        kind: read::kind(&r.get::<String>("kind")?)?,
-                        enabled: r.get("enabled")?,
-                        outgoing_blocked: r.get("outgoing_blocked")?,
-                        incoming_blocked: r.get("incoming_blocked")?,
-                        imap_enabled: r.get("imap_enabled")?,
-                        pop_enabled: r.get("pop_enabled")?,
-                    },
-                    zoid: Zoid::from_db(r.get("zoid")?),
-                    user_display_name: r.get("display_name")?,
-                    owner_role: read::role(&r.get::<String>("role")?)?,
-                })
-            },
-        )
+        db.lock(lock, params),
+        db.row(row, params, |r| {
+            Ok(Target {
+                state: AccountState {
+                    id: AccountId::from_db(r.get("account_id")?),
+                    zuid: Zuid::from_db(r.get("zuid")?),
+                    kind: read::kind(&r.get::<String>("kind")?)?,
+                    enabled: r.get("enabled")?,
+                    outgoing_blocked: r.get("outgoing_blocked")?,
+                    incoming_blocked: r.get("incoming_blocked")?,
+                    imap_enabled: r.get("imap_enabled")?,
+                    pop_enabled: r.get("pop_enabled")?,
+                },
+                zoid: Zoid::from_db(r.get("zoid")?),
+                user_display_name: r.get("display_name")?,
+                owner_role: read::role(&r.get::<String>("role")?)?,
+            })
+        })
     )?;
     Ok(target)
 }
@@ -142,12 +162,13 @@ pub(crate) fn address_conflict(e: StoreError, field: &str, address: &EmailAddres
     e.into()
 }
 
+/// Persists one operation; the address it added, with its new id, if it added one.
 async fn persist<D: Db>(
     db: &D,
     key: &RelayKey,
     account: AccountId,
     op: Op,
-) -> Result<(), WriteError> {
+) -> Result<Option<(EmailAddress, AliasId)>, WriteError> {
     let id = account.as_i64();
     match op {
         Op::SetEnabled(v) => {
@@ -230,8 +251,18 @@ async fn persist<D: Db>(
             let ids = Value::from(order.iter().map(|a| a.as_i64()).collect::<Vec<_>>()).to_string();
             db.exec(set_account_order(db.dialect()), &[&ids]).await?;
         }
+        Op::AddAlias(address) => {
+            // The id comes from the table's own counter (SQLite) or sequence (PostgreSQL).
+            let alias = db
+                .one(ADD_ALIAS, &[&address.as_str(), &id], |r| {
+                    Ok(AliasId::from_db(r.get("id")?))
+                })
+                .await
+                .map_err(|e| address_conflict(e, "emailAlias", &address))?;
+            return Ok(Some((address, alias)));
+        }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// What an audit row says: who, from where, on which organization, user and account.
@@ -274,7 +305,7 @@ pub(crate) async fn audit<D: Db>(
 /// The account a change names, and what else the request says of it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Addressing {
-    pub account: AccountId,
+    pub target: UpdateTarget,
     pub zoid_in_url: Option<Zoid>,
     pub body_zuid: Option<Zuid>,
 }
@@ -292,17 +323,17 @@ pub(crate) async fn apply<D: Tx>(
     to: Addressing,
     cmd: AccountCommand,
 ) -> Result<Applied, WriteError> {
-    let account = to.account;
     // The lock is taken before the token's verdict is known; a refused request holds it
     // only until its rollback, and the verdict still comes first in the answer.
     let (found, target) = tokio::try_join!(
         provision::authenticate(db, digest),
-        lock_target(db, account)
+        lock_target(db, to.target)
     )?;
     let grant = Principal::grant_of(found, kind, Access::Update)?;
-    let target = target.ok_or_else(|| not_found(account))?;
+    let target = target.ok_or_else(|| to.target.not_found())?;
+    let account = target.state.id;
     grant.check_target(
-        account,
+        to.target,
         target.state.zuid,
         target.owner_role,
         target.zoid,
@@ -333,18 +364,20 @@ pub(crate) async fn apply<D: Tx>(
         account: target.state,
     };
     let change = mailplane_domain::apply(&agg, cmd)?;
+    let answer = mode.spec().answer;
     let with_commit = match change.ops.as_slice() {
-        [op] if !mode.answers_with_identities() => single_statement(op, db.dialect()),
+        [op] if answer == Answer::StatusOnly => single_statement(op, db.dialect()),
         _ => None,
     };
     // The change and its audit row in one batch: the audit statement is sent behind the
     // change's without waiting for its answer. Should a change fail, its error answers
     // first (statements are answered in order) and the transaction is rolled back.
     let persist_all = async {
+        let mut added = Vec::new();
         for op in change.ops {
-            persist(db, key, account, op).await?;
+            added.extend(persist(db, key, account, op).await?);
         }
-        Ok::<(), WriteError>(())
+        Ok::<_, WriteError>(added)
     };
     let row = AuditRow {
         grant: &grant,
@@ -365,15 +398,20 @@ pub(crate) async fn apply<D: Tx>(
         db.prepare(AUDIT).await?;
         db.commit_with(async { tokio::try_join!(persist_all, audit_row) })
             .await?;
-        return Ok(Applied { identities: None });
+        return Ok(Applied::default());
     }
-    tokio::try_join!(persist_all, audit_row)?;
-    let identities = if mode.answers_with_identities() {
-        Some(read::identities(db, account).await?)
-    } else {
-        None
-    };
-    Ok(Applied { identities })
+    let (added, ()) = tokio::try_join!(persist_all, audit_row)?;
+    Ok(match answer {
+        Answer::StatusOnly => Applied::default(),
+        Answer::Identities => Applied {
+            identities: Some(read::identities(db, account).await?),
+            ..Applied::default()
+        },
+        Answer::AddedAddresses => Applied {
+            added_addresses: Some(added),
+            ..Applied::default()
+        },
+    })
 }
 
 /// A part of the aggregate, read only when the rule reads it (a future not polled sends

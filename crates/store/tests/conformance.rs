@@ -17,8 +17,8 @@ use mailplane_domain::{
 use mailplane_store::oauth::{CodeChallenge, OAuthClient, OAuthError};
 use mailplane_store::{
     AuditEntry, AuditQuery, Caller, DemoTokens, Denied, Grant, GrantKind, NewUser, ProvisionError,
-    Pruned, ReadError, Refusal, RequestMeta, SecurityEvent, Store, UserRef, WriteError,
-    MAX_EVENT_PATH_CHARS,
+    Pruned, ReadError, Refusal, RequestMeta, SecurityEvent, Store, UpdateTarget, UserRef,
+    WriteError, MAX_EVENT_PATH_CHARS,
 };
 
 conformance!(
@@ -32,6 +32,7 @@ conformance!(
     delete_users_by_zuid_and_email_is_all_or_nothing,
     every_mode_applies_and_the_mail_server_sees_it,
     emailupdate_to_a_taken_address_is_a_conflict,
+    email_aliases_are_added_through_a_zuid_and_reach_the_mail_server,
     apply_refuses_bad_callers_and_targets_out_of_reach,
     concurrent_reorders_never_lose_an_update,
     oauth_codes_are_single_use_and_bound_to_their_pkce_challenge,
@@ -930,6 +931,134 @@ async fn emailupdate_to_a_taken_address_is_a_conflict(db: Fresh) {
         .unwrap()
         .unwrap();
     assert_ne!(boss.account_id, account(REBECCA));
+}
+
+/// `addEmailAlias` on the user's hosted account, named by the zuid: each alias answered
+/// with an id of its own, in the account at once for the mail server; a zuid of another
+/// organization, or an account id where the zuid belongs, answered as absent, naming the
+/// zuid only.
+async fn email_aliases_are_added_through_a_zuid_and_reach_the_mail_server(db: Fresh) {
+    let (s, t) = demo(&db).await;
+    let me = admin(&t.admin_token);
+    let org = Some(zoid(DEMO_ZOID));
+    let rebecca_by_zuid = UpdateTarget::HostedAccountOf(zuid(REBECCA_ZUID));
+    let desk = addr("rebecca.desk@zylker.com");
+    let sales = addr("sales@zylker.com");
+    let add = |list: &[&EmailAddress]| {
+        AccountCommand::AddEmailAlias(list.iter().map(|a| (*a).clone()).collect())
+    };
+    let added = s
+        .apply(
+            me,
+            &meta("a1"),
+            org,
+            rebecca_by_zuid,
+            None,
+            add(&[&desk, &sales]),
+        )
+        .await
+        .unwrap()
+        .added_addresses
+        .expect("this mode answers with the addresses it added");
+    let names: Vec<&EmailAddress> = added.iter().map(|(a, _)| a).collect();
+    assert_eq!(names, [&desk, &sales]);
+    assert_ne!(added[0].1, added[1].1, "each alias has an id of its own");
+    for alias in [&desk, &sales] {
+        assert_eq!(
+            s.mail_account(alias).await.unwrap().map(|m| m.account_id),
+            Some(account(REBECCA))
+        );
+    }
+    let v = rebecca(&s, &t).await;
+    assert!(v
+        .addresses
+        .iter()
+        .any(|a| a.address == desk && !a.is_primary));
+    assert_eq!(v.primary_address(), Some(&addr("becky@zylker.com")));
+    let more = s
+        .apply(
+            me,
+            &meta("a2"),
+            org,
+            rebecca_by_zuid,
+            None,
+            add(&[&addr("r3@zylker.com")]),
+        )
+        .await
+        .unwrap()
+        .added_addresses
+        .unwrap();
+    assert!(more[0].1 > added[1].1, "ids are never given twice");
+
+    // Already hers; another account's: conflicts, and nothing written.
+    assert_rule(
+        s.apply(me, &meta("a3"), org, rebecca_by_zuid, None, add(&[&desk]))
+            .await,
+        RuleErrorKind::Conflict,
+        "emailAlias",
+    );
+    assert_rule(
+        s.apply(
+            me,
+            &meta("a4"),
+            org,
+            rebecca_by_zuid,
+            None,
+            add(&[&addr("admin@zylker.com")]),
+        )
+        .await,
+        RuleErrorKind::Conflict,
+        "emailAlias",
+    );
+    // Another organization's domain, and the same request aimed at its user.
+    let b = s
+        .bootstrap("Other", "other.example", addr("boss@other.example"), None)
+        .await
+        .unwrap();
+    assert_rule(
+        s.apply(
+            me,
+            &meta("a5"),
+            org,
+            rebecca_by_zuid,
+            None,
+            add(&[&addr("boss@other.example")]),
+        )
+        .await,
+        RuleErrorKind::Invalid,
+        "emailAlias",
+    );
+    for (zoid_in_url, target) in [
+        (org, b.zuid),
+        (Some(b.zoid), b.zuid),
+        (org, zuid(REBECCA)),
+        (org, zuid(99_999_999)),
+    ] {
+        let r = s
+            .apply(
+                me,
+                &meta("a6"),
+                zoid_in_url,
+                UpdateTarget::HostedAccountOf(target),
+                None,
+                add(&[&addr("stray@zylker.com")]),
+            )
+            .await;
+        assert!(
+            matches!(&r, Err(WriteError::NotFound(m)) if *m == format!("zuid {target} was not found")),
+            "{r:?}"
+        );
+    }
+    assert!(s
+        .mail_account(&addr("stray@zylker.com"))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        rebecca(&s, &t).await.addresses.len(),
+        4,
+        "the primary and the three aliases"
+    );
 }
 
 async fn apply_refuses_bad_callers_and_targets_out_of_reach(db: Fresh) {

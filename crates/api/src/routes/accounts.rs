@@ -8,14 +8,41 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
-use mailplane_domain::{Access, AccountId, Zoid};
-use mailplane_store::{Caller, GrantKind, RequestMeta};
+use mailplane_domain::{Access, AccountId, PathId, Zoid, Zuid};
+use mailplane_store::{Caller, GrantKind, RequestMeta, UpdateTarget};
 
 use super::{body, path_id, success, success_with, Segments};
 use crate::command::parse_update;
 use crate::error::ApiError;
 use crate::metrics::ModeLabel;
 use crate::{auth, lenient, view, AppState};
+
+/// The id in the path of an update. What it names is the mode's to say (its table entry's
+/// `path`): an account, or for some admin modes a user, as Zoho's pages have it.
+#[derive(Debug, Clone, Copy)]
+struct PathNumber(u64);
+
+impl std::str::FromStr for PathNumber {
+    type Err = mailplane_domain::IdError;
+    /// A positive integer that fits the database, as every id is.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<AccountId>().map(|id| PathNumber(id.get()))
+    }
+}
+
+impl PathNumber {
+    fn target(self, path: PathId) -> Result<UpdateTarget, ApiError> {
+        // The bounds of every id type are the same: a number the parser took is one.
+        Ok(match path {
+            PathId::AccountId => UpdateTarget::Account(
+                AccountId::new(self.0).map_err(|_| ApiError::UrlNotConfigured)?,
+            ),
+            PathId::Zuid => UpdateTarget::HostedAccountOf(
+                Zuid::new(self.0).map_err(|_| ApiError::UrlNotConfigured)?,
+            ),
+        })
+    }
+}
 
 /// Zoho: the five seed pages, user authentication form.
 pub async fn update_own(
@@ -29,7 +56,8 @@ pub async fn update_own(
     update(&state, &meta, &headers, GrantKind::User, None, account, raw).await
 }
 
-/// Zoho: the five seed pages, admin authentication form.
+/// Zoho: the five seed pages, admin authentication form; and Zoho's Add Email Alias
+/// (admin only), whose path names the user's zuid.
 pub async fn update_in_org(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
@@ -56,7 +84,7 @@ async fn update(
     headers: &HeaderMap,
     kind: GrantKind,
     zoid: Option<Zoid>,
-    account: AccountId,
+    path_id: PathNumber,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let token = auth::token(headers)?;
@@ -75,6 +103,7 @@ async fn update(
         }
     };
     let mode = request.command.mode();
+    let target = path_id.target(mode.spec().path)?;
     // The store checks the token in the change's own transaction.
     let updated = state
         .store
@@ -82,14 +111,15 @@ async fn update(
             Caller { token, kind },
             meta,
             zoid,
-            account,
+            target,
             request.zuid,
             request.command,
         )
         .await?;
-    let mut resp = match &updated.identities {
-        Some(identities) => success_with(view::identities(identities)),
-        None => success(),
+    let mut resp = match (&updated.identities, &updated.added_addresses) {
+        (Some(identities), _) => success_with(view::identities(identities)),
+        (None, Some(added)) => success_with(view::added_addresses(added)),
+        (None, None) => success(),
     };
     resp.extensions_mut().insert(ModeLabel(mode.as_str()));
     Ok(resp)

@@ -1,6 +1,7 @@
 //! The account update modes: one module per mode, one entry point, [`apply`].
 
 mod account_order;
+mod email_alias;
 mod email_update;
 mod send_mail;
 mod status;
@@ -27,6 +28,16 @@ pub enum Offered {
     AdminUrlOnly,
 }
 
+/// What the id in the path of `PUT …/accounts/{id}` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathId {
+    /// The account to change (`accountId`).
+    AccountId,
+    /// A user (`zuid`), as Zoho's pages of these modes have it: the mode changes that
+    /// user's hosted account (the first by sequence). Offered on the admin URL only.
+    Zuid,
+}
+
 /// What the success answer of a mode carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
@@ -34,6 +45,9 @@ pub enum Answer {
     StatusOnly,
     /// The account's identities after the change, in `data`.
     Identities,
+    /// Each address the change added with its new id, in `data`:
+    /// `[{"a@zylker.com": "<id>"}, …]`.
+    AddedAddresses,
 }
 
 /// Which accounts a mode may change.
@@ -53,6 +67,8 @@ pub struct ModeSpec {
     /// Body keys that may be present, besides `zuid` and `mode`.
     pub optional: &'static [&'static str],
     pub offered: Offered,
+    /// What the id in the path names.
+    pub path: PathId,
     /// The parts of the aggregate beyond the account row that the mode's rule reads.
     pub reads: AggregateParts,
     pub answer: Answer,
@@ -75,6 +91,7 @@ macro_rules! modes {
             required: [$($required:literal),* $(,)?],
             optional: [$($optional:literal),* $(,)?],
             offered: $offered:expr,
+            path: $path:expr,
             reads: $reads:expr,
             answer: $answer:expr,
             applies: $applies:expr $(,)?
@@ -89,6 +106,7 @@ macro_rules! modes {
                         required: &[$($required),*],
                         optional: &[$($optional),*],
                         offered: $offered,
+                        path: $path,
                         reads: $reads,
                         answer: $answer,
                         applies: $applies,
@@ -107,6 +125,7 @@ modes!(
             required: ["sendMailDetails"],
             optional: [],
             offered: Offered::BothUrls,
+            path: PathId::AccountId,
             reads: AggregateParts::ALL,
             answer: Answer::Identities,
             applies: Applies::HostedOnly,
@@ -116,6 +135,7 @@ modes!(
             required: [],
             optional: ["sendMailId", "fromAddress"],
             offered: Offered::BothUrls,
+            path: PathId::AccountId,
             reads: AggregateParts::ALL,
             answer: Answer::Identities,
             applies: Applies::HostedOnly,
@@ -124,6 +144,7 @@ modes!(
             required: ["emailAddress"],
             optional: [],
             offered: Offered::BothUrls,
+            path: PathId::AccountId,
             reads: AggregateParts::ALL,
             answer: Answer::StatusOnly,
             applies: Applies::HostedOnly,
@@ -132,6 +153,7 @@ modes!(
             required: [],
             optional: [],
             offered: Offered::BothUrls,
+            path: PathId::AccountId,
             reads: AggregateParts::NONE,
             answer: Answer::StatusOnly,
             applies: Applies::HostedOnly,
@@ -140,6 +162,7 @@ modes!(
             required: [],
             optional: [],
             offered: Offered::BothUrls,
+            path: PathId::AccountId,
             reads: AggregateParts::NONE,
             answer: Answer::StatusOnly,
             applies: Applies::HostedOnly,
@@ -148,6 +171,7 @@ modes!(
             required: ["accList"],
             optional: [],
             offered: Offered::BothUrls,
+            path: PathId::AccountId,
             reads: AggregateParts {
                 user_accounts: true,
                 ..AggregateParts::NONE
@@ -159,6 +183,7 @@ modes!(
             required: ["outgoingBlocked"],
             optional: [],
             offered: Offered::BothUrls,
+            path: PathId::AccountId,
             reads: AggregateParts::NONE,
             answer: Answer::StatusOnly,
             applies: Applies::HostedOnly,
@@ -167,6 +192,7 @@ modes!(
             required: ["incomingBlocked"],
             optional: [],
             offered: Offered::AdminUrlOnly,
+            path: PathId::AccountId,
             reads: AggregateParts::NONE,
             answer: Answer::StatusOnly,
             applies: Applies::HostedOnly,
@@ -175,6 +201,7 @@ modes!(
             required: ["imapAccessEnabled"],
             optional: [],
             offered: Offered::AdminUrlOnly,
+            path: PathId::AccountId,
             reads: AggregateParts::NONE,
             answer: Answer::StatusOnly,
             applies: Applies::HostedOnly,
@@ -183,8 +210,23 @@ modes!(
             required: ["popAccessEnabled"],
             optional: [],
             offered: Offered::AdminUrlOnly,
+            path: PathId::AccountId,
             reads: AggregateParts::NONE,
             answer: Answer::StatusOnly,
+            applies: Applies::HostedOnly,
+        },
+        // Zoho's pages give these on the admin URL with the user's zuid in the path.
+        AddEmailAlias = "addEmailAlias" {
+            required: ["emailAlias"],
+            optional: [],
+            offered: Offered::AdminUrlOnly,
+            path: PathId::Zuid,
+            reads: AggregateParts {
+                org_domains: true,
+                addresses: true,
+                ..AggregateParts::NONE
+            },
+            answer: Answer::AddedAddresses,
             applies: Applies::HostedOnly,
         },
     }
@@ -248,6 +290,7 @@ pub enum AccountCommand {
     UpdateIncomingStatus { blocked: bool },
     UpdateImapStatus { enabled: bool },
     UpdatePopStatus { enabled: bool },
+    AddEmailAlias(Vec<EmailAddress>),
 }
 
 impl AccountCommand {
@@ -263,6 +306,7 @@ impl AccountCommand {
             AccountCommand::UpdateIncomingStatus { .. } => Mode::UpdateIncomingStatus,
             AccountCommand::UpdateImapStatus { .. } => Mode::UpdateImapStatus,
             AccountCommand::UpdatePopStatus { .. } => Mode::UpdatePopStatus,
+            AccountCommand::AddEmailAlias(_) => Mode::AddEmailAlias,
         }
     }
 
@@ -278,6 +322,7 @@ impl AccountCommand {
     pub fn addresses_to_check(&self) -> Vec<EmailAddress> {
         match self {
             AccountCommand::EmailUpdate(a) => vec![a.clone()],
+            AccountCommand::AddEmailAlias(list) => list.clone(),
             AccountCommand::AddSendMailDetails(ids) => {
                 ids.iter().filter_map(|i| i.from_address.clone()).collect()
             }
@@ -346,6 +391,8 @@ pub enum Op {
     DeleteIdentity(SendMailId),
     /// The full new order of the user's accounts: sequence 1, 2, … in this order.
     SetAccountOrder(Vec<AccountId>),
+    /// Adds an address to the account, not as its primary one.
+    AddAlias(EmailAddress),
 }
 
 /// What an accepted command changes, with the audit view of it (never a secret).
@@ -381,6 +428,7 @@ pub fn apply(agg: &AccountAggregate, cmd: AccountCommand) -> Result<Change, Rule
         AccountCommand::UpdateImapStatus { enabled } => Ok(status::imap(agg, enabled)),
         AccountCommand::UpdatePopStatus { enabled } => Ok(status::pop(agg, enabled)),
         AccountCommand::MailAccountOrderUpdate(list) => account_order::apply(agg, list),
+        AccountCommand::AddEmailAlias(list) => email_alias::add(agg, list),
     }
 }
 
@@ -466,7 +514,7 @@ pub(crate) mod fixtures {
 
 #[cfg(test)]
 mod reads_tests {
-    use super::fixtures::rebecca;
+    use super::fixtures::{addr, rebecca};
     use crate::*;
 
     /// The aggregate as the store loads it for `cmd`: the parts the rule does not read
@@ -505,6 +553,10 @@ mod reads_tests {
             AccountCommand::MailAccountOrderUpdate(ids.iter().rev().copied().collect()),
             AccountCommand::MailAccountOrderUpdate(vec![ids[2]]),
             AccountCommand::MailAccountOrderUpdate(vec![stranger]),
+            AccountCommand::AddEmailAlias(vec![addr("r1@zylker.com"), addr("r2@zylker.com")]),
+            AccountCommand::AddEmailAlias(vec![addr("becky@zylker.com")]),
+            AccountCommand::AddEmailAlias(vec![addr("rebecca.alias@zylker.com")]),
+            AccountCommand::AddEmailAlias(vec![addr("r1@example.com")]),
         ];
         // A mode that reads less than everything is held to it here: it must be among the
         // commands above.
