@@ -118,6 +118,7 @@ pub fn parse_update(
             )?,
         },
         Mode::AddEmailAlias => AccountCommand::AddEmailAlias(email_aliases(obj)?),
+        Mode::DeleteEmailAlias => AccountCommand::DeleteEmailAlias(email_aliases(obj)?),
     };
     // An arm that builds another mode's command would compile; this catches it in tests.
     debug_assert_eq!(command.mode(), mode, "the body of {} parsed", mode.as_str());

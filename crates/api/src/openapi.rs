@@ -189,7 +189,7 @@ fn mode_body(mode: Mode) -> Value {
         Mode::UpdateIncomingStatus => json!({ "incomingBlocked": lenient_bool() }),
         Mode::UpdateImapStatus => json!({ "imapAccessEnabled": lenient_bool() }),
         Mode::UpdatePopStatus => json!({ "popAccessEnabled": lenient_bool() }),
-        Mode::AddEmailAlias => json!({ "emailAlias": email_list() }),
+        Mode::AddEmailAlias | Mode::DeleteEmailAlias => json!({ "emailAlias": email_list() }),
     };
     let mut properties = Map::new();
     properties.insert("zuid".into(), nullable(lenient_id()));

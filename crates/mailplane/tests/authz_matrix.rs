@@ -65,6 +65,9 @@ const DELETABLE: &str = "deleteme@relay.example.net";
 /// The local part of the alias every `addEmailAlias` adds, in the account's organization's
 /// domain (undone after each success).
 const ALIAS: &str = "matrix.alias";
+/// The local part of the alias every `deleteEmailAlias` removes; put on each account
+/// beforehand and put back after each successful delete.
+const DELETABLE_ALIAS: &str = "matrix.deleteme";
 
 /// Every mode, from the domain's list: a new mode is in the matrix from the start, and
 /// [`Acct::body`] does not compile until it has a body for it.
@@ -195,6 +198,8 @@ struct Acct {
     new_address: String,
     /// The account's organization's domain.
     domain: &'static str,
+    /// What tells its aliases from the other accounts' (aliases are unique on the server).
+    tag: &'static str,
     /// Accounts of the same user (`mailaccountorderupdate`).
     acc_list: Value,
     /// Whether the owner is a super admin (out of an ordinary admin's hands).
@@ -226,13 +231,16 @@ impl Acct {
             Mode::UpdateIncomingStatus => json!({"mode": mode, "incomingBlocked": true}),
             Mode::UpdateImapStatus => json!({"mode": mode, "imapAccessEnabled": false}),
             Mode::UpdatePopStatus => json!({"mode": mode, "popAccessEnabled": "false"}),
-            Mode::AddEmailAlias => json!({"mode": mode, "emailAlias": [self.alias()]}),
+            Mode::AddEmailAlias => json!({"mode": mode, "emailAlias": [self.alias(ALIAS)]}),
+            Mode::DeleteEmailAlias => {
+                json!({"mode": mode, "emailAlias": self.alias(DELETABLE_ALIAS)})
+            }
         }
     }
 
-    /// The alias `addEmailAlias` adds.
-    fn alias(&self) -> String {
-        format!("{ALIAS}@{}", self.domain)
+    /// An alias of this account, in its organization's domain.
+    fn alias(&self, local: &str) -> String {
+        format!("{local}.{}@{}", self.tag, self.domain)
     }
 }
 
@@ -533,6 +541,7 @@ async fn setup(app: &TestApp) -> World {
             org: Org::A,
             new_address: "matrix.rebecca@zylker.com".into(),
             domain: "zylker.com",
+            tag: "rebecca",
             acc_list: json!(format!("{POP},{IMAP}")),
             owner_super_admin: false,
         },
@@ -543,6 +552,7 @@ async fn setup(app: &TestApp) -> World {
             org: Org::A,
             new_address: "matrix.admin@zylker.com".into(),
             domain: "zylker.com",
+            tag: "admin",
             acc_list: json!([adm_account]),
             owner_super_admin: true,
         },
@@ -553,11 +563,12 @@ async fn setup(app: &TestApp) -> World {
             org: Org::B,
             new_address: "matrix.boss@other.example".into(),
             domain: "other.example",
+            tag: "boss",
             acc_list: json!([boss_account]),
             owner_super_admin: true,
         },
     ];
-    // Each account gets the identity the delete mode removes.
+    // Each account gets the identity and the alias the delete modes remove.
     for a in &accts {
         let admin = if a.org == Org::A {
             app.admin()
@@ -567,6 +578,11 @@ async fn setup(app: &TestApp) -> World {
         let zoid = if a.org == Org::A { ZOID } else { &zoid_b };
         let r = admin
             .update_org_account(zoid, &a.id, &deletable_body())
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = admin
+            .update_org_account(zoid, &a.zuid, &deletable_alias_body(a))
             .await
             .unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
@@ -657,6 +673,10 @@ fn deletable_body() -> Value {
         "fromAddress": DELETABLE, "displayName": "Delete me", "mode": "extfrom",
         "serverName": "smtp.relay.example.net", "serverPort": 587, "userName": DELETABLE,
         "password": "Relay-pass-9", "smtpConnection": "tls"}]})
+}
+
+fn deletable_alias_body(a: &Acct) -> Value {
+    json!({"mode": "addEmailAlias", "emailAlias": [a.alias(DELETABLE_ALIAS)]})
 }
 
 /// The twin of a case on `zoid`, with an absent zoid instead, when `zoid` is an
@@ -1091,7 +1111,7 @@ fn judge(c: &Case, r: &Reply) -> Option<String> {
                     "deletesendmaildetails" if listed.contains(DELETABLE) => {
                         Some(format!("{DELETABLE} is still among the identities"))
                     }
-                    "addEmailAlias" if !listed.contains(&format!("\"{ALIAS}@")) => {
+                    "addEmailAlias" if !listed.contains(&format!("\"{ALIAS}.")) => {
                         Some(format!("{ALIAS}@… is not among the aliases added"))
                     }
                     _ => None,
@@ -1129,26 +1149,26 @@ fn judge(c: &Case, r: &Reply) -> Option<String> {
 }
 
 /// Undoes what a successful update did when it would make a later success impossible.
-async fn undo(app: &TestApp, w: &World, c: &Case) {
+async fn undo(w: &World, c: &Case) {
     let Check::Update { acct, mode } = c.check else {
         return;
     };
     let a = &w.accts[acct];
-    let body = match mode {
-        "addEmailAlias" => {
-            app.execute(&format!(
-                "DELETE FROM addresses WHERE address = '{}'",
-                a.alias()
-            ));
-            return;
-        }
-        "deletesendmaildetails" => deletable_body(),
-        "disableMailAccount" => json!({"mode": "enableMailAccount"}),
+    // (body, whether its path names the zuid)
+    let (body, by_zuid) = match mode {
+        "deletesendmaildetails" => (deletable_body(), false),
+        "disableMailAccount" => (json!({"mode": "enableMailAccount"}), false),
+        "addEmailAlias" => (
+            json!({"mode": "deleteEmailAlias", "emailAlias": [a.alias(ALIAS)]}),
+            true,
+        ),
+        "deleteEmailAlias" => (deletable_alias_body(a), true),
         _ => return,
     };
+    let path_id = if by_zuid { &a.zuid } else { &a.id };
     let r = w
         .super_admin(a.org)
-        .update_org_account(w.zoid_of(a.org), &a.id, &body)
+        .update_org_account(w.zoid_of(a.org), path_id, &body)
         .await
         .unwrap();
     assert_eq!(r.status, 200, "undoing {mode} on {}: {}", a.id, r.body);
@@ -1194,7 +1214,7 @@ async fn authorization_matrix() {
         )
         .await;
         if r.status == 200 {
-            undo(&app, &w, c).await;
+            undo(&w, c).await;
         }
         change_replies.push(r);
     }
@@ -1277,6 +1297,7 @@ async fn authorization_matrix() {
             .unwrap();
         let d = r.data();
         let identities = identity_addresses(d);
+        let addresses = d["emailAddress"].to_string();
         let ok = d["primaryEmailAddress"] == json!(a.new_address)
             && d["enabled"] == json!(true)
             && d["outgoingBlocked"] == json!(true)
@@ -1284,7 +1305,9 @@ async fn authorization_matrix() {
             && d["imapAccessEnabled"] == json!(false)
             && d["popAccessEnabled"] == json!(false)
             && identities.iter().any(|i| i == ADDED)
-            && identities.iter().any(|i| i == DELETABLE);
+            && identities.iter().any(|i| i == DELETABLE)
+            && addresses.contains(&format!("\"{}\"", a.alias(DELETABLE_ALIAS)))
+            && !addresses.contains(&format!("\"{}\"", a.alias(ALIAS)));
         if !ok {
             failures.push(format!(
                 "{} does not show the matrix's updates: {}",

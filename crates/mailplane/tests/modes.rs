@@ -23,6 +23,7 @@ backend_tests!(
     email_aliases_are_added_through_the_users_zuid,
     email_alias_refusals_name_the_field,
     at_most_fifty_addresses_through_either_mode,
+    email_aliases_are_deleted_through_the_users_zuid,
 );
 
 /// The two ways to reach Rebecca's account: the admin URL and her own.
@@ -900,5 +901,160 @@ async fn at_most_fifty_addresses_through_either_mode() {
     assert_eq!(
         account(&app, REBECCA).await["primaryEmailAddress"],
         "a7@zylker.com"
+    );
+}
+
+fn delete_aliases(list: Value) -> Value {
+    json!({"mode": "deleteEmailAlias", "emailAlias": list})
+}
+
+async fn email_aliases_are_deleted_through_the_users_zuid() {
+    let app = TestApp::demo();
+    let r = admin_put_to(
+        &app,
+        REBECCA_ZUID,
+        add_aliases(json!(["a1@zylker.com", "a2@zylker.com", "a3@zylker.com"])),
+    )
+    .await;
+    added_ids(&r, &["a1@zylker.com", "a2@zylker.com", "a3@zylker.com"]);
+    // Rebecca may send as a1 through an identity of her own.
+    add_identity(
+        &app,
+        json!({"fromAddress": "a1@zylker.com", "displayName": "A1", "mode": "alias"}),
+    )
+    .await;
+    let r = admin_put_to(
+        &app,
+        REBECCA_ZUID,
+        delete_aliases(json!(["A1@zylker.com", "a2@zylker.com"])),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"status": {"code": 200, "description": "success"}}),
+        "the status only"
+    );
+    assert_eq!(
+        addresses_of_rebecca(&app).await,
+        [
+            ("a3@zylker.com".to_string(), false),
+            ("becky@zylker.com".to_string(), true)
+        ]
+    );
+    // The identity of the deleted alias went with it.
+    assert_eq!(
+        identity_addresses(&account(&app, REBECCA).await),
+        vec!["becky@zylker.com"]
+    );
+    let audit = app
+        .query("SELECT mode || ' ' || before || ' ' || after FROM audit ORDER BY id DESC LIMIT 1");
+    assert!(
+        audit[0].starts_with(r#"deleteEmailAlias {"emailAlias":["a1@zylker.com","a2@zylker.com"],"sendMailDetails":[{"#),
+        "{audit:?}"
+    );
+    assert!(
+        audit[0].ends_with(r#" {"emailAlias":[],"sendMailDetails":[]}"#),
+        "{audit:?}"
+    );
+
+    // Refusals, each naming emailAlias, none changing anything.
+    let before = app.snapshot();
+    for (list, status, code, says) in [
+        (
+            json!(["becky@zylker.com"]),
+            400,
+            "INVALID_VALUE",
+            "primary address",
+        ),
+        (
+            json!(["admin@zylker.com"]),
+            400,
+            "INVALID_VALUE",
+            "not an alias of this account",
+        ),
+        (
+            json!(["nobody@zylker.com"]),
+            400,
+            "INVALID_VALUE",
+            "not an alias of this account",
+        ),
+        (
+            json!(["a3@zylker.com", "becky@zylker.com"]),
+            400,
+            "INVALID_VALUE",
+            "primary address",
+        ),
+        (
+            json!(["a3@zylker.com", "A3@zylker.com"]),
+            400,
+            "INVALID_VALUE",
+            "more than once",
+        ),
+        (json!([]), 400, "LESS_THAN_MIN_OCCURANCE", "emailAlias"),
+    ] {
+        let r = admin_put_to(&app, REBECCA_ZUID, delete_aliases(list.clone())).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (status, code),
+            "{list}: {}",
+            r.body
+        );
+        assert!(
+            r.more_info().contains("emailAlias"),
+            "{list}: {}",
+            r.more_info()
+        );
+        assert!(r.more_info().contains(says), "{list}: {}", r.more_info());
+    }
+    let r = admin_put_to(&app, REBECCA, delete_aliases(json!(["a3@zylker.com"]))).await;
+    assert_eq!((r.status, r.error_code()), (404, "NOT_FOUND"));
+    assert_eq!(r.more_info(), format!("zuid {REBECCA} was not found"));
+    let r = app
+        .user()
+        .update_account(REBECCA, &delete_aliases(json!(["a3@zylker.com"])))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.error_code()), (403, "NO_PERMISSION"));
+    assert_eq!(app.snapshot(), before);
+
+    // After emailupdate the old primary is an alias holding her only mailbox identity: it
+    // stays until the new primary has one.
+    let r = put(
+        &app,
+        &Url::Admin,
+        REBECCA,
+        json!({"mode": "emailupdate", "emailAddress": "a3@zylker.com"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = admin_put_to(
+        &app,
+        REBECCA_ZUID,
+        delete_aliases(json!(["becky@zylker.com"])),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (400, "INVALID_VALUE"),
+        "{}",
+        r.body
+    );
+    assert!(r.more_info().contains("last"), "{}", r.more_info());
+    add_identity(&app, json!({"displayName": "Rebecca", "mode": "mailbox"})).await;
+    let r = admin_put_to(
+        &app,
+        REBECCA_ZUID,
+        delete_aliases(json!("becky@zylker.com")),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        addresses_of_rebecca(&app).await,
+        [("a3@zylker.com".to_string(), true)]
+    );
+    assert_eq!(
+        identity_addresses(&account(&app, REBECCA).await),
+        vec!["a3@zylker.com"]
     );
 }

@@ -25,6 +25,9 @@ const SET_POP_ENABLED: &str = "UPDATE accounts SET pop_enabled = $1 WHERE accoun
 const DELETE_IDENTITY: &str = "DELETE FROM identities WHERE send_mail_id = $1 AND account_id = $2";
 const ADD_ALIAS: &str =
     "INSERT INTO addresses (address, account_id, is_primary) VALUES ($1, $2, FALSE) RETURNING id";
+// Never the primary, whatever the rule said: an account always keeps one address.
+const DELETE_ALIAS: &str =
+    "DELETE FROM addresses WHERE address = $1 AND account_id = $2 AND NOT is_primary";
 const AUDIT: &str =
     "INSERT INTO audit (at_ms, request_id, actor_zuid, actor_token_id, client_addr, zoid, zuid, account_id, mode, before, after) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -60,6 +63,7 @@ fn single_statement(op: &Op, dialect: Dialect) -> Option<&'static str> {
         Op::SetImapEnabled(_) => Some(SET_IMAP_ENABLED),
         Op::SetPopEnabled(_) => Some(SET_POP_ENABLED),
         Op::DeleteIdentity(_) => Some(DELETE_IDENTITY),
+        Op::DeleteAlias(_) => Some(DELETE_ALIAS),
         Op::SetAccountOrder(_) => Some(set_account_order(dialect)),
         // Two statements, the second sent once the first is answered; a password sealed
         // on our side before its statement is sent; an id to read back.
@@ -260,6 +264,9 @@ async fn persist<D: Db>(
                 .await
                 .map_err(|e| address_conflict(e, "emailAlias", &address))?;
             return Ok(Some((address, alias)));
+        }
+        Op::DeleteAlias(address) => {
+            db.exec(DELETE_ALIAS, &[&address.as_str(), &id]).await?;
         }
     }
     Ok(None)

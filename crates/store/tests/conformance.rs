@@ -33,6 +33,7 @@ conformance!(
     every_mode_applies_and_the_mail_server_sees_it,
     emailupdate_to_a_taken_address_is_a_conflict,
     email_aliases_are_added_through_a_zuid_and_reach_the_mail_server,
+    a_deleted_alias_is_no_longer_the_accounts_to_send_as,
     apply_refuses_bad_callers_and_targets_out_of_reach,
     concurrent_reorders_never_lose_an_update,
     oauth_codes_are_single_use_and_bound_to_their_pkce_challenge,
@@ -1059,6 +1060,104 @@ async fn email_aliases_are_added_through_a_zuid_and_reach_the_mail_server(db: Fr
         4,
         "the primary and the three aliases"
     );
+}
+
+/// `deleteEmailAlias`: the address leaves the account, and with it the identity that let
+/// the account send as it, so the mail server's lookups (the socketmap's sender logins,
+/// the policy service's account) no longer give it to anyone.
+async fn a_deleted_alias_is_no_longer_the_accounts_to_send_as(db: Fresh) {
+    let (s, t) = demo(&db).await;
+    let me = admin(&t.admin_token);
+    let org = Some(zoid(DEMO_ZOID));
+    let rebecca_by_zuid = UpdateTarget::HostedAccountOf(zuid(REBECCA_ZUID));
+    let becky = addr("becky@zylker.com");
+    let desk = addr("rebecca.desk@zylker.com");
+    s.apply(
+        me,
+        &meta("d1"),
+        org,
+        rebecca_by_zuid,
+        None,
+        AccountCommand::AddEmailAlias(vec![desk.clone()]),
+    )
+    .await
+    .unwrap();
+    let alias_identity = NewIdentity::new(
+        "sendMailDetails[0]",
+        Some(desk.clone()),
+        "Desk".into(),
+        IdentityMode::Alias,
+        NewRelay::default(),
+    )
+    .unwrap();
+    s.apply(
+        user(&t.user_token),
+        &meta("d2"),
+        None,
+        account(REBECCA),
+        None,
+        AccountCommand::AddSendMailDetails(vec![alias_identity]),
+    )
+    .await
+    .unwrap();
+    let logins = s.sender_logins(&desk).await.unwrap();
+    assert!(
+        logins.contains(&becky) && logins.contains(&desk),
+        "{logins:?}"
+    );
+    assert!(s
+        .mail_account(&becky)
+        .await
+        .unwrap()
+        .unwrap()
+        .may_send_as
+        .contains(&desk));
+
+    let applied = s
+        .apply(
+            me,
+            &meta("d3"),
+            org,
+            rebecca_by_zuid,
+            None,
+            AccountCommand::DeleteEmailAlias(vec![desk.clone()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        applied,
+        mailplane_store::Applied::default(),
+        "the status only"
+    );
+    assert!(s.sender_logins(&desk).await.unwrap().is_empty());
+    assert!(s.mail_account(&desk).await.unwrap().is_none());
+    let mail = s.mail_account(&becky).await.unwrap().unwrap();
+    assert!(!mail.may_send_as.contains(&desk), "{:?}", mail.may_send_as);
+    let v = rebecca(&s, &t).await;
+    assert!(v.addresses.iter().all(|a| a.address != desk));
+    assert!(v.identities.iter().all(|i| i.from_address != desk));
+
+    // The primary stays; an address that is not hers is refused alike, whoever has it.
+    for not_an_alias in [
+        &becky,
+        &addr("admin@zylker.com"),
+        &addr("nobody@zylker.com"),
+    ] {
+        assert_rule(
+            s.apply(
+                me,
+                &meta("d4"),
+                org,
+                rebecca_by_zuid,
+                None,
+                AccountCommand::DeleteEmailAlias(vec![not_an_alias.clone()]),
+            )
+            .await,
+            RuleErrorKind::Invalid,
+            "emailAlias",
+        );
+    }
+    assert_eq!(rebecca(&s, &t).await, v);
 }
 
 async fn apply_refuses_bad_callers_and_targets_out_of_reach(db: Fresh) {

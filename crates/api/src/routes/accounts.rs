@@ -56,8 +56,8 @@ pub async fn update_own(
     update(&state, &meta, &headers, GrantKind::User, None, account, raw).await
 }
 
-/// Zoho: the five seed pages, admin authentication form; and Zoho's Add Email Alias
-/// (admin only), whose path names the user's zuid.
+/// Zoho: the five seed pages, admin authentication form; and Zoho's Add Email Alias and
+/// Delete Email Alias (admin only), whose path names the user's zuid.
 pub async fn update_in_org(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,

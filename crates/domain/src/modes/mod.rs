@@ -229,6 +229,20 @@ modes!(
             answer: Answer::AddedAddresses,
             applies: Applies::HostedOnly,
         },
+        DeleteEmailAlias = "deleteEmailAlias" {
+            required: ["emailAlias"],
+            optional: [],
+            offered: Offered::AdminUrlOnly,
+            path: PathId::Zuid,
+            // The identities: those of a deleted alias go with it.
+            reads: AggregateParts {
+                addresses: true,
+                identities: true,
+                ..AggregateParts::NONE
+            },
+            answer: Answer::StatusOnly,
+            applies: Applies::HostedOnly,
+        },
     }
 );
 
@@ -291,6 +305,7 @@ pub enum AccountCommand {
     UpdateImapStatus { enabled: bool },
     UpdatePopStatus { enabled: bool },
     AddEmailAlias(Vec<EmailAddress>),
+    DeleteEmailAlias(Vec<EmailAddress>),
 }
 
 impl AccountCommand {
@@ -307,6 +322,7 @@ impl AccountCommand {
             AccountCommand::UpdateImapStatus { .. } => Mode::UpdateImapStatus,
             AccountCommand::UpdatePopStatus { .. } => Mode::UpdatePopStatus,
             AccountCommand::AddEmailAlias(_) => Mode::AddEmailAlias,
+            AccountCommand::DeleteEmailAlias(_) => Mode::DeleteEmailAlias,
         }
     }
 
@@ -334,7 +350,8 @@ impl AccountCommand {
             | AccountCommand::UpdateOutgoingStatus { .. }
             | AccountCommand::UpdateIncomingStatus { .. }
             | AccountCommand::UpdateImapStatus { .. }
-            | AccountCommand::UpdatePopStatus { .. } => Vec::new(),
+            | AccountCommand::UpdatePopStatus { .. }
+            | AccountCommand::DeleteEmailAlias(_) => Vec::new(),
         }
     }
 }
@@ -393,6 +410,8 @@ pub enum Op {
     SetAccountOrder(Vec<AccountId>),
     /// Adds an address to the account, not as its primary one.
     AddAlias(EmailAddress),
+    /// Removes an address of the account that is not its primary one.
+    DeleteAlias(EmailAddress),
 }
 
 /// What an accepted command changes, with the audit view of it (never a secret).
@@ -429,6 +448,7 @@ pub fn apply(agg: &AccountAggregate, cmd: AccountCommand) -> Result<Change, Rule
         AccountCommand::UpdatePopStatus { enabled } => Ok(status::pop(agg, enabled)),
         AccountCommand::MailAccountOrderUpdate(list) => account_order::apply(agg, list),
         AccountCommand::AddEmailAlias(list) => email_alias::add(agg, list),
+        AccountCommand::DeleteEmailAlias(list) => email_alias::delete(agg, list),
     }
 }
 
@@ -557,6 +577,9 @@ mod reads_tests {
             AccountCommand::AddEmailAlias(vec![addr("becky@zylker.com")]),
             AccountCommand::AddEmailAlias(vec![addr("rebecca.alias@zylker.com")]),
             AccountCommand::AddEmailAlias(vec![addr("r1@example.com")]),
+            AccountCommand::DeleteEmailAlias(vec![addr("rebecca.alias@zylker.com")]),
+            AccountCommand::DeleteEmailAlias(vec![addr("becky@zylker.com")]),
+            AccountCommand::DeleteEmailAlias(vec![addr("admin@zylker.com")]),
         ];
         // A mode that reads less than everything is held to it here: it must be among the
         // commands above.

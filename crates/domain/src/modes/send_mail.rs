@@ -28,7 +28,8 @@ fn audit_view(
     v
 }
 
-fn identity_view(i: &Identity) -> Value {
+/// An identity as audit rows show it (never its relay password).
+pub(super) fn identity_view(i: &Identity) -> Value {
     audit_view(&i.from_address, &i.display_name, i.mode, i.relay.as_ref())
 }
 
