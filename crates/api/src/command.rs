@@ -12,11 +12,40 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::lenient::{self, Object};
 
-/// A parsed update request: the optional `zuid` and the command.
+/// A parsed update request: the optional `zuid` and the body.
 #[derive(Debug)]
 pub struct UpdateRequest {
     pub zuid: Option<Zuid>,
-    pub command: AccountCommand,
+    pub body: UpdateBody,
+}
+
+/// A parsed body: a command, or the one body that is not a command yet.
+#[derive(Debug)]
+pub enum UpdateBody {
+    Command(AccountCommand),
+    /// `resetPassword`: its password is hashed first (slow, so off the async runtime and
+    /// outside the write path), and only the hash goes into the command.
+    ResetPassword(NewPassword),
+}
+
+impl UpdateBody {
+    pub fn mode(&self) -> Mode {
+        match self {
+            UpdateBody::Command(c) => c.mode(),
+            UpdateBody::ResetPassword(_) => Mode::ResetPassword,
+        }
+    }
+}
+
+/// The body of `resetPassword`, its password still in the clear (in a [`Secret`]: never
+/// printed, wiped when dropped).
+#[derive(Debug)]
+pub struct NewPassword {
+    pub password: Secret,
+    /// `resetAuthToken` (or `resetAuthtoken`): revoke the user's tokens; true by default.
+    pub revoke_tokens: bool,
+    /// `oneTimePassword`: false by default.
+    pub one_time: bool,
 }
 
 fn modes_list() -> String {
@@ -119,10 +148,45 @@ pub fn parse_update(
         },
         Mode::AddEmailAlias => AccountCommand::AddEmailAlias(email_aliases(obj)?),
         Mode::DeleteEmailAlias => AccountCommand::DeleteEmailAlias(email_aliases(obj)?),
+        Mode::ResetPassword => {
+            let body = UpdateBody::ResetPassword(new_password(obj)?);
+            return Ok(UpdateRequest { zuid, body });
+        }
     };
     // An arm that builds another mode's command would compile; this catches it in tests.
     debug_assert_eq!(command.mode(), mode, "the body of {} parsed", mode.as_str());
-    Ok(UpdateRequest { zuid, command })
+    Ok(UpdateRequest {
+        zuid,
+        body: UpdateBody::Command(command),
+    })
+}
+
+/// `resetPassword`'s keys. `resetAuthtoken` is read as `resetAuthToken` (Zoho's samples
+/// spell it both ways); a body with both is refused rather than one of them ignored.
+fn new_password(obj: &Object) -> Result<NewPassword, ApiError> {
+    let password = lenient::password(lenient::require(obj, "password", "password")?, "password")?;
+    let revoke_tokens = match (
+        lenient::get(obj, "resetAuthToken"),
+        lenient::get(obj, "resetAuthtoken"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::Pattern(
+                "give resetAuthToken or resetAuthtoken (the same key), not both".into(),
+            ))
+        }
+        (Some(v), None) => lenient::boolean(v, "resetAuthToken")?,
+        (None, Some(v)) => lenient::boolean(v, "resetAuthtoken")?,
+        (None, None) => true,
+    };
+    let one_time = lenient::get(obj, "oneTimePassword")
+        .map(|v| lenient::boolean(v, "oneTimePassword"))
+        .transpose()?
+        .unwrap_or(false);
+    Ok(NewPassword {
+        password,
+        revoke_tokens,
+        one_time,
+    })
 }
 
 const DETAIL_KEYS: &[&str] = &[
@@ -326,18 +390,20 @@ pub(crate) mod tests {
             GrantKind::Admin,
         )
         .unwrap();
-        assert_eq!(
-            r.command,
-            AccountCommand::UpdateOutgoingStatus { blocked: true }
-        );
+        assert!(matches!(
+            r.body,
+            UpdateBody::Command(AccountCommand::UpdateOutgoingStatus { blocked: true })
+        ));
         let r = parse(r#"{"mode":"mailaccountorderupdate","accList":"5111110000000008001,5111110000000009001"}"#, GrantKind::User).unwrap();
-        assert!(matches!(r.command, AccountCommand::MailAccountOrderUpdate(ref l) if l.len() == 2));
+        assert!(
+            matches!(r.body, UpdateBody::Command(AccountCommand::MailAccountOrderUpdate(ref l)) if l.len() == 2)
+        );
     }
 
     #[test]
     fn email_aliases_as_a_list_or_one_string() {
-        let aliases = |body: &str| match parse(body, GrantKind::Admin).map(|r| r.command) {
-            Ok(AccountCommand::AddEmailAlias(list)) => Ok(list
+        let aliases = |body: &str| match parse(body, GrantKind::Admin).map(|r| r.body) {
+            Ok(UpdateBody::Command(AccountCommand::AddEmailAlias(list))) => Ok(list
                 .iter()
                 .map(|a| a.as_str().to_string())
                 .collect::<Vec<_>>()),
@@ -367,6 +433,87 @@ pub(crate) mod tests {
         assert!(matches!(
             parse(r#"{"mode":"addEmailAlias","emailAlias":["a@zylker.com"]}"#, GrantKind::User),
             Err(ApiError::Forbidden(m)) if m.contains("{zuid}")
+        ));
+    }
+
+    #[test]
+    fn reset_password_keys() {
+        let reset = |body: &str| match parse(body, GrantKind::Admin).map(|r| r.body) {
+            Ok(UpdateBody::ResetPassword(p)) => {
+                Ok((p.password.expose().to_string(), p.revoke_tokens, p.one_time))
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(
+            reset(r#"{"mode":"resetPassword","password":"Correct-horse-9"}"#).unwrap(),
+            ("Correct-horse-9".to_string(), true, false)
+        );
+        assert_eq!(
+            reset(r#"{"mode":"resetPassword","password":"Correct-horse-9","resetAuthToken":false,"oneTimePassword":"true"}"#).unwrap(),
+            ("Correct-horse-9".to_string(), false, true)
+        );
+        assert!(
+            !reset(
+                r#"{"mode":"resetPassword","password":"Correct-horse-9","resetAuthtoken":"false"}"#
+            )
+            .unwrap()
+            .1
+        );
+        // `null` is absence, as for every key.
+        assert!(
+            !reset(r#"{"mode":"resetPassword","password":"Correct-horse-9","resetAuthtoken":null,"resetAuthToken":false}"#).unwrap().1
+        );
+        assert!(matches!(
+            reset(r#"{"mode":"resetPassword","password":"Correct-horse-9","resetAuthToken":true,"resetAuthtoken":true}"#),
+            Err(ApiError::Pattern(m)) if m.contains("not both")
+        ));
+        for (body, field) in [
+            (
+                r#"{"mode":"resetPassword","password":"short-7"}"#,
+                "password",
+            ),
+            (
+                r#"{"mode":"resetPassword","password":12345678}"#,
+                "password",
+            ),
+            (
+                r#"{"mode":"resetPassword","password":"Correct-horse-9","oneTimePassword":"maybe"}"#,
+                "oneTimePassword",
+            ),
+            (
+                r#"{"mode":"resetPassword","password":"Correct-horse-9","resetAuthToken":1}"#,
+                "resetAuthToken",
+            ),
+        ] {
+            match reset(body) {
+                Err(ApiError::Pattern(m)) => {
+                    assert!(m.starts_with(field), "{m}");
+                    assert!(!m.contains("short-7") && !m.contains("12345678"), "{m}");
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        let long = format!(
+            r#"{{"mode":"resetPassword","password":"{}"}}"#,
+            "x".repeat(257)
+        );
+        assert!(matches!(reset(&long), Err(ApiError::Pattern(_))));
+        let longest = format!(
+            r#"{{"mode":"resetPassword","password":"{}"}}"#,
+            "x".repeat(256)
+        );
+        assert!(reset(&longest).is_ok());
+        assert!(matches!(
+            reset(r#"{"mode":"resetPassword"}"#),
+            Err(ApiError::Missing(f)) if f == "password"
+        ));
+        assert!(matches!(
+            parse(
+                r#"{"mode":"resetPassword","password":"Correct-horse-9"}"#,
+                GrantKind::User
+            ),
+            Err(ApiError::Forbidden(_))
         ));
     }
 

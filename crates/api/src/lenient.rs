@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use axum::body::Bytes;
-use mailplane_domain::EmailAddress;
+use mailplane_domain::{EmailAddress, Secret};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -330,6 +330,18 @@ pub fn text(v: &Value, field: &str, max: usize) -> Result<String, ApiError> {
             "{field} must be a string of 1 to {max} characters"
         ))),
     }
+}
+
+/// A user's password: 8 to 256 characters, the same wherever one is set (a new user,
+/// `resetPassword`). Errors describe the rule, never the value.
+pub fn password(v: &Value, field: &str) -> Result<Secret, ApiError> {
+    let text = Secret::new(text(v, field, 256)?);
+    if text.expose().chars().count() < 8 {
+        return Err(ApiError::Pattern(format!(
+            "{field} must be at least 8 characters"
+        )));
+    }
+    Ok(text)
 }
 
 pub fn email(v: &Value, field: &str) -> Result<EmailAddress, ApiError> {

@@ -165,7 +165,8 @@ fn send_mail_detail() -> Value {
 /// comes from the mode's entry in the domain's table; the schemas of the keys, and any
 /// constraint between them, are this function's.
 fn mode_body(mode: Mode) -> Value {
-    let mut extra: Option<Value> = None;
+    // A constraint between keys: (its keyword, its schema).
+    let mut extra: Option<(&str, Value)> = None;
     let props: Value = match mode {
         Mode::AddSendMailDetails => {
             json!({ "sendMailDetails": { "oneOf": [ send_mail_detail(), { "type": "array", "minItems": 1, "maxItems": 50, "items": send_mail_detail() } ] } })
@@ -173,10 +174,13 @@ fn mode_body(mode: Mode) -> Value {
         Mode::DeleteSendMailDetails => {
             // One of the two, not both (`null` is absence).
             let not_null = json!({ "not": { "type": "null" } });
-            extra = Some(json!([
-                { "required": ["sendMailId"], "properties": { "sendMailId": not_null } },
-                { "required": ["fromAddress"], "properties": { "fromAddress": not_null } }
-            ]));
+            extra = Some((
+                "oneOf",
+                json!([
+                    { "required": ["sendMailId"], "properties": { "sendMailId": not_null } },
+                    { "required": ["fromAddress"], "properties": { "fromAddress": not_null } }
+                ]),
+            ));
             json!({ "sendMailId": nullable(lenient_id()), "fromAddress": nullable(email()) })
         }
         Mode::EmailUpdate => json!({ "emailAddress": email() }),
@@ -190,6 +194,26 @@ fn mode_body(mode: Mode) -> Value {
         Mode::UpdateImapStatus => json!({ "imapAccessEnabled": lenient_bool() }),
         Mode::UpdatePopStatus => json!({ "popAccessEnabled": lenient_bool() }),
         Mode::AddEmailAlias | Mode::DeleteEmailAlias => json!({ "emailAlias": email_list() }),
+        Mode::ResetPassword => {
+            // The two spellings of one key, not both (`null` is absence).
+            let not_null = json!({ "not": { "type": "null" } });
+            extra = Some((
+                "not",
+                json!({ "required": ["resetAuthToken", "resetAuthtoken"],
+                        "properties": { "resetAuthToken": not_null, "resetAuthtoken": not_null } }),
+            ));
+            let flag = |default: bool, what: &str| {
+                let mut f = nullable(lenient_bool());
+                f["description"] = json!(format!("{what} (default {default})"));
+                f
+            };
+            json!({
+                "password": { "type": "string", "minLength": 8, "maxLength": 256, "writeOnly": true },
+                "resetAuthToken": flag(true, "revoke the user's access tokens, refresh tokens and pending authorization codes"),
+                "resetAuthtoken": flag(true, "the same as resetAuthToken (Zoho's samples spell it both ways); not with it"),
+                "oneTimePassword": flag(false, "kept and shown in the account object; nothing forces a change yet"),
+            })
+        }
     };
     let mut properties = Map::new();
     properties.insert("zuid".into(), nullable(lenient_id()));
@@ -207,8 +231,8 @@ fn mode_body(mode: Mode) -> Value {
         "required": required,
         "properties": properties,
     });
-    if let Some(one_of) = extra {
-        body["oneOf"] = one_of;
+    if let Some((keyword, schema)) = extra {
+        body[keyword] = schema;
     }
     body
 }
@@ -431,7 +455,7 @@ pub fn document() -> Value {
                     "security": auth,
                     "parameters": [ path_param("account", &update_path_id(), id_string(), "2560636000000008002") ],
                     "requestBody": update_body(true),
-                    "responses": responses("200", update_ok_any, &[("409", "conflict with other data")])
+                    "responses": responses("200", update_ok_any, &[("409", "conflict with other data"), ("503", "the database cannot be reached, the request took longer than the server allows, or (`resetPassword`) every password-hashing slot stayed taken (`SERVER_BUSY`, with `Retry-After`)")])
                 }
             }
         },
@@ -484,6 +508,7 @@ pub fn document() -> Value {
                         "enabled": { "type": "boolean" }, "status": { "type": "boolean" }, "mailboxStatus": { "type": "string", "enum": ["enabled", "disabled"] },
                         "incomingBlocked": { "type": "boolean" }, "outgoingBlocked": { "type": "boolean" }, "imapAccessEnabled": { "type": "boolean" },
                         "popAccessEnabled": { "type": "boolean" }, "activeSyncEnabled": { "type": "boolean" },
+                        "oneTimePassword": { "type": "boolean", "description": "the user's password was set as one-time by `resetPassword` (a mailplane addition; nothing forces a change yet)" },
                         "sequence": { "type": "integer" }, "accountCreationTime": { "type": "integer" }, "mailboxCreationTime": { "type": "integer" },
                         "lastLogin": { "type": "integer" }, "timeZone": { "type": "string" }, "language": { "type": "string" }, "country": { "type": "string" },
                         "URI": { "type": "string" }

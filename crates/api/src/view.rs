@@ -133,6 +133,9 @@ pub struct AccountJson<'a> {
     mailbox_creation_time: i64,
     #[serde(rename = "mailboxStatus")]
     mailbox_status: &'static str,
+    /// The user's password was set as one-time (a mailplane addition).
+    #[serde(rename = "oneTimePassword")]
+    one_time_password: bool,
     #[serde(rename = "outgoingBlocked")]
     outgoing_blocked: bool,
     #[serde(rename = "popAccessEnabled")]
@@ -196,6 +199,7 @@ pub fn account<'a>(a: &'a AccountView, base: &str) -> AccountJson<'a> {
         mailbox_address: primary,
         mailbox_creation_time: a.created_ms,
         mailbox_status: if a.enabled { "enabled" } else { "disabled" },
+        one_time_password: a.one_time_password,
         outgoing_blocked: a.outgoing_blocked,
         pop_access_enabled: a.pop_enabled,
         primary_email_address: primary,
@@ -331,6 +335,7 @@ mod tests {
             "imapAccessEnabled": a.imap_enabled,
             "popAccessEnabled": a.pop_enabled,
             "activeSyncEnabled": a.activesync_enabled,
+            "oneTimePassword": a.one_time_password,
             "sequence": a.sequence,
             "accountCreationTime": a.created_ms,
             "mailboxCreationTime": a.created_ms,
@@ -370,6 +375,7 @@ mod tests {
             time_zone: "Asia/Kolkata".into(),
             language: "en".into(),
             country: "in".into(),
+            one_time_password: true,
             addresses: vec![
                 AccountAddress {
                     address: addr("becky@zylker.com"),

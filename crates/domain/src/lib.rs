@@ -31,11 +31,11 @@ pub use model::{
 };
 pub use modes::{
     apply, AccountCommand, AggregateParts, Answer, Applies, Change, IdentitySelector, Mode,
-    ModeSpec, NewIdentity, NewRelay, Offered, Op, PathId, MAX_ADDRESSES_PER_ACCOUNT,
+    ModeSpec, NewIdentity, NewRelay, Offered, Op, PasswordReset, PathId, MAX_ADDRESSES_PER_ACCOUNT,
     MAX_IDENTITIES_PER_ACCOUNT,
 };
 pub use relay_host::{is_internal_ip, literal_ip};
 pub use scope::{Access, Resource, Scope, ScopeSet};
-pub use secret::Secret;
+pub use secret::{PasswordHash, Secret};
 pub use send_as::{AddressFacts, Claim, IdentityState, InertReason, Owner};
 pub use users::{check_new_user, check_removal, user_audit_view, UserRuleError};

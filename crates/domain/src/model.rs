@@ -119,6 +119,8 @@ pub struct AccountAggregate {
     pub zoid: Zoid,
     /// The display name of the account's user (the default of its mailbox identity).
     pub user_display_name: String,
+    /// Whether the user's password was set as one-time (`resetPassword`).
+    pub user_one_time_password: bool,
     /// The organization's domain names, lower-case.
     pub org_domains: Vec<String>,
     /// The account's own addresses (hosted accounts only): one primary, the rest aliases.

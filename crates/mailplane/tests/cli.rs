@@ -457,6 +457,7 @@ const BOOLEANS: &[&str] = &[
     "accounts.pop_enabled",
     "addresses.is_primary",
     "domains.is_primary",
+    "users.password_one_time",
 ];
 
 /// `mailplane migrate --db URL` alone creates the schema: the SQLite schema's tables and

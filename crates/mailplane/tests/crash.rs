@@ -62,6 +62,11 @@ const IDENTITY_CLIENTS: usize = 3;
 const WINDOW: usize = 12;
 /// The identity client's addresses end with this; nothing else uses the domain.
 const IDENTITY_DOMAIN: &str = "@crash.example.net";
+/// The primary addresses the email client moves between. An account holds at most 50
+/// addresses and the old primary stays as an alias, so the new primaries come from a
+/// set this size: once each has been one, an update makes one of the account's aliases
+/// the primary again.
+const EMAIL_ADDRESSES: usize = 40;
 /// Kill delays, in milliseconds after the load started.
 const KILL_DELAY_MS: std::ops::RangeInclusive<u64> = 10..=600;
 
@@ -383,8 +388,8 @@ enum Role {
     Identities { live: VecDeque<String> },
     /// Flips `outgoingBlocked`.
     Outgoing { value: bool },
-    /// Makes a new address the primary one of the super admin's account.
-    Email,
+    /// Makes another address the primary one of the super admin's account.
+    Email { primary: String },
 }
 
 async fn run_client(
@@ -405,7 +410,17 @@ async fn run_client(
                 Op::AddIdentity(format!("k{cycle}-c{client}-n{n}{IDENTITY_DOMAIN}"))
             }
             Role::Outgoing { value } => Op::SetOutgoing(!*value),
-            Role::Email => Op::EmailUpdate(format!("k{cycle}-c{client}-n{n}@zylker.com")),
+            Role::Email { primary } => {
+                // Never the primary it has: that update would change nothing, and one in
+                // flight at the kill could not be told applied from not.
+                let address = |i: usize| format!("c{client}-n{}@zylker.com", i % EMAIL_ADDRESSES);
+                let next = address(n);
+                Op::EmailUpdate(if next == *primary {
+                    address(n + 1)
+                } else {
+                    next
+                })
+            }
         };
         // Both URL forms, in turn.
         let outcome = send(&http, &base, &demo, (client + n) % 2 == 1, &op).await;
@@ -417,6 +432,7 @@ async fn run_client(
                     live.pop_front();
                 }
                 (Role::Outgoing { value }, Op::SetOutgoing(v)) => *value = *v,
+                (Role::Email { primary }, Op::EmailUpdate(a)) => *primary = a.clone(),
                 _ => {}
             }
         }
@@ -929,7 +945,9 @@ async fn run_harness(bin: &Path, cycles: usize, label: &str) -> Report {
                     value: model.outgoing_blocked,
                 }
             } else {
-                Role::Email
+                Role::Email {
+                    primary: model.primary.clone(),
+                }
             };
             clients.push(tokio::spawn(run_client(
                 http_client(),

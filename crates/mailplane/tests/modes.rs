@@ -24,6 +24,7 @@ backend_tests!(
     email_alias_refusals_name_the_field,
     at_most_fifty_addresses_through_either_mode,
     email_aliases_are_deleted_through_the_users_zuid,
+    reset_password_through_the_users_zuid_and_its_refusals,
 );
 
 /// The two ways to reach Rebecca's account: the admin URL and her own.
@@ -1057,4 +1058,118 @@ async fn email_aliases_are_deleted_through_the_users_zuid() {
         identity_addresses(&account(&app, REBECCA).await),
         vec!["a3@zylker.com"]
     );
+}
+
+async fn reset_password_through_the_users_zuid_and_its_refusals() {
+    let app = TestApp::demo();
+    let hash = |app: &TestApp| {
+        app.query(&format!(
+            "SELECT COALESCE(password_hash, 'none') FROM users WHERE zuid = {REBECCA_ZUID}"
+        ))[0]
+            .clone()
+    };
+    let before_hash = hash(&app);
+    let r = admin_put_to(
+        &app,
+        REBECCA_ZUID,
+        json!({"mode": "resetPassword", "password": "Rebecca-pass-1", "resetAuthToken": false, "zuid": REBECCA_ZUID}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"status": {"code": 200, "description": "success"}})
+    );
+    let set = hash(&app);
+    assert!(set.starts_with("$argon2id$") && set != before_hash, "{set}");
+    assert_eq!(account(&app, REBECCA).await["oneTimePassword"], false);
+    // Her own token was kept.
+    assert_eq!(app.user().accounts().await.unwrap().status, 200);
+
+    let before = app.snapshot();
+    let reset = |extra: Value| {
+        let mut body = json!({"mode": "resetPassword", "password": "Rebecca-pass-2"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for (extra, status, code, field) in [
+        (
+            json!({"password": "short-7"}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "password",
+        ),
+        (
+            json!({"password": "x".repeat(257)}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "password",
+        ),
+        (
+            json!({"password": 12345678}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "password",
+        ),
+        (
+            json!({"password": null}),
+            400,
+            "LESS_THAN_MIN_OCCURANCE",
+            "password",
+        ),
+        (
+            json!({"resetAuthToken": true, "resetAuthtoken": false}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "resetAuthtoken",
+        ),
+        (
+            json!({"resetAuthToken": "yes"}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "resetAuthToken",
+        ),
+        (
+            json!({"oneTimePassword": 1}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "oneTimePassword",
+        ),
+        (
+            json!({"resetAuthTokens": true}),
+            404,
+            "EXTRA_KEY_FOUND_IN_JSON",
+            "resetAuthTokens",
+        ),
+    ] {
+        let r = admin_put_to(&app, REBECCA_ZUID, reset(extra.clone())).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (status, code),
+            "{extra}: {}",
+            r.body
+        );
+        assert!(r.more_info().contains(field), "{extra}: {}", r.more_info());
+        assert!(!r.body.to_string().contains("short-7"), "{}", r.body);
+    }
+    assert_eq!(app.snapshot(), before);
+    // The path names a user: her account id is none; nor is another organization's user
+    // in reach. The password is never in the answer.
+    let b = app.bootstrap("Other", "other.example", "boss@other.example");
+    let before_other = app.snapshot();
+    for id in [REBECCA.to_string(), id_text(&b["zuid"])] {
+        let r = admin_put_to(&app, &id, reset(json!({}))).await;
+        assert_eq!((r.status, r.error_code()), (404, "NOT_FOUND"), "{}", r.body);
+        assert_eq!(r.more_info(), format!("zuid {id} was not found"));
+    }
+    let r = app
+        .user()
+        .update_account(REBECCA, &reset(json!({})))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.error_code()), (403, "NO_PERMISSION"));
+    assert_eq!(app.snapshot(), before_other);
+    assert_eq!(hash(&app), set, "no refusal changed the password");
 }

@@ -26,6 +26,7 @@ backend_tests!(
     a_slowed_account_signs_in_once_its_wait_is_over,
     the_client_limit_is_hard,
     argon2_past_its_slots_is_503_and_costs_no_failure,
+    reset_password_changes_the_sign_in_and_revokes_the_tokens,
 );
 
 const REDIRECT: &str = "https://app.example/callback";
@@ -1379,4 +1380,131 @@ async fn trusted_proxy_header_names_the_client() {
         );
     }
     assert_eq!(got, [SignIn::Throttled, SignIn::Wrong, SignIn::Wrong]);
+}
+
+/// `resetPassword` on the admin URL, by Paula's zuid: the old password no longer signs in
+/// and the new one does. With `resetAuthToken` false her tokens keep working; omitted (or
+/// `resetAuthtoken`, lower-case t, true) every access token, refresh token and sign-in
+/// awaiting consent of hers dies, and nobody else's.
+async fn reset_password_changes_the_sign_in_and_revokes_the_tokens() {
+    let o = setup(&[]).with_user().await;
+    let reset = |body: Value| {
+        let (app, zuid) = (&o.app, o.zuid.clone());
+        async move {
+            let r = app
+                .admin()
+                .update_org_account(ZOID, &zuid, &body)
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{body}: {}", r.body);
+            assert_eq!(
+                r.body,
+                json!({"status": {"code": 200, "description": "success"}})
+            );
+        }
+    };
+    let scope = "ZohoMail.accounts.READ";
+    let refresh = o.grant(scope);
+    let access = o.refresh(&refresh).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let issued = o.app.token(&o.zuid, scope);
+    let live = |token: &str| {
+        let token = token.to_string();
+        let o = &o;
+        async move { o.api_status(&token).await.0 == 200 }
+    };
+    assert!(live(&access).await && live(&issued).await);
+
+    let first = "Paula-new-pass-1";
+    reset(json!({"mode": "resetPassword", "password": first, "resetAuthToken": false})).await;
+    let (_, page) = o.authorize(scope, "s1").await;
+    assert_eq!(
+        o.sign_in("127.0.0.1", &page, EMAIL, PASSWORD).await,
+        SignIn::Wrong
+    );
+    assert_eq!(
+        o.sign_in("127.0.0.1", &page, EMAIL, first).await,
+        SignIn::Consent
+    );
+    assert!(
+        live(&access).await && live(&issued).await,
+        "resetAuthToken false keeps them"
+    );
+    assert!(o.refresh(&refresh).await["access_token"].is_string());
+
+    // A sign-in with the current password, awaiting consent when the password changes.
+    let (_, page) = o.authorize(scope, "s2").await;
+    let (status, consent, _) = o
+        .submit(&page, &[("email", EMAIL), ("password", first)])
+        .await;
+    assert_eq!(status, 200, "{consent}");
+    let admins = o.app.admin();
+    let second = "Paula-new-pass-2";
+    reset(json!({"mode": "resetPassword", "password": second, "oneTimePassword": "true"})).await;
+    for token in [&access, &issued] {
+        assert_eq!(
+            o.api_status(token).await,
+            (401, "INVALID_OAUTHTOKEN".into())
+        );
+    }
+    assert_eq!(o.refresh(&refresh).await, json!({"error": "invalid_code"}));
+    let (status, _, location) = o.submit(&consent, &[("decision", "approve")]).await;
+    assert!(
+        status == 400 && location.is_none(),
+        "a consent for a sign-in made before the reset gives no code: {status}"
+    );
+    assert_eq!(
+        admins.own_organization().await.unwrap().status,
+        200,
+        "the admin's own token is not Paula's"
+    );
+    let (_, page) = o.authorize(scope, "s3").await;
+    assert_eq!(
+        o.sign_in("127.0.0.2", &page, EMAIL, first).await,
+        SignIn::Wrong
+    );
+    assert_eq!(
+        o.sign_in("127.0.0.2", &page, EMAIL, second).await,
+        SignIn::Consent
+    );
+    let account = o.app.admin().org_account(ZOID, &o.zuid).await.unwrap();
+    assert_eq!(account.data()["oneTimePassword"], true);
+
+    // The other spelling of the key.
+    let refresh = o.grant(scope);
+    reset(
+        json!({"mode": "resetPassword", "password": "Paula-new-pass-3", "resetAuthtoken": "TRUE"}),
+    )
+    .await;
+    assert_eq!(o.refresh(&refresh).await, json!({"error": "invalid_code"}));
+
+    // Each reset audited with what it did, never the password or its hash.
+    let rows = o
+        .app
+        .query_rows("SELECT before, after FROM audit WHERE mode = 'resetPassword' ORDER BY id");
+    let rows: Vec<(Value, Value)> = rows
+        .iter()
+        .map(|r| {
+            (
+                serde_json::from_str(&r[0]).unwrap(),
+                serde_json::from_str(&r[1]).unwrap(),
+            )
+        })
+        .collect();
+    let after = |revoked: bool, one_time: bool| json!({"password": "changed", "resetAuthToken": revoked, "oneTimePassword": one_time});
+    assert_eq!(
+        rows,
+        [
+            (json!({"oneTimePassword": false}), after(false, false)),
+            (json!({"oneTimePassword": false}), after(true, true)),
+            (json!({"oneTimePassword": true}), after(true, false)),
+        ]
+    );
+    let hash = o.app.query(&format!(
+        "SELECT password_hash FROM users WHERE zuid = {}",
+        o.zuid
+    ));
+    assert!(hash[0].starts_with("$argon2id$"), "{hash:?}");
 }

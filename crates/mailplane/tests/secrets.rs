@@ -58,6 +58,7 @@ async fn canary_passwords_and_tokens_appear_nowhere() {
     );
     let relay_canary = format!("RelayCanary-{nonce}-Zq8");
     let user_canary = format!("UserCanary-{nonce}-Xk2");
+    let reset_canary = format!("ResetCanary-{nonce}-Wq5");
     let mut responses: Vec<String> = Vec::new();
 
     let detail = |from: &str| {
@@ -118,6 +119,50 @@ async fn canary_passwords_and_tokens_appear_nowhere() {
     assert_eq!(r.status, 409);
     responses.push(r.body.to_string());
 
+    // The canary user's password reset by an admin (resetPassword, by zuid), accepted
+    // with and without revoking tokens, and refused: a body shape error, an unknown user
+    // (hashed, then not found), her own URL.
+    let canary_zuid = id_text(
+        &app.admin()
+            .org_account(ZOID, "canary@zylker.com")
+            .await
+            .unwrap()
+            .data()["zuid"],
+    );
+    let reset = |extra: Value| {
+        let mut body = json!({"mode": "resetPassword", "password": reset_canary});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for (id, extra, status) in [
+        (canary_zuid.as_str(), json!({"resetAuthToken": false}), 200),
+        (canary_zuid.as_str(), json!({"oneTimePassword": true}), 200),
+        (
+            canary_zuid.as_str(),
+            json!({"resetAuthToken": true, "resetAuthtoken": true}),
+            400,
+        ),
+        (canary_zuid.as_str(), json!({"extra": reset_canary}), 404),
+        ("70009999", json!({}), 404),
+    ] {
+        let r = app
+            .admin()
+            .update_org_account(ZOID, id, &reset(extra.clone()))
+            .await
+            .unwrap();
+        assert_eq!(r.status, status, "{extra}: {:?}", r.body);
+        responses.push(r.body.to_string());
+    }
+    let r = app
+        .user()
+        .update_account(REBECCA, &reset(json!({})))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+    responses.push(r.body.to_string());
+
     // Every read the API offers.
     for r in [
         app.user().accounts().await.unwrap(),
@@ -142,7 +187,7 @@ async fn canary_passwords_and_tokens_appear_nowhere() {
     }
     let log = app.log();
     assert!(log.contains("PUT"), "the log records requests");
-    for canary in [&relay_canary, &user_canary] {
+    for canary in [&relay_canary, &user_canary, &reset_canary] {
         for (place, bytes) in &stored {
             assert!(!holds(bytes, canary), "{canary} in {place}");
         }
@@ -180,7 +225,14 @@ async fn canary_passwords_and_tokens_appear_nowhere() {
     let audit = app
         .query("SELECT CAST(before AS TEXT) || CAST(after AS TEXT) FROM audit")
         .join("\n");
-    assert!(!audit.contains(&relay_canary) && !audit.contains(&user_canary));
+    assert!(
+        !audit.contains(&relay_canary)
+            && !audit.contains(&user_canary)
+            && !audit.contains(&reset_canary)
+    );
+    // A reset's audit row says what it did, and holds no hash either.
+    assert!(audit.contains(r#""password":"changed""#), "{audit}");
+    assert!(!audit.contains("$argon2"), "{audit}");
     assert!(
         audit.contains("c1@example.net"),
         "the audit rows describe the change"

@@ -42,6 +42,8 @@ pub struct AccountView {
     pub time_zone: String,
     pub language: String,
     pub country: String,
+    /// Whether the user's password was set as one-time (`resetPassword`).
+    pub one_time_password: bool,
     /// Hosted accounts: the primary address first, then aliases by name.
     pub addresses: Vec<AccountAddress>,
     pub identities: Vec<Identity>,

@@ -47,7 +47,8 @@ macro_rules! select_accounts {
             "SELECT a.account_id, a.zuid, u.zoid, u.role, u.first_name, u.last_name, u.display_name, \
              a.kind, a.sequence, a.external_address, a.enabled, a.outgoing_blocked, a.incoming_blocked, \
              a.imap_enabled, a.pop_enabled, a.activesync_enabled, a.created_ms, a.last_login_ms, \
-             u.time_zone, u.language, u.country FROM accounts a JOIN users u ON u.zuid = a.zuid ",
+             u.time_zone, u.language, u.country, u.password_one_time \
+             FROM accounts a JOIN users u ON u.zuid = a.zuid ",
             $($rest),*
         )
     };
@@ -76,6 +77,7 @@ fn account_row(r: &Row<'_>) -> Result<AccountView, StoreError> {
         time_zone: r.get("time_zone")?,
         language: r.get("language")?,
         country: r.get("country")?,
+        one_time_password: r.get("password_one_time")?,
         addresses: Vec::new(),
         identities: Vec::new(),
     })

@@ -25,6 +25,8 @@ const SET_POP_ENABLED: &str = "UPDATE accounts SET pop_enabled = $1 WHERE accoun
 const DELETE_IDENTITY: &str = "DELETE FROM identities WHERE send_mail_id = $1 AND account_id = $2";
 const ADD_ALIAS: &str =
     "INSERT INTO addresses (address, account_id, is_primary) VALUES ($1, $2, FALSE) RETURNING id";
+const SET_PASSWORD: &str =
+    "UPDATE users SET password_hash = $1, password_one_time = $2 WHERE zuid = $3";
 // Never the primary, whatever the rule said: an account always keeps one address.
 const DELETE_ALIAS: &str =
     "DELETE FROM addresses WHERE address = $1 AND account_id = $2 AND NOT is_primary";
@@ -64,10 +66,15 @@ fn single_statement(op: &Op, dialect: Dialect) -> Option<&'static str> {
         Op::SetPopEnabled(_) => Some(SET_POP_ENABLED),
         Op::DeleteIdentity(_) => Some(DELETE_IDENTITY),
         Op::DeleteAlias(_) => Some(DELETE_ALIAS),
+        Op::SetPassword { .. } => Some(SET_PASSWORD),
         Op::SetAccountOrder(_) => Some(set_account_order(dialect)),
         // Two statements, the second sent once the first is answered; a password sealed
         // on our side before its statement is sent; an id to read back.
-        Op::SetPrimaryAddress { .. } | Op::UpsertIdentity { .. } | Op::AddAlias(_) => None,
+        // Three tables for the tokens.
+        Op::SetPrimaryAddress { .. }
+        | Op::UpsertIdentity { .. }
+        | Op::AddAlias(_)
+        | Op::RevokeUserTokens => None,
     }
 }
 
@@ -76,6 +83,7 @@ struct Target {
     state: AccountState,
     zoid: Zoid,
     user_display_name: String,
+    user_one_time_password: bool,
     /// The owner's role: an admin may not change a super admin's accounts.
     owner_role: Role,
 }
@@ -85,7 +93,7 @@ macro_rules! select_target {
     ($($rest:literal)*) => {
         concat!(
             "SELECT a.account_id, a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, \
-                    a.imap_enabled, a.pop_enabled, u.zoid, u.display_name, u.role \
+                    a.imap_enabled, a.pop_enabled, u.zoid, u.display_name, u.password_one_time, u.role \
              FROM accounts a JOIN users u ON u.zuid = a.zuid ",
             $($rest),*
         )
@@ -134,6 +142,7 @@ async fn lock_target<D: Db>(db: &D, target: UpdateTarget) -> Result<Option<Targe
                 },
                 zoid: Zoid::from_db(r.get("zoid")?),
                 user_display_name: r.get("display_name")?,
+                user_one_time_password: r.get("password_one_time")?,
                 owner_role: read::role(&r.get::<String>("role")?)?,
             })
         })
@@ -166,11 +175,12 @@ pub(crate) fn address_conflict(e: StoreError, field: &str, address: &EmailAddres
     e.into()
 }
 
-/// Persists one operation; the address it added, with its new id, if it added one.
+/// Persists one operation on `account` of `owner`; the address it added, with its new id,
+/// if it added one.
 async fn persist<D: Db>(
     db: &D,
     key: &RelayKey,
-    account: AccountId,
+    (account, owner): (AccountId, Zuid),
     op: Op,
 ) -> Result<Option<(EmailAddress, AliasId)>, WriteError> {
     let id = account.as_i64();
@@ -267,6 +277,31 @@ async fn persist<D: Db>(
         }
         Op::DeleteAlias(address) => {
             db.exec(DELETE_ALIAS, &[&address.as_str(), &id]).await?;
+        }
+        Op::SetPassword { hash, one_time } => {
+            db.exec(SET_PASSWORD, &[&hash.as_str(), &one_time, &owner.as_i64()])
+                .await?;
+        }
+        Op::RevokeUserTokens => {
+            // Access tokens (minted from a refresh token or issued on their own), refresh
+            // tokens, and codes of a sign-in made with the old password that are not
+            // exchanged yet: the three are sent together.
+            let (now, zuid) = (crate::now_ms(), owner.as_i64());
+            let params: &[&dyn Param] = &[&now, &zuid];
+            tokio::try_join!(
+                db.exec(
+                    "UPDATE tokens SET revoked_ms = $1 WHERE zuid = $2 AND revoked_ms IS NULL",
+                    params,
+                ),
+                db.exec(
+                    "UPDATE refresh_tokens SET revoked_ms = $1 WHERE zuid = $2 AND revoked_ms IS NULL",
+                    params,
+                ),
+                db.exec(
+                    "UPDATE auth_codes SET used_ms = $1 WHERE zuid = $2 AND used_ms IS NULL",
+                    params,
+                ),
+            )?;
         }
     }
     Ok(None)
@@ -368,6 +403,7 @@ pub(crate) async fn apply<D: Tx>(
         claims,
         zoid: target.zoid,
         user_display_name: target.user_display_name,
+        user_one_time_password: target.user_one_time_password,
         account: target.state,
     };
     let change = mailplane_domain::apply(&agg, cmd)?;
@@ -382,7 +418,7 @@ pub(crate) async fn apply<D: Tx>(
     let persist_all = async {
         let mut added = Vec::new();
         for op in change.ops {
-            added.extend(persist(db, key, account, op).await?);
+            added.extend(persist(db, key, (account, agg.account.zuid), op).await?);
         }
         Ok::<_, WriteError>(added)
     };

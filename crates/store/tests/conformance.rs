@@ -11,8 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use common::{conformance, Fresh};
 use mailplane_domain::{
     Access, AccountCommand, AccountId, AccountKind, EmailAddress, IdentityMode, IdentitySelector,
-    NewIdentity, NewRelay, Relay, Role, RuleErrorKind, ScopeSet, Secret, SmtpConnection, Zoid,
-    Zuid,
+    NewIdentity, NewRelay, PasswordHash, PasswordReset, Relay, Role, RuleErrorKind, ScopeSet,
+    Secret, SmtpConnection, Zoid, Zuid,
 };
 use mailplane_store::oauth::{CodeChallenge, OAuthClient, OAuthError};
 use mailplane_store::{
@@ -34,6 +34,7 @@ conformance!(
     emailupdate_to_a_taken_address_is_a_conflict,
     email_aliases_are_added_through_a_zuid_and_reach_the_mail_server,
     a_deleted_alias_is_no_longer_the_accounts_to_send_as,
+    reset_password_sets_the_hash_and_revokes_only_that_users_tokens,
     apply_refuses_bad_callers_and_targets_out_of_reach,
     concurrent_reorders_never_lose_an_update,
     oauth_codes_are_single_use_and_bound_to_their_pkce_challenge,
@@ -1158,6 +1159,72 @@ async fn a_deleted_alias_is_no_longer_the_accounts_to_send_as(db: Fresh) {
         );
     }
     assert_eq!(rebecca(&s, &t).await, v);
+}
+
+/// `resetPassword`: the hash the command carries becomes the user's, the one the sign-in
+/// checks; with `revoke_tokens` every token of that user is revoked in the same change,
+/// and nobody else's.
+async fn reset_password_sets_the_hash_and_revokes_only_that_users_tokens(db: Fresh) {
+    let (s, t) = demo(&db).await;
+    let me = admin(&t.admin_token);
+    let org = Some(zoid(DEMO_ZOID));
+    let rebecca_by_zuid = UpdateTarget::HostedAccountOf(zuid(REBECCA_ZUID));
+    let hash = |n: u8| {
+        PasswordHash::from_phc(format!(
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA{n}"
+        ))
+        .unwrap()
+    };
+    let reset = |n: u8, revoke_tokens: bool| {
+        AccountCommand::ResetPassword(PasswordReset {
+            hash: hash(n),
+            revoke_tokens,
+            one_time: n == 1,
+        })
+    };
+    let stored = || async {
+        s.credentials(&addr("becky@zylker.com"))
+            .await
+            .unwrap()
+            .expect("Rebecca signs in with her address")
+            .password_hash
+    };
+    let client = s.create_client("Desk", None).await.unwrap();
+    let refresh = s
+        .oauth_grant(&client.client_id, zuid(REBECCA_ZUID), ScopeSet::user_all())
+        .await
+        .unwrap();
+
+    let applied = s
+        .apply(me, &meta("p1"), org, rebecca_by_zuid, None, reset(1, false))
+        .await
+        .unwrap();
+    assert_eq!(applied, mailplane_store::Applied::default());
+    assert_eq!(stored().await.as_deref(), Some(hash(1).as_str()));
+    assert!(rebecca(&s, &t).await.one_time_password);
+    assert!(s.authenticate(&t.user_token).await.unwrap().is_some());
+
+    s.apply(me, &meta("p2"), org, rebecca_by_zuid, None, reset(2, true))
+        .await
+        .unwrap();
+    assert_eq!(stored().await.as_deref(), Some(hash(2).as_str()));
+    assert!(s.authenticate(&t.user_token).await.unwrap().is_none());
+    assert_oauth(
+        s.refresh_access(&client.client_id, &client.client_secret, &refresh, 3600)
+            .await,
+        "invalid_code",
+    );
+    assert!(
+        s.authenticate(&t.admin_token).await.unwrap().is_some(),
+        "the admin's token is not Rebecca's"
+    );
+    let g = grant(&s, &t.admin_token, GrantKind::Admin, Access::Read).await;
+    let v = s
+        .org_user_account(&g, zoid(DEMO_ZOID), UserRef::Zuid(zuid(REBECCA_ZUID)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!v.one_time_password);
 }
 
 async fn apply_refuses_bad_callers_and_targets_out_of_reach(db: Fresh) {

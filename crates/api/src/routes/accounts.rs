@@ -8,11 +8,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
-use mailplane_domain::{Access, AccountId, PathId, Zoid, Zuid};
-use mailplane_store::{Caller, GrantKind, RequestMeta, UpdateTarget};
+use mailplane_domain::{
+    Access, AccountCommand, AccountId, PasswordHash, PasswordReset, PathId, Zoid, Zuid,
+};
+use mailplane_store::{secrets, Caller, GrantKind, RequestMeta, UpdateTarget};
 
 use super::{body, path_id, success, success_with, Segments};
-use crate::command::parse_update;
+use crate::command::{parse_update, NewPassword, UpdateBody};
 use crate::error::ApiError;
 use crate::metrics::ModeLabel;
 use crate::{auth, lenient, view, AppState};
@@ -56,8 +58,8 @@ pub async fn update_own(
     update(&state, &meta, &headers, GrantKind::User, None, account, raw).await
 }
 
-/// Zoho: the five seed pages, admin authentication form; and Zoho's Add Email Alias and
-/// Delete Email Alias (admin only), whose path names the user's zuid.
+/// Zoho: the five seed pages, admin authentication form; and Zoho's Add Email Alias,
+/// Delete Email Alias and Reset Password (admin only), whose path names the user's zuid.
 pub async fn update_in_org(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
@@ -102,8 +104,20 @@ async fn update(
             return Err(e);
         }
     };
-    let mode = request.command.mode();
+    let mode = request.body.mode();
     let target = path_id.target(mode.spec().path)?;
+    let command = match request.body {
+        UpdateBody::Command(command) => command,
+        UpdateBody::ResetPassword(new) => {
+            // argon2 is slow on purpose: a hash is computed only for a caller whose
+            // token, scope and role allow the update (the store checks them again in the
+            // change's transaction).
+            auth::authenticate(&state.store, headers)
+                .await?
+                .grant(kind, Access::Update)?;
+            hashed(state, new).await?
+        }
+    };
     // The store checks the token in the change's own transaction.
     let updated = state
         .store
@@ -113,7 +127,7 @@ async fn update(
             zoid,
             target,
             request.zuid,
-            request.command,
+            command,
         )
         .await?;
     let mut resp = match (&updated.identities, &updated.added_addresses) {
@@ -123,6 +137,28 @@ async fn update(
     };
     resp.extensions_mut().insert(ModeLabel(mode.as_str()));
     Ok(resp)
+}
+
+/// `resetPassword`'s command: the password hashed (argon2id) in one of the bounded slots,
+/// off the async runtime and outside the write lock, as for a new user. The password is
+/// dropped (and wiped) here; only its hash goes on.
+async fn hashed(state: &AppState, new: NewPassword) -> Result<AccountCommand, ApiError> {
+    let NewPassword {
+        password,
+        revoke_tokens,
+        one_time,
+    } = new;
+    let phc = state
+        .password_work
+        .run(move || secrets::hash_password(password.expose()))
+        .await??;
+    let hash = PasswordHash::from_phc(phc)
+        .ok_or_else(|| ApiError::Internal("the password hash is not an argon2id one".into()))?;
+    Ok(AccountCommand::ResetPassword(PasswordReset {
+        hash,
+        revoke_tokens,
+        one_time,
+    }))
 }
 
 /// Zoho: Get All User Accounts.

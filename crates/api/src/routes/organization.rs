@@ -217,16 +217,7 @@ fn new_user(obj: &Object) -> Result<(NewUser, Secret), ApiError> {
             .map(|v| lenient::text(v, k, max))
             .transpose()
     };
-    let password = lenient::text(
-        lenient::require(obj, "password", "password")?,
-        "password",
-        256,
-    )?;
-    if password.chars().count() < 8 {
-        return Err(ApiError::Pattern(
-            "password must be at least 8 characters".into(),
-        ));
-    }
+    let password = lenient::password(lenient::require(obj, "password", "password")?, "password")?;
     let user = NewUser {
         primary_email: lenient::email(
             lenient::require(obj, "primaryEmailAddress", "primaryEmailAddress")?,
@@ -244,7 +235,7 @@ fn new_user(obj: &Object) -> Result<(NewUser, Secret), ApiError> {
         language: optional("language", 10)?.unwrap_or_else(|| "en".into()),
         time_zone: optional("timeZone", 64)?.unwrap_or_else(|| "UTC".into()),
     };
-    Ok((user, Secret::new(password)))
+    Ok((user, password))
 }
 
 /// Zoho: Add User to Organization.

@@ -3,14 +3,15 @@
 mod account_order;
 mod email_alias;
 mod email_update;
+mod reset_password;
 mod send_mail;
 mod status;
 
 use serde_json::Value;
 
 use crate::{
-    AccountAggregate, AccountId, AccountKind, EmailAddress, IdentityMode, Relay, RuleError, Secret,
-    SendMailId, SmtpConnection,
+    AccountAggregate, AccountId, AccountKind, EmailAddress, IdentityMode, PasswordHash, Relay,
+    RuleError, Secret, SendMailId, SmtpConnection,
 };
 
 pub use send_mail::MAX_IDENTITIES_PER_ACCOUNT;
@@ -243,6 +244,17 @@ modes!(
             answer: Answer::StatusOnly,
             applies: Applies::HostedOnly,
         },
+        // `resetAuthtoken` is the same key as `resetAuthToken`, as some of Zoho's samples
+        // spell it; the parser refuses both at once.
+        ResetPassword = "resetPassword" {
+            required: ["password"],
+            optional: ["resetAuthToken", "resetAuthtoken", "oneTimePassword"],
+            offered: Offered::AdminUrlOnly,
+            path: PathId::Zuid,
+            reads: AggregateParts::NONE,
+            answer: Answer::StatusOnly,
+            applies: Applies::HostedOnly,
+        },
     }
 );
 
@@ -291,6 +303,17 @@ pub enum IdentitySelector {
     Address(EmailAddress),
 }
 
+/// `resetPassword`, once its password is hashed: the command carries the hash, never the
+/// password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordReset {
+    pub hash: PasswordHash,
+    /// Whether every token of the user is revoked with it (`resetAuthToken`).
+    pub revoke_tokens: bool,
+    /// `oneTimePassword`: stored and shown.
+    pub one_time: bool,
+}
+
 /// A request body, parsed: one variant per mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountCommand {
@@ -306,6 +329,7 @@ pub enum AccountCommand {
     UpdatePopStatus { enabled: bool },
     AddEmailAlias(Vec<EmailAddress>),
     DeleteEmailAlias(Vec<EmailAddress>),
+    ResetPassword(PasswordReset),
 }
 
 impl AccountCommand {
@@ -323,6 +347,7 @@ impl AccountCommand {
             AccountCommand::UpdatePopStatus { .. } => Mode::UpdatePopStatus,
             AccountCommand::AddEmailAlias(_) => Mode::AddEmailAlias,
             AccountCommand::DeleteEmailAlias(_) => Mode::DeleteEmailAlias,
+            AccountCommand::ResetPassword(_) => Mode::ResetPassword,
         }
     }
 
@@ -351,7 +376,8 @@ impl AccountCommand {
             | AccountCommand::UpdateIncomingStatus { .. }
             | AccountCommand::UpdateImapStatus { .. }
             | AccountCommand::UpdatePopStatus { .. }
-            | AccountCommand::DeleteEmailAlias(_) => Vec::new(),
+            | AccountCommand::DeleteEmailAlias(_)
+            | AccountCommand::ResetPassword(_) => Vec::new(),
         }
     }
 }
@@ -412,6 +438,14 @@ pub enum Op {
     AddAlias(EmailAddress),
     /// Removes an address of the account that is not its primary one.
     DeleteAlias(EmailAddress),
+    /// Sets the user's password (the one of every account of the user).
+    SetPassword {
+        hash: PasswordHash,
+        one_time: bool,
+    },
+    /// Revokes every access token, refresh token and pending authorization code of the
+    /// user.
+    RevokeUserTokens,
 }
 
 /// What an accepted command changes, with the audit view of it (never a secret).
@@ -449,6 +483,7 @@ pub fn apply(agg: &AccountAggregate, cmd: AccountCommand) -> Result<Change, Rule
         AccountCommand::MailAccountOrderUpdate(list) => account_order::apply(agg, list),
         AccountCommand::AddEmailAlias(list) => email_alias::add(agg, list),
         AccountCommand::DeleteEmailAlias(list) => email_alias::delete(agg, list),
+        AccountCommand::ResetPassword(reset) => Ok(reset_password::apply(agg, reset)),
     }
 }
 
@@ -488,6 +523,7 @@ pub(crate) mod fixtures {
             },
             zoid: Zoid::new(12345678).unwrap(),
             user_display_name: "Rebecca".into(),
+            user_one_time_password: false,
             org_domains: vec!["zylker.com".into()],
             addresses: vec![
                 AccountAddress {
@@ -580,6 +616,8 @@ mod reads_tests {
             AccountCommand::DeleteEmailAlias(vec![addr("rebecca.alias@zylker.com")]),
             AccountCommand::DeleteEmailAlias(vec![addr("becky@zylker.com")]),
             AccountCommand::DeleteEmailAlias(vec![addr("admin@zylker.com")]),
+            AccountCommand::ResetPassword(super::reset_password::tests::reset(true, false)),
+            AccountCommand::ResetPassword(super::reset_password::tests::reset(false, true)),
         ];
         // A mode that reads less than everything is held to it here: it must be among the
         // commands above.
