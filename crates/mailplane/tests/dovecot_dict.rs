@@ -14,7 +14,9 @@ backend_tests!(
     logins_passwords_and_mailboxes_by_key,
     api_changes_apply_to_the_next_lookup,
     anything_but_the_protocol_closes_the_connection,
-    the_listener_is_a_unix_socket_of_its_owner_and_group_only,
+    the_listener_is_a_unix_socket_of_its_owner_and_group_only;
+    // The limit is the listeners' shared accept loop's, whatever the database.
+    sqlite only: at_the_connection_limit_the_oldest_silent_connection_makes_room
 );
 
 /// The demo with the dict on a socket in its data directory, in group `mail`.
@@ -177,4 +179,19 @@ async fn the_listener_is_a_unix_socket_of_its_owner_and_group_only() {
         let log = refused.err().expect("serve refuses a TCP dict listener");
         assert!(log.contains("UNIX socket only"), "{log}");
     }
+}
+
+async fn at_the_connection_limit_the_oldest_silent_connection_makes_room() {
+    let app = TestApp::demo_with_mail_listeners(Db::fresh(), &["--postfix-max-connections", "2"]);
+    let addr = app.dict_addr.clone().expect("the dict address");
+    // Two connections that never say a word hold both places.
+    let mut oldest = wire::Wire::connect(&addr, "the Dovecot dict").await;
+    let _second = wire::Wire::connect(&addr, "the Dovecot dict").await;
+    // A third (Dovecot's, say) is served: the oldest silent one is closed for it.
+    let mut dict = Dict::connect(&app).await;
+    assert!(dict
+        .lookup("userdb/becky@zylker.com")
+        .await
+        .starts_with('O'));
+    oldest.assert_closed("the oldest silent connection").await;
 }

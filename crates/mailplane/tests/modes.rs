@@ -806,18 +806,7 @@ async fn email_alias_refusals_name_the_field() {
         ),
     ] {
         let r = refused(list.clone()).await;
-        assert_eq!(
-            (r.status, r.error_code()),
-            (status, code),
-            "{list}: {}",
-            r.body
-        );
-        assert!(
-            r.more_info().contains("emailAlias"),
-            "{list}: {}",
-            r.more_info()
-        );
-        assert!(r.more_info().contains(says), "{list}: {}", r.more_info());
+        assert_alias_refusal(&r, &list, (status, code), says);
     }
     let r = admin_put_to(&app, REBECCA_ZUID, json!({"mode": "addEmailAlias"})).await;
     assert_eq!((r.status, r.error_code()), (400, "LESS_THAN_MIN_OCCURANCE"));
@@ -995,18 +984,7 @@ async fn email_aliases_are_deleted_through_the_users_zuid() {
         (json!([]), 400, "LESS_THAN_MIN_OCCURANCE", "emailAlias"),
     ] {
         let r = admin_put_to(&app, REBECCA_ZUID, delete_aliases(list.clone())).await;
-        assert_eq!(
-            (r.status, r.error_code()),
-            (status, code),
-            "{list}: {}",
-            r.body
-        );
-        assert!(
-            r.more_info().contains("emailAlias"),
-            "{list}: {}",
-            r.more_info()
-        );
-        assert!(r.more_info().contains(says), "{list}: {}", r.more_info());
+        assert_alias_refusal(&r, &list, (status, code), says);
     }
     let r = admin_put_to(&app, REBECCA, delete_aliases(json!(["a3@zylker.com"]))).await;
     assert_eq!((r.status, r.error_code()), (404, "NOT_FOUND"));
@@ -1172,4 +1150,21 @@ async fn reset_password_through_the_users_zuid_and_its_refusals() {
     assert_eq!((r.status, r.error_code()), (403, "NO_PERMISSION"));
     assert_eq!(app.snapshot(), before_other);
     assert_eq!(hash(&app), set, "no refusal changed the password");
+}
+
+/// An `emailAlias` refusal: its status and error code, and `moreInfo` naming the field and
+/// saying `says`.
+fn assert_alias_refusal(r: &Reply, list: &Value, (status, code): (u16, &str), says: &str) {
+    assert_eq!(
+        (r.status, r.error_code()),
+        (status, code),
+        "{list}: {}",
+        r.body
+    );
+    assert!(
+        r.more_info().contains("emailAlias"),
+        "{list}: {}",
+        r.more_info()
+    );
+    assert!(r.more_info().contains(says), "{list}: {}", r.more_info());
 }

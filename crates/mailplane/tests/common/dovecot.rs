@@ -8,15 +8,13 @@
 //! runs as `dovecot`).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::postfix::{free_port, open_temp_dir};
+use crate::postfix::{free_port, greeting_of, open_temp_dir};
 
 pub struct DovecotInstance {
     /// Holds `dovecot.conf`, `conf/` (what mailplane writes), `run/`, `state/`, `mail/`,
@@ -181,7 +179,7 @@ service pop3-login {{
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(greeting) = greeting(&self.imap_addr()) {
+            if let Some(greeting) = greeting_of(&self.imap_addr(), "* OK", "z LOGOUT") {
                 eprintln!("Dovecot ({d}) is up: {greeting}");
                 break;
             }
@@ -237,16 +235,4 @@ impl Drop for DovecotInstance {
         }
         self.stop();
     }
-}
-
-/// The first line the server at `addr` sends, when it is `* OK` (IMAP).
-fn greeting(addr: &str) -> Option<String> {
-    let stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let _ = (&stream).write_all(b"z LOGOUT\r\n");
-    line.starts_with("* OK")
-        .then(|| line.trim_end().to_string())
 }

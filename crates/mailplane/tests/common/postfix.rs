@@ -362,15 +362,20 @@ fn alive(proc: &Path) -> bool {
 
 /// The greeting of the SMTP server at `addr` (then QUIT), or `None` if it does not greet.
 fn greeting(addr: &str) -> Option<String> {
+    greeting_of(addr, "220 ", "QUIT")
+}
+
+/// The first line the server at `addr` sends, when it starts with `ok` (then `bye` is sent
+/// to leave politely), or `None`.
+pub fn greeting_of(addr: &str, ok: &str, bye: &str) -> Option<String> {
     let stream = TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
-    let _ = (&stream).write_all(b"QUIT\r\n");
+    let _ = (&stream).write_all(format!("{bye}\r\n").as_bytes());
     let _ = reader.read_line(&mut String::new());
-    line.starts_with("220 ")
-        .then(|| line.trim_end().to_string())
+    line.starts_with(ok).then(|| line.trim_end().to_string())
 }
 
 /// A temporary directory with the subdirectories `subs`, all mode 0755 (tempdir makes them
