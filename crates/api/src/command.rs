@@ -2,11 +2,12 @@
 //! nothing past this point sees JSON.
 
 use mailplane_domain::{
-    AccountCommand, AccountId, EmailAddress, IdentityMode, IdentitySelector, Mode, NewIdentity,
-    NewRelay, Offered, PathId, Secret, SendMailId, SmtpConnection, Zuid, MAX_ADDRESSES_PER_ACCOUNT,
+    AccountCommand, AccountId, EmailAddress, ForwardDisable, ForwardKey, IdentityMode,
+    IdentitySelector, Mode, NewIdentity, NewRelay, Offered, PathId, Secret, SendMailId,
+    SmtpConnection, Zuid, MAX_ADDRESSES_PER_ACCOUNT, MAX_FORWARDS_PER_ACCOUNT,
     MAX_IDENTITIES_PER_ACCOUNT,
 };
-use mailplane_store::GrantKind;
+use mailplane_store::{secrets, GrantKind};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -26,6 +27,9 @@ pub enum UpdateBody {
     /// `resetPassword`: its password is hashed first (slow, so off the async runtime and
     /// outside the write path), and only the hash goes into the command.
     ResetPassword(NewPassword),
+    /// `addMailForward` and `resendMailForwardVerficationMail`: a key is made for each
+    /// target and mailed to it once the change commits; the command carries its digest.
+    KeysToMail(KeysToMail),
 }
 
 impl UpdateBody {
@@ -33,8 +37,18 @@ impl UpdateBody {
         match self {
             UpdateBody::Command(c) => c.mode(),
             UpdateBody::ResetPassword(_) => Mode::ResetPassword,
+            UpdateBody::KeysToMail(k) if k.resend => Mode::ResendMailForwardVerficationMail,
+            UpdateBody::KeysToMail(_) => Mode::AddMailForward,
         }
     }
+}
+
+/// The forward targets that are to get a new confirmation key.
+#[derive(Debug)]
+pub struct KeysToMail {
+    /// `resendMailForwardVerficationMail` (existing forwards) rather than `addMailForward`.
+    pub resend: bool,
+    pub targets: Vec<EmailAddress>,
 }
 
 /// The body of `resetPassword`, its password still in the clear (in a [`Secret`]: never
@@ -152,6 +166,57 @@ pub fn parse_update(
             let body = UpdateBody::ResetPassword(new_password(obj)?);
             return Ok(UpdateRequest { zuid, body });
         }
+        Mode::AddMailForward | Mode::ResendMailForwardVerficationMail => {
+            let targets = mail_forward(obj, &[])?.into_iter().map(|f| f.to).collect();
+            let resend = mode == Mode::ResendMailForwardVerficationMail;
+            let body = UpdateBody::KeysToMail(KeysToMail { resend, targets });
+            return Ok(UpdateRequest { zuid, body });
+        }
+        Mode::EnableMailForward => AccountCommand::EnableMailForward(
+            mail_forward(obj, &[])?.into_iter().map(|f| f.to).collect(),
+        ),
+        Mode::DisableMailForward => AccountCommand::DisableMailForward(
+            mail_forward(obj, &["reason"])?
+                .into_iter()
+                .map(|f| ForwardDisable {
+                    to: f.to,
+                    reason: f.reason,
+                })
+                .collect(),
+        ),
+        Mode::DeleteMailForward => AccountCommand::DeleteMailForward(
+            mail_forward(obj, &[])?.into_iter().map(|f| f.to).collect(),
+        ),
+        Mode::VerifyMailForward => {
+            let keys = mail_forward(obj, &["confirmKey"])?
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let key = f.confirm_key.ok_or_else(|| {
+                        ApiError::Missing(if f.in_element {
+                            format!("mailForward[{i}].confirmKey")
+                        } else {
+                            "confirmKey".into()
+                        })
+                    })?;
+                    // Only the digest goes on: the store keeps no key in the clear.
+                    Ok(ForwardKey {
+                        to: f.to,
+                        digest: secrets::token_digest(key.expose()),
+                    })
+                })
+                .collect::<Result<_, ApiError>>()?;
+            AccountCommand::VerifyMailForward {
+                keys,
+                now_ms: mailplane_store::now_ms(),
+            }
+        }
+        Mode::DeleteZohoMailCopy => AccountCommand::DeleteZohoMailCopy(
+            lenient::get(obj, "deleteCopy")
+                .map(|v| lenient::boolean(v, "deleteCopy"))
+                .transpose()?
+                .unwrap_or(true),
+        ),
     };
     // An arm that builds another mode's command would compile; this catches it in tests.
     debug_assert_eq!(command.mode(), mode, "the body of {} parsed", mode.as_str());
@@ -343,6 +408,88 @@ fn email_aliases(obj: &Object) -> Result<Vec<EmailAddress>, ApiError> {
     items
         .iter()
         .map(|v| lenient::email(v, "emailAlias"))
+        .collect()
+}
+
+/// One element of `mailForward`, with the keys the mode takes beside `mailForwardTo`.
+struct ForwardElement {
+    to: EmailAddress,
+    reason: Option<String>,
+    confirm_key: Option<Secret>,
+    /// Whether the element is an object (its keys are named `mailForward[i].…`).
+    in_element: bool,
+}
+
+/// `mailForward`: an array of `{"mailForwardTo": …}` objects as Zoho's pages give it, one
+/// such object, or a string (one address, or several separated by commas) as some clients
+/// send it. `extra` are the element keys the mode takes besides `mailForwardTo`; each may
+/// also stand once beside `mailForward`, for every element that does not give its own.
+fn mail_forward(obj: &Object, extra: &[&str]) -> Result<Vec<ForwardElement>, ApiError> {
+    let value = lenient::require(obj, "mailForward", "mailForward")?;
+    let items: Vec<Value> = match value {
+        Value::Array(a) => a.clone(),
+        Value::Object(_) => vec![value.clone()],
+        Value::String(_) => lenient::list(value, "mailForward")?,
+        _ => {
+            return Err(ApiError::Pattern(
+                "mailForward must be an array of {\"mailForwardTo\": …} objects, one such object, or a string of addresses".into(),
+            ))
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::Missing("mailForward".into()));
+    }
+    if items.len() > MAX_FORWARDS_PER_ACCOUNT {
+        return Err(ApiError::Pattern(format!(
+            "mailForward may list at most {MAX_FORWARDS_PER_ACCOUNT} addresses"
+        )));
+    }
+    let shared_reason = lenient::get(obj, "reason")
+        .map(|v| lenient::text(v, "reason", 200))
+        .transpose()?;
+    let shared_key = lenient::get(obj, "confirmKey")
+        .map(|v| lenient::text(v, "confirmKey", 200).map(Secret::new))
+        .transpose()?;
+    let mut allowed = vec!["mailForwardTo"];
+    allowed.extend_from_slice(extra);
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let name = |k: &str| format!("mailForward[{i}].{k}");
+            match item {
+                Value::String(_) => Ok(ForwardElement {
+                    to: lenient::email(item, &format!("mailForward[{i}]"))?,
+                    reason: shared_reason.clone(),
+                    confirm_key: shared_key.clone(),
+                    in_element: false,
+                }),
+                Value::Object(d) => {
+                    lenient::only_keys(d, &allowed, &format!("mailForward[{i}]."))?;
+                    let to = lenient::email(
+                        lenient::require(d, "mailForwardTo", &name("mailForwardTo"))?,
+                        &name("mailForwardTo"),
+                    )?;
+                    let reason = match lenient::get(d, "reason") {
+                        Some(v) => Some(lenient::text(v, &name("reason"), 200)?),
+                        None => shared_reason.clone(),
+                    };
+                    let confirm_key = match lenient::get(d, "confirmKey") {
+                        Some(v) => Some(Secret::new(lenient::text(v, &name("confirmKey"), 200)?)),
+                        None => shared_key.clone(),
+                    };
+                    Ok(ForwardElement {
+                        to,
+                        reason,
+                        confirm_key,
+                        in_element: true,
+                    })
+                }
+                _ => Err(ApiError::Pattern(format!(
+                    "mailForward[{i}] must be an object with mailForwardTo, or an address"
+                ))),
+            }
+        })
         .collect()
 }
 

@@ -73,6 +73,9 @@ pub struct AppState {
     pub bad_tokens: std::sync::Arc<BadTokenLimit>,
     /// The slots every argon2 run takes (`--argon2-slots`).
     pub password_work: std::sync::Arc<PasswordWork>,
+    /// Where mailplane hands the messages it writes (`--mail-submit`); `None`: nowhere,
+    /// so the modes that must mail something are refused.
+    pub mail_submit: Option<mailplane_outbound::Submitter>,
 }
 
 pub fn router(state: AppState) -> Router {

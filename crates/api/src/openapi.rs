@@ -4,7 +4,9 @@
 //! its body is described, and a test holds the described keys to the table). The committed
 //! copy (`openapi.json` at the repository root) is checked against this by a test.
 
-use mailplane_domain::{Answer, IdentityMode, Mode, PathId, Role, SmtpConnection};
+use mailplane_domain::{
+    Answer, IdentityMode, Mode, PathId, Role, SmtpConnection, MAX_FORWARDS_PER_ACCOUNT,
+};
 use serde_json::{json, Map, Value};
 
 fn strings(values: Vec<&'static str>) -> Value {
@@ -194,6 +196,24 @@ fn mode_body(mode: Mode) -> Value {
         Mode::UpdateImapStatus => json!({ "imapAccessEnabled": lenient_bool() }),
         Mode::UpdatePopStatus => json!({ "popAccessEnabled": lenient_bool() }),
         Mode::AddEmailAlias | Mode::DeleteEmailAlias => json!({ "emailAlias": email_list() }),
+        Mode::AddMailForward
+        | Mode::EnableMailForward
+        | Mode::DeleteMailForward
+        | Mode::ResendMailForwardVerficationMail => json!({ "mailForward": mail_forward(&[]) }),
+        Mode::DisableMailForward => json!({
+            "mailForward": mail_forward(&[("reason", text(200))]),
+            "reason": nullable(text(200)),
+        }),
+        Mode::VerifyMailForward => json!({
+            "mailForward": mail_forward(&[("confirmKey", text(200))]),
+            "confirmKey": { "type": ["string", "null"], "minLength": 1, "maxLength": 200, "description": "the key for every element that gives none of its own" },
+        }),
+        Mode::DeleteZohoMailCopy => {
+            let mut flag = nullable(lenient_bool());
+            flag["description"] =
+                json!("keep no copy in the mailbox while a forward is in effect (default true)");
+            json!({ "deleteCopy": flag })
+        }
         Mode::ResetPassword => {
             // The two spellings of one key, not both (`null` is absence).
             let not_null = json!({ "not": { "type": "null" } });
@@ -292,6 +312,22 @@ fn zoid_param() -> Value {
     path_param("zoid", "the organization id", id_string(), "12345678")
 }
 
+/// `mailForward`: an array of `{mailForwardTo, …}` objects, one such object, or a string
+/// of addresses separated by commas. `extra` are the element keys besides
+/// `mailForwardTo`.
+fn mail_forward(extra: &[(&str, Value)]) -> Value {
+    let mut props = json!({ "mailForwardTo": email() });
+    for (k, v) in extra {
+        props[*k] = v.clone();
+    }
+    let element = json!({ "type": "object", "additionalProperties": false, "required": ["mailForwardTo"], "properties": props });
+    json!({ "oneOf": [
+        { "type": "array", "minItems": 1, "maxItems": MAX_FORWARDS_PER_ACCOUNT, "items": element },
+        element,
+        { "type": "string", "pattern": comma_list(&email_regex()), "description": "addresses separated by commas" }
+    ] })
+}
+
 /// `start` and `limit` of a page.
 fn page_params() -> Vec<Value> {
     vec![
@@ -379,7 +415,8 @@ pub fn document() -> Value {
     let non_empty = json!({ "anyOf": [ { "type": "array", "minItems": 1 }, { "type": "string", "minLength": 1 } ] });
     let update_ok = ok_response(Some(json!({ "anyOf": [
         { "type": "array", "description": "the account's identities", "items": { "$ref": "#/components/schemas/SendMailDetail" } },
-        { "type": "array", "description": "each address added, with its id", "items": { "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": { "type": "string" } } }
+        { "type": "array", "description": "each address added, with its id", "items": { "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": { "type": "string" } } },
+        { "type": "array", "description": "the account's forwards after a forwarding mode", "items": { "$ref": "#/components/schemas/MailForward" } }
     ] })));
     let mut update_ok_any = update_ok.clone();
     update_ok_any["content"]["application/json"]["schema"]["required"] = json!(["status"]);
@@ -509,9 +546,22 @@ pub fn document() -> Value {
                         "incomingBlocked": { "type": "boolean" }, "outgoingBlocked": { "type": "boolean" }, "imapAccessEnabled": { "type": "boolean" },
                         "popAccessEnabled": { "type": "boolean" }, "activeSyncEnabled": { "type": "boolean" },
                         "oneTimePassword": { "type": "boolean", "description": "the user's password was set as one-time by `resetPassword` (a mailplane addition; nothing forces a change yet)" },
+                        "mailForward": { "type": "array", "items": { "$ref": "#/components/schemas/MailForward" } },
+                        "deleteZohoMailCopy": { "type": "boolean", "description": "while a forward is in effect, the mailbox keeps no copy" },
                         "sequence": { "type": "integer" }, "accountCreationTime": { "type": "integer" }, "mailboxCreationTime": { "type": "integer" },
                         "lastLogin": { "type": "integer" }, "timeZone": { "type": "string" }, "language": { "type": "string" }, "country": { "type": "string" },
                         "URI": { "type": "string" }
+                    }
+                },
+                "MailForward": {
+                    "type": "object",
+                    "required": ["mailForwardTo", "status", "type"],
+                    "properties": {
+                        "mailForwardTo": { "type": "string" },
+                        "status": { "type": "string", "enum": ["UNCONFIRMED", "ENABLED", "DISABLED"], "description": "UNCONFIRMED until the key mailed to the target comes back through verifyMailForward" },
+                        "type": { "type": "string", "enum": ["internal", "external"], "description": "whether the target is in the account's own domain" },
+                        "disabledReason": { "type": "string", "description": "what disableMailForward said (a mailplane addition)" },
+                        "confirmationMail": { "type": "string", "description": "in the answers of addMailForward and resendMailForwardVerficationMail: `sent`, or `not sent: …` with the reason (a mailplane addition)" }
                     }
                 },
                 "Organization": {

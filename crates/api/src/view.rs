@@ -1,7 +1,7 @@
 //! The response shapes of the live service: the account object (contract §6) and the
 //! organization object (§7). Ids that Zoho sends as strings are strings here too.
 
-use mailplane_domain::{AccountKind, AliasId, EmailAddress, Identity, IdentityMode};
+use mailplane_domain::{AccountKind, AliasId, EmailAddress, Identity, IdentityMode, MailForward};
 use mailplane_store::{AccountView, AuditEntry, OrgView, SecurityEvent};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -93,6 +93,57 @@ pub struct AddressView<'a> {
     mail_id: &'a str,
 }
 
+/// One `mailForward` element.
+#[derive(Serialize)]
+pub struct ForwardView<'a> {
+    /// The answer of `addMailForward` and `resendMailForwardVerficationMail`: whether the
+    /// key went to the mail server ("sent") or why not (a mailplane addition).
+    #[serde(rename = "confirmationMail", skip_serializing_if = "Option::is_none")]
+    confirmation_mail: Option<&'a str>,
+    /// What `disableMailForward` said (a mailplane addition).
+    #[serde(rename = "disabledReason", skip_serializing_if = "Option::is_none")]
+    disabled_reason: Option<&'a str>,
+    #[serde(rename = "mailForwardTo")]
+    mail_forward_to: &'a str,
+    /// `UNCONFIRMED` until the key comes back, then `ENABLED` or `DISABLED`.
+    status: &'static str,
+    /// `internal` for a target in the account's own domain, `external` otherwise.
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+fn forward<'a>(
+    f: &'a MailForward,
+    account: Option<&EmailAddress>,
+    mailed: Option<&'a str>,
+) -> ForwardView<'a> {
+    let internal = account.is_some_and(|a| a.domain() == f.to.domain());
+    ForwardView {
+        confirmation_mail: mailed,
+        disabled_reason: f.disabled_reason.as_deref().filter(|_| !f.enabled),
+        mail_forward_to: f.to.as_str(),
+        status: mailplane_domain::forward_status(f),
+        kind: if internal { "internal" } else { "external" },
+    }
+}
+
+/// The forwards of an account after a forwarding mode, with the outcome of each key mailed.
+pub fn forwards_after<'a>(
+    list: &'a [MailForward],
+    account: Option<&EmailAddress>,
+    mailed: &'a [(EmailAddress, String)],
+) -> Vec<ForwardView<'a>> {
+    list.iter()
+        .map(|f| {
+            let outcome = mailed
+                .iter()
+                .find(|(to, _)| to == &f.to)
+                .map(|(_, o)| o.as_str());
+            forward(f, account, outcome)
+        })
+        .collect()
+}
+
 /// The account object (contract §6).
 #[derive(Serialize)]
 pub struct AccountJson<'a> {
@@ -109,6 +160,9 @@ pub struct AccountJson<'a> {
     #[serde(rename = "activeSyncEnabled")]
     active_sync_enabled: bool,
     country: &'a str,
+    /// `deleteZohoMailCopy`: while a forward is in effect, the mailbox keeps no copy.
+    #[serde(rename = "deleteZohoMailCopy")]
+    delete_zoho_mail_copy: bool,
     #[serde(rename = "displayName")]
     display_name: &'a str,
     #[serde(rename = "emailAddress")]
@@ -127,6 +181,8 @@ pub struct AccountJson<'a> {
     last_login: i64,
     #[serde(rename = "lastName")]
     last_name: &'a str,
+    #[serde(rename = "mailForward")]
+    mail_forward: Vec<ForwardView<'a>>,
     #[serde(rename = "mailboxAddress")]
     mailbox_address: &'a str,
     #[serde(rename = "mailboxCreationTime")]
@@ -186,6 +242,7 @@ pub fn account<'a>(a: &'a AccountView, base: &str) -> AccountJson<'a> {
         account_name: primary.split('@').next().unwrap_or_default(),
         active_sync_enabled: a.activesync_enabled,
         country: &a.country,
+        delete_zoho_mail_copy: a.forward_delete_copy,
         display_name: &a.display_name,
         email_address,
         enabled: a.enabled,
@@ -196,6 +253,11 @@ pub fn account<'a>(a: &'a AccountView, base: &str) -> AccountJson<'a> {
         language: &a.language,
         last_login: a.last_login_ms,
         last_name: &a.last_name,
+        mail_forward: a
+            .forwards
+            .iter()
+            .map(|f| forward(f, a.primary_address(), None))
+            .collect(),
         mailbox_address: primary,
         mailbox_creation_time: a.created_ms,
         mailbox_status: if a.enabled { "enabled" } else { "disabled" },
@@ -336,6 +398,18 @@ mod tests {
             "popAccessEnabled": a.pop_enabled,
             "activeSyncEnabled": a.activesync_enabled,
             "oneTimePassword": a.one_time_password,
+            "deleteZohoMailCopy": a.forward_delete_copy,
+            "mailForward": a.forwards.iter().map(|f| {
+                let mut v = json!({
+                    "mailForwardTo": f.to.as_str(),
+                    "status": mailplane_domain::forward_status(f),
+                    "type": if primary.ends_with(&format!("@{}", f.to.domain())) { "internal" } else { "external" },
+                });
+                if let Some(r) = f.disabled_reason.as_deref().filter(|_| !f.enabled) {
+                    v["disabledReason"] = json!(r);
+                }
+                v
+            }).collect::<Vec<_>>(),
             "sequence": a.sequence,
             "accountCreationTime": a.created_ms,
             "mailboxCreationTime": a.created_ms,
@@ -376,6 +450,23 @@ mod tests {
             language: "en".into(),
             country: "in".into(),
             one_time_password: true,
+            forward_delete_copy: true,
+            forwards: vec![
+                MailForward {
+                    to: addr("archive@zylker.com"),
+                    confirmed: true,
+                    enabled: false,
+                    disabled_reason: Some("quiet \"week\"".into()),
+                    pending_key: None,
+                },
+                MailForward {
+                    to: addr("paula@example.com"),
+                    confirmed: false,
+                    enabled: true,
+                    disabled_reason: None,
+                    pending_key: None,
+                },
+            ],
             addresses: vec![
                 AccountAddress {
                     address: addr("becky@zylker.com"),

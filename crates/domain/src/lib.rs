@@ -26,13 +26,14 @@ pub use ids::{AccountId, AliasId, IdError, SendMailId, Zoid, Zuid};
 pub use mail_login::MailLogin;
 pub use mail_policy::{MailAccount, Verdict};
 pub use model::{
-    AccountAddress, AccountAggregate, AccountKind, AccountState, Identity, IdentityMode, Relay,
-    Role, SmtpConnection, UserAccount,
+    AccountAddress, AccountAggregate, AccountKind, AccountState, Identity, IdentityMode,
+    MailForward, PendingKey, Relay, Role, SmtpConnection, UserAccount,
 };
 pub use modes::{
-    apply, AccountCommand, AggregateParts, Answer, Applies, Change, IdentitySelector, Mode,
-    ModeSpec, NewIdentity, NewRelay, Offered, Op, PasswordReset, PathId, MAX_ADDRESSES_PER_ACCOUNT,
-    MAX_IDENTITIES_PER_ACCOUNT,
+    apply, forward_status, AccountCommand, AggregateParts, Answer, Applies, Change, ForwardDisable,
+    ForwardKey, IdentitySelector, Mode, ModeSpec, NewIdentity, NewRelay, Offered, Op,
+    PasswordReset, PathId, FORWARD_KEY_TTL_MS, FORWARD_RESEND_WAIT_MS, MAX_ADDRESSES_PER_ACCOUNT,
+    MAX_FORWARDS_PER_ACCOUNT, MAX_IDENTITIES_PER_ACCOUNT,
 };
 pub use relay_host::{is_internal_ip, literal_ip};
 pub use scope::{Access, Resource, Scope, ScopeSet};

@@ -72,6 +72,8 @@ pub struct AccountState {
     /// Whether the mailbox may be read over IMAP, and over POP3.
     pub imap_enabled: bool,
     pub pop_enabled: bool,
+    /// `deleteZohoMailCopy`: while a forward is in effect, the mailbox keeps no copy.
+    pub forward_delete_copy: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +103,35 @@ pub struct Identity {
     pub state: IdentityState,
 }
 
+/// A forward of the account's incoming mail to another address (`addMailForward`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailForward {
+    pub to: EmailAddress,
+    /// Whether the target gave back the key mailed to it (`verifyMailForward`).
+    pub confirmed: bool,
+    pub enabled: bool,
+    /// What `disableMailForward` said, while disabled.
+    pub disabled_reason: Option<String>,
+    /// The digest of the key awaiting confirmation, when it expires and when it was
+    /// mailed (epoch ms).
+    pub pending_key: Option<PendingKey>,
+}
+
+impl MailForward {
+    /// Whether mail is forwarded to the target now.
+    pub fn in_effect(&self) -> bool {
+        self.confirmed && self.enabled
+    }
+}
+
+/// A confirmation key that was mailed and not yet given back: only its digest is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingKey {
+    pub digest: String,
+    pub expires_ms: i64,
+    pub sent_ms: i64,
+}
+
 /// One account of the user who owns the account being changed (including that account).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserAccount {
@@ -126,6 +157,8 @@ pub struct AccountAggregate {
     /// The account's own addresses (hosted accounts only): one primary, the rest aliases.
     pub addresses: Vec<AccountAddress>,
     pub identities: Vec<Identity>,
+    /// The account's forwards, by target address.
+    pub forwards: Vec<MailForward>,
     /// The user's accounts, by sequence.
     pub user_accounts: Vec<UserAccount>,
     /// Who holds and claims each address the command names. The store fills this from
@@ -143,6 +176,10 @@ impl AccountAggregate {
 
     pub fn has_address(&self, address: &EmailAddress) -> bool {
         self.addresses.iter().any(|a| &a.address == address)
+    }
+
+    pub fn forward(&self, to: &EmailAddress) -> Option<&MailForward> {
+        self.forwards.iter().find(|f| &f.to == to)
     }
 
     /// What the store found of an address the command names.

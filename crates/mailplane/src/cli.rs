@@ -57,7 +57,7 @@ pub struct StorageArgs {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the API server
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create an organization with its super admin and print an access token
     Bootstrap(BootstrapArgs),
     /// Issue or revoke access tokens
@@ -382,6 +382,32 @@ pub struct ServeArgs {
     /// connect: Dovecot's auth process runs in group dovecot on Debian
     #[arg(long, env = "MAILPLANE_DOVECOT_SOCKET_GROUP")]
     pub dovecot_socket_group: Option<String>,
+    /// HOST:PORT of the SMTP server mailplane hands its own messages to (the keys that
+    /// confirm a forward), normally the local Postfix: plain SMTP, no login, the null
+    /// sender. Unset: the modes that must mail a key are refused
+    #[arg(long, env = "MAILPLANE_MAIL_SUBMIT")]
+    pub mail_submit: Option<String>,
+    /// The From address of mailplane's messages [default: postmaster@ the domain of the
+    /// account a message is about]
+    #[arg(long, env = "MAILPLANE_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// The longest one step of handing a message over may take (connecting, each reply),
+    /// and all the messages of one request together, in milliseconds
+    #[arg(
+        long,
+        env = "MAILPLANE_MAIL_SUBMIT_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub mail_submit_timeout_ms: u64,
+    /// Messages handed over at once; a request that would mail one more is answered 503
+    /// SERVER_BUSY with Retry-After
+    #[arg(
+        long,
+        env = "MAILPLANE_MAIL_SUBMIT_SLOTS",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub mail_submit_slots: u32,
     /// The characters that start an address extension (user+ext@domain), as Postfix's
     /// recipient_delimiter; empty for none (the same in serve, postfix config and dovecot
     /// config)

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            cli::Command::Serve(args) => serve::run(cli.storage, args).await,
+            cli::Command::Serve(args) => serve::run(cli.storage, *args).await,
             cli::Command::Bootstrap(args) => admin::bootstrap(cli.storage, args).await,
             cli::Command::Token(cli::TokenCommand::Issue(args)) => {
                 admin::issue_token(cli.storage, args).await

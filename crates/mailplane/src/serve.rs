@@ -10,6 +10,8 @@ use mailplane_api::{
     AppState, BadTokenLimit, PasswordWork, RateLimiter, RefusalLog, RelayPolicy, SignInLimiter,
     SignInPolicy, TrustedProxies,
 };
+use mailplane_domain::EmailAddress;
+use mailplane_outbound::{SubmitConfig, Submitter};
 use serde_json::json;
 
 use mailplane_store::retention::Retention;
@@ -118,6 +120,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         ));
     }
 
+    let mail_submit = mail_submit(&args)?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -172,6 +175,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
                 .map_or_else(PasswordWork::cores, |n| n as usize),
             Duration::from_millis(args.argon2_wait_ms),
         )),
+        mail_submit,
     };
     // The two background writers, one task each: refusals counted and written per window,
     // and retention.
@@ -213,4 +217,26 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term => {}
     }
+}
+
+/// `--mail-submit` and the flags that go with it.
+fn mail_submit(args: &ServeArgs) -> Result<Option<Submitter>, String> {
+    let Some(server) = args.mail_submit.clone() else {
+        return Ok(None);
+    };
+    let from = args
+        .mail_from
+        .as_deref()
+        .map(|a| EmailAddress::parse(a).map_err(|e| format!("--mail-from {a:?}: {e}")))
+        .transpose()?;
+    if !server.contains(':') {
+        return Err(format!("--mail-submit {server:?}: expected HOST:PORT"));
+    }
+    Ok(Some(Submitter::new(SubmitConfig {
+        server,
+        helo: "localhost".into(),
+        step_timeout: Duration::from_millis(args.mail_submit_timeout_ms.max(1)),
+        slots: args.mail_submit_slots as usize,
+        from,
+    })))
 }

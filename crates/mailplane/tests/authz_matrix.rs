@@ -69,6 +69,21 @@ const ALIAS: &str = "matrix.alias";
 /// beforehand and put back after each successful delete.
 const DELETABLE_ALIAS: &str = "matrix.deleteme";
 
+/// The forward every account has from the start (enabled, disabled, never confirmed), and
+/// the one every `deleteMailForward` removes (added back after each successful delete).
+const KEPT_FORWARD: &str = "matrix.kept@forward.example.net";
+const DELETABLE_FORWARD: &str = "matrix.deleteme@forward.example.net";
+/// The forward every `addMailForward` adds (removed after each success).
+const ADDED_FORWARD: &str = "matrix.added@forward.example.net";
+
+/// The modes whose matrix body the rule refuses (see [`RULE_REFUSAL`]).
+fn rule_refuses(mode: &str) -> bool {
+    matches!(
+        mode,
+        "verifyMailForward" | "resendMailForwardVerficationMail"
+    )
+}
+
 /// Every mode, from the domain's list: a new mode is in the matrix from the start, and
 /// [`Acct::body`] does not compile until it has a body for it.
 fn modes() -> impl Iterator<Item = &'static str> {
@@ -81,6 +96,10 @@ const INVALID_OAUTHSCOPE: (u16, &str) = (401, "INVALID_OAUTHSCOPE");
 const NO_PERMISSION: (u16, &str) = (403, "NO_PERMISSION");
 const URL_RULE: (u16, &str) = (404, "URL_RULE_NOT_CONFIGURED");
 const NOT_FOUND: (u16, &str) = (404, "NOT_FOUND");
+/// What the rule answers a caller who reached the account with a body that cannot
+/// succeed here: `verifyMailForward` without the key mailed, and
+/// `resendMailForwardVerficationMail` within a minute of the last key.
+const RULE_REFUSAL: (u16, &str) = (400, "INVALID_VALUE");
 
 /// What a read answers: a malformed id before anything, then the token's gate, then
 /// whether the target is within reach (absent and elsewhere look alike).
@@ -238,6 +257,22 @@ impl Acct {
             // The tokens stay: the matrix goes on with them.
             Mode::ResetPassword => json!({"mode": mode, "password": "Matrix-pass-9",
                                           "resetAuthToken": "false", "oneTimePassword": true}),
+            Mode::AddMailForward => json!({"mode": mode, "mailForward": ADDED_FORWARD}),
+            Mode::EnableMailForward => {
+                json!({"mode": mode, "mailForward": [{"mailForwardTo": KEPT_FORWARD}]})
+            }
+            Mode::DisableMailForward => json!({"mode": mode,
+                "mailForward": [{"mailForwardTo": KEPT_FORWARD, "reason": "matrix"}]}),
+            Mode::DeleteMailForward => {
+                json!({"mode": mode, "mailForward": [{"mailForwardTo": DELETABLE_FORWARD}]})
+            }
+            // The rule refuses these (see RULE_REFUSAL), after every authorization check.
+            Mode::VerifyMailForward => json!({"mode": mode,
+                "mailForward": [{"mailForwardTo": KEPT_FORWARD, "confirmKey": "not-the-key"}]}),
+            Mode::ResendMailForwardVerficationMail => {
+                json!({"mode": mode, "mailForward": [{"mailForwardTo": KEPT_FORWARD}]})
+            }
+            Mode::DeleteZohoMailCopy => json!({"mode": mode, "deleteCopy": "true"}),
         }
     }
 
@@ -292,6 +327,9 @@ struct Case {
     /// must be the same.
     twins: Vec<Key>,
     check: Check,
+    /// Whether `expect` is the rule's refusal ([`RULE_REFUSAL`]), which names the body's
+    /// field, rather than a zuid that is not the owner's.
+    rule_refusal: bool,
 }
 
 impl Case {
@@ -589,6 +627,15 @@ async fn setup(app: &TestApp) -> World {
             .await
             .unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
+        let r = admin
+            .update_org_account(
+                zoid,
+                &a.id,
+                &json!({"mode": "addMailForward", "mailForward": [KEPT_FORWARD, DELETABLE_FORWARD]}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
     }
 
     let zoid = |label, id: &str, org, valid| ZoidRef {
@@ -814,6 +861,7 @@ fn update_case(
     // A mode the table offers on the admin URL only is refused on the user URL.
     let admin_only_on_user_url = url.is_none()
         && Mode::parse(mode).is_some_and(|m| m.spec().offered == Offered::AdminUrlOnly);
+    let mut rule_refusal = false;
     let expect = if !t.valid || url.is_some_and(|z| !z.valid) {
         Err(URL_RULE)
     } else if let Some(denial) = gate {
@@ -826,6 +874,9 @@ fn update_case(
         Err(NO_PERMISSION)
     } else if body_zuid.is_some_and(|z| Some(z) != t.owner.as_ref().map(|o| o.0.as_str())) {
         Err(ZUID_NOT_OWNER)
+    } else if rule_refuses(mode) {
+        rule_refusal = true;
+        Err(RULE_REFUSAL)
     } else {
         Ok(())
     };
@@ -854,6 +905,7 @@ fn update_case(
         legit,
         twins,
         check: Check::Update { acct, mode },
+        rule_refusal,
     }
 }
 
@@ -893,6 +945,7 @@ fn read_cases(w: &World, m: &mut Matrix) {
         legit: false,
         twins: Vec::new(),
         check: Check::Nothing,
+        rule_refusal: false,
     };
     for (who, p) in w.principals.iter().enumerate() {
         let user_gate = p.gate(false, "READ");
@@ -1097,7 +1150,12 @@ fn judge(c: &Case, r: &Reply) -> Option<String> {
             if r.status != status || r.error_code() != code {
                 return Some(format!("expected {status} {code}"));
             }
-            if code == ZUID_NOT_OWNER.1 && !r.more_info().contains("zuid") {
+            if c.rule_refusal {
+                let more = r.more_info();
+                if !(more.starts_with("confirmKey") || more.starts_with("mailForward")) {
+                    return Some("the rule's 400 does not name its field".into());
+                }
+            } else if code == ZUID_NOT_OWNER.1 && !r.more_info().contains("zuid") {
                 return Some("the 400 does not name zuid".into());
             }
             None
@@ -1166,6 +1224,14 @@ async fn undo(w: &World, c: &Case) {
             true,
         ),
         "deleteEmailAlias" => (deletable_alias_body(a), true),
+        "addMailForward" => (
+            json!({"mode": "deleteMailForward", "mailForward": ADDED_FORWARD}),
+            false,
+        ),
+        "deleteMailForward" => (
+            json!({"mode": "addMailForward", "mailForward": DELETABLE_FORWARD}),
+            false,
+        ),
         _ => return,
     };
     let path_id = if by_zuid { &a.zuid } else { &a.id };
@@ -1181,7 +1247,25 @@ async fn authorization_matrix() {
     // `resetPassword` hashes its password before the store answers, even for a target out
     // of reach: the batch asks for about a hundred hashes at once, which queue for the
     // argon2 slots longer than the default wait.
-    let app = TestApp::demo_on(Db::fresh(), &["--argon2-wait-ms", "120000"]);
+    // The forwarding modes mail their keys to a port nothing listens on: the change is
+    // made and the answer says the mail was not sent, at once. Every request that may
+    // update takes a mail slot before the store checks whom it reaches; the matrix sends
+    // hundreds at once, so it gets as many slots (the limit is tested in forwarding.rs).
+    let nowhere = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let app = TestApp::demo_on(
+        Db::fresh(),
+        &[
+            "--argon2-wait-ms",
+            "120000",
+            "--mail-submit",
+            &nowhere,
+            "--mail-submit-slots",
+            "100000",
+        ],
+    );
     let w = setup(&app).await;
     let mut m = Matrix::default();
     update_cases(&w, &mut m);

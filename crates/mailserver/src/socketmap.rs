@@ -17,7 +17,8 @@
 //!   `virtual_mailbox_maps`; the value is the address itself, Postfix only needs a hit);
 //! - `aliases <address>`: an alias of a hosted account, mapped to the account's primary
 //!   address (for `virtual_alias_maps`), so that all of an account's mail reaches its one
-//!   mailbox.
+//!   mailbox; and a primary address whose account has forwards in effect, mapped to the
+//!   forward targets, after the address itself unless the account keeps no copy.
 //!
 //! Keys are compared in lower case, as mailplane stores addresses. Postfix asks a
 //! socketmap for `user+ext@domain` only (it strips extensions for indexed tables, not for
@@ -163,11 +164,13 @@ pub async fn lookup(services: &Services, body: &[u8]) -> Reply {
             for key in std::iter::once(&address).chain(&bare) {
                 match store.mailbox(key).await {
                     // The primary address is the mailbox; any other address an alias of it.
-                    Ok(Some((_, primary))) => {
-                        return if (primary == *key) == (map == "mailboxes") {
-                            Reply::Ok(primary.to_string())
-                        } else {
-                            Reply::NotFound
+                    Ok(Some((account, primary))) => {
+                        return match (map, primary == *key) {
+                            ("mailboxes", true) | ("aliases", false) => {
+                                Reply::Ok(primary.to_string())
+                            }
+                            ("aliases", true) => forwards(services, account, &primary).await,
+                            _ => Reply::NotFound,
                         };
                     }
                     Ok(None) => {}
@@ -215,6 +218,31 @@ pub async fn lookup(services: &Services, body: &[u8]) -> Reply {
             Ok(None) => Reply::NotFound,
             Err(e) => unavailable(e),
         },
+    }
+}
+
+/// `aliases` of a primary address: its forwards in effect, after the address itself
+/// unless the account keeps no copy. Postfix delivers to an address that a lookup
+/// answers with itself, and expands the others; no forward in effect, no answer (the
+/// mailbox alone, whatever `deleteZohoMailCopy` says).
+async fn forwards(
+    services: &Services,
+    account: mailplane_domain::AccountId,
+    primary: &EmailAddress,
+) -> Reply {
+    match services.store.forwarding(account).await {
+        Ok((targets, _)) if targets.is_empty() => Reply::NotFound,
+        Ok((targets, keep_copy)) => {
+            let copy = keep_copy.then_some(primary);
+            Reply::Ok(
+                copy.into_iter()
+                    .chain(&targets)
+                    .map(EmailAddress::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+        }
+        Err(e) => unavailable(e),
     }
 }
 

@@ -755,6 +755,15 @@ impl Store {
         on_read!(self, |db| mail::mailbox(db, address).await)
     }
 
+    /// The targets of the account's forwards in effect, and whether its mailbox keeps a
+    /// copy.
+    pub async fn forwarding(
+        &self,
+        account: AccountId,
+    ) -> Result<(Vec<EmailAddress>, bool), StoreError> {
+        on_read!(self, |db| mail::forwarding(db, account).await)
+    }
+
     /// The hosted account whose primary address is `login`, as a mail login sees it.
     pub async fn mail_login(
         &self,
@@ -832,7 +841,8 @@ impl Store {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Now, in epoch milliseconds (the unit of every time the store keeps).
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -69,6 +69,30 @@ pub(crate) async fn mailbox<D: Db>(
     .await
 }
 
+/// Where the mail of a hosted account goes besides its mailbox: the targets of its
+/// forwards in effect (confirmed and enabled), and whether the mailbox keeps a copy
+/// (`deleteZohoMailCopy` unset). No forward in effect: the mailbox only, whatever the flag.
+pub(crate) async fn forwarding<D: Db>(
+    db: &D,
+    account: AccountId,
+) -> Result<(Vec<EmailAddress>, bool), StoreError> {
+    let id = account.as_i64();
+    let params: &[&dyn crate::db::Param] = &[&id];
+    let (targets, delete_copy) = tokio::try_join!(
+        db.rows(
+            "SELECT address FROM mail_forwards WHERE account_id = $1 AND confirmed AND enabled ORDER BY address",
+            params,
+            |r| email(&r.get::<String>("address")?),
+        ),
+        db.row(
+            "SELECT forward_delete_copy FROM accounts WHERE account_id = $1",
+            params,
+            |r| r.get::<bool>("forward_delete_copy"),
+        )
+    )?;
+    Ok((targets, !delete_copy.unwrap_or(false)))
+}
+
 /// The hosted account whose primary address is `login`, as a login sees it.
 pub(crate) async fn mail_login<D: Db>(
     db: &D,

@@ -2,8 +2,8 @@
 
 use crate::{redacted, REDACTED};
 use mailplane_domain::{
-    AccountAddress, AccountId, AccountKind, AliasId, EmailAddress, Identity, Role, Secret, Zoid,
-    Zuid,
+    AccountAddress, AccountId, AccountKind, AliasId, EmailAddress, Identity, MailForward, Role,
+    Secret, Zoid, Zuid,
 };
 
 /// What a successful account update answers with (the mode's `Answer`).
@@ -16,6 +16,10 @@ pub struct Applied {
     /// The addresses the change added, each with its new id, in the order given
     /// (`Answer::AddedAddresses`).
     pub added_addresses: Option<Vec<(EmailAddress, AliasId)>>,
+    /// The account's forwards after the change (`Answer::Forwards`).
+    pub forwards: Option<Vec<MailForward>>,
+    /// The account's primary address, with the forwards (the confirmation mail names it).
+    pub account_address: Option<EmailAddress>,
 }
 
 /// An account with everything the account object of the API shows.
@@ -44,9 +48,13 @@ pub struct AccountView {
     pub country: String,
     /// Whether the user's password was set as one-time (`resetPassword`).
     pub one_time_password: bool,
+    /// `deleteZohoMailCopy`: no copy stays in the mailbox while a forward is in effect.
+    pub forward_delete_copy: bool,
     /// Hosted accounts: the primary address first, then aliases by name.
     pub addresses: Vec<AccountAddress>,
     pub identities: Vec<Identity>,
+    /// Hosted accounts: the forwards, by target address.
+    pub forwards: Vec<MailForward>,
 }
 
 impl AccountView {

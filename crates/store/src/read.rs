@@ -3,7 +3,8 @@
 
 use mailplane_domain::{
     AccountAddress, AccountId, AccountKind, AddressFacts, Claim, EmailAddress, Identity,
-    IdentityMode, IdentityState, Relay, Role, SendMailId, SmtpConnection, Zoid, Zuid,
+    IdentityMode, IdentityState, MailForward, PendingKey, Relay, Role, SendMailId, SmtpConnection,
+    Zoid, Zuid,
 };
 
 use crate::db::{try_join_all, Db, Param, Row};
@@ -47,7 +48,7 @@ macro_rules! select_accounts {
             "SELECT a.account_id, a.zuid, u.zoid, u.role, u.first_name, u.last_name, u.display_name, \
              a.kind, a.sequence, a.external_address, a.enabled, a.outgoing_blocked, a.incoming_blocked, \
              a.imap_enabled, a.pop_enabled, a.activesync_enabled, a.created_ms, a.last_login_ms, \
-             u.time_zone, u.language, u.country, u.password_one_time \
+             u.time_zone, u.language, u.country, u.password_one_time, a.forward_delete_copy \
              FROM accounts a JOIN users u ON u.zuid = a.zuid ",
             $($rest),*
         )
@@ -78,8 +79,10 @@ fn account_row(r: &Row<'_>) -> Result<AccountView, StoreError> {
         language: r.get("language")?,
         country: r.get("country")?,
         one_time_password: r.get("password_one_time")?,
+        forward_delete_copy: r.get("forward_delete_copy")?,
         addresses: Vec::new(),
         identities: Vec::new(),
+        forwards: Vec::new(),
     })
 }
 
@@ -92,11 +95,48 @@ async fn views<D: Db>(
 ) -> Result<Vec<AccountView>, StoreError> {
     let mut found = db.rows(sql, params, account_row).await?;
     for v in found.iter_mut().filter(|v| v.kind == AccountKind::Hosted) {
-        // Sent together: one round trip for both on PostgreSQL.
-        (v.addresses, v.identities) =
-            tokio::try_join!(addresses(db, v.account_id), identities(db, v.account_id))?;
+        // Sent together: one round trip for the three on PostgreSQL.
+        (v.addresses, v.identities, v.forwards) = tokio::try_join!(
+            addresses(db, v.account_id),
+            identities(db, v.account_id),
+            forwards(db, v.account_id)
+        )?;
     }
     Ok(found)
+}
+
+/// The account's forwards, by target address.
+pub(crate) async fn forwards<D: Db>(
+    db: &D,
+    account: AccountId,
+) -> Result<Vec<MailForward>, StoreError> {
+    db.rows(
+        "SELECT address, confirmed, enabled, disabled_reason, key_digest, key_expires_ms, key_sent_ms \
+         FROM mail_forwards WHERE account_id = $1 ORDER BY address",
+        &[&account.as_i64()],
+        |r| {
+            let pending_key = match (
+                r.get::<Option<String>>("key_digest")?,
+                r.get::<Option<i64>>("key_expires_ms")?,
+                r.get::<Option<i64>>("key_sent_ms")?,
+            ) {
+                (Some(digest), Some(expires_ms), Some(sent_ms)) => Some(PendingKey {
+                    digest,
+                    expires_ms,
+                    sent_ms,
+                }),
+                _ => None,
+            };
+            Ok(MailForward {
+                to: email(&r.get::<String>("address")?)?,
+                confirmed: r.get("confirmed")?,
+                enabled: r.get("enabled")?,
+                disabled_reason: r.get("disabled_reason")?,
+                pending_key,
+            })
+        },
+    )
+    .await
 }
 
 pub(crate) async fn account_view<D: Db>(

@@ -30,6 +30,8 @@ const SET_PASSWORD: &str =
 // Never the primary, whatever the rule said: an account always keeps one address.
 const DELETE_ALIAS: &str =
     "DELETE FROM addresses WHERE address = $1 AND account_id = $2 AND NOT is_primary";
+const SET_FORWARD_DELETE_COPY: &str =
+    "UPDATE accounts SET forward_delete_copy = $1 WHERE account_id = $2";
 const AUDIT: &str =
     "INSERT INTO audit (at_ms, request_id, actor_zuid, actor_token_id, client_addr, zoid, zuid, account_id, mode, before, after) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -67,6 +69,7 @@ fn single_statement(op: &Op, dialect: Dialect) -> Option<&'static str> {
         Op::DeleteIdentity(_) => Some(DELETE_IDENTITY),
         Op::DeleteAlias(_) => Some(DELETE_ALIAS),
         Op::SetPassword { .. } => Some(SET_PASSWORD),
+        Op::SetForwardDeleteCopy(_) => Some(SET_FORWARD_DELETE_COPY),
         Op::SetAccountOrder(_) => Some(set_account_order(dialect)),
         // Two statements, the second sent once the first is answered; a password sealed
         // on our side before its statement is sent; an id to read back.
@@ -75,6 +78,12 @@ fn single_statement(op: &Op, dialect: Dialect) -> Option<&'static str> {
         | Op::UpsertIdentity { .. }
         | Op::AddAlias(_)
         | Op::RevokeUserTokens => None,
+        // The forwarding modes answer with the forwards, read back after the change.
+        Op::AddForward { .. }
+        | Op::SetForwardKey { .. }
+        | Op::ConfirmForward(_)
+        | Op::SetForwardEnabled { .. }
+        | Op::DeleteForward(_) => None,
     }
 }
 
@@ -93,7 +102,8 @@ macro_rules! select_target {
     ($($rest:literal)*) => {
         concat!(
             "SELECT a.account_id, a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, \
-                    a.imap_enabled, a.pop_enabled, u.zoid, u.display_name, u.password_one_time, u.role \
+                    a.imap_enabled, a.pop_enabled, a.forward_delete_copy, u.zoid, u.display_name, \
+                    u.password_one_time, u.role \
              FROM accounts a JOIN users u ON u.zuid = a.zuid ",
             $($rest),*
         )
@@ -139,6 +149,7 @@ async fn lock_target<D: Db>(db: &D, target: UpdateTarget) -> Result<Option<Targe
                     incoming_blocked: r.get("incoming_blocked")?,
                     imap_enabled: r.get("imap_enabled")?,
                     pop_enabled: r.get("pop_enabled")?,
+                    forward_delete_copy: r.get("forward_delete_copy")?,
                 },
                 zoid: Zoid::from_db(r.get("zoid")?),
                 user_display_name: r.get("display_name")?,
@@ -282,6 +293,58 @@ async fn persist<D: Db>(
             db.exec(SET_PASSWORD, &[&hash.as_str(), &one_time, &owner.as_i64()])
                 .await?;
         }
+        Op::SetForwardDeleteCopy(v) => {
+            db.exec(SET_FORWARD_DELETE_COPY, &[&v, &id]).await?;
+        }
+        Op::AddForward { to, key } => {
+            db.exec(
+                "INSERT INTO mail_forwards (account_id, address, key_digest, key_expires_ms, key_sent_ms, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&id, &to.as_str(), &key.digest, &key.expires_ms, &key.sent_ms, &now_ms()],
+            )
+            .await?;
+        }
+        Op::SetForwardKey { to, key } => {
+            db.exec(
+                "UPDATE mail_forwards SET key_digest = $1, key_expires_ms = $2, key_sent_ms = $3 \
+                 WHERE account_id = $4 AND address = $5",
+                &[
+                    &key.digest,
+                    &key.expires_ms,
+                    &key.sent_ms,
+                    &id,
+                    &to.as_str(),
+                ],
+            )
+            .await?;
+        }
+        Op::ConfirmForward(to) => {
+            // The key is spent: a second confirmation with it finds none.
+            db.exec(
+                "UPDATE mail_forwards SET confirmed = TRUE, key_digest = NULL, key_expires_ms = NULL, \
+                 key_sent_ms = NULL WHERE account_id = $1 AND address = $2",
+                &[&id, &to.as_str()],
+            )
+            .await?;
+        }
+        Op::SetForwardEnabled {
+            to,
+            enabled,
+            reason,
+        } => {
+            db.exec(
+                "UPDATE mail_forwards SET enabled = $1, disabled_reason = $2 WHERE account_id = $3 AND address = $4",
+                &[&enabled, &reason, &id, &to.as_str()],
+            )
+            .await?;
+        }
+        Op::DeleteForward(to) => {
+            db.exec(
+                "DELETE FROM mail_forwards WHERE account_id = $1 AND address = $2",
+                &[&id, &to.as_str()],
+            )
+            .await?;
+        }
         Op::RevokeUserTokens => {
             // Access tokens (minted from a refresh token or issued on their own), refresh
             // tokens, and codes of a sign-in made with the old password that are not
@@ -388,17 +451,19 @@ pub(crate) async fn apply<D: Tx>(
     // PostgreSQL and cost one round trip, not five. Only the parts the rule reads are
     // asked for at all.
     let to_check = cmd.addresses_to_check();
-    let (org_domains, addresses, identities, user_accounts, claims) = tokio::try_join!(
+    let (org_domains, addresses, identities, user_accounts, forwards, claims) = tokio::try_join!(
         when(parts.org_domains, read::org_domains(db, target.zoid)),
         when(parts.addresses, read::addresses(db, account)),
         when(parts.identities, read::identities(db, account)),
         when(parts.user_accounts, user_accounts(db, target.state.zuid)),
+        when(parts.forwards, read::forwards(db, account)),
         read::address_facts(db, &to_check),
     )?;
     let agg = AccountAggregate {
         org_domains,
         addresses,
         identities,
+        forwards,
         user_accounts,
         claims,
         zoid: target.zoid,
@@ -452,6 +517,11 @@ pub(crate) async fn apply<D: Tx>(
         },
         Answer::AddedAddresses => Applied {
             added_addresses: Some(added),
+            ..Applied::default()
+        },
+        Answer::Forwards => Applied {
+            forwards: Some(read::forwards(db, account).await?),
+            account_address: agg.primary_address().cloned(),
             ..Applied::default()
         },
     })

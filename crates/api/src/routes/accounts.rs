@@ -9,12 +9,14 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
 use mailplane_domain::{
-    Access, AccountCommand, AccountId, PasswordHash, PasswordReset, PathId, Zoid, Zuid,
+    Access, AccountCommand, AccountId, EmailAddress, ForwardKey, PasswordHash, PasswordReset,
+    PathId, Secret, Zoid, Zuid, FORWARD_KEY_TTL_MS,
 };
+use mailplane_outbound::{Message, Slot, Submitter};
 use mailplane_store::{secrets, Caller, GrantKind, RequestMeta, UpdateTarget};
 
 use super::{body, path_id, success, success_with, Segments};
-use crate::command::{parse_update, NewPassword, UpdateBody};
+use crate::command::{parse_update, KeysToMail, NewPassword, UpdateBody};
 use crate::error::ApiError;
 use crate::metrics::ModeLabel;
 use crate::{auth, lenient, view, AppState};
@@ -106,8 +108,18 @@ async fn update(
     };
     let mode = request.body.mode();
     let target = path_id.target(mode.spec().path)?;
+    // Keys to mail once the change commits, with the slot to mail them in.
+    let mut to_mail = None;
     let command = match request.body {
         UpdateBody::Command(command) => command,
+        UpdateBody::KeysToMail(keys) => {
+            auth::authenticate(&state.store, headers)
+                .await?
+                .grant(kind, Access::Update)?;
+            let (command, mail) = keys_to_mail(state, keys)?;
+            to_mail = Some(mail);
+            command
+        }
         UpdateBody::ResetPassword(new) => {
             // argon2 is slow on purpose: a hash is computed only for a caller whose
             // token, scope and role allow the update (the store checks them again in the
@@ -130,10 +142,23 @@ async fn update(
             command,
         )
         .await?;
-    let mut resp = match (&updated.identities, &updated.added_addresses) {
-        (Some(identities), _) => success_with(view::identities(identities)),
-        (None, Some(added)) => success_with(view::added_addresses(added)),
-        (None, None) => success(),
+    let mailed = match (to_mail, &updated.account_address) {
+        (Some(mail), Some(account)) => mail.send(account).await,
+        _ => Vec::new(),
+    };
+    let mut resp = match (
+        &updated.identities,
+        &updated.added_addresses,
+        &updated.forwards,
+    ) {
+        (Some(identities), _, _) => success_with(view::identities(identities)),
+        (None, Some(added), _) => success_with(view::added_addresses(added)),
+        (None, None, Some(forwards)) => success_with(view::forwards_after(
+            forwards,
+            updated.account_address.as_ref(),
+            &mailed,
+        )),
+        (None, None, None) => success(),
     };
     resp.extensions_mut().insert(ModeLabel(mode.as_str()));
     Ok(resp)
@@ -159,6 +184,125 @@ async fn hashed(state: &AppState, new: NewPassword) -> Result<AccountCommand, Ap
         revoke_tokens,
         one_time,
     }))
+}
+
+/// The confirmation keys of a forwarding change, to mail once it commits.
+struct KeyMail {
+    submitter: Submitter,
+    slot: Slot,
+    keys: Vec<(EmailAddress, Secret)>,
+}
+
+/// The command of `addMailForward` or `resendMailForwardVerficationMail`: a new key for
+/// each target (120 bits, random), of which the command carries the digest only. A slot
+/// to mail them is taken first: with none free, or nowhere to mail, nothing changes.
+fn keys_to_mail(
+    state: &AppState,
+    KeysToMail { resend, targets }: KeysToMail,
+) -> Result<(AccountCommand, KeyMail), ApiError> {
+    let submitter = state.mail_submit.clone().ok_or_else(|| {
+        ApiError::Invalid(
+            "mailForward: a forward is confirmed with a key mailed to its target, and this server has nowhere to hand mail (serve --mail-submit is not set); ask its operator".into(),
+        )
+    })?;
+    let slot = submitter
+        .slot()
+        .ok_or(ApiError::Busy(MAIL_BUSY_RETRY_AFTER_SECS))?;
+    let keys: Vec<(EmailAddress, Secret)> = targets
+        .into_iter()
+        .map(|to| (to, Secret::new(secrets::new_password())))
+        .collect();
+    let digests = keys
+        .iter()
+        .map(|(to, key)| ForwardKey {
+            to: to.clone(),
+            digest: secrets::token_digest(key.expose()),
+        })
+        .collect();
+    let now_ms = mailplane_store::now_ms();
+    let command = if resend {
+        AccountCommand::ResendMailForward {
+            keys: digests,
+            now_ms,
+        }
+    } else {
+        AccountCommand::AddMailForward {
+            keys: digests,
+            now_ms,
+        }
+    };
+    Ok((
+        command,
+        KeyMail {
+            submitter,
+            slot,
+            keys,
+        },
+    ))
+}
+
+/// Seconds a client is asked to wait when every mail slot is taken.
+const MAIL_BUSY_RETRY_AFTER_SECS: u64 = 5;
+
+impl KeyMail {
+    /// Mails each key to its target, in the slot taken before the change. The change has
+    /// committed: a message that cannot be handed over is reported in the answer (the
+    /// client can ask for a new key), never as a failure of the request. All of it within
+    /// one step timeout, so the answer never waits on the mail server past the request's
+    /// own limit.
+    async fn send(self, account: &EmailAddress) -> Vec<(EmailAddress, String)> {
+        let KeyMail {
+            submitter,
+            slot,
+            keys,
+        } = self;
+        let Some(from) = submitter.from_for(account) else {
+            return keys
+                .into_iter()
+                .map(|(to, _)| (to, "not sent: no From address".to_string()))
+                .collect();
+        };
+        let budget = submitter.step_timeout();
+        let deadline = tokio::time::Instant::now() + budget;
+        let mut outcomes = Vec::new();
+        for (to, key) in keys {
+            let message = confirmation(account, &to, &key, from.clone());
+            let outcome =
+                match tokio::time::timeout_at(deadline, submitter.send(&slot, &to, &message)).await
+                {
+                    Ok(Ok(())) => "sent".to_string(),
+                    Ok(Err(e)) => format!("not sent: {e}"),
+                    Err(_) => format!("not sent: the mail server took longer than {budget:?}"),
+                };
+            outcomes.push((to, outcome));
+        }
+        outcomes
+    }
+}
+
+/// The message that carries a forward's key: who asks, and the key on a line of its own.
+fn confirmation(
+    account: &EmailAddress,
+    to: &EmailAddress,
+    key: &Secret,
+    from: EmailAddress,
+) -> Message {
+    let days = FORWARD_KEY_TTL_MS / (24 * 60 * 60 * 1000);
+    Message {
+        from,
+        subject: format!("Confirm forwarding of {account}'s mail to you"),
+        body: vec![
+            format!("The mail account {account} asks that its incoming mail be forwarded to {to}."),
+            String::new(),
+            format!(
+                "If you want this mail, give the confirmation key below to {account} (or to its mail administrator); it is valid for {days} days:"
+            ),
+            String::new(),
+            key.expose().to_string(),
+            String::new(),
+            "If you do not, ignore this message: nothing is forwarded to you until the key is given back.".into(),
+        ],
+    }
 }
 
 /// Zoho: Get All User Accounts.

@@ -3,6 +3,7 @@
 mod account_order;
 mod email_alias;
 mod email_update;
+mod mail_forward;
 mod reset_password;
 mod send_mail;
 mod status;
@@ -10,10 +11,14 @@ mod status;
 use serde_json::Value;
 
 use crate::{
-    AccountAggregate, AccountId, AccountKind, EmailAddress, IdentityMode, PasswordHash, Relay,
-    RuleError, Secret, SendMailId, SmtpConnection,
+    AccountAggregate, AccountId, AccountKind, EmailAddress, IdentityMode, PasswordHash, PendingKey,
+    Relay, RuleError, Secret, SendMailId, SmtpConnection,
 };
 
+pub use mail_forward::{
+    forward_status, ForwardDisable, ForwardKey, FORWARD_KEY_TTL_MS, FORWARD_RESEND_WAIT_MS,
+    MAX_FORWARDS_PER_ACCOUNT,
+};
 pub use send_mail::MAX_IDENTITIES_PER_ACCOUNT;
 
 /// At most this many addresses (the primary and its aliases) per account: the modes that
@@ -49,6 +54,8 @@ pub enum Answer {
     /// Each address the change added with its new id, in `data`:
     /// `[{"a@zylker.com": "<id>"}, …]`.
     AddedAddresses,
+    /// The account's forwards after the change, in `data`.
+    Forwards,
 }
 
 /// Which accounts a mode may change.
@@ -255,6 +262,73 @@ modes!(
             answer: Answer::StatusOnly,
             applies: Applies::HostedOnly,
         },
+        // Zoho's forwarding pages: every one takes `mailForward`, an array of objects
+        // naming `mailForwardTo` (or, as some clients send it, one object or a string).
+        AddMailForward = "addMailForward" {
+            required: ["mailForward"],
+            optional: [],
+            offered: Offered::BothUrls,
+            path: PathId::AccountId,
+            reads: AggregateParts::FORWARDS,
+            answer: Answer::Forwards,
+            applies: Applies::HostedOnly,
+        },
+        EnableMailForward = "enableMailForward" {
+            required: ["mailForward"],
+            optional: [],
+            offered: Offered::BothUrls,
+            path: PathId::AccountId,
+            reads: AggregateParts::FORWARDS,
+            answer: Answer::Forwards,
+            applies: Applies::HostedOnly,
+        },
+        // `reason` in each element, or once beside `mailForward`.
+        DisableMailForward = "disableMailForward" {
+            required: ["mailForward"],
+            optional: ["reason"],
+            offered: Offered::BothUrls,
+            path: PathId::AccountId,
+            reads: AggregateParts::FORWARDS,
+            answer: Answer::Forwards,
+            applies: Applies::HostedOnly,
+        },
+        DeleteMailForward = "deleteMailForward" {
+            required: ["mailForward"],
+            optional: [],
+            offered: Offered::BothUrls,
+            path: PathId::AccountId,
+            reads: AggregateParts::FORWARDS,
+            answer: Answer::Forwards,
+            applies: Applies::HostedOnly,
+        },
+        // `confirmKey` in each element, or once beside `mailForward`.
+        VerifyMailForward = "verifyMailForward" {
+            required: ["mailForward"],
+            optional: ["confirmKey"],
+            offered: Offered::BothUrls,
+            path: PathId::AccountId,
+            reads: AggregateParts::FORWARDS,
+            answer: Answer::Forwards,
+            applies: Applies::HostedOnly,
+        },
+        ResendMailForwardVerficationMail = "resendMailForwardVerficationMail" {
+            required: ["mailForward"],
+            optional: [],
+            offered: Offered::BothUrls,
+            path: PathId::AccountId,
+            reads: AggregateParts::FORWARDS,
+            answer: Answer::Forwards,
+            applies: Applies::HostedOnly,
+        },
+        DeleteZohoMailCopy = "deleteZohoMailCopy" {
+            required: [],
+            optional: ["deleteCopy"],
+            offered: Offered::BothUrls,
+            path: PathId::AccountId,
+            reads: AggregateParts::NONE,
+            answer: Answer::StatusOnly,
+            applies: Applies::HostedOnly,
+        },
     }
 );
 
@@ -323,13 +397,40 @@ pub enum AccountCommand {
     EnableMailAccount,
     DisableMailAccount,
     MailAccountOrderUpdate(Vec<AccountId>),
-    UpdateOutgoingStatus { blocked: bool },
-    UpdateIncomingStatus { blocked: bool },
-    UpdateImapStatus { enabled: bool },
-    UpdatePopStatus { enabled: bool },
+    UpdateOutgoingStatus {
+        blocked: bool,
+    },
+    UpdateIncomingStatus {
+        blocked: bool,
+    },
+    UpdateImapStatus {
+        enabled: bool,
+    },
+    UpdatePopStatus {
+        enabled: bool,
+    },
     AddEmailAlias(Vec<EmailAddress>),
     DeleteEmailAlias(Vec<EmailAddress>),
     ResetPassword(PasswordReset),
+    /// Forwards to add, each with the digest of the key that will be mailed to it.
+    AddMailForward {
+        keys: Vec<ForwardKey>,
+        now_ms: i64,
+    },
+    EnableMailForward(Vec<EmailAddress>),
+    DisableMailForward(Vec<ForwardDisable>),
+    DeleteMailForward(Vec<EmailAddress>),
+    /// The digests of the keys given back.
+    VerifyMailForward {
+        keys: Vec<ForwardKey>,
+        now_ms: i64,
+    },
+    /// A new key for each target, to be mailed.
+    ResendMailForward {
+        keys: Vec<ForwardKey>,
+        now_ms: i64,
+    },
+    DeleteZohoMailCopy(bool),
 }
 
 impl AccountCommand {
@@ -348,6 +449,13 @@ impl AccountCommand {
             AccountCommand::AddEmailAlias(_) => Mode::AddEmailAlias,
             AccountCommand::DeleteEmailAlias(_) => Mode::DeleteEmailAlias,
             AccountCommand::ResetPassword(_) => Mode::ResetPassword,
+            AccountCommand::AddMailForward { .. } => Mode::AddMailForward,
+            AccountCommand::EnableMailForward(_) => Mode::EnableMailForward,
+            AccountCommand::DisableMailForward(_) => Mode::DisableMailForward,
+            AccountCommand::DeleteMailForward(_) => Mode::DeleteMailForward,
+            AccountCommand::VerifyMailForward { .. } => Mode::VerifyMailForward,
+            AccountCommand::ResendMailForward { .. } => Mode::ResendMailForwardVerficationMail,
+            AccountCommand::DeleteZohoMailCopy(_) => Mode::DeleteZohoMailCopy,
         }
     }
 
@@ -377,7 +485,14 @@ impl AccountCommand {
             | AccountCommand::UpdateImapStatus { .. }
             | AccountCommand::UpdatePopStatus { .. }
             | AccountCommand::DeleteEmailAlias(_)
-            | AccountCommand::ResetPassword(_) => Vec::new(),
+            | AccountCommand::ResetPassword(_)
+            | AccountCommand::AddMailForward { .. }
+            | AccountCommand::EnableMailForward(_)
+            | AccountCommand::DisableMailForward(_)
+            | AccountCommand::DeleteMailForward(_)
+            | AccountCommand::VerifyMailForward { .. }
+            | AccountCommand::ResendMailForward { .. }
+            | AccountCommand::DeleteZohoMailCopy(_) => Vec::new(),
         }
     }
 }
@@ -391,6 +506,7 @@ pub struct AggregateParts {
     pub addresses: bool,
     pub identities: bool,
     pub user_accounts: bool,
+    pub forwards: bool,
 }
 
 impl AggregateParts {
@@ -399,12 +515,21 @@ impl AggregateParts {
         addresses: false,
         identities: false,
         user_accounts: false,
+        forwards: false,
     };
     pub const ALL: AggregateParts = AggregateParts {
         org_domains: true,
         addresses: true,
         identities: true,
         user_accounts: true,
+        forwards: true,
+    };
+    /// The account's forwards, and its addresses (the answer and the confirmation mail
+    /// name the account).
+    pub const FORWARDS: AggregateParts = AggregateParts {
+        addresses: true,
+        forwards: true,
+        ..AggregateParts::NONE
     };
 }
 
@@ -446,6 +571,25 @@ pub enum Op {
     /// Revokes every access token, refresh token and pending authorization code of the
     /// user.
     RevokeUserTokens,
+    /// A new, unconfirmed forward awaiting the key mailed to it.
+    AddForward {
+        to: EmailAddress,
+        key: PendingKey,
+    },
+    /// A new key for an unconfirmed forward, replacing the previous one.
+    SetForwardKey {
+        to: EmailAddress,
+        key: PendingKey,
+    },
+    /// The forward is confirmed; its key is spent.
+    ConfirmForward(EmailAddress),
+    SetForwardEnabled {
+        to: EmailAddress,
+        enabled: bool,
+        reason: Option<String>,
+    },
+    DeleteForward(EmailAddress),
+    SetForwardDeleteCopy(bool),
 }
 
 /// What an accepted command changes, with the audit view of it (never a secret).
@@ -484,6 +628,23 @@ pub fn apply(agg: &AccountAggregate, cmd: AccountCommand) -> Result<Change, Rule
         AccountCommand::AddEmailAlias(list) => email_alias::add(agg, list),
         AccountCommand::DeleteEmailAlias(list) => email_alias::delete(agg, list),
         AccountCommand::ResetPassword(reset) => Ok(reset_password::apply(agg, reset)),
+        AccountCommand::AddMailForward { keys, now_ms } => mail_forward::add(agg, keys, now_ms),
+        AccountCommand::EnableMailForward(list) => mail_forward::set_enabled(
+            agg,
+            list.into_iter()
+                .map(|to| ForwardDisable { to, reason: None })
+                .collect(),
+            true,
+        ),
+        AccountCommand::DisableMailForward(list) => mail_forward::set_enabled(agg, list, false),
+        AccountCommand::DeleteMailForward(list) => mail_forward::delete(agg, list),
+        AccountCommand::VerifyMailForward { keys, now_ms } => {
+            mail_forward::verify(agg, keys, now_ms)
+        }
+        AccountCommand::ResendMailForward { keys, now_ms } => {
+            mail_forward::resend(agg, keys, now_ms)
+        }
+        AccountCommand::DeleteZohoMailCopy(delete) => Ok(mail_forward::delete_copy(agg, delete)),
     }
 }
 
@@ -520,6 +681,7 @@ pub(crate) mod fixtures {
                 incoming_blocked: false,
                 imap_enabled: true,
                 pop_enabled: true,
+                forward_delete_copy: false,
             },
             zoid: Zoid::new(12345678).unwrap(),
             user_display_name: "Rebecca".into(),
@@ -543,6 +705,7 @@ pub(crate) mod fixtures {
                 relay: None,
                 state: IdentityState::Active,
             }],
+            forwards: vec![],
             user_accounts: vec![
                 UserAccount {
                     id,
@@ -570,7 +733,7 @@ pub(crate) mod fixtures {
 
 #[cfg(test)]
 mod reads_tests {
-    use super::fixtures::{addr, rebecca};
+    use super::fixtures::addr;
     use crate::*;
 
     /// The aggregate as the store loads it for `cmd`: the parts the rule does not read
@@ -590,12 +753,17 @@ mod reads_tests {
         if !parts.user_accounts {
             agg.user_accounts.clear();
         }
+        if !parts.forwards {
+            agg.forwards.clear();
+        }
         agg
     }
 
     #[test]
     fn a_rule_decides_the_same_on_the_parts_it_says_it_reads() {
-        let full = rebecca();
+        let full = super::mail_forward::tests::with_forwards();
+        let now_ms = super::mail_forward::tests::NOW;
+        let key = super::mail_forward::tests::key;
         let ids: Vec<AccountId> = full.user_accounts.iter().map(|a| a.id).collect();
         let stranger = AccountId::new(9_000_000_000_000_000_001).unwrap();
         let commands = vec![
@@ -618,6 +786,43 @@ mod reads_tests {
             AccountCommand::DeleteEmailAlias(vec![addr("admin@zylker.com")]),
             AccountCommand::ResetPassword(super::reset_password::tests::reset(true, false)),
             AccountCommand::ResetPassword(super::reset_password::tests::reset(false, true)),
+            AccountCommand::AddMailForward {
+                keys: vec![key("new@example.com", "d")],
+                now_ms,
+            },
+            AccountCommand::AddMailForward {
+                keys: vec![key("paula@example.com", "d")],
+                now_ms,
+            },
+            AccountCommand::AddMailForward {
+                keys: vec![key("becky@zylker.com", "d")],
+                now_ms,
+            },
+            AccountCommand::EnableMailForward(vec![addr("archive@example.net")]),
+            AccountCommand::EnableMailForward(vec![addr("new@example.com")]),
+            AccountCommand::DisableMailForward(vec![ForwardDisable {
+                to: addr("archive@example.net"),
+                reason: None,
+            }]),
+            AccountCommand::DeleteMailForward(vec![addr("paula@example.com")]),
+            AccountCommand::DeleteMailForward(vec![addr("new@example.com")]),
+            AccountCommand::VerifyMailForward {
+                keys: vec![key("paula@example.com", "d1")],
+                now_ms,
+            },
+            AccountCommand::VerifyMailForward {
+                keys: vec![key("paula@example.com", "bad")],
+                now_ms,
+            },
+            AccountCommand::ResendMailForward {
+                keys: vec![key("paula@example.com", "d2")],
+                now_ms: now_ms + FORWARD_RESEND_WAIT_MS,
+            },
+            AccountCommand::ResendMailForward {
+                keys: vec![key("archive@example.net", "d2")],
+                now_ms,
+            },
+            AccountCommand::DeleteZohoMailCopy(true),
         ];
         // A mode that reads less than everything is held to it here: it must be among the
         // commands above.
