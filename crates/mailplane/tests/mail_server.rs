@@ -27,7 +27,7 @@ use common::*;
 use mail_clients::{pop3_login, Imap};
 use mail_server::MailServer;
 use serde_json::{json, Value};
-use smtp::{base64_encode, submit, Outcome, Reply, SmtpClient, StandIn, Submission};
+use smtp::{base64_encode, submit, Outcome, Received, Reply, SmtpClient, StandIn, Submission};
 
 backend_tests!(
     #[cfg_attr(
@@ -43,6 +43,7 @@ const ALIAS: &str = "rebecca.sales@zylker.com";
 const NEWBIE: &str = "newbie@zylker.com";
 const NEWBIE_PASSWORD: &str = "Newbie-pass-42";
 const FRIEND: &str = "friend@example.org";
+const FORWARD_TO: &str = "paula@example.org";
 
 /// Mail from outside (no login) to `to`; how it ended.
 fn mail_to(server: &MailServer, to: &str, subject: &str) -> Outcome {
@@ -349,6 +350,11 @@ async fn the_mail_server_follows_mailplane() {
     )
     .await;
 
+    // 10. Forwarding: nothing before the target gives back the key mailed to it; then a
+    //     copy to the target and one in the mailbox; with deleteZohoMailCopy the target's
+    //     only; disabled, the mailbox's only.
+    forwarding(&server, &sink, &password).await;
+
     // 7. A new password: the old one fails everywhere, the new one works, and Rebecca's
     //    tokens are revoked.
     let new_password = "Brand-new-pass-7";
@@ -393,4 +399,102 @@ async fn the_mail_server_follows_mailplane() {
     for secret in [password.as_str(), new_password, NEWBIE_PASSWORD, "$argon2"] {
         assert!(!log.contains(secret), "the log holds a secret ({secret})");
     }
+}
+
+/// Waits for `subject` at the sink (the relay of every other domain), flushing Postfix.
+fn relayed(server: &MailServer, sink: &StandIn, subject: &str) -> Option<Received> {
+    sink.wait_for(
+        subject,
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+        || server.postfix.flush(),
+    )
+}
+
+/// Whether `subject` reached the sink within a few seconds of flushing (for mail that
+/// must not: by then anything Postfix had for the relay was sent).
+fn relayed_soon(server: &MailServer, sink: &StandIn, subject: &str) -> bool {
+    server.postfix.flush();
+    sink.wait_for(
+        subject,
+        Duration::from_secs(3),
+        Duration::from_secs(1),
+        || server.postfix.flush(),
+    )
+    .is_some()
+}
+
+async fn forwarding(server: &MailServer, sink: &StandIn, password: &str) {
+    let app = &server.app;
+    let added = admin_put(
+        app,
+        json!({"zuid": REBECCA_ZUID, "mode": "addMailForward", "mailForward": [{"mailForwardTo": FORWARD_TO}]}),
+    )
+    .await;
+    assert_eq!(added["data"][0]["confirmationMail"], "sent", "{added}");
+    // The key, through Postfix to the target's server (the sink), with the null sender.
+    let mail = relayed(
+        server,
+        sink,
+        &format!("Confirm forwarding of {REBECCA_NEW}'s mail to you"),
+    )
+    .expect("the confirmation mail reaches the target");
+    assert_eq!(mail.rcpt_to, [FORWARD_TO.to_string()]);
+    assert_eq!(mail.mail_from, "");
+    let (_, body) = mail.data.split_once("\n\n").expect("a body");
+    let key = body
+        .lines()
+        .find(|l| l.len() == 20 && l.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| panic!("no key line in {body}"))
+        .to_string();
+
+    mail_to(server, REBECCA_NEW, "10 unconfirmed").accepted();
+    assert!(arrives(server, REBECCA_NEW, password, "10 unconfirmed"));
+    assert!(
+        !relayed_soon(server, sink, "10 unconfirmed"),
+        "an unconfirmed forward forwarded"
+    );
+
+    admin_put(
+        app,
+        json!({"zuid": REBECCA_ZUID, "mode": "verifyMailForward", "mailForward": [{"mailForwardTo": FORWARD_TO, "confirmKey": key}]}),
+    )
+    .await;
+    mail_to(server, REBECCA_NEW, "10 with a copy").accepted();
+    let forwarded = relayed(server, sink, "10 with a copy").expect("the forward delivers");
+    assert_eq!(forwarded.rcpt_to, [FORWARD_TO.to_string()]);
+    assert!(arrives(server, REBECCA_NEW, password, "10 with a copy"));
+    // An alias of the account is forwarded as well.
+    mail_to(server, BECKY, "10 to the old address").accepted();
+    assert!(relayed(server, sink, "10 to the old address").is_some());
+
+    admin_put(
+        app,
+        json!({"zuid": REBECCA_ZUID, "mode": "deleteZohoMailCopy", "deleteCopy": true}),
+    )
+    .await;
+    mail_to(server, REBECCA_NEW, "10 no copy").accepted();
+    assert!(relayed(server, sink, "10 no copy").is_some());
+    let mut imap = Imap::login(&server.dovecot.imap_addr(), REBECCA_NEW, password).unwrap();
+    assert!(
+        imap.search_inbox("10 no copy").is_empty(),
+        "the mailbox kept a copy"
+    );
+    imap.logout();
+
+    admin_put(
+        app,
+        json!({"zuid": REBECCA_ZUID, "mode": "disableMailForward", "mailForward": [{"mailForwardTo": FORWARD_TO, "reason": "back from leave"}]}),
+    )
+    .await;
+    mail_to(server, REBECCA_NEW, "10 disabled").accepted();
+    assert!(
+        arrives(server, REBECCA_NEW, password, "10 disabled"),
+        "with no forward in effect the mailbox gets the mail, whatever deleteZohoMailCopy says"
+    );
+    assert!(
+        !relayed_soon(server, sink, "10 disabled"),
+        "a disabled forward forwarded"
+    );
+    assert!(!app.log().contains(&key), "the key is logged");
 }

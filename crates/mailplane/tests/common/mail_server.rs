@@ -50,11 +50,17 @@ impl MailServer {
     ) -> MailServer {
         let mut dovecot = DovecotInstance::new();
         let dict = dovecot.dict_listen();
+        // Postfix's ports are chosen now: mailplane hands its own messages (forward
+        // confirmations) to Postfix's smtpd, as in a real installation.
+        let mut postfix = PostfixInstance::new(relayhost);
+        let submit = postfix.smtpd_addr();
         let dict_args = [
             "--dovecot-listen",
             dict.as_str(),
             "--dovecot-socket-group",
             "dovecot",
+            "--mail-submit",
+            submit.as_str(),
         ];
         let app = TestApp::demo_on(
             Db::fresh(),
@@ -118,7 +124,6 @@ impl MailServer {
                 && config.contains(&format!("inet:{socketmap}")),
             "the configuration names neither the policy service nor the socketmap"
         );
-        let mut postfix = PostfixInstance::new(relayhost);
         postfix.append_main_cf(&format!("# mailplane postfix config\n{config}"));
         more_postfix(&mut postfix);
         postfix.start();
