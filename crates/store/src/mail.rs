@@ -80,7 +80,11 @@ pub(crate) async fn forwarding<D: Db>(
     let params: &[&dyn crate::db::Param] = &[&id];
     let (targets, delete_copy) = tokio::try_join!(
         db.rows(
-            "SELECT address FROM mail_forwards WHERE account_id = $1 AND confirmed AND enabled ORDER BY address",
+            // A target that became an address of the account itself (an alias added
+            // later) is its own mail already: answering it would send Postfix round the
+            // alias and back.
+            "SELECT address FROM mail_forwards WHERE account_id = $1 AND confirmed AND enabled \
+             AND address NOT IN (SELECT address FROM addresses WHERE account_id = $1) ORDER BY address",
             params,
             |r| email(&r.get::<String>("address")?),
         ),
