@@ -4,7 +4,9 @@
 //! its body is described, and a test holds the described keys to the table). The committed
 //! copy (`openapi.json` at the repository root) is checked against this by a test.
 
-use mailplane_domain::{Answer, IdentityMode, Mode, PathId, Role, SmtpConnection};
+use mailplane_domain::{
+    Answer, IdentityMode, Mode, PathId, ProfileField, Role, SmtpConnection, MAX_USER_EXPIRY_DAYS,
+};
 use serde_json::{json, Map, Value};
 
 fn strings(values: Vec<&'static str>) -> Value {
@@ -112,6 +114,28 @@ fn nullable(schema: Value) -> Value {
 /// A text field of 1 to `max` characters.
 fn text(max: u32) -> Value {
     json!({ "type": "string", "minLength": 1, "maxLength": max })
+}
+
+/// A profile field of a new user, as the server takes it: its text (a number is read as
+/// its digits), in the field's form.
+fn profile_text(field: ProfileField) -> Value {
+    // Narrower than the server where that keeps the expression short: no surrounding
+    // spaces (the server trims them).
+    let pattern = match field {
+        ProfileField::EmployeeId => {
+            "^[\\p{L}\\p{N}._/#-](?:[\\p{L}\\p{N} ._/#-]{0,48}[\\p{L}\\p{N}._/#-])?$"
+        }
+        ProfileField::Department | ProfileField::Designation => {
+            "^[^\\p{Cc}\\s](?:[^\\p{Cc}]{0,98}[^\\p{Cc}\\s])?$"
+        }
+        ProfileField::MobileNumber => "^\\+?[0-9]{4,20}$",
+        ProfileField::Extension => "^[0-9]{1,10}$",
+    };
+    let mut forms = vec![json!({ "type": "string", "pattern": pattern })];
+    if matches!(field, ProfileField::EmployeeId | ProfileField::Extension) {
+        forms.push(json!({ "type": "integer", "minimum": 0, "maximum": 9_999_999_999u64 }));
+    }
+    json!({ "oneOf": forms, "description": field.rule() })
 }
 
 /// One `sendMailDetails` element. Its `mode` decides the other fields: `mailbox` may leave
@@ -508,7 +532,10 @@ pub fn document() -> Value {
                         "enabled": { "type": "boolean" }, "status": { "type": "boolean" }, "mailboxStatus": { "type": "string", "enum": ["enabled", "disabled"] },
                         "incomingBlocked": { "type": "boolean" }, "outgoingBlocked": { "type": "boolean" }, "imapAccessEnabled": { "type": "boolean" },
                         "popAccessEnabled": { "type": "boolean" }, "activeSyncEnabled": { "type": "boolean" },
-                        "oneTimePassword": { "type": "boolean", "description": "the user's password was set as one-time by `resetPassword` (a mailplane addition; nothing forces a change yet)" },
+                        "oneTimePassword": { "type": "boolean", "description": "the user's password was set as one-time, on creation or by `resetPassword` (a mailplane addition; nothing forces a change yet)" },
+                        "userExpiry": { "type": "integer", "description": "when the user expires, epoch milliseconds; -1 for never (a mailplane addition)" },
+                        "employeeId": { "type": "string" }, "department": { "type": "string" }, "designation": { "type": "string" },
+                        "mobileNumber": { "type": "string" }, "extension": { "type": "string" },
                         "sequence": { "type": "integer" }, "accountCreationTime": { "type": "integer" }, "mailboxCreationTime": { "type": "integer" },
                         "lastLogin": { "type": "integer" }, "timeZone": { "type": "string" }, "language": { "type": "string" }, "country": { "type": "string" },
                         "URI": { "type": "string" }
@@ -533,7 +560,17 @@ pub fn document() -> Value {
                         "firstName": nullable(text(100)), "lastName": nullable(text(100)),
                         "displayName": nullable(text(100)),
                         "role": nullable(strings(Role::ALL.iter().map(|r| r.as_str()).collect())),
-                        "country": nullable(text(10)), "language": nullable(text(10)), "timeZone": nullable(text(64))
+                        "country": nullable(text(10)), "language": nullable(text(10)), "timeZone": nullable(text(64)),
+                        "userExpiry": nullable(json!({ "description": "days from now after which the user can no longer sign in or log in to mail", "oneOf": [
+                            { "type": "integer", "minimum": 1, "maximum": MAX_USER_EXPIRY_DAYS },
+                            { "type": "string", "pattern": format!("^(?:{})$", up_to(MAX_USER_EXPIRY_DAYS).join("|")) } ] })),
+                        "oneTimePassword": nullable(lenient_bool()),
+                        "groupMailList": nullable(json!({ "type": "array", "maxItems": 0, "description": "group addresses to add the user to; groups are not supported yet, so only an empty list is accepted" })),
+                        "employeeId": nullable(profile_text(ProfileField::EmployeeId)),
+                        "department": nullable(profile_text(ProfileField::Department)),
+                        "designation": nullable(profile_text(ProfileField::Designation)),
+                        "mobileNumber": nullable(profile_text(ProfileField::MobileNumber)),
+                        "extension": nullable(profile_text(ProfileField::Extension))
                     }
                 }
             }

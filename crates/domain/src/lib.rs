@@ -38,4 +38,7 @@ pub use relay_host::{is_internal_ip, literal_ip};
 pub use scope::{Access, Resource, Scope, ScopeSet};
 pub use secret::{PasswordHash, Secret};
 pub use send_as::{AddressFacts, Claim, IdentityState, InertReason, Owner};
-pub use users::{check_new_user, check_removal, user_audit_view, UserRuleError};
+pub use users::{
+    check_new_user, check_removal, expiry_ms, is_expired, user_audit_view, ProfileField,
+    UserProfile, UserRuleError, MAX_USER_EXPIRY_DAYS,
+};

@@ -832,7 +832,7 @@ impl Store {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -874,6 +874,7 @@ mod tests {
                 oauth::Credentials {
                     zuid: Zuid::new(11111111).unwrap(),
                     password_hash: Some(canary()),
+                    expires_ms: None,
                 }
             ),
             format!(

@@ -6,7 +6,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
-use mailplane_domain::{Access, EmailAddress, Role, Secret, Zoid, Zuid};
+use mailplane_domain::{
+    expiry_ms, Access, EmailAddress, ProfileField, Role, Secret, UserProfile, Zoid, Zuid,
+    MAX_USER_EXPIRY_DAYS,
+};
 use mailplane_store::{secrets, NewUser, RequestMeta, UserRef};
 use serde_json::Value;
 
@@ -198,6 +201,7 @@ pub async fn get_org_account(
     Ok(success_with(view::account(&account, &state.public_url)))
 }
 
+/// Every key of Zoho's Add User page.
 const CREATE_KEYS: &[&str] = &[
     "primaryEmailAddress",
     "password",
@@ -208,6 +212,14 @@ const CREATE_KEYS: &[&str] = &[
     "country",
     "language",
     "timeZone",
+    "userExpiry",
+    "oneTimePassword",
+    "groupMailList",
+    "employeeId",
+    "department",
+    "designation",
+    "mobileNumber",
+    "extension",
 ];
 
 fn new_user(obj: &Object) -> Result<(NewUser, Secret), ApiError> {
@@ -218,6 +230,34 @@ fn new_user(obj: &Object) -> Result<(NewUser, Secret), ApiError> {
             .transpose()
     };
     let password = lenient::password(lenient::require(obj, "password", "password")?, "password")?;
+    // Groups do not exist yet: an empty list asks for nothing, any address in it for a
+    // membership that cannot be given, which is refused rather than dropped.
+    if let Some(v) = lenient::get(obj, "groupMailList") {
+        if !lenient::list(v, "groupMailList")?.is_empty() {
+            return Err(ApiError::Invalid(
+                "groupMailList: groups are not supported yet; send an empty list or leave it out"
+                    .into(),
+            ));
+        }
+    }
+    let expires_ms = lenient::get(obj, "userExpiry")
+        .map(|v| {
+            let days = lenient::whole(v, "userExpiry", (1, MAX_USER_EXPIRY_DAYS))?;
+            expiry_ms(mailplane_store::now_ms(), days).map_err(|e| ApiError::Pattern(e.message))
+        })
+        .transpose()?;
+    let mut profile = UserProfile::default();
+    for field in ProfileField::ALL {
+        if let Some(v) = lenient::get(obj, field.key()) {
+            let text = lenient::text_or_number(v, field.key())?;
+            profile.set(
+                field,
+                field
+                    .parse(&text)
+                    .map_err(|e| ApiError::Pattern(e.message))?,
+            );
+        }
+    }
     let user = NewUser {
         primary_email: lenient::email(
             lenient::require(obj, "primaryEmailAddress", "primaryEmailAddress")?,
@@ -234,6 +274,12 @@ fn new_user(obj: &Object) -> Result<(NewUser, Secret), ApiError> {
         country: optional("country", 10)?.unwrap_or_else(|| "us".into()),
         language: optional("language", 10)?.unwrap_or_else(|| "en".into()),
         time_zone: optional("timeZone", 64)?.unwrap_or_else(|| "UTC".into()),
+        one_time_password: lenient::get(obj, "oneTimePassword")
+            .map(|v| lenient::boolean(v, "oneTimePassword"))
+            .transpose()?
+            .unwrap_or(false),
+        expires_ms,
+        profile,
     };
     Ok((user, password))
 }
