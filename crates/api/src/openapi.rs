@@ -448,6 +448,25 @@ pub fn document() -> Value {
                     } } },
                     "responses": responses("201", json!({ "description": "created", "content": { "application/json": { "schema": { "type": "object", "required": ["status", "data"], "properties": { "status": { "$ref": "#/components/schemas/Status" }, "data": account_ref } } } } }), &[("409", "the address belongs to another account"), ("503", "the database cannot be reached, the request took longer than the server allows, or every password-hashing slot stayed taken (`SERVER_BUSY`, with `Retry-After`)")])
                 },
+                "put": {
+                    "operationId": "changeRole",
+                    "security": auth,
+                    "description": "Zoho's Change the Role of a User: `mode` `changeRole` is the only mode of this URL (any other is a 400 `INVALID_MODE` naming it). Only a super admin may make or unmake admins (403 `NO_PERMISSION` otherwise, kept as a security event); the organization's last super admin keeps that role (400 `INVALID_VALUE` naming `userList`). A zuid that is no user of the organization is a 404. All or none; each named user gets an audit row.",
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "title": "changeRole",
+                        "type": "object", "additionalProperties": false,
+                        "required": ["mode", "userList", "role"],
+                        "properties": {
+                            "mode": { "const": "changeRole" },
+                            "userList": { "description": "the users' zuids", "oneOf": [
+                                { "type": "array", "minItems": 1, "maxItems": 200, "items": lenient_id() },
+                                { "type": "string", "pattern": comma_list(&id_digits()) }
+                            ] },
+                            "role": { "type": "string", "enum": ["admin", "member", "user"], "description": "`user` (Zoho's sample) is read as `member`" }
+                        }
+                    }, "example": { "mode": "changeRole", "userList": ["11111111"], "role": "admin" } } } },
+                    "responses": responses("200", ok_response(Some(json!({ "type": "array", "description": "each user once, in the order given", "items": { "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": { "const": true } } }))), &[])
+                },
                 "delete": {
                     "operationId": "deleteUsers",
                     "security": auth,

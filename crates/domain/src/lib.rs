@@ -39,6 +39,7 @@ pub use scope::{Access, Resource, Scope, ScopeSet};
 pub use secret::{PasswordHash, Secret};
 pub use send_as::{AddressFacts, Claim, IdentityState, InertReason, Owner};
 pub use users::{
-    check_new_user, check_removal, expiry_ms, is_expired, user_audit_view, ProfileField,
-    UserProfile, UserRuleError, MAX_USER_EXPIRY_DAYS,
+    assignable_role, check_new_user, check_removal, check_role_change, expiry_ms, is_expired,
+    role_audit_view, user_audit_view, ProfileField, UserProfile, UserRuleError,
+    MAX_USER_EXPIRY_DAYS,
 };

@@ -69,6 +69,47 @@ pub fn check_removal(
     Ok(())
 }
 
+/// The role `changeRole` gives: `admin` or `member`, and `user`, which Zoho's sample sends,
+/// read as `member`. A super admin is made only by `bootstrap` or on creation.
+pub fn assignable_role(s: &str) -> Option<Role> {
+    match s {
+        "admin" => Some(Role::Admin),
+        "member" | "user" => Some(Role::Member),
+        _ => None,
+    }
+}
+
+/// The role in the audit rows of `changeRole` (`before` and `after`).
+pub fn role_audit_view(role: Role) -> Value {
+    json!({ "role": role.as_str() })
+}
+
+/// Only a super admin may make or unmake admins (`changeRole`), and the organization keeps
+/// at least one super admin. `current` are the roles of the users named (each once),
+/// `new` the role they get.
+pub fn check_role_change(
+    actor: Role,
+    new: Role,
+    current: &[Role],
+    super_admins_in_org: usize,
+) -> Result<(), UserRuleError> {
+    let touches_admins = new.is_admin() || current.iter().any(|r| r.is_admin());
+    if touches_admins && actor != Role::SuperAdmin {
+        return Err(UserRuleError::Forbidden(
+            "only a super admin may make or unmake admins".into(),
+        ));
+    }
+    let demoted = current.iter().filter(|r| **r == Role::SuperAdmin).count();
+    if new != Role::SuperAdmin && demoted > 0 && demoted >= super_admins_in_org {
+        return Err(RuleError::invalid(
+            "userList",
+            "userList: the organization's last super admin keeps that role",
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// The most days `userExpiry` may be (about a hundred years): a larger count would only
 /// overflow the clock, and "never" is said by leaving the key out.
 pub const MAX_USER_EXPIRY_DAYS: u64 = 36_500;
@@ -272,6 +313,34 @@ mod tests {
         assert!(matches!(
             check_removal(Role::Admin, &[Role::Admin], 1),
             Err(UserRuleError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn only_super_admins_change_admin_roles_and_the_last_super_admin_stays() {
+        use Role::*;
+        assert!(check_role_change(Admin, Member, &[Member], 1).is_ok());
+        assert!(matches!(
+            check_role_change(Admin, Admin, &[Member], 1),
+            Err(UserRuleError::Forbidden(_))
+        ));
+        assert!(matches!(
+            check_role_change(Admin, Member, &[Admin], 1),
+            Err(UserRuleError::Forbidden(_))
+        ));
+        assert!(matches!(
+            check_role_change(Member, Member, &[SuperAdmin], 1),
+            Err(UserRuleError::Forbidden(_))
+        ));
+        assert!(check_role_change(SuperAdmin, Admin, &[Member, Admin], 1).is_ok());
+        assert!(matches!(
+            check_role_change(SuperAdmin, Admin, &[SuperAdmin], 1),
+            Err(UserRuleError::Rule(_))
+        ));
+        assert!(check_role_change(SuperAdmin, Member, &[SuperAdmin], 2).is_ok());
+        assert!(matches!(
+            check_role_change(SuperAdmin, Member, &[SuperAdmin, SuperAdmin], 2),
+            Err(UserRuleError::Rule(_))
         ));
     }
 

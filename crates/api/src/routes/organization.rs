@@ -7,8 +7,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
 use mailplane_domain::{
-    expiry_ms, Access, EmailAddress, ProfileField, Role, Secret, UserProfile, Zoid, Zuid,
-    MAX_USER_EXPIRY_DAYS,
+    assignable_role, expiry_ms, Access, EmailAddress, ProfileField, Role, Secret, UserProfile,
+    Zoid, Zuid, MAX_USER_EXPIRY_DAYS,
 };
 use mailplane_store::{secrets, NewUser, RequestMeta, UserRef};
 use serde_json::Value;
@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::{body, created, path_id, success, success_with, Segments};
 use crate::error::ApiError;
 use crate::lenient::{self, Object};
+use crate::metrics::ModeLabel;
 use crate::{auth, view, AppState};
 
 fn org_not_found(zoid: Zoid) -> ApiError {
@@ -341,6 +342,74 @@ pub async fn delete_accounts(
     let users = user_refs(&lenient::parse_object(&body(raw)?)?)?;
     state.store.delete_users(&grant, &meta, zoid, users).await?;
     Ok(success())
+}
+
+/// The modes of `PUT /api/organization/{zoid}/accounts` (no id in the path), as Zoho
+/// spells them.
+const ORG_ACCOUNTS_MODES: &[&str] = &["changeRole"];
+
+/// At most this many users in one `changeRole`: the largest page of the account list.
+const MAX_USERS_PER_ROLE_CHANGE: usize = 200;
+
+/// The body of `changeRole`: the users (zuids as numbers or strings, an array or a
+/// comma-separated string) and the role they get.
+fn role_change(obj: &Object) -> Result<(Vec<Zuid>, Role), ApiError> {
+    let mode = lenient::require(obj, "mode", "mode")?;
+    if mode.as_str() != Some("changeRole") {
+        return Err(ApiError::UnknownMode(format!(
+            "mode {mode} is not supported on this URL; supported modes: {}",
+            ORG_ACCOUNTS_MODES.join(", ")
+        )));
+    }
+    lenient::only_keys(obj, &["mode", "userList", "role"], "")?;
+    let users = lenient::list(lenient::require(obj, "userList", "userList")?, "userList")?;
+    if users.is_empty() || users.len() > MAX_USERS_PER_ROLE_CHANGE {
+        return Err(ApiError::Pattern(format!(
+            "userList must name 1 to {MAX_USERS_PER_ROLE_CHANGE} users by zuid"
+        )));
+    }
+    let zuids = users
+        .iter()
+        .map(|v| lenient::id::<Zuid>(v, "userList"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let role = lenient::word(
+        lenient::require(obj, "role", "role")?,
+        "role",
+        assignable_role,
+        "admin, member (user is read as member)",
+    )?;
+    Ok((zuids, role))
+}
+
+/// Zoho: Change the Role of a User (`mode` `changeRole`), the only mode of this URL.
+pub async fn update_accounts(
+    State(state): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    Segments(zoid): Segments<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let zoid: Zoid = path_id(&zoid)?;
+    let grant = auth::admin(&state.store, &headers, Access::Update).await?;
+    let (zuids, role) = role_change(&lenient::parse_object(&body(raw)?)?)?;
+    state
+        .store
+        .change_roles(&grant, &meta, zoid, zuids.clone(), role)
+        .await?;
+    // Each user once, in the order given, as Zoho answers: `{"<zuid>": true}`.
+    let mut answered: Vec<Zuid> = Vec::new();
+    for z in zuids {
+        if !answered.contains(&z) {
+            answered.push(z);
+        }
+    }
+    let data: Vec<Value> = answered
+        .iter()
+        .map(|z| serde_json::json!({ z.to_string(): true }))
+        .collect();
+    let mut resp = success_with(data);
+    resp.extensions_mut().insert(ModeLabel("changeRole"));
+    Ok(resp)
 }
 
 #[cfg(test)]
