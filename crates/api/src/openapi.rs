@@ -238,6 +238,22 @@ fn mode_body(mode: Mode) -> Value {
                 "oneTimePassword": flag(false, "kept and shown in the account object; nothing forces a change yet"),
             })
         }
+        Mode::UpdatePersonalInfo => {
+            // At least one of the three (`null` is absence).
+            let not_null = json!({ "not": { "type": "null" } });
+            extra = Some((
+                "anyOf",
+                json!(["firstName", "lastName", "displayName"]
+                    .iter()
+                    .map(|k| json!({ "required": [k], "properties": { *k: not_null } }))
+                    .collect::<Vec<_>>()),
+            ));
+            json!({ "firstName": nullable(text(100)), "lastName": nullable(text(100)), "displayName": nullable(text(100)) })
+        }
+        Mode::DisplayNameEmailUpdate => json!({
+            "displayName": text(100),
+            "emailAddress": { "description": "an address of the account (primary or alias): its `mailbox` identity gets the display name", "allOf": [email()] }
+        }),
     };
     let mut properties = Map::new();
     properties.insert("zuid".into(), nullable(lenient_id()));

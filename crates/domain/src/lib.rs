@@ -31,8 +31,8 @@ pub use model::{
 };
 pub use modes::{
     apply, AccountCommand, AggregateParts, Answer, Applies, Change, IdentitySelector, Mode,
-    ModeSpec, NewIdentity, NewRelay, Offered, Op, PasswordReset, PathId, MAX_ADDRESSES_PER_ACCOUNT,
-    MAX_IDENTITIES_PER_ACCOUNT,
+    ModeSpec, NewIdentity, NewRelay, Offered, Op, PasswordReset, PathId, PersonalInfo,
+    MAX_ADDRESSES_PER_ACCOUNT, MAX_IDENTITIES_PER_ACCOUNT,
 };
 pub use relay_host::{is_internal_ip, literal_ip};
 pub use scope::{Access, Resource, Scope, ScopeSet};

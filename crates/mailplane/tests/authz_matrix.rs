@@ -194,6 +194,9 @@ struct Acct {
     id: String,
     zuid: String,
     org: Org,
+    /// Its primary address when the matrix starts: an address it keeps whatever the other
+    /// modes do (`displaynameemailupdate`).
+    first_primary: &'static str,
     /// A new primary address in the account's organization (`emailupdate`).
     new_address: String,
     /// The account's organization's domain.
@@ -238,6 +241,11 @@ impl Acct {
             // The tokens stay: the matrix goes on with them.
             Mode::ResetPassword => json!({"mode": mode, "password": "Matrix-pass-9",
                                           "resetAuthToken": "false", "oneTimePassword": true}),
+            Mode::UpdatePersonalInfo => {
+                json!({"mode": mode, "firstName": "Matrix", "displayName": "Matrix Person"})
+            }
+            Mode::DisplayNameEmailUpdate => json!({"mode": mode, "displayName": "Matrix Sender",
+                                                   "emailAddress": self.first_primary}),
         }
     }
 
@@ -542,6 +550,7 @@ async fn setup(app: &TestApp) -> World {
             id: REBECCA.into(),
             zuid: REBECCA_ZUID.into(),
             org: Org::A,
+            first_primary: "becky@zylker.com",
             new_address: "matrix.rebecca@zylker.com".into(),
             domain: "zylker.com",
             tag: "rebecca",
@@ -553,6 +562,7 @@ async fn setup(app: &TestApp) -> World {
             id: adm_account.clone(),
             zuid: adm_zuid.clone(),
             org: Org::A,
+            first_primary: "admin@zylker.com",
             new_address: "matrix.admin@zylker.com".into(),
             domain: "zylker.com",
             tag: "admin",
@@ -564,6 +574,7 @@ async fn setup(app: &TestApp) -> World {
             id: boss_account.clone(),
             zuid: boss_zuid.clone(),
             org: Org::B,
+            first_primary: "boss@other.example",
             new_address: "matrix.boss@other.example".into(),
             domain: "other.example",
             tag: "boss",

@@ -3,6 +3,7 @@
 mod account_order;
 mod email_alias;
 mod email_update;
+mod personal_info;
 mod reset_password;
 mod send_mail;
 mod status;
@@ -14,6 +15,7 @@ use crate::{
     RuleError, Secret, SendMailId, SmtpConnection,
 };
 
+pub use personal_info::PersonalInfo;
 pub use send_mail::MAX_IDENTITIES_PER_ACCOUNT;
 
 /// At most this many addresses (the primary and its aliases) per account: the modes that
@@ -255,6 +257,30 @@ modes!(
             answer: Answer::StatusOnly,
             applies: Applies::HostedOnly,
         },
+        // The user's names; at least one of the three (the parser and the OpenAPI body
+        // say so).
+        UpdatePersonalInfo = "updatePersonalInfo" {
+            required: [],
+            optional: ["firstName", "lastName", "displayName"],
+            offered: Offered::BothUrls,
+            path: PathId::AccountId,
+            reads: AggregateParts::NONE,
+            answer: Answer::StatusOnly,
+            applies: Applies::HostedOnly,
+        },
+        DisplayNameEmailUpdate = "displaynameemailupdate" {
+            required: ["displayName", "emailAddress"],
+            optional: [],
+            offered: Offered::BothUrls,
+            path: PathId::AccountId,
+            reads: AggregateParts {
+                addresses: true,
+                identities: true,
+                ..AggregateParts::NONE
+            },
+            answer: Answer::StatusOnly,
+            applies: Applies::HostedOnly,
+        },
     }
 );
 
@@ -323,13 +349,26 @@ pub enum AccountCommand {
     EnableMailAccount,
     DisableMailAccount,
     MailAccountOrderUpdate(Vec<AccountId>),
-    UpdateOutgoingStatus { blocked: bool },
-    UpdateIncomingStatus { blocked: bool },
-    UpdateImapStatus { enabled: bool },
-    UpdatePopStatus { enabled: bool },
+    UpdateOutgoingStatus {
+        blocked: bool,
+    },
+    UpdateIncomingStatus {
+        blocked: bool,
+    },
+    UpdateImapStatus {
+        enabled: bool,
+    },
+    UpdatePopStatus {
+        enabled: bool,
+    },
     AddEmailAlias(Vec<EmailAddress>),
     DeleteEmailAlias(Vec<EmailAddress>),
     ResetPassword(PasswordReset),
+    UpdatePersonalInfo(PersonalInfo),
+    DisplayNameEmailUpdate {
+        display_name: String,
+        address: EmailAddress,
+    },
 }
 
 impl AccountCommand {
@@ -348,6 +387,8 @@ impl AccountCommand {
             AccountCommand::AddEmailAlias(_) => Mode::AddEmailAlias,
             AccountCommand::DeleteEmailAlias(_) => Mode::DeleteEmailAlias,
             AccountCommand::ResetPassword(_) => Mode::ResetPassword,
+            AccountCommand::UpdatePersonalInfo(_) => Mode::UpdatePersonalInfo,
+            AccountCommand::DisplayNameEmailUpdate { .. } => Mode::DisplayNameEmailUpdate,
         }
     }
 
@@ -377,7 +418,10 @@ impl AccountCommand {
             | AccountCommand::UpdateImapStatus { .. }
             | AccountCommand::UpdatePopStatus { .. }
             | AccountCommand::DeleteEmailAlias(_)
-            | AccountCommand::ResetPassword(_) => Vec::new(),
+            | AccountCommand::ResetPassword(_)
+            | AccountCommand::UpdatePersonalInfo(_)
+            // An address of the account itself: nobody else's holding or claim matters.
+            | AccountCommand::DisplayNameEmailUpdate { .. } => Vec::new(),
         }
     }
 }
@@ -446,6 +490,8 @@ pub enum Op {
     /// Revokes every access token, refresh token and pending authorization code of the
     /// user.
     RevokeUserTokens,
+    /// Sets the user's names that are given.
+    SetPersonalInfo(PersonalInfo),
 }
 
 /// What an accepted command changes, with the audit view of it (never a secret).
@@ -484,6 +530,11 @@ pub fn apply(agg: &AccountAggregate, cmd: AccountCommand) -> Result<Change, Rule
         AccountCommand::AddEmailAlias(list) => email_alias::add(agg, list),
         AccountCommand::DeleteEmailAlias(list) => email_alias::delete(agg, list),
         AccountCommand::ResetPassword(reset) => Ok(reset_password::apply(agg, reset)),
+        AccountCommand::UpdatePersonalInfo(info) => Ok(personal_info::update(agg, info)),
+        AccountCommand::DisplayNameEmailUpdate {
+            display_name,
+            address,
+        } => personal_info::display_name_email(agg, display_name, address),
     }
 }
 
@@ -522,6 +573,8 @@ pub(crate) mod fixtures {
                 pop_enabled: true,
             },
             zoid: Zoid::new(12345678).unwrap(),
+            user_first_name: "Rebecca".into(),
+            user_last_name: String::new(),
             user_display_name: "Rebecca".into(),
             user_one_time_password: false,
             org_domains: vec!["zylker.com".into()],
@@ -618,6 +671,23 @@ mod reads_tests {
             AccountCommand::DeleteEmailAlias(vec![addr("admin@zylker.com")]),
             AccountCommand::ResetPassword(super::reset_password::tests::reset(true, false)),
             AccountCommand::ResetPassword(super::reset_password::tests::reset(false, true)),
+            AccountCommand::UpdatePersonalInfo(super::personal_info::tests::names(
+                Some("Becky"),
+                None,
+                Some("Becky A."),
+            )),
+            AccountCommand::DisplayNameEmailUpdate {
+                display_name: "Rebecca A.".into(),
+                address: addr("becky@zylker.com"),
+            },
+            AccountCommand::DisplayNameEmailUpdate {
+                display_name: "Rebecca A.".into(),
+                address: addr("rebecca.alias@zylker.com"),
+            },
+            AccountCommand::DisplayNameEmailUpdate {
+                display_name: "Rebecca A.".into(),
+                address: addr("admin@zylker.com"),
+            },
         ];
         // A mode that reads less than everything is held to it here: it must be among the
         // commands above.
