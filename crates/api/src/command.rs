@@ -3,8 +3,8 @@
 
 use mailplane_domain::{
     AccountCommand, AccountId, EmailAddress, ForwardDisable, ForwardKey, IdentityMode,
-    IdentitySelector, Mode, NewIdentity, NewRelay, Offered, PathId, Secret, SendMailId,
-    SmtpConnection, Zuid, MAX_ADDRESSES_PER_ACCOUNT, MAX_FORWARDS_PER_ACCOUNT,
+    IdentitySelector, Mode, NewIdentity, NewRelay, Offered, PathId, PersonalInfo, Secret,
+    SendMailId, SmtpConnection, Zuid, MAX_ADDRESSES_PER_ACCOUNT, MAX_FORWARDS_PER_ACCOUNT,
     MAX_IDENTITIES_PER_ACCOUNT,
 };
 use mailplane_store::{secrets, GrantKind};
@@ -217,6 +217,18 @@ pub fn parse_update(
                 .transpose()?
                 .unwrap_or(true),
         ),
+        Mode::UpdatePersonalInfo => AccountCommand::UpdatePersonalInfo(personal_info(obj)?),
+        Mode::DisplayNameEmailUpdate => AccountCommand::DisplayNameEmailUpdate {
+            display_name: lenient::text(
+                lenient::require(obj, "displayName", "displayName")?,
+                "displayName",
+                MAX_NAME_CHARS,
+            )?,
+            address: lenient::email(
+                lenient::require(obj, "emailAddress", "emailAddress")?,
+                "emailAddress",
+            )?,
+        },
     };
     // An arm that builds another mode's command would compile; this catches it in tests.
     debug_assert_eq!(command.mode(), mode, "the body of {} parsed", mode.as_str());
@@ -224,6 +236,29 @@ pub fn parse_update(
         zuid,
         body: UpdateBody::Command(command),
     })
+}
+
+/// The longest name (first, last, display, an identity's), as on user creation.
+const MAX_NAME_CHARS: usize = 100;
+
+/// `updatePersonalInfo`'s names: each 1 to 100 characters, at least one of them.
+fn personal_info(obj: &Object) -> Result<PersonalInfo, ApiError> {
+    let name = |key: &str| {
+        lenient::get(obj, key)
+            .map(|v| lenient::text(v, key, MAX_NAME_CHARS))
+            .transpose()
+    };
+    let info = PersonalInfo {
+        first_name: name("firstName")?,
+        last_name: name("lastName")?,
+        display_name: name("displayName")?,
+    };
+    if info.first_name.is_none() && info.last_name.is_none() && info.display_name.is_none() {
+        return Err(ApiError::Missing(
+            "one of firstName, lastName, displayName".into(),
+        ));
+    }
+    Ok(info)
 }
 
 /// `resetPassword`'s keys. `resetAuthtoken` is read as `resetAuthToken` (Zoho's samples
@@ -661,6 +696,52 @@ pub(crate) mod tests {
                 GrantKind::User
             ),
             Err(ApiError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn personal_info_needs_a_name_and_display_name_email_both_keys() {
+        let info = |body: &str| match parse(body, GrantKind::User).map(|r| r.body) {
+            Ok(UpdateBody::Command(AccountCommand::UpdatePersonalInfo(i))) => Ok(i),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        let i = info(r#"{"mode":"updatePersonalInfo","lastName":"Anderson"}"#).unwrap();
+        assert_eq!(
+            (i.first_name, i.last_name, i.display_name),
+            (None, Some("Anderson".into()), None)
+        );
+        for body in [
+            r#"{"mode":"updatePersonalInfo"}"#,
+            r#"{"mode":"updatePersonalInfo","firstName":null}"#,
+        ] {
+            assert!(
+                matches!(info(body), Err(ApiError::Missing(f)) if f.contains("firstName, lastName, displayName")),
+                "{body}"
+            );
+        }
+        let long = format!(
+            r#"{{"mode":"updatePersonalInfo","displayName":"{}"}}"#,
+            "x".repeat(101)
+        );
+        assert!(matches!(info(&long), Err(ApiError::Pattern(m)) if m.starts_with("displayName")));
+        assert!(matches!(
+            info(r#"{"mode":"updatePersonalInfo","firstName":""}"#),
+            Err(ApiError::Pattern(m)) if m.starts_with("firstName")
+        ));
+        let r = parse(
+            r#"{"zuid":"1111111","mode":"displaynameemailupdate","emailAddress":"Rebecca@Zylker.com","displayName":"Rebecca Anderson"}"#,
+            GrantKind::Admin,
+        )
+        .unwrap();
+        assert!(matches!(
+            r.body,
+            UpdateBody::Command(AccountCommand::DisplayNameEmailUpdate { ref display_name, ref address })
+                if display_name == "Rebecca Anderson" && address.as_str() == "rebecca@zylker.com"
+        ));
+        assert!(matches!(
+            parse(r#"{"mode":"displaynameemailupdate","emailAddress":"r@zylker.com"}"#, GrantKind::User),
+            Err(ApiError::Missing(f)) if f == "displayName"
         ));
     }
 

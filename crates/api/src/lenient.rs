@@ -367,6 +367,34 @@ pub fn port(v: &Value, field: &str) -> Result<u16, ApiError> {
     u16::try_from(n).ok().filter(|p| *p > 0).ok_or_else(bad)
 }
 
+/// A whole number from `min` to `max`, given as a number or a string of digits (Zoho's
+/// clients send counts both ways).
+pub fn whole(v: &Value, field: &str, (min, max): (u64, u64)) -> Result<u64, ApiError> {
+    let bad = || {
+        ApiError::Pattern(format!(
+            "{field} must be a whole number from {min} to {max}"
+        ))
+    };
+    let n: u64 = match v {
+        Value::Number(n) => whole_number(n).ok_or_else(bad)?,
+        Value::String(s) => s.trim().parse().map_err(|_| bad())?,
+        _ => return Err(bad()),
+    };
+    Some(n).filter(|n| (min..=max).contains(n)).ok_or_else(bad)
+}
+
+/// A string, or a number taken as its digits: fields such as `employeeId` or `extension`
+/// hold text that some clients send as a number.
+pub fn text_or_number(v: &Value, field: &str) -> Result<String, ApiError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => whole_number(n)
+            .map(|n| n.to_string())
+            .ok_or_else(|| ApiError::Pattern(format!("{field} must be a string"))),
+        _ => Err(ApiError::Pattern(format!("{field} must be a string"))),
+    }
+}
+
 /// One of a fixed set of words (`choices` for the message).
 pub fn word<T>(
     v: &Value,

@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
             "/api/organization/{zoid}/accounts",
             get(organization::list_org_accounts)
                 .post(organization::create_account)
+                .put(organization::update_accounts)
                 .delete(organization::delete_accounts),
         )
         .route(

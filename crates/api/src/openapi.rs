@@ -5,7 +5,8 @@
 //! copy (`openapi.json` at the repository root) is checked against this by a test.
 
 use mailplane_domain::{
-    Answer, IdentityMode, Mode, PathId, Role, SmtpConnection, MAX_FORWARDS_PER_ACCOUNT,
+    Answer, IdentityMode, Mode, PathId, ProfileField, Role, SmtpConnection,
+    MAX_FORWARDS_PER_ACCOUNT, MAX_USER_EXPIRY_DAYS,
 };
 use serde_json::{json, Map, Value};
 
@@ -114,6 +115,28 @@ fn nullable(schema: Value) -> Value {
 /// A text field of 1 to `max` characters.
 fn text(max: u32) -> Value {
     json!({ "type": "string", "minLength": 1, "maxLength": max })
+}
+
+/// A profile field of a new user, as the server takes it: its text (a number is read as
+/// its digits), in the field's form.
+fn profile_text(field: ProfileField) -> Value {
+    // Narrower than the server where that keeps the expression short: no surrounding
+    // spaces (the server trims them).
+    let pattern = match field {
+        ProfileField::EmployeeId => {
+            "^[\\p{L}\\p{N}._/#-](?:[\\p{L}\\p{N} ._/#-]{0,48}[\\p{L}\\p{N}._/#-])?$"
+        }
+        ProfileField::Department | ProfileField::Designation => {
+            "^[^\\p{Cc}\\s](?:[^\\p{Cc}]{0,98}[^\\p{Cc}\\s])?$"
+        }
+        ProfileField::MobileNumber => "^\\+?[0-9]{4,20}$",
+        ProfileField::Extension => "^[0-9]{1,10}$",
+    };
+    let mut forms = vec![json!({ "type": "string", "pattern": pattern })];
+    if matches!(field, ProfileField::EmployeeId | ProfileField::Extension) {
+        forms.push(json!({ "type": "integer", "minimum": 0, "maximum": 9_999_999_999u64 }));
+    }
+    json!({ "oneOf": forms, "description": field.rule() })
 }
 
 /// One `sendMailDetails` element. Its `mode` decides the other fields: `mailbox` may leave
@@ -234,6 +257,22 @@ fn mode_body(mode: Mode) -> Value {
                 "oneTimePassword": flag(false, "kept and shown in the account object; nothing forces a change yet"),
             })
         }
+        Mode::UpdatePersonalInfo => {
+            // At least one of the three (`null` is absence).
+            let not_null = json!({ "not": { "type": "null" } });
+            extra = Some((
+                "anyOf",
+                json!(["firstName", "lastName", "displayName"]
+                    .iter()
+                    .map(|k| json!({ "required": [k], "properties": { *k: not_null } }))
+                    .collect::<Vec<_>>()),
+            ));
+            json!({ "firstName": nullable(text(100)), "lastName": nullable(text(100)), "displayName": nullable(text(100)) })
+        }
+        Mode::DisplayNameEmailUpdate => json!({
+            "displayName": text(100),
+            "emailAddress": { "description": "an address of the account (primary or alias): its `mailbox` identity gets the display name", "allOf": [email()] }
+        }),
     };
     let mut properties = Map::new();
     properties.insert("zuid".into(), nullable(lenient_id()));
@@ -461,6 +500,25 @@ pub fn document() -> Value {
                     } } },
                     "responses": responses("201", json!({ "description": "created", "content": { "application/json": { "schema": { "type": "object", "required": ["status", "data"], "properties": { "status": { "$ref": "#/components/schemas/Status" }, "data": account_ref } } } } }), &[("409", "the address belongs to another account"), ("503", "the database cannot be reached, the request took longer than the server allows, or every password-hashing slot stayed taken (`SERVER_BUSY`, with `Retry-After`)")])
                 },
+                "put": {
+                    "operationId": "changeRole",
+                    "security": auth,
+                    "description": "Zoho's Change the Role of a User: `mode` `changeRole` is the only mode of this URL (any other is a 400 `INVALID_MODE` naming it). Only a super admin may make or unmake admins (403 `NO_PERMISSION` otherwise, kept as a security event); the organization's last super admin keeps that role (400 `INVALID_VALUE` naming `userList`). A zuid that is no user of the organization is a 404. All or none; each named user gets an audit row.",
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "title": "changeRole",
+                        "type": "object", "additionalProperties": false,
+                        "required": ["mode", "userList", "role"],
+                        "properties": {
+                            "mode": { "const": "changeRole" },
+                            "userList": { "description": "the users' zuids", "oneOf": [
+                                { "type": "array", "minItems": 1, "maxItems": 200, "items": lenient_id() },
+                                { "type": "string", "pattern": comma_list(&id_digits()) }
+                            ] },
+                            "role": { "type": "string", "enum": ["admin", "member", "user"], "description": "`user` (Zoho's sample) is read as `member`" }
+                        }
+                    }, "example": { "mode": "changeRole", "userList": ["11111111"], "role": "admin" } } } },
+                    "responses": responses("200", ok_response(Some(json!({ "type": "array", "description": "each user once, in the order given", "items": { "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": { "const": true } } }))), &[])
+                },
                 "delete": {
                     "operationId": "deleteUsers",
                     "security": auth,
@@ -545,7 +603,10 @@ pub fn document() -> Value {
                         "enabled": { "type": "boolean" }, "status": { "type": "boolean" }, "mailboxStatus": { "type": "string", "enum": ["enabled", "disabled"] },
                         "incomingBlocked": { "type": "boolean" }, "outgoingBlocked": { "type": "boolean" }, "imapAccessEnabled": { "type": "boolean" },
                         "popAccessEnabled": { "type": "boolean" }, "activeSyncEnabled": { "type": "boolean" },
-                        "oneTimePassword": { "type": "boolean", "description": "the user's password was set as one-time by `resetPassword` (a mailplane addition; nothing forces a change yet)" },
+                        "oneTimePassword": { "type": "boolean", "description": "the user's password was set as one-time, on creation or by `resetPassword` (a mailplane addition; nothing forces a change yet)" },
+                        "userExpiry": { "type": "integer", "description": "when the user expires, epoch milliseconds; -1 for never (a mailplane addition)" },
+                        "employeeId": { "type": "string" }, "department": { "type": "string" }, "designation": { "type": "string" },
+                        "mobileNumber": { "type": "string" }, "extension": { "type": "string" },
                         "mailForward": { "type": "array", "items": { "$ref": "#/components/schemas/MailForward" } },
                         "deleteZohoMailCopy": { "type": "boolean", "description": "while a forward is in effect, the mailbox keeps no copy" },
                         "sequence": { "type": "integer" }, "accountCreationTime": { "type": "integer" }, "mailboxCreationTime": { "type": "integer" },
@@ -583,7 +644,17 @@ pub fn document() -> Value {
                         "firstName": nullable(text(100)), "lastName": nullable(text(100)),
                         "displayName": nullable(text(100)),
                         "role": nullable(strings(Role::ALL.iter().map(|r| r.as_str()).collect())),
-                        "country": nullable(text(10)), "language": nullable(text(10)), "timeZone": nullable(text(64))
+                        "country": nullable(text(10)), "language": nullable(text(10)), "timeZone": nullable(text(64)),
+                        "userExpiry": nullable(json!({ "description": "days from now after which the user can no longer sign in or log in to mail", "oneOf": [
+                            { "type": "integer", "minimum": 1, "maximum": MAX_USER_EXPIRY_DAYS },
+                            { "type": "string", "pattern": format!("^(?:{})$", up_to(MAX_USER_EXPIRY_DAYS).join("|")) } ] })),
+                        "oneTimePassword": nullable(lenient_bool()),
+                        "groupMailList": nullable(json!({ "type": "array", "maxItems": 0, "description": "group addresses to add the user to; groups are not supported yet, so only an empty list is accepted" })),
+                        "employeeId": nullable(profile_text(ProfileField::EmployeeId)),
+                        "department": nullable(profile_text(ProfileField::Department)),
+                        "designation": nullable(profile_text(ProfileField::Designation)),
+                        "mobileNumber": nullable(profile_text(ProfileField::MobileNumber)),
+                        "extension": nullable(profile_text(ProfileField::Extension))
                     }
                 }
             }

@@ -163,11 +163,16 @@ pub struct AccountJson<'a> {
     /// `deleteZohoMailCopy`: while a forward is in effect, the mailbox keeps no copy.
     #[serde(rename = "deleteZohoMailCopy")]
     delete_zoho_mail_copy: bool,
+    department: &'a str,
+    designation: &'a str,
     #[serde(rename = "displayName")]
     display_name: &'a str,
     #[serde(rename = "emailAddress")]
     email_address: Vec<AddressView<'a>>,
+    #[serde(rename = "employeeId")]
+    employee_id: &'a str,
     enabled: bool,
+    extension: &'a str,
     #[serde(rename = "firstName")]
     first_name: &'a str,
     #[serde(rename = "imapAccessEnabled")]
@@ -189,6 +194,8 @@ pub struct AccountJson<'a> {
     mailbox_creation_time: i64,
     #[serde(rename = "mailboxStatus")]
     mailbox_status: &'static str,
+    #[serde(rename = "mobileNumber")]
+    mobile_number: &'a str,
     /// The user's password was set as one-time (a mailplane addition).
     #[serde(rename = "oneTimePassword")]
     one_time_password: bool,
@@ -207,6 +214,10 @@ pub struct AccountJson<'a> {
     time_zone: &'a str,
     #[serde(rename = "type")]
     kind: &'a str,
+    /// When the user expires (`userExpiry` on creation), epoch milliseconds; -1 for never
+    /// (a mailplane addition, in the form of the other times).
+    #[serde(rename = "userExpiry")]
+    user_expiry: i64,
     zoid: u64,
     zuid: u64,
 }
@@ -243,9 +254,13 @@ pub fn account<'a>(a: &'a AccountView, base: &str) -> AccountJson<'a> {
         active_sync_enabled: a.activesync_enabled,
         country: &a.country,
         delete_zoho_mail_copy: a.forward_delete_copy,
+        department: &a.profile.department,
+        designation: &a.profile.designation,
         display_name: &a.display_name,
         email_address,
+        employee_id: &a.profile.employee_id,
         enabled: a.enabled,
+        extension: &a.profile.extension,
         first_name: &a.first_name,
         imap_access_enabled: a.imap_enabled,
         incoming_blocked: a.incoming_blocked,
@@ -261,6 +276,7 @@ pub fn account<'a>(a: &'a AccountView, base: &str) -> AccountJson<'a> {
         mailbox_address: primary,
         mailbox_creation_time: a.created_ms,
         mailbox_status: if a.enabled { "enabled" } else { "disabled" },
+        mobile_number: &a.profile.mobile_number,
         one_time_password: a.one_time_password,
         outgoing_blocked: a.outgoing_blocked,
         pop_access_enabled: a.pop_enabled,
@@ -271,6 +287,7 @@ pub fn account<'a>(a: &'a AccountView, base: &str) -> AccountJson<'a> {
         status: a.enabled,
         time_zone: &a.time_zone,
         kind: a.kind.as_str(),
+        user_expiry: a.expires_ms.unwrap_or(-1),
         zoid: a.zoid.get(),
         zuid: a.zuid.get(),
     }
@@ -324,7 +341,7 @@ mod tests {
     use super::*;
     use mailplane_domain::{
         AccountAddress, AccountId, EmailAddress, IdentityState, InertReason, Relay, Role,
-        SendMailId, SmtpConnection, Zoid, Zuid,
+        SendMailId, SmtpConnection, UserProfile, Zoid, Zuid,
     };
 
     // The views as they were built before they were typed: the typed ones must write the
@@ -410,6 +427,12 @@ mod tests {
                 }
                 v
             }).collect::<Vec<_>>(),
+            "userExpiry": a.expires_ms.unwrap_or(-1),
+            "employeeId": a.profile.employee_id,
+            "department": a.profile.department,
+            "designation": a.profile.designation,
+            "mobileNumber": a.profile.mobile_number,
+            "extension": a.profile.extension,
             "sequence": a.sequence,
             "accountCreationTime": a.created_ms,
             "mailboxCreationTime": a.created_ms,
@@ -467,6 +490,14 @@ mod tests {
                     pending_key: None,
                 },
             ],
+            expires_ms: Some(1_800_000_000_000),
+            profile: UserProfile {
+                employee_id: "E-1024".into(),
+                department: "Sales & \"Support\"".into(),
+                designation: "Lead".into(),
+                mobile_number: "+1 555 0100".into(),
+                extension: "42".into(),
+            },
             addresses: vec![
                 AccountAddress {
                     address: addr("becky@zylker.com"),

@@ -168,6 +168,16 @@ impl Client {
         .await
     }
 
+    /// `PUT /api/organization/{zoid}/accounts` (Zoho's Change the Role of a User)
+    pub async fn change_role(&self, zoid: &str, body: &Value) -> Result<Reply, reqwest::Error> {
+        self.json(
+            Method::PUT,
+            &format!("/api/organization/{zoid}/accounts"),
+            body,
+        )
+        .await
+    }
+
     /// `DELETE /api/organization/{zoid}/accounts`
     pub async fn delete_users(&self, zoid: &str, body: &Value) -> Result<Reply, reqwest::Error> {
         self.json(

@@ -32,11 +32,15 @@ pub use model::{
 pub use modes::{
     apply, forward_status, AccountCommand, AggregateParts, Answer, Applies, Change, ForwardDisable,
     ForwardKey, IdentitySelector, Mode, ModeSpec, NewIdentity, NewRelay, Offered, Op,
-    PasswordReset, PathId, FORWARD_KEY_TTL_MS, FORWARD_RESEND_WAIT_MS, MAX_ADDRESSES_PER_ACCOUNT,
-    MAX_FORWARDS_PER_ACCOUNT, MAX_IDENTITIES_PER_ACCOUNT,
+    PasswordReset, PathId, PersonalInfo, FORWARD_KEY_TTL_MS, FORWARD_RESEND_WAIT_MS,
+    MAX_ADDRESSES_PER_ACCOUNT, MAX_FORWARDS_PER_ACCOUNT, MAX_IDENTITIES_PER_ACCOUNT,
 };
 pub use relay_host::{is_internal_ip, literal_ip};
 pub use scope::{Access, Resource, Scope, ScopeSet};
 pub use secret::{PasswordHash, Secret};
 pub use send_as::{AddressFacts, Claim, IdentityState, InertReason, Owner};
-pub use users::{check_new_user, check_removal, user_audit_view, UserRuleError};
+pub use users::{
+    assignable_role, check_new_user, check_removal, check_role_change, expiry_ms, is_expired,
+    role_audit_view, user_audit_view, ProfileField, UserProfile, UserRuleError,
+    MAX_USER_EXPIRY_DAYS,
+};

@@ -16,6 +16,8 @@ pub struct MailLogin {
     pub pop_enabled: bool,
     /// The user's argon2 hash (a PHC string); `None` for a user created without one.
     pub password_hash: Option<String>,
+    /// When the user expires (`userExpiry`), in epoch milliseconds; `None` for never.
+    pub expires_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for MailLogin {
@@ -26,6 +28,7 @@ impl std::fmt::Debug for MailLogin {
             .field("enabled", &self.enabled)
             .field("imap_enabled", &self.imap_enabled)
             .field("pop_enabled", &self.pop_enabled)
+            .field("expires_ms", &self.expires_ms)
             .field(
                 "password_hash",
                 &self.password_hash.as_ref().map(|_| "<redacted>"),
@@ -38,10 +41,14 @@ impl std::fmt::Debug for MailLogin {
 /// `pop3`, `smtp` for Postfix's SASL, …), as the sentence the client sees; `None` when
 /// the account's settings allow it (the password is checked after this).
 ///
-/// A disabled account is refused for every service. IMAP and POP3 each have their own
+/// An expired user (`userExpiry`, as of `now_ms`) and a disabled account are refused for
+/// every service. IMAP and POP3 each have their own
 /// switch; SMTP submission has none here, since what a login may send is the policy
 /// service's decision.
-pub fn refusal(login: &MailLogin, service: &str) -> Option<&'static str> {
+pub fn refusal(login: &MailLogin, service: &str, now_ms: i64) -> Option<&'static str> {
+    if crate::is_expired(login.expires_ms, now_ms) {
+        return Some("Account expired");
+    }
     if !login.enabled {
         return Some("Account disabled");
     }
@@ -75,6 +82,8 @@ pub fn mailbox_dir(account: AccountId) -> String {
 mod tests {
     use super::*;
 
+    const NOW: i64 = 1_800_000_000_000;
+
     fn login() -> MailLogin {
         MailLogin {
             account_id: AccountId::new(3_000_000_000_000_000_001).unwrap(),
@@ -83,6 +92,7 @@ mod tests {
             imap_enabled: true,
             pop_enabled: true,
             password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+            expires_ms: None,
         }
     }
 
@@ -93,7 +103,7 @@ mod tests {
             ..login()
         };
         for service in ["imap", "pop3", "smtp", "lmtp", "doveadm"] {
-            assert_eq!(refusal(&l, service), Some("Account disabled"));
+            assert_eq!(refusal(&l, service, NOW), Some("Account disabled"));
         }
     }
 
@@ -103,16 +113,28 @@ mod tests {
             imap_enabled: false,
             ..login()
         };
-        assert!(refusal(&no_imap, "imap").is_some());
-        assert_eq!(refusal(&no_imap, "pop3"), None);
-        assert_eq!(refusal(&no_imap, "smtp"), None);
+        assert!(refusal(&no_imap, "imap", NOW).is_some());
+        assert_eq!(refusal(&no_imap, "pop3", NOW), None);
+        assert_eq!(refusal(&no_imap, "smtp", NOW), None);
         let no_pop = MailLogin {
             pop_enabled: false,
             ..login()
         };
-        assert!(refusal(&no_pop, "pop3").is_some());
-        assert_eq!(refusal(&no_pop, "imap"), None);
-        assert_eq!(refusal(&login(), "imap"), None);
+        assert!(refusal(&no_pop, "pop3", NOW).is_some());
+        assert_eq!(refusal(&no_pop, "imap", NOW), None);
+        assert_eq!(refusal(&login(), "imap", NOW), None);
+    }
+
+    #[test]
+    fn an_expired_user_is_refused_everywhere_from_its_expiry_on() {
+        let l = MailLogin {
+            expires_ms: Some(NOW),
+            ..login()
+        };
+        for service in ["imap", "pop3", "smtp"] {
+            assert_eq!(refusal(&l, service, NOW), Some("Account expired"));
+            assert_eq!(refusal(&l, service, NOW - 1), None);
+        }
     }
 
     #[test]

@@ -148,7 +148,10 @@ pub struct AccountAggregate {
     pub account: AccountState,
     /// The organization of the account's user.
     pub zoid: Zoid,
-    /// The display name of the account's user (the default of its mailbox identity).
+    /// The names of the account's user (the display name is the default of its mailbox
+    /// identity).
+    pub user_first_name: String,
+    pub user_last_name: String,
     pub user_display_name: String,
     /// Whether the user's password was set as one-time (`resetPassword`).
     pub user_one_time_password: bool,

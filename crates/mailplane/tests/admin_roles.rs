@@ -20,6 +20,11 @@ use serde_json::{json, Value};
 backend_tests!(
     an_admin_cannot_change_a_super_admins_account_and_is_recorded,
     an_admin_cannot_remove_a_super_admin_or_an_admin,
+    change_role_with_zohos_body_is_audited_and_takes_effect_at_once,
+    only_a_super_admin_changes_admin_roles_and_is_recorded,
+    the_last_super_admin_keeps_the_role,
+    change_role_is_all_or_nothing_and_answers_404_for_anyone_out_of_reach,
+    change_role_refuses_other_modes_and_malformed_bodies,
 );
 
 const EVERY_SCOPE: &str = "ZohoMail.organization.accounts.ALL,ZohoMail.accounts.ALL";
@@ -216,4 +221,303 @@ async fn an_admin_cannot_remove_a_super_admin_or_an_admin() {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+async fn change_role(client: &Client, body: &Value) -> Reply {
+    client.change_role(ZOID, body).await.expect("request sent")
+}
+
+fn role_of(app: &TestApp, zuid: &str) -> String {
+    app.query(&format!("SELECT role FROM users WHERE zuid = {zuid}"))[0].clone()
+}
+
+/// Zoho's body (zuids as strings, `"user"` for a member), by the super admin: the answer
+/// names each user once, in order; each named user gets an audit row naming the actor.
+/// Roles are read at each request, so Rebecca's token with organization scopes works on
+/// the admin URL as soon as she is an admin and stops the moment she is not: nothing is
+/// revoked, and nothing has to be.
+async fn change_role_with_zohos_body_is_audited_and_takes_effect_at_once() {
+    let app = TestApp::demo();
+    let (boss_zuid, _) = super_admin(&app).await;
+    let (erin_zuid, _, _) = new_user(&app, "erin@zylker.com", "member").await;
+    let rebecca = app.client(Some(&app.token(REBECCA_ZUID, EVERY_SCOPE)));
+    assert_eq!(rebecca.organization(ZOID).await.unwrap().status, 403);
+
+    let body = json!({"mode": "changeRole", "userList": [REBECCA_ZUID, erin_zuid, REBECCA_ZUID], "role": "admin"});
+    let r = change_role(&app.admin(), &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"status": {"code": 200, "description": "success"},
+               "data": [{REBECCA_ZUID: true}, {erin_zuid.clone(): true}]})
+    );
+    assert_eq!(
+        (role_of(&app, REBECCA_ZUID), role_of(&app, &erin_zuid)),
+        ("admin".into(), "admin".into())
+    );
+    let read = app.admin().org_account(ZOID, REBECCA_ZUID).await.unwrap();
+    assert_eq!(read.data()["role"], "admin");
+    assert_eq!(
+        rebecca.organization(ZOID).await.unwrap().status,
+        200,
+        "the same token, now an admin's"
+    );
+
+    // Zoho's sample says "user"; a zuid may be a number too, or the list one string.
+    for body in [
+        json!({"mode": "changeRole", "userList": [11111111], "role": "user"}),
+        json!({"mode": "changeRole", "userList": format!("{REBECCA_ZUID},{erin_zuid}"), "role": "member"}),
+    ] {
+        let r = change_role(&app.admin(), &body).await;
+        assert_eq!(r.status, 200, "{body}: {}", r.body);
+    }
+    assert_eq!(
+        (role_of(&app, REBECCA_ZUID), role_of(&app, &erin_zuid)),
+        ("member".into(), "member".into())
+    );
+    assert_eq!(
+        rebecca.organization(ZOID).await.unwrap().status,
+        403,
+        "a member again"
+    );
+    assert_eq!(
+        rebecca.accounts().await.unwrap().status,
+        200,
+        "her token still works for her"
+    );
+
+    let rows = app.query_rows(&format!(
+        "SELECT CAST(zuid AS TEXT), CAST(actor_zuid AS TEXT), before, after FROM audit WHERE mode = 'changeRole' AND zuid = {REBECCA_ZUID} ORDER BY id"
+    ));
+    let rows: Vec<(String, String, Value, Value)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r[0].clone(),
+                r[1].clone(),
+                serde_json::from_str(&r[2]).unwrap(),
+                serde_json::from_str(&r[3]).unwrap(),
+            )
+        })
+        .collect();
+    let row = |before: &str, after: &str| {
+        (
+            REBECCA_ZUID.to_string(),
+            boss_zuid.clone(),
+            json!({"role": before}),
+            json!({"role": after}),
+        )
+    };
+    assert_eq!(
+        rows,
+        [
+            row("member", "admin"),
+            row("admin", "member"),
+            row("member", "member")
+        ]
+    );
+    let all: usize = app.query("SELECT COUNT(*) FROM audit WHERE mode = 'changeRole'")[0]
+        .parse()
+        .unwrap();
+    assert_eq!(all, 5, "one row per user named, each request");
+}
+
+/// An admin may not make or unmake admins (or touch a super admin): 403, nothing changed,
+/// each refusal a security event naming the admin. It may still set members to member.
+async fn only_a_super_admin_changes_admin_roles_and_is_recorded() {
+    let app = TestApp::demo();
+    let (boss_zuid, _) = super_admin(&app).await;
+    let (dana_zuid, _, dana) = new_user(&app, "dana@zylker.com", "admin").await;
+    let (erin_zuid, _, _) = new_user(&app, "erin@zylker.com", "admin").await;
+    let before = app.snapshot();
+    let refused = [
+        json!({"mode": "changeRole", "userList": [REBECCA_ZUID], "role": "admin"}),
+        json!({"mode": "changeRole", "userList": [erin_zuid], "role": "member"}),
+        json!({"mode": "changeRole", "userList": [boss_zuid], "role": "member"}),
+        json!({"mode": "changeRole", "userList": [REBECCA_ZUID, boss_zuid], "role": "user"}),
+    ];
+    for body in &refused {
+        let r = change_role(&dana, body).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (403, "NO_PERMISSION"),
+            "{body}: {}",
+            r.body
+        );
+        assert!(r.more_info().contains("only a super admin"), "{}", r.body);
+    }
+    assert_eq!(
+        app.snapshot(),
+        before,
+        "a refused change changed the database"
+    );
+    let events = security_events(&app, refused.len()).await;
+    let path = format!("/api/organization/{ZOID}/accounts");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["path"] == path
+                && e["method"] == "PUT"
+                && e["status"] == 403
+                && id_text(&e["actor"]["zuid"]) == dana_zuid)
+            .count(),
+        refused.len(),
+        "{events:?}"
+    );
+    let r = change_role(
+        &dana,
+        &json!({"mode": "changeRole", "userList": [REBECCA_ZUID], "role": "member"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The super admin can: an admin made a member, and back.
+    for role in ["member", "admin"] {
+        let r = change_role(
+            &app.admin(),
+            &json!({"mode": "changeRole", "userList": [erin_zuid], "role": role}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(role_of(&app, &erin_zuid), role);
+    }
+}
+
+/// A super admin named in `userList` becomes what `role` says, unless the organization
+/// would be left without one: then the whole request is a 400 naming `userList`.
+async fn the_last_super_admin_keeps_the_role() {
+    let app = TestApp::demo();
+    let (boss_zuid, _) = super_admin(&app).await;
+    let before = app.snapshot();
+    for body in [
+        json!({"mode": "changeRole", "userList": [boss_zuid], "role": "admin"}),
+        json!({"mode": "changeRole", "userList": [REBECCA_ZUID, boss_zuid], "role": "member"}),
+    ] {
+        let r = change_role(&app.admin(), &body).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (400, "INVALID_VALUE"),
+            "{body}: {}",
+            r.body
+        );
+        assert_eq!(
+            r.more_info(),
+            "userList: the organization's last super admin keeps that role"
+        );
+    }
+    assert_eq!(app.snapshot(), before);
+    // With a second super admin, one of them may step down (even itself), not both.
+    let (second_zuid, _, second) = new_user(&app, "second@zylker.com", "super_admin").await;
+    let both = json!({"mode": "changeRole", "userList": [boss_zuid, second_zuid], "role": "admin"});
+    assert_eq!(change_role(&app.admin(), &both).await.status, 400);
+    let r = change_role(
+        &second,
+        &json!({"mode": "changeRole", "userList": [second_zuid], "role": "admin"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(role_of(&app, &second_zuid), "admin");
+    assert_eq!(role_of(&app, &boss_zuid), "super_admin");
+    // Now an admin, the former super admin can no longer change admin roles.
+    let r = change_role(
+        &second,
+        &json!({"mode": "changeRole", "userList": [REBECCA_ZUID], "role": "admin"}),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+}
+
+/// A zuid of another organization's user answers exactly like one nobody has, and the
+/// users named with it keep their roles. Another organization's URL is a 404 too.
+async fn change_role_is_all_or_nothing_and_answers_404_for_anyone_out_of_reach() {
+    let app = TestApp::demo();
+    let b = app.bootstrap("Other", "other.example", "boss@other.example");
+    let foreign = id_text(&b["zuid"]);
+    let before = app.snapshot();
+    let answer = |zuid: &str| {
+        let zuid = zuid.to_string();
+        let app = &app;
+        async move {
+            let body =
+                json!({"mode": "changeRole", "userList": [REBECCA_ZUID, zuid], "role": "admin"});
+            let r = change_role(&app.admin(), &body).await;
+            assert_eq!((r.status, r.error_code()), (404, "NOT_FOUND"), "{}", r.body);
+            r.body.to_string().replace(&zuid, "<zuid>")
+        }
+    };
+    assert_eq!(answer(&foreign).await, answer("2999999999999999998").await);
+    assert_eq!(app.snapshot(), before, "all or nothing");
+    assert_eq!(role_of(&app, REBECCA_ZUID), "member");
+    // The other organization's URL, with the other organization's user.
+    let zoid_b = id_text(&b["zoid"]);
+    let body = json!({"mode": "changeRole", "userList": [foreign], "role": "admin"});
+    let r = app.admin().change_role(&zoid_b, &body).await.unwrap();
+    assert_eq!((r.status, r.error_code()), (404, "NOT_FOUND"), "{}", r.body);
+    assert_eq!(app.snapshot(), before);
+}
+
+/// Other modes on this URL are a 400 listing the one there is; the body's keys and
+/// values are checked as everywhere.
+async fn change_role_refuses_other_modes_and_malformed_bodies() {
+    let app = TestApp::demo();
+    let before = app.snapshot();
+    for (body, status, code, says) in [
+        (
+            json!({"mode": "resetPassword", "userList": [REBECCA_ZUID]}),
+            400,
+            "INVALID_MODE",
+            "supported modes: changeRole",
+        ),
+        (
+            json!({"userList": [REBECCA_ZUID], "role": "admin"}),
+            400,
+            "LESS_THAN_MIN_OCCURANCE",
+            "mode is mandatory",
+        ),
+        (
+            json!({"mode": "changeRole", "role": "admin"}),
+            400,
+            "LESS_THAN_MIN_OCCURANCE",
+            "userList is mandatory",
+        ),
+        (
+            json!({"mode": "changeRole", "userList": [REBECCA_ZUID]}),
+            400,
+            "LESS_THAN_MIN_OCCURANCE",
+            "role is mandatory",
+        ),
+        (
+            json!({"mode": "changeRole", "userList": [], "role": "admin"}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "userList must name 1 to 200 users",
+        ),
+        (
+            json!({"mode": "changeRole", "userList": ["becky@zylker.com"], "role": "admin"}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "userList must be a positive integer id",
+        ),
+        (
+            json!({"mode": "changeRole", "userList": [REBECCA_ZUID], "role": "super_admin"}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "role must be one of: admin, member",
+        ),
+        (
+            json!({"mode": "changeRole", "userList": [REBECCA_ZUID], "role": "admin", "zuid": REBECCA_ZUID}),
+            404,
+            "EXTRA_KEY_FOUND_IN_JSON",
+            "zuid",
+        ),
+    ] {
+        let r = change_role(&app.admin(), &body).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (status, code),
+            "{body}: {}",
+            r.body
+        );
+        assert!(r.more_info().contains(says), "{body}: {}", r.body);
+    }
+    assert_eq!(app.snapshot(), before);
 }

@@ -213,6 +213,9 @@ struct Acct {
     id: String,
     zuid: String,
     org: Org,
+    /// Its primary address when the matrix starts: an address it keeps whatever the other
+    /// modes do (`displaynameemailupdate`).
+    first_primary: &'static str,
     /// A new primary address in the account's organization (`emailupdate`).
     new_address: String,
     /// The account's organization's domain.
@@ -273,6 +276,11 @@ impl Acct {
                 json!({"mode": mode, "mailForward": [{"mailForwardTo": KEPT_FORWARD}]})
             }
             Mode::DeleteZohoMailCopy => json!({"mode": mode, "deleteCopy": "true"}),
+            Mode::UpdatePersonalInfo => {
+                json!({"mode": mode, "firstName": "Matrix", "displayName": "Matrix Person"})
+            }
+            Mode::DisplayNameEmailUpdate => json!({"mode": mode, "displayName": "Matrix Sender",
+                                                   "emailAddress": self.first_primary}),
         }
     }
 
@@ -580,6 +588,7 @@ async fn setup(app: &TestApp) -> World {
             id: REBECCA.into(),
             zuid: REBECCA_ZUID.into(),
             org: Org::A,
+            first_primary: "becky@zylker.com",
             new_address: "matrix.rebecca@zylker.com".into(),
             domain: "zylker.com",
             tag: "rebecca",
@@ -591,6 +600,7 @@ async fn setup(app: &TestApp) -> World {
             id: adm_account.clone(),
             zuid: adm_zuid.clone(),
             org: Org::A,
+            first_primary: "admin@zylker.com",
             new_address: "matrix.admin@zylker.com".into(),
             domain: "zylker.com",
             tag: "admin",
@@ -602,6 +612,7 @@ async fn setup(app: &TestApp) -> World {
             id: boss_account.clone(),
             zuid: boss_zuid.clone(),
             org: Org::B,
+            first_primary: "boss@other.example",
             new_address: "matrix.boss@other.example".into(),
             domain: "other.example",
             tag: "boss",

@@ -14,7 +14,8 @@ backend_tests!(
     logins_passwords_and_mailboxes_by_key,
     api_changes_apply_to_the_next_lookup,
     anything_but_the_protocol_closes_the_connection,
-    the_listener_is_a_unix_socket_of_its_owner_and_group_only;
+    the_listener_is_a_unix_socket_of_its_owner_and_group_only,
+    an_expired_user_cannot_log_in;
     // The limit is the listeners' shared accept loop's, whatever the database.
     sqlite only: at_the_connection_limit_the_oldest_silent_connection_makes_room
 );
@@ -132,6 +133,43 @@ async fn api_changes_apply_to_the_next_lookup() {
         REBECCA,
         "the old address still leads to the same mailbox"
     );
+}
+
+/// A user added with Zoho's `userExpiry` (days, as a string) logs in until the expiry and
+/// is refused from then on, for every service; the expiry is moved into the past in the
+/// database, as a day of waiting would.
+async fn an_expired_user_cannot_log_in() {
+    let app = app();
+    let body = json!({
+        "primaryEmailAddress": "temp@zylker.com", "password": "Temporary-pass-1",
+        "userExpiry": "2", "oneTimePassword": "false"
+    });
+    let r = app.admin().create_user(ZOID, &body).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let zuid = r.data()["zuid"].to_string();
+    let mut dict = Dict::connect(&app).await;
+    assert_eq!(dict.lookup("deny/imap/temp@zylker.com").await, "N");
+    assert!(dict
+        .lookup("passdb/imap/temp@zylker.com")
+        .await
+        .starts_with('O'));
+    app.execute(&format!(
+        "UPDATE users SET expires_ms = 1000 WHERE zuid = {zuid}"
+    ));
+    for service in ["imap", "pop3", "smtp"] {
+        assert_eq!(
+            dict.found(&format!("deny/{service}/temp@zylker.com")).await,
+            json!({"reason": "Account expired"}),
+            "{service}"
+        );
+        assert_eq!(
+            dict.lookup(&format!("passdb/{service}/temp@zylker.com"))
+                .await,
+            "N"
+        );
+    }
+    // Nobody else is touched.
+    assert_eq!(dict.lookup("deny/imap/becky@zylker.com").await, "N");
 }
 
 async fn anything_but_the_protocol_closes_the_connection() {

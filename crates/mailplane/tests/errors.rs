@@ -1039,7 +1039,7 @@ async fn wrong_method_is_405() {
         (Method::PATCH, ADMIN_URL),
         (Method::PUT, "/api/accounts"),
         (Method::PUT, "/api/organization/12345678"),
-        (Method::PUT, "/api/organization/12345678/accounts"),
+        (Method::PATCH, "/api/organization/12345678/accounts"),
         (Method::POST, "/api/organization"),
     ];
     for (method, path) in cases {

@@ -25,6 +25,9 @@ backend_tests!(
     at_most_fifty_addresses_through_either_mode,
     email_aliases_are_deleted_through_the_users_zuid,
     reset_password_through_the_users_zuid_and_its_refusals,
+    personal_info_under_both_urls_and_its_refusals,
+    display_name_email_update_names_a_mailbox_identity,
+    a_member_reaches_no_one_elses_names_or_roles,
 );
 
 /// The two ways to reach Rebecca's account: the admin URL and her own.
@@ -1167,4 +1170,303 @@ fn assert_alias_refusal(r: &Reply, list: &Value, (status, code): (u16, &str), sa
         r.more_info()
     );
     assert!(r.more_info().contains(says), "{list}: {}", r.more_info());
+}
+
+/// The last audit row: (mode, actor zuid, before, after).
+fn last_audit(app: &TestApp) -> (String, String, Value, Value) {
+    let row = &app.query_rows(
+        "SELECT mode, CAST(actor_zuid AS TEXT), before, after FROM audit ORDER BY id DESC LIMIT 1",
+    )[0];
+    (
+        row[0].clone(),
+        row[1].clone(),
+        serde_json::from_str(&row[2]).unwrap(),
+        serde_json::from_str(&row[3]).unwrap(),
+    )
+}
+
+/// `updatePersonalInfo` sets the names given and keeps the others, on Rebecca's own URL
+/// and on the admin URL (Zoho's body: `zuid` as a string); each change audited with the
+/// names before and after. No name at all, or one too long, is a 400 that writes nothing.
+async fn personal_info_under_both_urls_and_its_refusals() {
+    let app = TestApp::demo();
+    let names = |a: &Value| {
+        (
+            a["firstName"].clone(),
+            a["lastName"].clone(),
+            a["displayName"].clone(),
+        )
+    };
+    let before = names(&account(&app, REBECCA).await);
+    let r = put(
+        &app,
+        &Url::User,
+        REBECCA,
+        json!({"mode": "updatePersonalInfo", "firstName": "Becky"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"status": {"code": 200, "description": "success"}})
+    );
+    let a = account(&app, REBECCA).await;
+    assert_eq!(
+        names(&a),
+        (json!("Becky"), before.1.clone(), before.2.clone())
+    );
+    let (mode, actor, was, now) = last_audit(&app);
+    assert_eq!(
+        (mode.as_str(), actor.as_str()),
+        ("updatePersonalInfo", REBECCA_ZUID)
+    );
+    assert_eq!(
+        (was, now),
+        (
+            json!({"firstName": before.0}),
+            json!({"firstName": "Becky"})
+        )
+    );
+
+    let body = json!({"zuid": REBECCA_ZUID, "mode": "updatePersonalInfo", "lastName": "Anderson", "displayName": "Rebecca Anderson"});
+    let r = put(&app, &Url::Admin, REBECCA, body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let a = account(&app, REBECCA).await;
+    assert_eq!(
+        names(&a),
+        (json!("Becky"), json!("Anderson"), json!("Rebecca Anderson"))
+    );
+    assert_eq!(a["accountDisplayName"], "Rebecca Anderson");
+    let (mode, actor, _, now) = last_audit(&app);
+    assert_eq!(mode, "updatePersonalInfo");
+    assert_ne!(actor, REBECCA_ZUID, "the admin did it");
+    assert_eq!(
+        now,
+        json!({"lastName": "Anderson", "displayName": "Rebecca Anderson"})
+    );
+
+    let rows = audit_count(&app);
+    for url in [Url::User, Url::Admin] {
+        for (body, status, code, says) in [
+            (
+                json!({"mode": "updatePersonalInfo"}),
+                400,
+                "LESS_THAN_MIN_OCCURANCE",
+                "one of firstName, lastName, displayName is mandatory",
+            ),
+            (
+                json!({"mode": "updatePersonalInfo", "displayName": null}),
+                400,
+                "LESS_THAN_MIN_OCCURANCE",
+                "one of firstName",
+            ),
+            (
+                json!({"mode": "updatePersonalInfo", "displayName": "x".repeat(101)}),
+                400,
+                "PATTERN_NOT_MATCHED",
+                "displayName must be a string of 1 to 100 characters",
+            ),
+            (
+                json!({"mode": "updatePersonalInfo", "firstName": ""}),
+                400,
+                "PATTERN_NOT_MATCHED",
+                "firstName",
+            ),
+            (
+                json!({"mode": "updatePersonalInfo", "firstName": "A", "role": "admin"}),
+                404,
+                "EXTRA_KEY_FOUND_IN_JSON",
+                "role",
+            ),
+        ] {
+            let r = put(&app, &url, REBECCA, body.clone()).await;
+            assert_eq!(
+                (r.status, r.error_code()),
+                (status, code),
+                "{body}: {}",
+                r.body
+            );
+            assert!(r.more_info().contains(says), "{body}: {}", r.body);
+        }
+    }
+    assert_eq!(audit_count(&app), rows, "refusals write nothing");
+    assert_eq!(
+        names(&account(&app, REBECCA).await).2,
+        json!("Rebecca Anderson")
+    );
+}
+
+/// `displaynameemailupdate` with Zoho's sample bodies: the `mailbox` identity of the
+/// address gets the display name (keeping its `sendMailId`), or is added for an alias
+/// that had none; the address must be the account's own, whoever else has it.
+async fn display_name_email_update_names_a_mailbox_identity() {
+    let app = TestApp::demo();
+    let identity = |a: &Value, address: &str| {
+        a["sendMailDetails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["fromAddress"] == address)
+            .cloned()
+    };
+    let first = identity(&account(&app, REBECCA).await, "becky@zylker.com")
+        .expect("the primary's identity");
+    let body = json!({"zuid": REBECCA_ZUID, "mode": "displaynameemailupdate", "emailAddress": "becky@zylker.com", "displayName": "Rebecca Anderson"});
+    let r = put(&app, &Url::Admin, REBECCA, body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"status": {"code": 200, "description": "success"}})
+    );
+    let now = identity(&account(&app, REBECCA).await, "becky@zylker.com").unwrap();
+    assert_eq!(
+        (
+            now["displayName"].clone(),
+            now["mode"].clone(),
+            now["sendMailId"].clone()
+        ),
+        (
+            json!("Rebecca Anderson"),
+            json!("mailbox"),
+            first["sendMailId"].clone()
+        )
+    );
+    let (mode, _, was, after) = last_audit(&app);
+    assert_eq!(mode, "displaynameemailupdate");
+    assert_eq!(was["displayName"], first["displayName"]);
+    assert_eq!(
+        after,
+        json!({"fromAddress": "becky@zylker.com", "displayName": "Rebecca Anderson", "mode": "mailbox"})
+    );
+
+    // The user's own URL, an alias without an identity (Zoho's user sample has no zuid).
+    let alias = json!({"mode": "addEmailAlias", "emailAlias": ["rebecca.alias@zylker.com"]});
+    assert_eq!(
+        put(&app, &Url::Admin, REBECCA_ZUID, alias).await.status,
+        200
+    );
+    let body = json!({"mode": "displaynameemailupdate", "emailAddress": "Rebecca.Alias@zylker.com", "displayName": "Becky (alias)"});
+    let r = put(&app, &Url::User, REBECCA, body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let added = identity(&account(&app, REBECCA).await, "rebecca.alias@zylker.com").expect("added");
+    assert_eq!(
+        (added["mode"].clone(), added["displayName"].clone()),
+        (json!("mailbox"), json!("Becky (alias)"))
+    );
+
+    let rows = audit_count(&app);
+    for url in [Url::User, Url::Admin] {
+        for (address, status, code, says) in [
+            (
+                "admin@zylker.com",
+                400,
+                "INVALID_VALUE",
+                "emailAddress admin@zylker.com is not an address of this account",
+            ),
+            (
+                "someone@example.com",
+                400,
+                "INVALID_VALUE",
+                "is not an address of this account",
+            ),
+            ("not an address", 400, "PATTERN_NOT_MATCHED", "emailAddress"),
+        ] {
+            let body = json!({"mode": "displaynameemailupdate", "emailAddress": address, "displayName": "Spoof"});
+            let r = put(&app, &url, REBECCA, body).await;
+            assert_eq!(
+                (r.status, r.error_code()),
+                (status, code),
+                "{address}: {}",
+                r.body
+            );
+            assert!(r.more_info().contains(says), "{address}: {}", r.body);
+        }
+        let r = put(
+            &app,
+            &url,
+            REBECCA,
+            json!({"mode": "displaynameemailupdate", "emailAddress": "becky@zylker.com"}),
+        )
+        .await;
+        assert_eq!((r.status, r.error_code()), (400, "LESS_THAN_MIN_OCCURANCE"));
+        assert_eq!(r.more_info(), "displayName is mandatory");
+    }
+    assert_eq!(audit_count(&app), rows, "refusals write nothing");
+    let admin = app
+        .admin()
+        .org_account(ZOID, "admin@zylker.com")
+        .await
+        .unwrap();
+    assert!(
+        identity(admin.data(), "admin@zylker.com").unwrap()["displayName"] != "Spoof",
+        "the admin's identity is untouched"
+    );
+}
+
+/// An attacker's view: Rebecca (a member), even with every scope, cannot rename another
+/// user, make anyone send under a new name, or change a role; each answer is the one an
+/// absent target or a refused role gets, and nothing changes.
+async fn a_member_reaches_no_one_elses_names_or_roles() {
+    let app = TestApp::demo();
+    let admin = app
+        .admin()
+        .org_account(ZOID, "admin@zylker.com")
+        .await
+        .unwrap();
+    let (admin_account, admin_zuid) = (
+        id_text(&admin.data()["accountId"]),
+        id_text(&admin.data()["zuid"]),
+    );
+    let everything = app.token(
+        REBECCA_ZUID,
+        "ZohoMail.organization.accounts.ALL,ZohoMail.accounts.ALL",
+    );
+    let rebecca = app.client(Some(&everything));
+    let snapshot = app.data_snapshot();
+    let bodies = [
+        json!({"mode": "updatePersonalInfo", "displayName": "Pwned"}),
+        json!({"mode": "displaynameemailupdate", "emailAddress": "admin@zylker.com", "displayName": "Pwned"}),
+    ];
+    for body in &bodies {
+        // Her own URL form, another user's account: as if it did not exist.
+        let r = rebecca.update_account(&admin_account, body).await.unwrap();
+        assert_eq!(
+            (r.status, r.error_code()),
+            (404, "NOT_FOUND"),
+            "{body}: {}",
+            r.body
+        );
+        let missing = rebecca
+            .update_account("2999999999999999999", body)
+            .await
+            .unwrap();
+        assert_eq!(missing.status, 404);
+        // The admin URL: not an admin.
+        let r = rebecca
+            .update_org_account(ZOID, &admin_account, body)
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status, r.error_code()),
+            (403, "NO_PERMISSION"),
+            "{body}: {}",
+            r.body
+        );
+    }
+    for role in ["admin", "member"] {
+        let body =
+            json!({"mode": "changeRole", "userList": [admin_zuid, REBECCA_ZUID], "role": role});
+        let r = rebecca.change_role(ZOID, &body).await.unwrap();
+        assert_eq!(
+            (r.status, r.error_code()),
+            (403, "NO_PERMISSION"),
+            "{}",
+            r.body
+        );
+    }
+    // Her own demo token (user scopes only) has no organization scope at all.
+    let body = json!({"mode": "changeRole", "userList": [REBECCA_ZUID], "role": "admin"});
+    let r = app.user().change_role(ZOID, &body).await.unwrap();
+    assert_eq!((r.status, r.error_code()), (401, "INVALID_OAUTHSCOPE"));
+    assert_eq!(app.data_snapshot(), snapshot, "nothing changed");
 }

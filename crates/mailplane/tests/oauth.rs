@@ -27,6 +27,7 @@ backend_tests!(
     the_client_limit_is_hard,
     argon2_past_its_slots_is_503_and_costs_no_failure,
     reset_password_changes_the_sign_in_and_revokes_the_tokens,
+    an_expired_user_cannot_sign_in_and_its_tokens_stop,
 );
 
 const REDIRECT: &str = "https://app.example/callback";
@@ -1507,4 +1508,71 @@ async fn reset_password_changes_the_sign_in_and_revokes_the_tokens() {
         o.zuid
     ));
     assert!(hash[0].starts_with("$argon2id$"), "{hash:?}");
+}
+
+/// A user added with `userExpiry` signs in until the expiry (moved into the past in the
+/// database, as waiting would); from then on the right password gets the sign-in page
+/// saying the account expired, never a consent page, and the user's refresh and access
+/// tokens stop working. Another user's do not.
+async fn an_expired_user_cannot_sign_in_and_its_tokens_stop() {
+    let mut o = setup(&[]);
+    let r = o
+        .app
+        .admin()
+        .create_user(
+            ZOID,
+            &json!({"primaryEmailAddress": EMAIL, "password": PASSWORD, "userExpiry": 30}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    o.zuid = r.data()["zuid"].to_string();
+    let shown = r.data()["userExpiry"].as_i64().expect("userExpiry in ms");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let thirty_days = 30 * 86_400_000;
+    assert!(
+        (now + thirty_days - 60_000..=now + thirty_days).contains(&shown),
+        "{shown}"
+    );
+    let scope = "ZohoMail.accounts.READ";
+    let refresh = o.grant(scope);
+    let access = o.refresh(&refresh).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(o.api_status(&access).await.0, 200);
+    let (_, page) = o.authorize(scope, "e1").await;
+    assert_eq!(
+        o.sign_in("127.0.0.1", &page, EMAIL, PASSWORD).await,
+        SignIn::Consent
+    );
+
+    o.app.execute(&format!(
+        "UPDATE users SET expires_ms = 1000 WHERE zuid = {}",
+        o.zuid
+    ));
+    let (_, page) = o.authorize(scope, "e2").await;
+    let (status, html, _) = o
+        .submit(&page, &[("email", EMAIL), ("password", PASSWORD)])
+        .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("This account has expired"), "{html}");
+    assert!(!html.contains("/oauth/v2/auth/consent"), "{html}");
+    // A wrong password is answered as ever: the expiry shows only to the password.
+    assert_eq!(
+        o.sign_in("127.0.0.1", &page, EMAIL, "not-the-password")
+            .await,
+        SignIn::Wrong
+    );
+    assert_eq!(
+        o.api_status(&access).await,
+        (401, "INVALID_OAUTHTOKEN".into())
+    );
+    assert_eq!(o.refresh(&refresh).await, json!({"error": "invalid_code"}));
+    let account = o.app.admin().org_account(ZOID, EMAIL).await.unwrap();
+    assert_eq!(account.data()["userExpiry"], 1000);
+    assert_eq!(o.api_status(&o.app.admin_token).await.0, 200);
 }

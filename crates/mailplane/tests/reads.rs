@@ -10,6 +10,7 @@ backend_tests!(
     organization_reads,
     org_accounts_page_and_lookup_by_zuid_or_email,
     adding_a_user_creates_a_working_account,
+    adding_a_user_takes_every_key_of_zohos_page,
     removing_users_is_all_or_nothing,
 );
 
@@ -304,6 +305,185 @@ async fn adding_a_user_creates_a_working_account() {
         .await
         .unwrap();
     assert_eq!((r.status, r.error_code()), (401, "INVALID_OAUTHSCOPE"));
+}
+
+/// Every key of Zoho's Add User page, as its clients send them (string booleans, numbers
+/// as strings), is taken, stored and shown in the reads; `userExpiry` as epoch
+/// milliseconds, -1 for a user without one. Refused values name their field.
+async fn adding_a_user_takes_every_key_of_zohos_page() {
+    let app = TestApp::demo();
+    let body = json!({
+        "primaryEmailAddress": "newuser1@zylker.com", "password": "Abc@123-long",
+        "firstName": "New", "lastName": "User", "displayName": "New User 1",
+        "role": "member", "country": "in", "language": "En", "timeZone": "Asia/Kolkata",
+        "userExpiry": "10", "oneTimePassword": "true", "groupMailList": [],
+        "employeeId": "E-1024", "department": "Sales", "designation": "Lead",
+        "mobileNumber": "+91 98450 12345", "extension": 42
+    });
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let r = app.admin().create_user(ZOID, &body).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let zuid = r.data()["zuid"].to_string();
+    for a in [
+        r.data().clone(),
+        app.admin()
+            .org_account(ZOID, &zuid)
+            .await
+            .unwrap()
+            .data()
+            .clone(),
+    ] {
+        assert_account_shape(&a);
+        let shown: Vec<Value> = [
+            "displayName",
+            "oneTimePassword",
+            "employeeId",
+            "department",
+            "designation",
+            "mobileNumber",
+            "extension",
+            "timeZone",
+        ]
+        .iter()
+        .map(|k| a[*k].clone())
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                json!("New User 1"),
+                json!(true),
+                json!("E-1024"),
+                json!("Sales"),
+                json!("Lead"),
+                json!("+91 98450 12345"),
+                json!("42"),
+                json!("Asia/Kolkata")
+            ]
+        );
+        let expiry = a["userExpiry"].as_i64().expect("userExpiry");
+        let ten_days = 10 * 86_400_000;
+        assert!(
+            (before + ten_days..before + ten_days + 60_000).contains(&expiry),
+            "{expiry}"
+        );
+    }
+    // Without the keys: no expiry (-1), no one-time password, empty profile fields.
+    let plain = app
+        .admin()
+        .org_account(ZOID, "becky@zylker.com")
+        .await
+        .unwrap();
+    let a = plain.data();
+    assert_eq!(
+        (
+            a["userExpiry"].clone(),
+            a["oneTimePassword"].clone(),
+            a["employeeId"].clone()
+        ),
+        (json!(-1), json!(false), json!(""))
+    );
+
+    let refused = [
+        (
+            json!({"groupMailList": ["sales@zylker.com"]}),
+            400,
+            "INVALID_VALUE",
+            "groupMailList: groups are not supported yet",
+        ),
+        (
+            json!({"groupMailList": "sales@zylker.com"}),
+            400,
+            "INVALID_VALUE",
+            "groupMailList",
+        ),
+        (
+            json!({"userExpiry": 0}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "userExpiry must be a whole number from 1 to 36500",
+        ),
+        (
+            json!({"userExpiry": "ten"}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "userExpiry",
+        ),
+        (
+            json!({"userExpiry": 36501}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "userExpiry",
+        ),
+        (
+            json!({"oneTimePassword": "yes"}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "oneTimePassword must be true or false",
+        ),
+        (
+            json!({"employeeId": "E;1"}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "employeeId must be",
+        ),
+        (
+            json!({"department": "x".repeat(101)}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "department must be",
+        ),
+        (
+            json!({"designation": "a\nb"}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "designation must be",
+        ),
+        (
+            json!({"mobileNumber": "call me"}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "mobileNumber must be",
+        ),
+        (
+            json!({"extension": "12a"}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "extension must be",
+        ),
+        (
+            json!({"extension": true}),
+            400,
+            "PATTERN_NOT_MATCHED",
+            "extension must be a string",
+        ),
+    ];
+    for (extra, status, code, says) in refused {
+        let mut body =
+            json!({"primaryEmailAddress": "refused@zylker.com", "password": "long-enough"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = app.admin().create_user(ZOID, &body).await.unwrap();
+        assert_eq!(
+            (r.status, r.error_code()),
+            (status, code),
+            "{body}: {}",
+            r.body
+        );
+        assert!(r.more_info().contains(says), "{body}: {}", r.body);
+    }
+    assert_eq!(
+        app.admin()
+            .org_account(ZOID, "refused@zylker.com")
+            .await
+            .unwrap()
+            .status,
+        404,
+        "nothing of a refused request was created"
+    );
 }
 
 async fn removing_users_is_all_or_nothing() {

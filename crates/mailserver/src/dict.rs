@@ -222,7 +222,7 @@ pub async fn lookup(services: &Services, raw: &str) -> Reply {
                 Ok(None) => return Reply::NotFound,
                 Err(e) => return unavailable(e),
             };
-            let refusal = mail_login::refusal(&found, service);
+            let refusal = mail_login::refusal(&found, service, mailplane_store::now_ms());
             if matches!(k, Key::Deny { .. }) {
                 return match refusal {
                     Some(reason) => {

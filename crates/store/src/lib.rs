@@ -30,7 +30,7 @@ mod write;
 use std::path::PathBuf;
 
 use mailplane_domain::{
-    Access, AccountCommand, AccountId, EmailAddress, RuleError, ScopeSet, Zoid, Zuid,
+    Access, AccountCommand, AccountId, EmailAddress, Role, RuleError, ScopeSet, Zoid, Zuid,
 };
 
 pub use access::{Denied, Grant, GrantKind, Principal, UpdateTarget};
@@ -441,6 +441,21 @@ impl Store {
         let (grant, meta) = (grant.clone(), meta.clone());
         on_write!(self, |db, _key| {
             provision::delete_users(db, &grant, &meta, zoid, &users).await
+        })
+    }
+
+    /// Gives each of `zuids` (users of the organization) `role`, all or none (`changeRole`).
+    pub async fn change_roles(
+        &self,
+        grant: &Grant,
+        meta: &RequestMeta,
+        zoid: Zoid,
+        zuids: Vec<Zuid>,
+        role: Role,
+    ) -> Result<(), WriteError> {
+        let (grant, meta) = (grant.clone(), meta.clone());
+        on_write!(self, |db, _key| {
+            provision::change_roles(db, &grant, &meta, zoid, &zuids, role).await
         })
     }
 
@@ -884,6 +899,7 @@ mod tests {
                 oauth::Credentials {
                     zuid: Zuid::new(11111111).unwrap(),
                     password_hash: Some(canary()),
+                    expires_ms: None,
                 }
             ),
             format!(

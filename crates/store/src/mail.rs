@@ -103,7 +103,7 @@ pub(crate) async fn mail_login<D: Db>(
     login: &EmailAddress,
 ) -> Result<Option<MailLogin>, StoreError> {
     db.row(
-        "SELECT a.account_id, a.enabled, a.imap_enabled, a.pop_enabled, u.password_hash \
+        "SELECT a.account_id, a.enabled, a.imap_enabled, a.pop_enabled, u.password_hash, u.expires_ms \
          FROM addresses d JOIN accounts a ON a.account_id = d.account_id \
          JOIN users u ON u.zuid = a.zuid \
          WHERE d.address = $1 AND d.is_primary AND a.kind = $2",
@@ -116,6 +116,7 @@ pub(crate) async fn mail_login<D: Db>(
                 imap_enabled: r.get("imap_enabled")?,
                 pop_enabled: r.get("pop_enabled")?,
                 password_hash: r.get("password_hash")?,
+                expires_ms: r.get("expires_ms")?,
             })
         },
     )

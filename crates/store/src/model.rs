@@ -3,7 +3,7 @@
 use crate::{redacted, REDACTED};
 use mailplane_domain::{
     AccountAddress, AccountId, AccountKind, AliasId, EmailAddress, Identity, MailForward, Role,
-    Secret, Zoid, Zuid,
+    Secret, UserProfile, Zoid, Zuid,
 };
 
 /// What a successful account update answers with (the mode's `Answer`).
@@ -46,10 +46,13 @@ pub struct AccountView {
     pub time_zone: String,
     pub language: String,
     pub country: String,
-    /// Whether the user's password was set as one-time (`resetPassword`).
+    /// Whether the user's password was set as one-time (`resetPassword`, or on creation).
     pub one_time_password: bool,
     /// `deleteZohoMailCopy`: no copy stays in the mailbox while a forward is in effect.
     pub forward_delete_copy: bool,
+    /// When the user expires (`userExpiry`), in epoch milliseconds; `None` for never.
+    pub expires_ms: Option<i64>,
+    pub profile: UserProfile,
     /// Hosted accounts: the primary address first, then aliases by name.
     pub addresses: Vec<AccountAddress>,
     pub identities: Vec<Identity>,
@@ -92,6 +95,11 @@ pub struct NewUser {
     pub country: String,
     pub language: String,
     pub time_zone: String,
+    /// `oneTimePassword`: stored and shown, as `resetPassword` sets it.
+    pub one_time_password: bool,
+    /// When the user expires (from `userExpiry`), in epoch milliseconds.
+    pub expires_ms: Option<i64>,
+    pub profile: UserProfile,
 }
 
 impl std::fmt::Debug for NewUser {
@@ -106,6 +114,9 @@ impl std::fmt::Debug for NewUser {
             .field("country", &self.country)
             .field("language", &self.language)
             .field("time_zone", &self.time_zone)
+            .field("one_time_password", &self.one_time_password)
+            .field("expires_ms", &self.expires_ms)
+            .field("profile", &self.profile)
             .finish()
     }
 }
@@ -123,6 +134,9 @@ impl NewUser {
             country: "us".into(),
             language: "en".into(),
             time_zone: "UTC".into(),
+            one_time_password: false,
+            expires_ms: None,
+            profile: UserProfile::default(),
         }
     }
 }

@@ -2,8 +2,8 @@
 //! `token`) and by the user-management endpoints.
 
 use mailplane_domain::{
-    check_new_user, check_removal, user_audit_view, AccountId, AccountKind, EmailAddress,
-    IdentityMode, Role, RuleError, ScopeSet, Zoid, Zuid,
+    check_new_user, check_removal, check_role_change, is_expired, role_audit_view, user_audit_view,
+    AccountId, AccountKind, EmailAddress, IdentityMode, Role, RuleError, ScopeSet, Zoid, Zuid,
 };
 use serde_json::json;
 
@@ -23,13 +23,20 @@ pub(crate) async fn authenticate<D: Db>(
 ) -> Result<Option<Principal>, StoreError> {
     let found = db
         .row(
-            "SELECT t.token_id, t.zuid, t.scopes, t.expires_ms, t.revoked_ms, u.zoid, u.role \
+            "SELECT t.token_id, t.zuid, t.scopes, t.expires_ms, t.revoked_ms, u.zoid, u.role, \
+             u.expires_ms AS user_expires_ms \
              FROM tokens t JOIN users u ON u.zuid = t.zuid WHERE t.digest = $1",
             &[&digest],
             |r| {
                 let (expires_ms, revoked_ms): (Option<i64>, Option<i64>) =
                     (r.get("expires_ms")?, r.get("revoked_ms")?);
-                if revoked_ms.is_some() || expires_ms.is_some_and(|e| e <= now_ms()) {
+                let now = now_ms();
+                // An expired user's tokens stop working with it (`userExpiry`), as if
+                // revoked: the user can no longer act, and nobody can act as the user.
+                if revoked_ms.is_some()
+                    || is_expired(expires_ms, now)
+                    || is_expired(r.get("user_expires_ms")?, now)
+                {
                     return Ok(None);
                 }
                 Ok(Some(Principal {
@@ -162,9 +169,11 @@ async fn insert_user<D: Db>(
     };
     let zuid = db
         .one(
-            "INSERT INTO users (zuid, zoid, role, first_name, last_name, display_name, password_hash, country, language, time_zone, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING zuid",
-            &[&zuid, &zoid.as_i64(), &u.role.as_str(), &u.first_name, &u.last_name, &display, &u.password_hash, &u.country, &u.language, &u.time_zone, &now],
+            "INSERT INTO users (zuid, zoid, role, first_name, last_name, display_name, password_hash, country, language, time_zone, created_ms, \
+             password_one_time, expires_ms, employee_id, department, designation, mobile_number, extension) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING zuid",
+            &[&zuid, &zoid.as_i64(), &u.role.as_str(), &u.first_name, &u.last_name, &display, &u.password_hash, &u.country, &u.language, &u.time_zone, &now,
+              &u.one_time_password, &u.expires_ms, &u.profile.employee_id, &u.profile.department, &u.profile.designation, &u.profile.mobile_number, &u.profile.extension],
             |r| Ok(Zuid::from_db(r.get("zuid")?)),
         )
         .await?;
@@ -386,6 +395,70 @@ pub(crate) async fn delete_users<D: Db>(
             mode: "deleteUser",
         };
         write::audit(db, row, &before, &json!({})).await?;
+    }
+    Ok(())
+}
+
+/// `changeRole`: gives each named user of the organization `role`, all or none. The
+/// organization's row is locked first, as for a removal, so two concurrent changes cannot
+/// each leave the other to demote the last super admin. Every named user gets an audit row
+/// (a user who had the role already too: the request named them).
+pub(crate) async fn change_roles<D: Db>(
+    db: &D,
+    grant: &Grant,
+    meta: &RequestMeta,
+    zoid: Zoid,
+    zuids: &[Zuid],
+    role: Role,
+) -> Result<(), WriteError> {
+    if !grant.reaches_org(zoid) {
+        return Err(org_not_found(zoid));
+    }
+    db.lock(
+        "SELECT 1 FROM orgs WHERE zoid = $1 FOR UPDATE",
+        &[&zoid.as_i64()],
+    )
+    .await?;
+    let mut named: Vec<(Zuid, Role)> = Vec::new();
+    for zuid in zuids {
+        if named.iter().any(|(z, _)| z == zuid) {
+            continue;
+        }
+        // Another organization's user answers as one that does not exist.
+        let current = db
+            .row(
+                "SELECT role FROM users WHERE zuid = $1 AND zoid = $2",
+                &[&zuid.as_i64(), &zoid.as_i64()],
+                |r| read::role(&r.get::<String>("role")?),
+            )
+            .await?
+            .ok_or_else(|| WriteError::NotFound(format!("user {zuid} was not found")))?;
+        named.push((*zuid, current));
+    }
+    let super_admins = db
+        .one(
+            "SELECT COUNT(*) AS n FROM users WHERE zoid = $1 AND role = 'super_admin'",
+            &[&zoid.as_i64()],
+            |r| r.get::<i64>("n"),
+        )
+        .await?;
+    let current: Vec<Role> = named.iter().map(|(_, r)| *r).collect();
+    check_role_change(grant.actor.role, role, &current, super_admins as usize)?;
+    for (zuid, before) in named {
+        db.exec(
+            "UPDATE users SET role = $1 WHERE zuid = $2",
+            &[&role.as_str(), &zuid.as_i64()],
+        )
+        .await?;
+        let row = AuditRow {
+            grant,
+            meta,
+            zoid,
+            zuid: Some(zuid),
+            account: None,
+            mode: "changeRole",
+        };
+        write::audit(db, row, &role_audit_view(before), &role_audit_view(role)).await?;
     }
     Ok(())
 }

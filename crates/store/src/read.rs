@@ -4,7 +4,7 @@
 use mailplane_domain::{
     AccountAddress, AccountId, AccountKind, AddressFacts, Claim, EmailAddress, Identity,
     IdentityMode, IdentityState, MailForward, PendingKey, Relay, Role, SendMailId, SmtpConnection,
-    Zoid, Zuid,
+    UserProfile, Zoid, Zuid,
 };
 
 use crate::db::{try_join_all, Db, Param, Row};
@@ -48,7 +48,9 @@ macro_rules! select_accounts {
             "SELECT a.account_id, a.zuid, u.zoid, u.role, u.first_name, u.last_name, u.display_name, \
              a.kind, a.sequence, a.external_address, a.enabled, a.outgoing_blocked, a.incoming_blocked, \
              a.imap_enabled, a.pop_enabled, a.activesync_enabled, a.created_ms, a.last_login_ms, \
-             u.time_zone, u.language, u.country, u.password_one_time, a.forward_delete_copy \
+             u.time_zone, u.language, u.country, u.password_one_time, u.expires_ms, \
+             u.employee_id, u.department, u.designation, u.mobile_number, u.extension, \
+             a.forward_delete_copy \
              FROM accounts a JOIN users u ON u.zuid = a.zuid ",
             $($rest),*
         )
@@ -80,6 +82,14 @@ fn account_row(r: &Row<'_>) -> Result<AccountView, StoreError> {
         country: r.get("country")?,
         one_time_password: r.get("password_one_time")?,
         forward_delete_copy: r.get("forward_delete_copy")?,
+        expires_ms: r.get("expires_ms")?,
+        profile: UserProfile {
+            employee_id: r.get("employee_id")?,
+            department: r.get("department")?,
+            designation: r.get("designation")?,
+            mobile_number: r.get("mobile_number")?,
+            extension: r.get("extension")?,
+        },
         addresses: Vec::new(),
         identities: Vec::new(),
         forwards: Vec::new(),

@@ -27,6 +27,10 @@ const ADD_ALIAS: &str =
     "INSERT INTO addresses (address, account_id, is_primary) VALUES ($1, $2, FALSE) RETURNING id";
 const SET_PASSWORD: &str =
     "UPDATE users SET password_hash = $1, password_one_time = $2 WHERE zuid = $3";
+// A name not given (NULL) stays as it is.
+const SET_PERSONAL_INFO: &str =
+    "UPDATE users SET first_name = COALESCE($1, first_name), last_name = COALESCE($2, last_name), \
+     display_name = COALESCE($3, display_name) WHERE zuid = $4";
 // Never the primary, whatever the rule said: an account always keeps one address.
 const DELETE_ALIAS: &str =
     "DELETE FROM addresses WHERE address = $1 AND account_id = $2 AND NOT is_primary";
@@ -70,6 +74,7 @@ fn single_statement(op: &Op, dialect: Dialect) -> Option<&'static str> {
         Op::DeleteAlias(_) => Some(DELETE_ALIAS),
         Op::SetPassword { .. } => Some(SET_PASSWORD),
         Op::SetForwardDeleteCopy(_) => Some(SET_FORWARD_DELETE_COPY),
+        Op::SetPersonalInfo(_) => Some(SET_PERSONAL_INFO),
         Op::SetAccountOrder(_) => Some(set_account_order(dialect)),
         // Two statements, the second sent once the first is answered; a password sealed
         // on our side before its statement is sent; an id to read back.
@@ -91,6 +96,8 @@ fn single_statement(op: &Op, dialect: Dialect) -> Option<&'static str> {
 struct Target {
     state: AccountState,
     zoid: Zoid,
+    user_first_name: String,
+    user_last_name: String,
     user_display_name: String,
     user_one_time_password: bool,
     /// The owner's role: an admin may not change a super admin's accounts.
@@ -102,7 +109,8 @@ macro_rules! select_target {
     ($($rest:literal)*) => {
         concat!(
             "SELECT a.account_id, a.zuid, a.kind, a.enabled, a.outgoing_blocked, a.incoming_blocked, \
-                    a.imap_enabled, a.pop_enabled, a.forward_delete_copy, u.zoid, u.display_name, \
+                    a.imap_enabled, a.pop_enabled, a.forward_delete_copy, u.zoid, u.first_name, \
+                    u.last_name, u.display_name, \
                     u.password_one_time, u.role \
              FROM accounts a JOIN users u ON u.zuid = a.zuid ",
             $($rest),*
@@ -152,6 +160,8 @@ async fn lock_target<D: Db>(db: &D, target: UpdateTarget) -> Result<Option<Targe
                     forward_delete_copy: r.get("forward_delete_copy")?,
                 },
                 zoid: Zoid::from_db(r.get("zoid")?),
+                user_first_name: r.get("first_name")?,
+                user_last_name: r.get("last_name")?,
                 user_display_name: r.get("display_name")?,
                 user_one_time_password: r.get("password_one_time")?,
                 owner_role: read::role(&r.get::<String>("role")?)?,
@@ -292,6 +302,18 @@ async fn persist<D: Db>(
         Op::SetPassword { hash, one_time } => {
             db.exec(SET_PASSWORD, &[&hash.as_str(), &one_time, &owner.as_i64()])
                 .await?;
+        }
+        Op::SetPersonalInfo(info) => {
+            db.exec(
+                SET_PERSONAL_INFO,
+                &[
+                    &info.first_name,
+                    &info.last_name,
+                    &info.display_name,
+                    &owner.as_i64(),
+                ],
+            )
+            .await?;
         }
         Op::SetForwardDeleteCopy(v) => {
             db.exec(SET_FORWARD_DELETE_COPY, &[&v, &id]).await?;
@@ -467,6 +489,8 @@ pub(crate) async fn apply<D: Tx>(
         user_accounts,
         claims,
         zoid: target.zoid,
+        user_first_name: target.user_first_name,
+        user_last_name: target.user_last_name,
         user_display_name: target.user_display_name,
         user_one_time_password: target.user_one_time_password,
         account: target.state,

@@ -257,6 +257,15 @@ pub async fn sign_in(
         );
     };
     attempt.succeeded();
+    // Said only once the password is right, so it tells a guesser nothing.
+    if user.expired() {
+        return sign_in_page(
+            StatusCode::OK,
+            &req.client,
+            &p,
+            Some("This account has expired. Ask your administrator."),
+        );
+    }
     match state
         .store
         .issue_code(

@@ -6,13 +6,17 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
-use mailplane_domain::{Access, EmailAddress, Role, Secret, Zoid, Zuid};
+use mailplane_domain::{
+    assignable_role, expiry_ms, Access, EmailAddress, ProfileField, Role, Secret, UserProfile,
+    Zoid, Zuid, MAX_USER_EXPIRY_DAYS,
+};
 use mailplane_store::{secrets, NewUser, RequestMeta, UserRef};
 use serde_json::Value;
 
 use super::{body, created, path_id, success, success_with, Segments};
 use crate::error::ApiError;
 use crate::lenient::{self, Object};
+use crate::metrics::ModeLabel;
 use crate::{auth, view, AppState};
 
 fn org_not_found(zoid: Zoid) -> ApiError {
@@ -198,6 +202,7 @@ pub async fn get_org_account(
     Ok(success_with(view::account(&account, &state.public_url)))
 }
 
+/// Every key of Zoho's Add User page.
 const CREATE_KEYS: &[&str] = &[
     "primaryEmailAddress",
     "password",
@@ -208,6 +213,14 @@ const CREATE_KEYS: &[&str] = &[
     "country",
     "language",
     "timeZone",
+    "userExpiry",
+    "oneTimePassword",
+    "groupMailList",
+    "employeeId",
+    "department",
+    "designation",
+    "mobileNumber",
+    "extension",
 ];
 
 fn new_user(obj: &Object) -> Result<(NewUser, Secret), ApiError> {
@@ -218,6 +231,34 @@ fn new_user(obj: &Object) -> Result<(NewUser, Secret), ApiError> {
             .transpose()
     };
     let password = lenient::password(lenient::require(obj, "password", "password")?, "password")?;
+    // Groups do not exist yet: an empty list asks for nothing, any address in it for a
+    // membership that cannot be given, which is refused rather than dropped.
+    if let Some(v) = lenient::get(obj, "groupMailList") {
+        if !lenient::list(v, "groupMailList")?.is_empty() {
+            return Err(ApiError::Invalid(
+                "groupMailList: groups are not supported yet; send an empty list or leave it out"
+                    .into(),
+            ));
+        }
+    }
+    let expires_ms = lenient::get(obj, "userExpiry")
+        .map(|v| {
+            let days = lenient::whole(v, "userExpiry", (1, MAX_USER_EXPIRY_DAYS))?;
+            expiry_ms(mailplane_store::now_ms(), days).map_err(|e| ApiError::Pattern(e.message))
+        })
+        .transpose()?;
+    let mut profile = UserProfile::default();
+    for field in ProfileField::ALL {
+        if let Some(v) = lenient::get(obj, field.key()) {
+            let text = lenient::text_or_number(v, field.key())?;
+            profile.set(
+                field,
+                field
+                    .parse(&text)
+                    .map_err(|e| ApiError::Pattern(e.message))?,
+            );
+        }
+    }
     let user = NewUser {
         primary_email: lenient::email(
             lenient::require(obj, "primaryEmailAddress", "primaryEmailAddress")?,
@@ -234,6 +275,12 @@ fn new_user(obj: &Object) -> Result<(NewUser, Secret), ApiError> {
         country: optional("country", 10)?.unwrap_or_else(|| "us".into()),
         language: optional("language", 10)?.unwrap_or_else(|| "en".into()),
         time_zone: optional("timeZone", 64)?.unwrap_or_else(|| "UTC".into()),
+        one_time_password: lenient::get(obj, "oneTimePassword")
+            .map(|v| lenient::boolean(v, "oneTimePassword"))
+            .transpose()?
+            .unwrap_or(false),
+        expires_ms,
+        profile,
     };
     Ok((user, password))
 }
@@ -295,6 +342,74 @@ pub async fn delete_accounts(
     let users = user_refs(&lenient::parse_object(&body(raw)?)?)?;
     state.store.delete_users(&grant, &meta, zoid, users).await?;
     Ok(success())
+}
+
+/// The modes of `PUT /api/organization/{zoid}/accounts` (no id in the path), as Zoho
+/// spells them.
+const ORG_ACCOUNTS_MODES: &[&str] = &["changeRole"];
+
+/// At most this many users in one `changeRole`: the largest page of the account list.
+const MAX_USERS_PER_ROLE_CHANGE: usize = 200;
+
+/// The body of `changeRole`: the users (zuids as numbers or strings, an array or a
+/// comma-separated string) and the role they get.
+fn role_change(obj: &Object) -> Result<(Vec<Zuid>, Role), ApiError> {
+    let mode = lenient::require(obj, "mode", "mode")?;
+    if mode.as_str() != Some("changeRole") {
+        return Err(ApiError::UnknownMode(format!(
+            "mode {mode} is not supported on this URL; supported modes: {}",
+            ORG_ACCOUNTS_MODES.join(", ")
+        )));
+    }
+    lenient::only_keys(obj, &["mode", "userList", "role"], "")?;
+    let users = lenient::list(lenient::require(obj, "userList", "userList")?, "userList")?;
+    if users.is_empty() || users.len() > MAX_USERS_PER_ROLE_CHANGE {
+        return Err(ApiError::Pattern(format!(
+            "userList must name 1 to {MAX_USERS_PER_ROLE_CHANGE} users by zuid"
+        )));
+    }
+    let zuids = users
+        .iter()
+        .map(|v| lenient::id::<Zuid>(v, "userList"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let role = lenient::word(
+        lenient::require(obj, "role", "role")?,
+        "role",
+        assignable_role,
+        "admin, member (user is read as member)",
+    )?;
+    Ok((zuids, role))
+}
+
+/// Zoho: Change the Role of a User (`mode` `changeRole`), the only mode of this URL.
+pub async fn update_accounts(
+    State(state): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    Segments(zoid): Segments<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let zoid: Zoid = path_id(&zoid)?;
+    let grant = auth::admin(&state.store, &headers, Access::Update).await?;
+    let (zuids, role) = role_change(&lenient::parse_object(&body(raw)?)?)?;
+    state
+        .store
+        .change_roles(&grant, &meta, zoid, zuids.clone(), role)
+        .await?;
+    // Each user once, in the order given, as Zoho answers: `{"<zuid>": true}`.
+    let mut answered: Vec<Zuid> = Vec::new();
+    for z in zuids {
+        if !answered.contains(&z) {
+            answered.push(z);
+        }
+    }
+    let data: Vec<Value> = answered
+        .iter()
+        .map(|z| serde_json::json!({ z.to_string(): true }))
+        .collect();
+    let mut resp = success_with(data);
+    resp.extensions_mut().insert(ModeLabel("changeRole"));
+    Ok(resp)
 }
 
 #[cfg(test)]

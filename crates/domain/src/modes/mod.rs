@@ -4,6 +4,7 @@ mod account_order;
 mod email_alias;
 mod email_update;
 mod mail_forward;
+mod personal_info;
 mod reset_password;
 mod send_mail;
 mod status;
@@ -19,6 +20,7 @@ pub use mail_forward::{
     forward_status, ForwardDisable, ForwardKey, FORWARD_KEY_TTL_MS, FORWARD_RESEND_WAIT_MS,
     MAX_FORWARDS_PER_ACCOUNT,
 };
+pub use personal_info::PersonalInfo;
 pub use send_mail::MAX_IDENTITIES_PER_ACCOUNT;
 
 /// At most this many addresses (the primary and its aliases) per account: the modes that
@@ -329,6 +331,30 @@ modes!(
             answer: Answer::StatusOnly,
             applies: Applies::HostedOnly,
         },
+        // The user's names; at least one of the three (the parser and the OpenAPI body
+        // say so).
+        UpdatePersonalInfo = "updatePersonalInfo" {
+            required: [],
+            optional: ["firstName", "lastName", "displayName"],
+            offered: Offered::BothUrls,
+            path: PathId::AccountId,
+            reads: AggregateParts::NONE,
+            answer: Answer::StatusOnly,
+            applies: Applies::HostedOnly,
+        },
+        DisplayNameEmailUpdate = "displaynameemailupdate" {
+            required: ["displayName", "emailAddress"],
+            optional: [],
+            offered: Offered::BothUrls,
+            path: PathId::AccountId,
+            reads: AggregateParts {
+                addresses: true,
+                identities: true,
+                ..AggregateParts::NONE
+            },
+            answer: Answer::StatusOnly,
+            applies: Applies::HostedOnly,
+        },
     }
 );
 
@@ -431,6 +457,11 @@ pub enum AccountCommand {
         now_ms: i64,
     },
     DeleteZohoMailCopy(bool),
+    UpdatePersonalInfo(PersonalInfo),
+    DisplayNameEmailUpdate {
+        display_name: String,
+        address: EmailAddress,
+    },
 }
 
 impl AccountCommand {
@@ -456,6 +487,8 @@ impl AccountCommand {
             AccountCommand::VerifyMailForward { .. } => Mode::VerifyMailForward,
             AccountCommand::ResendMailForward { .. } => Mode::ResendMailForwardVerficationMail,
             AccountCommand::DeleteZohoMailCopy(_) => Mode::DeleteZohoMailCopy,
+            AccountCommand::UpdatePersonalInfo(_) => Mode::UpdatePersonalInfo,
+            AccountCommand::DisplayNameEmailUpdate { .. } => Mode::DisplayNameEmailUpdate,
         }
     }
 
@@ -493,6 +526,9 @@ impl AccountCommand {
             | AccountCommand::VerifyMailForward { .. }
             | AccountCommand::ResendMailForward { .. }
             | AccountCommand::DeleteZohoMailCopy(_) => Vec::new(),
+            | AccountCommand::UpdatePersonalInfo(_)
+            // An address of the account itself: nobody else's holding or claim matters.
+            | AccountCommand::DisplayNameEmailUpdate { .. } => Vec::new(),
         }
     }
 }
@@ -590,6 +626,8 @@ pub enum Op {
     },
     DeleteForward(EmailAddress),
     SetForwardDeleteCopy(bool),
+    /// Sets the user's names that are given.
+    SetPersonalInfo(PersonalInfo),
 }
 
 /// What an accepted command changes, with the audit view of it (never a secret).
@@ -645,6 +683,11 @@ pub fn apply(agg: &AccountAggregate, cmd: AccountCommand) -> Result<Change, Rule
             mail_forward::resend(agg, keys, now_ms)
         }
         AccountCommand::DeleteZohoMailCopy(delete) => Ok(mail_forward::delete_copy(agg, delete)),
+        AccountCommand::UpdatePersonalInfo(info) => Ok(personal_info::update(agg, info)),
+        AccountCommand::DisplayNameEmailUpdate {
+            display_name,
+            address,
+        } => personal_info::display_name_email(agg, display_name, address),
     }
 }
 
@@ -684,6 +727,8 @@ pub(crate) mod fixtures {
                 forward_delete_copy: false,
             },
             zoid: Zoid::new(12345678).unwrap(),
+            user_first_name: "Rebecca".into(),
+            user_last_name: String::new(),
             user_display_name: "Rebecca".into(),
             user_one_time_password: false,
             org_domains: vec!["zylker.com".into()],
@@ -823,6 +868,23 @@ mod reads_tests {
                 now_ms,
             },
             AccountCommand::DeleteZohoMailCopy(true),
+            AccountCommand::UpdatePersonalInfo(super::personal_info::tests::names(
+                Some("Becky"),
+                None,
+                Some("Becky A."),
+            )),
+            AccountCommand::DisplayNameEmailUpdate {
+                display_name: "Rebecca A.".into(),
+                address: addr("becky@zylker.com"),
+            },
+            AccountCommand::DisplayNameEmailUpdate {
+                display_name: "Rebecca A.".into(),
+                address: addr("rebecca.alias@zylker.com"),
+            },
+            AccountCommand::DisplayNameEmailUpdate {
+                display_name: "Rebecca A.".into(),
+                address: addr("admin@zylker.com"),
+            },
         ];
         // A mode that reads less than everything is held to it here: it must be among the
         // commands above.

@@ -1,7 +1,7 @@
 //! OAuth clients, authorization codes and refresh tokens: what the browser flow, the
 //! token endpoint and `mailplane oauth` read and write.
 
-use mailplane_domain::{ScopeSet, Zuid};
+use mailplane_domain::{is_expired, ScopeSet, Zuid};
 
 use super::{
     new_client_id, new_secret, pkce_satisfied, ClientCredentials, CodeChallenge, Credentials,
@@ -164,13 +164,14 @@ pub(crate) async fn credentials<D: Db>(
     email: &str,
 ) -> Result<Option<Credentials>, StoreError> {
     db.row(
-        "SELECT u.zuid, u.password_hash FROM addresses d JOIN accounts a ON a.account_id = d.account_id \
+        "SELECT u.zuid, u.password_hash, u.expires_ms FROM addresses d JOIN accounts a ON a.account_id = d.account_id \
          JOIN users u ON u.zuid = a.zuid WHERE d.address = $1",
         &[&email],
         |r| {
             Ok(Credentials {
                 zuid: Zuid::from_db(r.get("zuid")?),
                 password_hash: r.get("password_hash")?,
+                expires_ms: r.get("expires_ms")?,
             })
         },
     )
@@ -300,11 +301,21 @@ pub(crate) async fn refresh<D: Db>(
     authenticate_client(db, client_id, secret).await?;
     let (id, zuid, scopes) = db
         .row(
-            "SELECT id, zuid, scopes FROM refresh_tokens WHERE digest = $1 AND client_id = $2 AND revoked_ms IS NULL",
+            "SELECT r.id, r.zuid, r.scopes, u.expires_ms FROM refresh_tokens r JOIN users u ON u.zuid = r.zuid \
+             WHERE r.digest = $1 AND r.client_id = $2 AND r.revoked_ms IS NULL",
             &[&token_digest(refresh_token), &client_id],
-            |r| Ok((r.get::<i64>("id")?, Zuid::from_db(r.get("zuid")?), scopes(r)?)),
+            |r| {
+                let expired = is_expired(r.get("expires_ms")?, now_ms());
+                Ok((!expired).then_some((
+                    r.get::<i64>("id")?,
+                    Zuid::from_db(r.get("zuid")?),
+                    scopes(r)?,
+                )))
+            },
         )
         .await?
+        .flatten()
+        // An expired user's refresh tokens mint nothing more (`userExpiry`).
         .ok_or(OAuthError::InvalidCode)?;
     // The grant's scopes exactly: a refresh never widens them.
     let access_token = mint_access(db, zuid, &scopes, id, ttl_secs).await?;

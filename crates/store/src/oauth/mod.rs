@@ -195,12 +195,20 @@ impl Exchange {
     }
 }
 
-/// The user a sign-in names: the zuid and the stored password hash (none if the user
-/// has no password).
+/// The user a sign-in names: the zuid, the stored password hash (none if the user has no
+/// password) and when the user expires (`userExpiry`; none for never).
 #[derive(Clone)]
 pub struct Credentials {
     pub zuid: Zuid,
     pub password_hash: Option<String>,
+    pub expires_ms: Option<i64>,
+}
+
+impl Credentials {
+    /// Whether the user has expired: such a user cannot sign in, whatever the password.
+    pub fn expired(&self) -> bool {
+        mailplane_domain::is_expired(self.expires_ms, crate::now_ms())
+    }
 }
 
 // A password hash is not a password, but in a log it is one offline guessing away from it.
@@ -209,6 +217,7 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("zuid", &self.zuid)
             .field("password_hash", &redacted(&self.password_hash))
+            .field("expires_ms", &self.expires_ms)
             .finish()
     }
 }

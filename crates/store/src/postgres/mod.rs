@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0006_pkce.sql"),
     include_str!("../../migrations/postgres/0007_security_event_counts.sql"),
     include_str!("../../migrations/postgres/0008_alias_ids_and_one_time_passwords.sql"),
+    include_str!("../../migrations/postgres/0009_user_expiry_and_profile.sql"),
     include_str!("../../migrations/postgres/0010_mail_forwards.sql"),
 ];
 /// Any constant shared by all nodes: the advisory lock that makes one node migrate at a time.
