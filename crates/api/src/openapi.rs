@@ -373,6 +373,9 @@ fn update_body(admin: bool) -> Value {
     })
 }
 
+/// How `/oauth/v2/auth` reads its `scope`.
+const SCOPE_PARAM: &str = "Scopes of Zoho's form `Service.resource.OPERATION`, separated by commas or spaces; the operation (READ, CREATE, UPDATE, DELETE, ALL) in any case, `VirtualOffice.` read as `ZohoMail.`. Only `ZohoMail.accounts.*` and `ZohoMail.organization.accounts.*` give access; the others are accepted, recorded with the grant and give nothing. At least one served scope, at most 32 scopes of at most 100 characters, 2048 characters in all; otherwise the client gets `error=invalid_scope` with an `error_description`.";
+
 pub fn document() -> Value {
     let account_ref = json!({ "$ref": "#/components/schemas/Account" });
     // A list that names someone: the other list may then be empty.
@@ -595,7 +598,9 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
         "type": "object",
         "properties": {
             "access_token": { "type": "string" }, "refresh_token": { "type": "string" }, "api_domain": { "type": "string" },
-            "token_type": { "type": "string" }, "expires_in": { "type": "integer" }, "scope": { "type": "string" }, "error": { "type": "string" }
+            "token_type": { "type": "string" }, "expires_in": { "type": "integer" },
+            "scope": { "type": "string", "description": "the scopes the access token carries: the served ones of the grant (`ZohoMail.accounts.*`, `ZohoMail.organization.accounts.*`), comma-separated, in Zoho's spelling; scopes asked for that mailplane does not serve are not listed" },
+            "error": { "type": "string" }
         }
     } } } });
     let auth_params: Vec<Value> = [
@@ -609,7 +614,13 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
         "code_challenge_method",
     ]
     .iter()
-    .map(|n| json!({ "name": n, "in": "query", "schema": { "type": "string" } }))
+    .map(|n| {
+        let mut p = json!({ "name": n, "in": "query", "schema": { "type": "string" } });
+        if *n == "scope" {
+            p["description"] = json!(SCOPE_PARAM);
+        }
+        p
+    })
     .collect();
     paths["/oauth/v2/auth"] = json!({
         "get": {
@@ -619,7 +630,7 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
         },
         "post": {
             "operationId": "oauthSignIn",
-            "requestBody": form(json!({ "email": { "type": "string" }, "password": { "type": "string" }, "client_id": { "type": "string" }, "scope": { "type": "string" }, "redirect_uri": { "type": "string" }, "response_type": { "type": "string" }, "state": { "type": "string" }, "code_challenge": { "type": "string" }, "code_challenge_method": { "type": "string", "enum": ["plain", "S256"] } })),
+            "requestBody": form(json!({ "email": { "type": "string" }, "password": { "type": "string" }, "client_id": { "type": "string" }, "scope": { "type": "string", "description": SCOPE_PARAM }, "redirect_uri": { "type": "string" }, "response_type": { "type": "string" }, "state": { "type": "string" }, "code_challenge": { "type": "string" }, "code_challenge_method": { "type": "string", "enum": ["plain", "S256"] } })),
             "responses": { "200": { "description": "the consent page, or the sign-in page again", "content": html }, "302": { "description": "back to the client with an error" }, "400": { "description": "unknown client", "content": html }, "429": { "description": "too many failed sign-ins; `Retry-After` says when to come back", "content": html }, "503": { "description": "the sign-in page again: every password-checking slot stayed taken, nothing was checked; `Retry-After` says when to come back", "content": html } }
         }
     });
@@ -630,6 +641,7 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
     } });
     paths["/oauth/v2/token"] = json!({ "post": {
         "operationId": "oauthToken",
+        "description": "A `scope` parameter is not read: the grant's scopes decide.",
         "requestBody": form(json!({ "grant_type": { "type": "string" }, "client_id": { "type": "string" }, "client_secret": { "type": "string" }, "code": { "type": "string" }, "redirect_uri": { "type": "string" }, "refresh_token": { "type": "string" }, "code_verifier": { "type": "string" } })),
         "responses": { "200": token_answer, "503": { "description": "the database cannot be reached" } }
     } });
