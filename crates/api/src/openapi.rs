@@ -464,7 +464,8 @@ pub fn document() -> Value {
         },
         "components": {
             "securitySchemes": {
-                "zohoOAuthToken": { "type": "apiKey", "in": "header", "name": "Authorization", "description": "`Zoho-oauthtoken <token>` or `Bearer <token>`" }
+                "zohoOAuthToken": { "type": "apiKey", "in": "header", "name": "Authorization", "description": "`Zoho-oauthtoken <token>` or `Bearer <token>`" },
+                "oauthClientBasic": { "type": "http", "scheme": "basic", "description": "the token endpoint's client authentication: `client_id:client_secret`, each form-urlencoded (RFC 6749 §2.3.1); the form's `client_id` and `client_secret` are the other way" }
             },
             "schemas": {
                 "Status": { "type": "object", "required": ["code", "description"], "properties": { "code": { "type": "integer" }, "description": { "type": "string" } } },
@@ -639,11 +640,18 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
         "requestBody": form(json!({ "ticket": { "type": "string" }, "state": { "type": "string" }, "decision": { "type": "string", "enum": ["approve", "deny"] } })),
         "responses": { "302": { "description": "back to the client with the code or access_denied" }, "400": { "description": "expired or used", "content": html } }
     } });
+    let oauth_error = |what: &str| json!({ "description": what, "content": { "application/json": { "schema": { "type": "object", "properties": { "error": { "type": "string" } } } } } });
     paths["/oauth/v2/token"] = json!({ "post": {
         "operationId": "oauthToken",
-        "description": "A `scope` parameter is not read: the grant's scopes decide.",
+        "description": "The client authenticates with `client_id` and `client_secret` in the form, or with HTTP Basic. A `scope` parameter is not read: the grant's scopes decide.",
+        "security": [ {}, { "oauthClientBasic": [] } ],
         "requestBody": form(json!({ "grant_type": { "type": "string" }, "client_id": { "type": "string" }, "client_secret": { "type": "string" }, "code": { "type": "string" }, "redirect_uri": { "type": "string" }, "refresh_token": { "type": "string" }, "code_verifier": { "type": "string" } })),
-        "responses": { "200": token_answer, "503": { "description": "the database cannot be reached" } }
+        "responses": {
+            "200": token_answer,
+            "400": oauth_error("`invalid_request`: HTTP Basic and form credentials that differ"),
+            "401": oauth_error("`invalid_client` for a client that used HTTP Basic: a malformed header, an unknown client or a wrong secret; with `WWW-Authenticate: Basic`"),
+            "503": { "description": "the database cannot be reached" }
+        }
     } });
     paths["/oauth/v2/token/revoke"] = json!({ "post": {
         "operationId": "oauthRevoke",

@@ -31,6 +31,7 @@ backend_tests!(
     lowercase_operations_and_virtual_office_names_are_served,
     scope_requests_serving_nothing_or_malformed_are_refused,
     the_command_line_accepts_zoho_scope_sets,
+    the_token_endpoint_takes_http_basic_client_credentials,
 );
 
 const REDIRECT: &str = "https://app.example/callback";
@@ -1535,6 +1536,30 @@ const ZOHO_CLIENT_SCOPES: &str = "ZohoMail.accounts.READ,ZohoMail.messages.ALL,Z
                                   VirtualOffice.accounts.READ,aaaserver.profile.READ,ZohoMail.tags.ALL";
 
 impl OAuthApp {
+    /// The token endpoint with HTTP Basic `id:secret` (sent as given) and a form; status,
+    /// `WWW-Authenticate` and body.
+    async fn token_basic(
+        &self,
+        pair: &str,
+        params: &[(&str, &str)],
+    ) -> (u16, Option<String>, String) {
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode(pair);
+        let r = self
+            .http
+            .post(self.url("/oauth/v2/token"))
+            .header("authorization", format!("Basic {basic}"))
+            .form(params)
+            .send()
+            .await
+            .unwrap();
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .map(|h| h.to_str().unwrap().to_string());
+        (r.status().as_u16(), challenge, r.text().await.unwrap())
+    }
+
     /// Whether an access token may read Paula's accounts, change her account, and read
     /// the organization's accounts: (status, error code) of each.
     async fn reach(&self, access: &str) -> [(u16, String); 3] {
@@ -1861,4 +1886,88 @@ async fn the_command_line_accepts_zoho_scope_sets() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{command} {scope:?}: {stderr}");
     }
+}
+
+async fn the_token_endpoint_takes_http_basic_client_credentials() {
+    let o = setup(&[]).with_user().await;
+    let pair = format!("{}:{}", o.client_id, o.secret);
+    // A code exchanged with Basic alone.
+    let code = o.browser_flow("ZohoMail.accounts.READ").await["code"].clone();
+    let (status, _, body) = o
+        .token_basic(
+            &pair,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let t: Value = serde_json::from_str(&body).unwrap();
+    let refresh = t["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        o.api_status(t["access_token"].as_str().unwrap()).await.0,
+        200
+    );
+    // A refresh with Basic, and with Basic and the same values in the form.
+    let grant = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh[..]),
+    ];
+    let (status, _, body) = o.token_basic(&pair, &grant).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("access_token"));
+    let same = [
+        &grant[..],
+        &[
+            ("client_id", &o.client_id[..]),
+            ("client_secret", &o.secret[..]),
+        ],
+    ]
+    .concat();
+    assert_eq!(o.token_basic(&pair, &same).await.0, 200);
+    // A wrong secret, an unknown client, a header that is not id:secret: 401, a
+    // challenge, and nothing of what was sent.
+    let wrong = format!("{}:mpcs_wrong-secret", o.client_id);
+    let bad_header = "no colon here";
+    for sent in [&wrong[..], "1000.NOPE:whatever", bad_header] {
+        let (status, challenge, body) = o.token_basic(sent, &grant).await;
+        assert_eq!(status, 401, "{sent}");
+        assert_eq!(challenge.as_deref(), Some("Basic realm=\"oauth\""));
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"error": "invalid_client"})
+        );
+    }
+    let r = o
+        .http
+        .post(o.url("/oauth/v2/token"))
+        .header("authorization", "Basic %%%")
+        .form(&grant)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Basic and form credentials that disagree: refused, whichever is right.
+    for form in [
+        [
+            ("client_id", &o.client_id[..]),
+            ("client_secret", "mpcs_other"),
+        ],
+        [
+            ("client_id", "1000.OTHER"),
+            ("client_secret", &o.secret[..]),
+        ],
+    ] {
+        let params = [&grant[..], &form[..]].concat();
+        let (status, _, body) = o.token_basic(&pair, &params).await;
+        assert_eq!(status, 400, "{form:?}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"error": "invalid_request"})
+        );
+    }
+    // The refusals spent nothing: the refresh token still works, in the form too.
+    assert!(o.refresh(&refresh).await["access_token"].is_string());
 }

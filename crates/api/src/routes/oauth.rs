@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use mailplane_domain::{EmailAddress, ScopeRequest};
@@ -18,6 +18,7 @@ use mailplane_store::{secrets, RequestMeta, StoreError};
 use serde_json::json;
 
 use super::pages;
+use crate::client_auth::{client_credentials, ClientAuthError};
 use crate::password_work::{PasswordWorkError, BUSY_RETRY_AFTER_SECS};
 use crate::signin_limit::{client_key, Throttled};
 use crate::AppState;
@@ -378,6 +379,20 @@ fn oauth_error(e: OAuthError) -> Response {
     Json(json!({ "error": code })).into_response()
 }
 
+/// A refused client that authenticated with HTTP Basic: 401 and a challenge (RFC 6749
+/// §5.2), where the form's refusals keep Zoho's 200.
+fn basic_refused() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (header::WWW_AUTHENTICATE, "Basic realm=\"oauth\""),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Json(json!({ "error": "invalid_client" })),
+    )
+        .into_response()
+}
+
 /// `scope` is the served scopes the token carries: what it may do. A client that asked
 /// for more learns here which of its scopes were granted (RFC 6749 §5.1).
 fn tokens(t: IssuedTokens, api_domain: &str) -> Response {
@@ -394,10 +409,26 @@ fn tokens(t: IssuedTokens, api_domain: &str) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
-/// Zoho: `POST /oauth/v2/token`. A `scope` parameter is not read: the grant's scopes
-/// decide.
-pub async fn token(State(state): State<AppState>, Params(p): Params) -> Response {
-    let (client_id, secret) = (get(&p, "client_id"), get(&p, "client_secret"));
+/// Zoho: `POST /oauth/v2/token`. The client authenticates in the form or with HTTP
+/// Basic. A `scope` parameter is not read: the grant's scopes decide.
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Params(p): Params,
+) -> Response {
+    let client = match client_credentials(&headers, get(&p, "client_id"), get(&p, "client_secret"))
+    {
+        Ok(c) => c,
+        Err(ClientAuthError::BadBasic) => return basic_refused(),
+        Err(ClientAuthError::Conflict) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": "invalid_request" })),
+            )
+                .into_response()
+        }
+    };
+    let (client_id, secret) = (client.id.as_str(), client.secret.as_str());
     let ttl = state.access_token_ttl_secs;
     let result = match get(&p, "grant_type") {
         "authorization_code" => {
@@ -425,6 +456,7 @@ pub async fn token(State(state): State<AppState>, Params(p): Params) -> Response
     };
     match result {
         Ok(t) => tokens(t, &state.public_url),
+        Err(OAuthError::InvalidClient) if client.basic => basic_refused(),
         Err(e) => oauth_error(e),
     }
 }
