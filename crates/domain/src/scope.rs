@@ -184,7 +184,8 @@ pub enum ScopeError {
     TooMany,
     #[error("a scope is longer than {MAX_SCOPE_LEN} characters")]
     ScopeTooLong,
-    /// The offending scope, cut short and with anything unprintable escaped.
+    /// The offending scope, quoted with anything unprintable escaped (it is at most
+    /// [`MAX_SCOPE_LEN`] long, so the sentence stays short).
     #[error("{0} is not a scope of the form Service.resource.OPERATION (OPERATION one of READ, CREATE, UPDATE, DELETE, ALL)")]
     Malformed(String),
     #[error("none of the scopes is served here: ask for ZohoMail.accounts.<READ|UPDATE|ALL> or ZohoMail.organization.accounts.<READ|UPDATE|CREATE|DELETE|ALL>")]
