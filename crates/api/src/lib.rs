@@ -7,6 +7,7 @@
 mod auth;
 mod bad_token_limit;
 mod client_addr;
+mod client_auth;
 mod command;
 mod error;
 mod lenient;

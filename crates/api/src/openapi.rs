@@ -448,6 +448,9 @@ fn update_body(admin: bool) -> Value {
     })
 }
 
+/// How `/oauth/v2/auth` reads its `scope`.
+const SCOPE_PARAM: &str = "Scopes of Zoho's form `Service.resource.OPERATION`, separated by commas or spaces; the operation (READ, CREATE, UPDATE, DELETE, ALL) in any case, `VirtualOffice.` read as `ZohoMail.`. Only `ZohoMail.accounts.*` and `ZohoMail.organization.accounts.*` give access; the others are accepted, recorded with the grant and give nothing. At least one served scope, at most 32 scopes of at most 100 characters, 2048 characters in all; otherwise the client gets `error=invalid_scope` with an `error_description`.";
+
 pub fn document() -> Value {
     let account_ref = json!({ "$ref": "#/components/schemas/Account" });
     // A list that names someone: the other list may then be empty.
@@ -556,7 +559,8 @@ pub fn document() -> Value {
         },
         "components": {
             "securitySchemes": {
-                "zohoOAuthToken": { "type": "apiKey", "in": "header", "name": "Authorization", "description": "`Zoho-oauthtoken <token>` or `Bearer <token>`" }
+                "zohoOAuthToken": { "type": "apiKey", "in": "header", "name": "Authorization", "description": "`Zoho-oauthtoken <token>` or `Bearer <token>`" },
+                "oauthClientBasic": { "type": "http", "scheme": "basic", "description": "the token endpoint's client authentication: `client_id:client_secret`, each form-urlencoded (RFC 6749 §2.3.1); the form's `client_id` and `client_secret` are the other way" }
             },
             "schemas": {
                 "Status": { "type": "object", "required": ["code", "description"], "properties": { "code": { "type": "integer" }, "description": { "type": "string" } } },
@@ -716,7 +720,9 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
         "type": "object",
         "properties": {
             "access_token": { "type": "string" }, "refresh_token": { "type": "string" }, "api_domain": { "type": "string" },
-            "token_type": { "type": "string" }, "expires_in": { "type": "integer" }, "scope": { "type": "string" }, "error": { "type": "string" }
+            "token_type": { "type": "string" }, "expires_in": { "type": "integer" },
+            "scope": { "type": "string", "description": "the scopes the access token carries: the served ones of the grant (`ZohoMail.accounts.*`, `ZohoMail.organization.accounts.*`), comma-separated, in Zoho's spelling; scopes asked for that mailplane does not serve are not listed" },
+            "error": { "type": "string" }
         }
     } } } });
     let auth_params: Vec<Value> = [
@@ -730,7 +736,13 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
         "code_challenge_method",
     ]
     .iter()
-    .map(|n| json!({ "name": n, "in": "query", "schema": { "type": "string" } }))
+    .map(|n| {
+        let mut p = json!({ "name": n, "in": "query", "schema": { "type": "string" } });
+        if *n == "scope" {
+            p["description"] = json!(SCOPE_PARAM);
+        }
+        p
+    })
     .collect();
     paths["/oauth/v2/auth"] = json!({
         "get": {
@@ -740,7 +752,7 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
         },
         "post": {
             "operationId": "oauthSignIn",
-            "requestBody": form(json!({ "email": { "type": "string" }, "password": { "type": "string" }, "client_id": { "type": "string" }, "scope": { "type": "string" }, "redirect_uri": { "type": "string" }, "response_type": { "type": "string" }, "state": { "type": "string" }, "code_challenge": { "type": "string" }, "code_challenge_method": { "type": "string", "enum": ["plain", "S256"] } })),
+            "requestBody": form(json!({ "email": { "type": "string" }, "password": { "type": "string" }, "client_id": { "type": "string" }, "scope": { "type": "string", "description": SCOPE_PARAM }, "redirect_uri": { "type": "string" }, "response_type": { "type": "string" }, "state": { "type": "string" }, "code_challenge": { "type": "string" }, "code_challenge_method": { "type": "string", "enum": ["plain", "S256"] } })),
             "responses": { "200": { "description": "the consent page, or the sign-in page again", "content": html }, "302": { "description": "back to the client with an error" }, "400": { "description": "unknown client", "content": html }, "429": { "description": "too many failed sign-ins; `Retry-After` says when to come back", "content": html }, "503": { "description": "the sign-in page again: every password-checking slot stayed taken, nothing was checked; `Retry-After` says when to come back", "content": html } }
         }
     });
@@ -749,10 +761,18 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
         "requestBody": form(json!({ "ticket": { "type": "string" }, "state": { "type": "string" }, "decision": { "type": "string", "enum": ["approve", "deny"] } })),
         "responses": { "302": { "description": "back to the client with the code or access_denied" }, "400": { "description": "expired or used", "content": html } }
     } });
+    let oauth_error = |what: &str| json!({ "description": what, "content": { "application/json": { "schema": { "type": "object", "properties": { "error": { "type": "string" } } } } } });
     paths["/oauth/v2/token"] = json!({ "post": {
         "operationId": "oauthToken",
+        "description": "The client authenticates with `client_id` and `client_secret` in the form, or with HTTP Basic. A `scope` parameter is not read: the grant's scopes decide.",
+        "security": [ {}, { "oauthClientBasic": [] } ],
         "requestBody": form(json!({ "grant_type": { "type": "string" }, "client_id": { "type": "string" }, "client_secret": { "type": "string" }, "code": { "type": "string" }, "redirect_uri": { "type": "string" }, "refresh_token": { "type": "string" }, "code_verifier": { "type": "string" } })),
-        "responses": { "200": token_answer, "503": { "description": "the database cannot be reached" } }
+        "responses": {
+            "200": token_answer,
+            "400": oauth_error("`invalid_request`: HTTP Basic and form credentials that differ"),
+            "401": oauth_error("`invalid_client` for a client that used HTTP Basic: a malformed header, an unknown client or a wrong secret; with `WWW-Authenticate: Basic`"),
+            "503": { "description": "the database cannot be reached" }
+        }
     } });
     paths["/oauth/v2/token/revoke"] = json!({ "post": {
         "operationId": "oauthRevoke",

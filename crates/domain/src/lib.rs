@@ -36,7 +36,10 @@ pub use modes::{
     MAX_ADDRESSES_PER_ACCOUNT, MAX_FORWARDS_PER_ACCOUNT, MAX_IDENTITIES_PER_ACCOUNT,
 };
 pub use relay_host::{is_internal_ip, literal_ip};
-pub use scope::{Access, Resource, Scope, ScopeSet};
+pub use scope::{
+    Access, RequestedScope, Resource, Scope, ScopeError, ScopeRequest, ScopeSet,
+    MAX_REQUESTED_SCOPES, MAX_SCOPE_LEN, MAX_SCOPE_LIST_LEN,
+};
 pub use secret::{PasswordHash, Secret};
 pub use send_as::{AddressFacts, Claim, IdentityState, InertReason, Owner};
 pub use users::{

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mailplane_domain::{EmailAddress, ScopeSet, Zuid};
+use mailplane_domain::{EmailAddress, ScopeRequest, Zuid};
 use mailplane_store::{secrets, DbOptions, Location, ProvisionError, RelayKey, Store};
 use serde_json::json;
 
@@ -114,16 +114,17 @@ pub async fn issue_token(storage: StorageArgs, args: IssueArgs) -> Result<(), St
         .zuid
         .parse()
         .map_err(|_| format!("--zuid {:?} must be a positive integer", args.zuid))?;
-    let scopes = ScopeSet::parse_list(&args.scope).map_err(|e| format!("--scope: {e}"))?;
+    let request = scope_request(&args.scope)?;
     let expires = (args.expires_in > 0).then_some(args.expires_in);
     let store = open_store(&storage, &data_dir(&storage)).await?;
+    // A bare access token has no grant to record the request in: it carries what it may do.
     let token = store
-        .issue_token(zuid, scopes.clone(), expires)
+        .issue_token(zuid, request.served().clone(), expires)
         .await
         .map_err(provision_error)?;
     println!(
         "{}",
-        json!({ "accessToken": token, "scope": scopes.to_string(), "expiresIn": args.expires_in })
+        json!({ "accessToken": token, "scope": request.served().to_string(), "unservedScopes": unserved(&request), "expiresIn": args.expires_in })
     );
     Ok(())
 }
@@ -175,17 +176,27 @@ pub async fn oauth_grant(storage: StorageArgs, args: GrantArgs) -> Result<(), St
         .zuid
         .parse()
         .map_err(|_| format!("--zuid {:?} must be a positive integer", args.zuid))?;
-    let scopes = ScopeSet::parse_list(&args.scope).map_err(|e| format!("--scope: {e}"))?;
+    let request = scope_request(&args.scope)?;
     let store = open_store(&storage, &data_dir(&storage)).await?;
     let token = store
-        .oauth_grant(&args.client_id, zuid, scopes.clone())
+        .oauth_grant(&args.client_id, zuid, request.clone())
         .await
         .map_err(provision_error)?;
     println!(
         "{}",
-        json!({ "refreshToken": token, "scope": scopes.to_string() })
+        json!({ "refreshToken": token, "scope": request.served().to_string(), "unservedScopes": unserved(&request) })
     );
     Ok(())
+}
+
+/// `--scope` read as a client's request: any of Zoho's scopes, at least one served here.
+fn scope_request(text: &str) -> Result<ScopeRequest, String> {
+    ScopeRequest::parse(text).map_err(|e| format!("--scope: {e}"))
+}
+
+/// The scopes asked for that give no access here, so that the operator sees them.
+fn unserved(request: &ScopeRequest) -> Vec<String> {
+    request.unserved().iter().map(ToString::to_string).collect()
 }
 
 /// `keys rotate`. Each step leaves a state the nodes can read: the key file first gains

@@ -282,7 +282,9 @@ pub struct GrantArgs {
     pub client_id: String,
     #[arg(long, env = "MAILPLANE_ZUID")]
     pub zuid: String,
-    /// Comma-separated scopes, e.g. ZohoMail.accounts.ALL
+    /// Comma-separated scopes, e.g. ZohoMail.accounts.ALL. Zoho's other scopes are
+    /// accepted and recorded, but only ZohoMail.accounts.* and
+    /// ZohoMail.organization.accounts.* give access
     #[arg(long, env = "MAILPLANE_SCOPE")]
     pub scope: String,
 }
@@ -519,7 +521,9 @@ pub enum TokenCommand {
 pub struct IssueArgs {
     #[arg(long, env = "MAILPLANE_ZUID")]
     pub zuid: String,
-    /// Comma-separated scopes, e.g. ZohoMail.accounts.READ,ZohoMail.accounts.UPDATE
+    /// Comma-separated scopes, e.g. ZohoMail.accounts.READ,ZohoMail.accounts.UPDATE. Zoho's
+    /// other scopes are accepted, but only ZohoMail.accounts.* and
+    /// ZohoMail.organization.accounts.* give access
     #[arg(long, env = "MAILPLANE_SCOPE")]
     pub scope: String,
     /// Lifetime in seconds; 0 for a token that never expires

@@ -28,6 +28,11 @@ backend_tests!(
     argon2_past_its_slots_is_503_and_costs_no_failure,
     reset_password_changes_the_sign_in_and_revokes_the_tokens,
     an_expired_user_cannot_sign_in_and_its_tokens_stop,
+    a_fixed_zoho_scope_set_gets_a_token_that_does_only_what_is_served,
+    lowercase_operations_and_virtual_office_names_are_served,
+    scope_requests_serving_nothing_or_malformed_are_refused,
+    the_command_line_accepts_zoho_scope_sets,
+    the_token_endpoint_takes_http_basic_client_credentials,
 );
 
 const REDIRECT: &str = "https://app.example/callback";
@@ -142,13 +147,18 @@ impl OAuthApp {
         out
     }
 
-    async fn with_user(mut self) -> Self {
+    async fn with_user(self) -> Self {
+        self.with_user_as("member").await
+    }
+
+    /// Paula, with `role` in the demo organization.
+    async fn with_user_as(mut self, role: &str) -> Self {
         let r = self
             .app
             .admin()
             .create_user(
                 ZOID,
-                &json!({"primaryEmailAddress": EMAIL, "password": PASSWORD, "firstName": "Paula"}),
+                &json!({"primaryEmailAddress": EMAIL, "password": PASSWORD, "firstName": "Paula", "role": role}),
             )
             .await
             .unwrap();
@@ -216,6 +226,18 @@ impl OAuthApp {
         scope: &str,
         extra: &[(&str, &str)],
     ) -> HashMap<String, String> {
+        let consent = self.consent_page(scope, extra).await;
+        for one in scope.split(',') {
+            assert!(
+                consent.contains(&format!("<li>{one}</li>")),
+                "the consent page lists {one}"
+            );
+        }
+        self.approve(&consent).await
+    }
+
+    /// The flow up to the consent page, signed in as Paula; its html.
+    async fn consent_page(&self, scope: &str, extra: &[(&str, &str)]) -> String {
         let (status, page) = self.authorize_with(scope, "st-1", extra).await;
         assert_eq!(status, 200, "{page}");
         assert!(
@@ -230,13 +252,12 @@ impl OAuthApp {
             consent.contains("Billing &lt;sync&gt;"),
             "the consent page names the client"
         );
-        for one in scope.split(',') {
-            assert!(
-                consent.contains(&format!("<li>{one}</li>")),
-                "the consent page lists {one}"
-            );
-        }
-        let (status, _, location) = self.submit(&consent, &[("decision", "approve")]).await;
+        consent
+    }
+
+    /// Approves on the consent page; the redirect's query.
+    async fn approve(&self, consent: &str) -> HashMap<String, String> {
+        let (status, _, location) = self.submit(consent, &[("decision", "approve")]).await;
         assert_eq!(status, 302);
         let location = location.unwrap();
         assert!(location.starts_with(&format!("{REDIRECT}?")), "{location}");
@@ -1575,4 +1596,446 @@ async fn an_expired_user_cannot_sign_in_and_its_tokens_stop() {
     let account = o.app.admin().org_account(ZOID, EMAIL).await.unwrap();
     assert_eq!(account.data()["userExpiry"], 1000);
     assert_eq!(o.api_status(&o.app.admin_token).await.0, 200);
+}
+
+/// What third-party Zoho Mail clients ask for: account scopes among scopes of other
+/// services, a legacy name and the profile scope.
+const ZOHO_CLIENT_SCOPES: &str = "ZohoMail.accounts.READ,ZohoMail.messages.ALL,ZohoMail.folders.ALL,\
+                                  VirtualOffice.accounts.READ,aaaserver.profile.READ,ZohoMail.tags.ALL";
+
+impl OAuthApp {
+    /// The token endpoint with HTTP Basic `id:secret` (sent as given) and a form; status,
+    /// `WWW-Authenticate` and body.
+    async fn token_basic(
+        &self,
+        pair: &str,
+        params: &[(&str, &str)],
+    ) -> (u16, Option<String>, String) {
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode(pair);
+        let r = self
+            .http
+            .post(self.url("/oauth/v2/token"))
+            .header("authorization", format!("Basic {basic}"))
+            .form(params)
+            .send()
+            .await
+            .unwrap();
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .map(|h| h.to_str().unwrap().to_string());
+        (r.status().as_u16(), challenge, r.text().await.unwrap())
+    }
+
+    /// Whether an access token may read Paula's accounts, change her account, and read
+    /// the organization's accounts: (status, error code) of each.
+    async fn reach(&self, access: &str) -> [(u16, String); 3] {
+        let c = self.app.client(Some(access));
+        let r = c.accounts().await.unwrap();
+        let read = (r.status, r.error_code().to_string());
+        let account = if r.status == 200 {
+            r.data()[0]["accountId"].as_str().unwrap().to_string()
+        } else {
+            REBECCA.to_string()
+        };
+        let r = c
+            .update_account(
+                &account,
+                &json!({"mode": "updateOutgoingStatus", "outgoingBlocked": false}),
+            )
+            .await
+            .unwrap();
+        let update = (r.status, r.error_code().to_string());
+        let r = c.org_accounts(ZOID, "").await.unwrap();
+        let org = (r.status, r.error_code().to_string());
+        [read, update, org]
+    }
+}
+
+fn answer(status: u16, code: &str) -> (u16, String) {
+    (status, code.to_string())
+}
+
+async fn a_fixed_zoho_scope_set_gets_a_token_that_does_only_what_is_served() {
+    let o = setup(&[]).with_user().await;
+    let consent = o.consent_page(ZOHO_CLIENT_SCOPES, &[]).await;
+    // The served scope is what the user grants; the others are named as giving nothing.
+    let (granted, others) = consent
+        .split_once("which give no access on this server")
+        .expect("the consent page names the scopes that give nothing");
+    assert!(
+        granted.contains("<li>ZohoMail.accounts.READ</li>"),
+        "{consent}"
+    );
+    for other in [
+        "ZohoMail.messages.ALL",
+        "ZohoMail.folders.ALL",
+        "aaaserver.profile.READ",
+        "ZohoMail.tags.ALL",
+    ] {
+        assert!(
+            !granted.contains(other),
+            "{other} is not granted: {consent}"
+        );
+        assert!(others.contains(&format!("<li>{other}</li>")), "{consent}");
+    }
+    assert!(
+        !consent.contains("VirtualOffice"),
+        "read as ZohoMail: {consent}"
+    );
+    let back = o.approve(&consent).await;
+    assert_eq!(back["state"], "st-1");
+    let t = o.exchange(&back["code"]).await;
+    assert_eq!(
+        t["scope"], "ZohoMail.accounts.READ",
+        "the served scopes: {t}"
+    );
+    // The grant records the request as it was asked.
+    assert_eq!(
+        o.app.query("SELECT requested_scopes FROM refresh_tokens"),
+        [ZOHO_CLIENT_SCOPES]
+    );
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(
+        o.reach(access).await,
+        [
+            answer(200, ""),
+            answer(401, "INVALID_OAUTHSCOPE"),
+            answer(401, "INVALID_OAUTHSCOPE"),
+        ]
+    );
+    // A refresh naming the same set (as some clients do) keeps the grant's scopes.
+    let t = o
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &o.client_id),
+            ("client_secret", &o.secret),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+            (
+                "scope",
+                "ZohoMail.accounts.ALL,ZohoMail.organization.accounts.ALL",
+            ),
+        ])
+        .await;
+    assert_eq!(t["scope"], "ZohoMail.accounts.READ");
+    assert_eq!(
+        o.reach(t["access_token"].as_str().unwrap()).await[1],
+        answer(401, "INVALID_OAUTHSCOPE")
+    );
+}
+
+async fn lowercase_operations_and_virtual_office_names_are_served() {
+    let o = setup(&[]).with_user_as("admin").await;
+    let consent = o
+        .consent_page(
+            "ZohoMail.accounts.read,ZohoMail.accounts.update aaaserver.profile.READ",
+            &[],
+        )
+        .await;
+    assert!(
+        consent.contains("<li>ZohoMail.accounts.UPDATE</li>"),
+        "{consent}"
+    );
+    let t = o.exchange(&o.approve(&consent).await["code"]).await;
+    assert_eq!(
+        t["scope"],
+        "ZohoMail.accounts.READ,ZohoMail.accounts.UPDATE"
+    );
+    let reach = o.reach(t["access_token"].as_str().unwrap()).await;
+    assert_eq!(
+        reach,
+        [
+            answer(200, ""),
+            answer(200, ""),
+            answer(401, "INVALID_OAUTHSCOPE"),
+        ]
+    );
+    // Zoho Mail's former name, for the organization: Paula is an admin, so it reads.
+    let consent = o
+        .consent_page("VirtualOffice.organization.accounts.READ", &[])
+        .await;
+    assert!(
+        consent.contains("<li>ZohoMail.organization.accounts.READ</li>"),
+        "{consent}"
+    );
+    let t = o.exchange(&o.approve(&consent).await["code"]).await;
+    assert_eq!(t["scope"], "ZohoMail.organization.accounts.READ");
+    let reach = o.reach(t["access_token"].as_str().unwrap()).await;
+    assert_eq!(
+        (&reach[0], &reach[2]),
+        (&answer(401, "INVALID_OAUTHSCOPE"), &answer(200, ""))
+    );
+}
+
+async fn scope_requests_serving_nothing_or_malformed_are_refused() {
+    let o = setup(&[]).with_user().await;
+    let long = format!("ZohoMail.{}.READ", "a".repeat(200));
+    let many = vec!["ZohoMail.tags.ALL"; 40].join(",");
+    for (scope, says) in [
+        (
+            "ZohoMail.messages.ALL,aaaserver.profile.READ",
+            "none of the scopes is served",
+        ),
+        ("", "no scope given"),
+        (
+            "ZohoMail.accounts.READ,ZohoMail..READ",
+            "not a scope of the form",
+        ),
+        (
+            "ZohoMail.accounts.READ,ZohoMail.accounts.WRITE",
+            "not a scope of the form",
+        ),
+        (
+            "ZohoMail.accounts.READ,ZohoMail.acc\u{7}ounts.READ",
+            "not a scope of the form",
+        ),
+        ("ZohoMail.accounts.READ,openid", "not a scope of the form"),
+        (&long[..], "longer than 100"),
+        (&many[..], "more than 32"),
+    ] {
+        let (status, location) = {
+            let r = o
+                .auth_page(&[
+                    ("response_type", "code"),
+                    ("client_id", &o.client_id),
+                    ("scope", scope),
+                    ("state", "q"),
+                ])
+                .await;
+            (
+                r.status().as_u16(),
+                r.headers()["location"].to_str().unwrap().to_string(),
+            )
+        };
+        assert_eq!(status, 302, "{scope:?}");
+        let back = query(&location);
+        assert_eq!(back["error"], "invalid_scope", "{scope:?}");
+        assert_eq!(back["state"], "q");
+        assert!(
+            back["error_description"].contains(says),
+            "{scope:?}: {back:?}"
+        );
+        assert!(
+            back["error_description"]
+                .chars()
+                .all(|c| (' '..='~').contains(&c)),
+            "{back:?}"
+        );
+    }
+    // The sign-in post checks the request again: a form altered on its way is refused.
+    let (_, page) = o.authorize("ZohoMail.accounts.READ", "st-1").await;
+    let (status, _, location) = o
+        .submit(
+            &page,
+            &[
+                ("email", EMAIL),
+                ("password", PASSWORD),
+                ("scope", "ZohoMail.messages.ALL"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 302);
+    assert_eq!(query(&location.unwrap())["error"], "invalid_scope");
+    assert_eq!(o.app.query("SELECT COUNT(*) FROM auth_codes"), ["0"]);
+}
+
+async fn the_command_line_accepts_zoho_scope_sets() {
+    let o = setup(&[]).with_user().await;
+    let out = o.app.cli(&[
+        "oauth",
+        "grant",
+        "--client-id",
+        &o.client_id,
+        "--zuid",
+        &o.zuid,
+        "--scope",
+        ZOHO_CLIENT_SCOPES,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["scope"], "ZohoMail.accounts.READ");
+    assert_eq!(
+        v["unservedScopes"],
+        json!([
+            "ZohoMail.messages.ALL",
+            "ZohoMail.folders.ALL",
+            "aaaserver.profile.READ",
+            "ZohoMail.tags.ALL"
+        ])
+    );
+    assert_eq!(
+        o.app.query("SELECT requested_scopes FROM refresh_tokens"),
+        [ZOHO_CLIENT_SCOPES]
+    );
+    let t = o.refresh(v["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(t["scope"], "ZohoMail.accounts.READ");
+    let reach = o.reach(t["access_token"].as_str().unwrap()).await;
+    assert_eq!(
+        (&reach[0], &reach[1]),
+        (&answer(200, ""), &answer(401, "INVALID_OAUTHSCOPE"))
+    );
+
+    let out = o.app.cli(&[
+        "token",
+        "issue",
+        "--zuid",
+        &o.zuid,
+        "--scope",
+        "ZohoMail.accounts.update,ZohoMail.accounts.READ,ZohoMail.organization.domains.ALL",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["scope"],
+        "ZohoMail.accounts.UPDATE,ZohoMail.accounts.READ"
+    );
+    assert_eq!(
+        v["unservedScopes"],
+        json!(["ZohoMail.organization.domains.ALL"])
+    );
+    let reach = o.reach(v["accessToken"].as_str().unwrap()).await;
+    assert_eq!(
+        reach,
+        [
+            answer(200, ""),
+            answer(200, ""),
+            answer(401, "INVALID_OAUTHSCOPE"),
+        ]
+    );
+
+    // Nothing served, or garbage: refused, saying why.
+    for (command, scope, says) in [
+        (
+            "grant",
+            "ZohoMail.messages.ALL,aaaserver.profile.READ",
+            "none of the scopes is served",
+        ),
+        (
+            "issue",
+            "ZohoMail.messages.ALL",
+            "none of the scopes is served",
+        ),
+        (
+            "grant",
+            "ZohoMail.accounts.READ,ZohoMail..ALL",
+            "not a scope of the form",
+        ),
+        (
+            "issue",
+            "ZohoMail.accounts.READ,Zoho Mail",
+            "not a scope of the form",
+        ),
+    ] {
+        let out = match command {
+            "grant" => o.app.cli(&[
+                "oauth",
+                "grant",
+                "--client-id",
+                &o.client_id,
+                "--zuid",
+                &o.zuid,
+                "--scope",
+                scope,
+            ]),
+            _ => o
+                .app
+                .cli(&["token", "issue", "--zuid", &o.zuid, "--scope", scope]),
+        };
+        assert_eq!(out.status.code(), Some(1), "{command} {scope:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{command} {scope:?}: {stderr}");
+    }
+}
+
+async fn the_token_endpoint_takes_http_basic_client_credentials() {
+    let o = setup(&[]).with_user().await;
+    let pair = format!("{}:{}", o.client_id, o.secret);
+    // A code exchanged with Basic alone.
+    let code = o.browser_flow("ZohoMail.accounts.READ").await["code"].clone();
+    let (status, _, body) = o
+        .token_basic(
+            &pair,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let t: Value = serde_json::from_str(&body).unwrap();
+    let refresh = t["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        o.api_status(t["access_token"].as_str().unwrap()).await.0,
+        200
+    );
+    // A refresh with Basic, and with Basic and the same values in the form.
+    let grant = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh[..]),
+    ];
+    let (status, _, body) = o.token_basic(&pair, &grant).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("access_token"));
+    let same = [
+        &grant[..],
+        &[
+            ("client_id", &o.client_id[..]),
+            ("client_secret", &o.secret[..]),
+        ],
+    ]
+    .concat();
+    assert_eq!(o.token_basic(&pair, &same).await.0, 200);
+    // A wrong secret, an unknown client, a header that is not id:secret: 401, a
+    // challenge, and nothing of what was sent.
+    let wrong = format!("{}:mpcs_wrong-secret", o.client_id);
+    let bad_header = "no colon here";
+    for sent in [&wrong[..], "1000.NOPE:whatever", bad_header] {
+        let (status, challenge, body) = o.token_basic(sent, &grant).await;
+        assert_eq!(status, 401, "{sent}");
+        assert_eq!(challenge.as_deref(), Some("Basic realm=\"oauth\""));
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"error": "invalid_client"})
+        );
+    }
+    let r = o
+        .http
+        .post(o.url("/oauth/v2/token"))
+        .header("authorization", "Basic %%%")
+        .form(&grant)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Basic and form credentials that disagree: refused, whichever is right.
+    for form in [
+        [
+            ("client_id", &o.client_id[..]),
+            ("client_secret", "mpcs_other"),
+        ],
+        [
+            ("client_id", "1000.OTHER"),
+            ("client_secret", &o.secret[..]),
+        ],
+    ] {
+        let params = [&grant[..], &form[..]].concat();
+        let (status, _, body) = o.token_basic(&pair, &params).await;
+        assert_eq!(status, 400, "{form:?}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"error": "invalid_request"})
+        );
+    }
+    // The refusals spent nothing: the refresh token still works, in the form too.
+    assert!(o.refresh(&refresh).await["access_token"].is_string());
 }

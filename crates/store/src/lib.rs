@@ -30,7 +30,8 @@ mod write;
 use std::path::PathBuf;
 
 use mailplane_domain::{
-    Access, AccountCommand, AccountId, EmailAddress, Role, RuleError, ScopeSet, Zoid, Zuid,
+    Access, AccountCommand, AccountId, EmailAddress, Role, RuleError, ScopeRequest, ScopeSet, Zoid,
+    Zuid,
 };
 
 pub use access::{Denied, Grant, GrantKind, Principal, UpdateTarget};
@@ -588,7 +589,7 @@ impl Store {
         &self,
         client_id: &str,
         zuid: Zuid,
-        scopes: ScopeSet,
+        scopes: ScopeRequest,
     ) -> Result<String, ProvisionError> {
         let client_id = client_id.to_string();
         on_write!(self, |db, _key| {
@@ -611,7 +612,7 @@ impl Store {
         &self,
         client_id: &str,
         zuid: Zuid,
-        scopes: ScopeSet,
+        scopes: ScopeRequest,
         redirect_uri: &str,
         pkce: Option<oauth::CodeChallenge>,
     ) -> Result<String, StoreError> {

@@ -1191,7 +1191,11 @@ async fn reset_password_sets_the_hash_and_revokes_only_that_users_tokens(db: Fre
     };
     let client = s.create_client("Desk", None).await.unwrap();
     let refresh = s
-        .oauth_grant(&client.client_id, zuid(REBECCA_ZUID), ScopeSet::user_all())
+        .oauth_grant(
+            &client.client_id,
+            zuid(REBECCA_ZUID),
+            ScopeSet::user_all().into(),
+        )
         .await
         .unwrap();
 
@@ -1406,7 +1410,7 @@ async fn oauth_codes_are_single_use_and_bound_to_their_pkce_challenge(db: Fresh)
     let (id, secret) = (c.client_id.as_str(), c.client_secret.as_str());
     let store = &s;
     let issue = move |pkce: Option<CodeChallenge>| {
-        store.issue_code(id, rebecca, ScopeSet::user_all(), REDIRECT, pkce)
+        store.issue_code(id, rebecca, ScopeSet::user_all().into(), REDIRECT, pkce)
     };
     let code = issue(None).await.unwrap();
     let pending = s.pending_code(&code).await.unwrap().expect("pending");
@@ -1562,7 +1566,7 @@ async fn oauth_refresh_and_revocation(db: Fresh) {
     let c = s.create_client("Refresher", Some(REDIRECT)).await.unwrap();
     let (id, secret) = (c.client_id.as_str(), c.client_secret.as_str());
     let code = s
-        .issue_code(id, rebecca, ScopeSet::user_all(), REDIRECT, None)
+        .issue_code(id, rebecca, ScopeSet::user_all().into(), REDIRECT, None)
         .await
         .unwrap();
     s.decide_code(&code, true).await.unwrap().unwrap();
@@ -1609,7 +1613,7 @@ async fn oauth_refresh_and_revocation(db: Fresh) {
 
     // A grant made without the browser, and an access token revoked on its own.
     let granted = s
-        .oauth_grant(id, rebecca, ScopeSet::user_all())
+        .oauth_grant(id, rebecca, ScopeSet::user_all().into())
         .await
         .unwrap();
     let a1 = s.refresh_access(id, secret, &granted, 600).await.unwrap();

@@ -9,15 +9,16 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mailplane_domain::{EmailAddress, ScopeSet};
+use mailplane_domain::{EmailAddress, ScopeRequest};
 use mailplane_store::oauth::{CodeChallenge, IssuedTokens, OAuthClient, OAuthError};
 use mailplane_store::{secrets, RequestMeta, StoreError};
 use serde_json::json;
 
 use super::pages;
+use crate::client_auth::{client_credentials, ClientAuthError};
 use crate::password_work::{PasswordWorkError, BUSY_RETRY_AFTER_SECS};
 use crate::signin_limit::{client_key, Throttled};
 use crate::AppState;
@@ -86,7 +87,7 @@ fn unavailable(e: StoreError) -> Response {
 struct AuthRequest {
     client: OAuthClient,
     redirect_uri: String,
-    scopes: ScopeSet,
+    scopes: ScopeRequest,
     state: String,
     /// The PKCE challenge the code will be bound to.
     pkce: Option<CodeChallenge>,
@@ -126,11 +127,20 @@ async fn auth_request(
             ],
         ));
     }
-    let Ok(scopes) = ScopeSet::parse_list(get(p, "scope")) else {
-        return Err(redirect(
-            &registered,
-            &[("error", "invalid_scope"), ("state", &state_param)],
-        ));
+    // Any of Zoho's scopes is accepted, so that clients asking for fixed sets get
+    // through; a request that names nothing served here is refused all the same.
+    let scopes = match ScopeRequest::parse(get(p, "scope")) {
+        Ok(s) => s,
+        Err(e) => {
+            return Err(redirect(
+                &registered,
+                &[
+                    ("error", "invalid_scope"),
+                    ("error_description", &error_description(&e.to_string())),
+                    ("state", &state_param),
+                ],
+            ))
+        }
     };
     let Ok(pkce) =
         CodeChallenge::from_request(get(p, "code_challenge"), get(p, "code_challenge_method"))
@@ -147,6 +157,13 @@ async fn auth_request(
         state: state_param,
         pkce,
     })
+}
+
+/// RFC 6749 §4.1.2.1: printable ASCII without `"` and `\`.
+fn error_description(text: &str) -> String {
+    text.chars()
+        .filter(|c| matches!(c, ' '..='~') && !matches!(c, '"' | '\\'))
+        .collect()
 }
 
 /// The fields the sign-in form carries from the authorization request to its post.
@@ -278,13 +295,19 @@ pub async fn sign_in(
         .await
     {
         Ok(ticket) => {
-            let scopes: Vec<String> = req
+            let served: Vec<String> = req
                 .scopes
-                .to_string()
-                .split(',')
-                .map(str::to_string)
+                .served()
+                .iter()
+                .map(ToString::to_string)
                 .collect();
-            pages::consent(&req.client.name, &scopes, &ticket, &req.state)
+            let unserved: Vec<String> = req
+                .scopes
+                .unserved()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            pages::consent(&req.client.name, &served, &unserved, &ticket, &req.state)
         }
         Err(e) => unavailable(e),
     }
@@ -365,6 +388,22 @@ fn oauth_error(e: OAuthError) -> Response {
     Json(json!({ "error": code })).into_response()
 }
 
+/// A refused client that authenticated with HTTP Basic: 401 and a challenge (RFC 6749
+/// §5.2), where the form's refusals keep Zoho's 200.
+fn basic_refused() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (header::WWW_AUTHENTICATE, "Basic realm=\"oauth\""),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Json(json!({ "error": "invalid_client" })),
+    )
+        .into_response()
+}
+
+/// `scope` is the served scopes the token carries: what it may do. A client that asked
+/// for more learns here which of its scopes were granted (RFC 6749 §5.1).
 fn tokens(t: IssuedTokens, api_domain: &str) -> Response {
     let mut body = json!({
         "access_token": t.access_token,
@@ -379,9 +418,26 @@ fn tokens(t: IssuedTokens, api_domain: &str) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
-/// Zoho: `POST /oauth/v2/token`.
-pub async fn token(State(state): State<AppState>, Params(p): Params) -> Response {
-    let (client_id, secret) = (get(&p, "client_id"), get(&p, "client_secret"));
+/// Zoho: `POST /oauth/v2/token`. The client authenticates in the form or with HTTP
+/// Basic. A `scope` parameter is not read: the grant's scopes decide.
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Params(p): Params,
+) -> Response {
+    let client = match client_credentials(&headers, get(&p, "client_id"), get(&p, "client_secret"))
+    {
+        Ok(c) => c,
+        Err(ClientAuthError::BadBasic) => return basic_refused(),
+        Err(ClientAuthError::Conflict) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": "invalid_request" })),
+            )
+                .into_response()
+        }
+    };
+    let (client_id, secret) = (client.id.as_str(), client.secret.as_str());
     let ttl = state.access_token_ttl_secs;
     let result = match get(&p, "grant_type") {
         "authorization_code" => {
@@ -409,6 +465,7 @@ pub async fn token(State(state): State<AppState>, Params(p): Params) -> Response
     };
     match result {
         Ok(t) => tokens(t, &state.public_url),
+        Err(OAuthError::InvalidClient) if client.basic => basic_refused(),
         Err(e) => oauth_error(e),
     }
 }

@@ -75,13 +75,33 @@ pub fn sign_in(
     page(status, "Sign in", &body)
 }
 
-pub fn consent(client_name: &str, scopes: &[String], ticket: &str, state: &str) -> Response {
-    let items: String = scopes
-        .iter()
-        .map(|s| format!("<li>{}</li>", escape(s)))
-        .collect();
+/// The consent page: the served scopes the grant gives, and (if any) the other scopes the
+/// client asked for, which the user should know give it nothing here.
+pub fn consent(
+    client_name: &str,
+    served: &[String],
+    unserved: &[String],
+    ticket: &str,
+    state: &str,
+) -> Response {
+    let list = |scopes: &[String]| -> String {
+        scopes
+            .iter()
+            .map(|s| format!("<li>{}</li>", escape(s)))
+            .collect()
+    };
+    let items = list(served);
+    let others = if unserved.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<p>It also asks for these, which give no access on this server:</p>\n\
+             <ul class=\"unserved\">{}</ul>\n",
+            list(unserved)
+        )
+    };
     let body = format!(
-        "<p><strong>{client}</strong> asks for access to:</p>\n<ul>{items}</ul>\n\
+        "<p><strong>{client}</strong> asks for access to:</p>\n<ul>{items}</ul>\n{others}\
          <form method=\"post\" action=\"/oauth/v2/auth/consent\">\n{hidden}\n\
          <button type=\"submit\" name=\"decision\" value=\"approve\">Accept</button>\n\
          <button type=\"submit\" name=\"decision\" value=\"deny\">Reject</button>\n</form>",

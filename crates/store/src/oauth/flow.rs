@@ -1,7 +1,7 @@
 //! OAuth clients, authorization codes and refresh tokens: what the browser flow, the
 //! token endpoint and `mailplane oauth` read and write.
 
-use mailplane_domain::{is_expired, ScopeSet, Zuid};
+use mailplane_domain::{is_expired, ScopeRequest, ScopeSet, Zuid};
 
 use super::{
     new_client_id, new_secret, pkce_satisfied, ClientCredentials, CodeChallenge, Credentials,
@@ -86,12 +86,14 @@ async fn revoke_refresh_id<D: Db>(db: &D, id: i64, now: i64) -> Result<(), Store
 
 /// A new refresh token; beyond the limit, the oldest live ones of the same user and client
 /// are revoked with their access tokens. The user's row is locked so that two nodes
-/// issuing at once cannot both stay under the limit.
+/// issuing at once cannot both stay under the limit. `requested` is the client's scope
+/// string, recorded with the grant; only `scopes` ever reaches a token.
 async fn insert_refresh<D: Db>(
     db: &D,
     client_id: &str,
     zuid: Zuid,
     scopes: &ScopeSet,
+    requested: Option<&str>,
 ) -> Result<(i64, String), StoreError> {
     let now = now_ms();
     db.lock(
@@ -113,8 +115,9 @@ async fn insert_refresh<D: Db>(
     let token = new_secret(REFRESH_TOKEN_PREFIX);
     let id = db
         .one(
-            "INSERT INTO refresh_tokens (digest, client_id, zuid, scopes, created_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            &[&token_digest(&token), &client_id, &zuid.as_i64(), &scopes.to_string(), &now],
+            "INSERT INTO refresh_tokens (digest, client_id, zuid, scopes, requested_scopes, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            &[&token_digest(&token), &client_id, &zuid.as_i64(), &scopes.to_string(), &requested, &now],
             |r| r.get::<i64>("id"),
         )
         .await?;
@@ -143,7 +146,7 @@ pub(crate) async fn grant<D: Db>(
     db: &D,
     client_id: &str,
     zuid: Zuid,
-    scopes: &ScopeSet,
+    request: &ScopeRequest,
 ) -> Result<String, ProvisionError> {
     if client(db, client_id).await?.is_none() {
         return Err(ProvisionError::Refused(format!(
@@ -156,7 +159,9 @@ pub(crate) async fn grant<D: Db>(
     {
         return Err(ProvisionError::Refused(format!("no user has zuid {zuid}")));
     }
-    Ok(insert_refresh(db, client_id, zuid, scopes).await?.1)
+    let (_, token) =
+        insert_refresh(db, client_id, zuid, request.served(), Some(request.asked())).await?;
+    Ok(token)
 }
 
 pub(crate) async fn credentials<D: Db>(
@@ -182,19 +187,20 @@ pub(crate) async fn issue_code<D: Db>(
     db: &D,
     client_id: &str,
     zuid: Zuid,
-    scopes: &ScopeSet,
+    request: &ScopeRequest,
     redirect_uri: &str,
     pkce: Option<&CodeChallenge>,
 ) -> Result<String, StoreError> {
     let code = new_secret(AUTH_CODE_PREFIX);
     db.exec(
-        "INSERT INTO auth_codes (digest, client_id, zuid, scopes, redirect_uri, expires_ms, pkce_method, pkce_digest) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO auth_codes (digest, client_id, zuid, scopes, requested_scopes, redirect_uri, expires_ms, pkce_method, pkce_digest) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[
             &token_digest(&code),
             &client_id,
             &zuid.as_i64(),
-            &scopes.to_string(),
+            &request.served().to_string(),
+            &request.asked(),
             &redirect_uri,
             &(now_ms() + AUTH_CODE_TTL_MS),
             &pkce.map(|p| p.method),
@@ -259,15 +265,16 @@ pub(crate) async fn exchange_code<D: Db>(
 ) -> Result<Exchange, OAuthError> {
     authenticate_client(db, client_id, secret).await?;
     // Spent in the same statement that finds it: two nodes cannot both exchange it.
-    let (zuid, scopes, issued_for, pkce) = db
+    let (zuid, scopes, requested, issued_for, pkce) = db
         .row(
             "UPDATE auth_codes SET used_ms = $3 WHERE digest = $1 AND client_id = $2 AND approved AND used_ms IS NULL \
-             AND expires_ms > $3 RETURNING zuid, scopes, redirect_uri, pkce_digest",
+             AND expires_ms > $3 RETURNING zuid, scopes, requested_scopes, redirect_uri, pkce_digest",
             &[&token_digest(code), &client_id, &now_ms()],
             |r| {
                 Ok((
                     Zuid::from_db(r.get("zuid")?),
                     scopes(r)?,
+                    r.get::<Option<String>>("requested_scopes")?,
                     r.get::<String>("redirect_uri")?,
                     r.get::<Option<String>>("pkce_digest")?,
                 ))
@@ -281,7 +288,8 @@ pub(crate) async fn exchange_code<D: Db>(
     if !pkce_satisfied(pkce.as_deref(), code_verifier) {
         return Ok(Exchange::SpentOnPkce);
     }
-    let (refresh_id, refresh_token) = insert_refresh(db, client_id, zuid, &scopes).await?;
+    let (refresh_id, refresh_token) =
+        insert_refresh(db, client_id, zuid, &scopes, requested.as_deref()).await?;
     let access_token = mint_access(db, zuid, &scopes, refresh_id, ttl_secs).await?;
     Ok(Exchange::Tokens(IssuedTokens {
         access_token,
