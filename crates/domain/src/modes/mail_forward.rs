@@ -88,6 +88,22 @@ fn existing<'a>(
     })
 }
 
+/// The account's forward to `to` while it awaits its key: a confirmed one has no key to
+/// give back or mail again.
+fn unconfirmed<'a>(
+    agg: &'a AccountAggregate,
+    to: &EmailAddress,
+) -> Result<&'a MailForward, RuleError> {
+    let f = existing(agg, to)?;
+    if f.confirmed {
+        return Err(RuleError::invalid(
+            FIELD,
+            format!("{FIELD} {to} is already confirmed"),
+        ));
+    }
+    Ok(f)
+}
+
 pub(super) fn add(
     agg: &AccountAggregate,
     keys: Vec<ForwardKey>,
@@ -202,20 +218,14 @@ pub(super) fn verify(
 ) -> Result<Change, RuleError> {
     once_each(keys.iter().map(|k| &k.to))?;
     for k in &keys {
-        let f = existing(agg, &k.to)?;
-        let Some(pending) = f.pending_key.as_ref().filter(|_| !f.confirmed) else {
-            return Err(RuleError::invalid(
-                FIELD,
-                format!("{FIELD} {} is already confirmed", k.to),
-            ));
-        };
-        if pending.digest != k.digest {
+        let pending = unconfirmed(agg, &k.to)?.pending_key.as_ref();
+        if pending.is_none_or(|p| p.digest != k.digest) {
             return Err(RuleError::invalid(
                 "confirmKey",
                 format!("confirmKey is not the key mailed to {}", k.to),
             ));
         }
-        if now_ms > pending.expires_ms {
+        if pending.is_some_and(|p| now_ms > p.expires_ms) {
             return Err(RuleError::invalid(
                 "confirmKey",
                 format!(
@@ -240,14 +250,7 @@ pub(super) fn resend(
 ) -> Result<Change, RuleError> {
     once_each(keys.iter().map(|k| &k.to))?;
     for k in &keys {
-        let f = existing(agg, &k.to)?;
-        if f.confirmed {
-            return Err(RuleError::invalid(
-                FIELD,
-                format!("{FIELD} {} is already confirmed", k.to),
-            ));
-        }
-        if let Some(p) = &f.pending_key {
+        if let Some(p) = &unconfirmed(agg, &k.to)?.pending_key {
             let wait = p.sent_ms + FORWARD_RESEND_WAIT_MS - now_ms;
             if wait > 0 {
                 return Err(RuleError::invalid(
