@@ -133,9 +133,13 @@ fn profile_text(field: ProfileField) -> Value {
         ProfileField::Extension => "^[0-9]{1,10}$",
     };
     let mut forms = vec![json!({ "type": "string", "pattern": pattern })];
-    if matches!(field, ProfileField::EmployeeId | ProfileField::Extension) {
-        forms.push(json!({ "type": "integer", "minimum": 0, "maximum": 9_999_999_999u64 }));
-    }
+    // A number is taken as its digits, for every field: any whose digits fit it.
+    let (least, most) = match field {
+        ProfileField::MobileNumber => (1000, u64::MAX),
+        ProfileField::Extension => (0, 9_999_999_999),
+        _ => (0, u64::MAX),
+    };
+    forms.push(json!({ "type": "integer", "minimum": least, "maximum": most }));
     json!({ "oneOf": forms, "description": field.rule() })
 }
 
@@ -227,10 +231,21 @@ fn mode_body(mode: Mode) -> Value {
             "mailForward": mail_forward(&[("reason", text(200))]),
             "reason": nullable(text(200)),
         }),
-        Mode::VerifyMailForward => json!({
-            "mailForward": mail_forward(&[("confirmKey", text(200))]),
-            "confirmKey": { "type": ["string", "null"], "minLength": 1, "maxLength": 200, "description": "the key for every element that gives none of its own" },
-        }),
+        Mode::VerifyMailForward => {
+            // A key for every element: the one beside `mailForward`, or each element's own
+            // (`null` is absence).
+            extra = Some((
+                "anyOf",
+                json!([
+                    { "required": ["confirmKey"], "properties": { "confirmKey": { "type": "string" } } },
+                    { "properties": { "mailForward": mail_forward_keyed(&[("confirmKey", text(200))]) } }
+                ]),
+            ));
+            json!({
+                "mailForward": mail_forward(&[("confirmKey", text(200))]),
+                "confirmKey": { "type": ["string", "null"], "minLength": 1, "maxLength": 200, "description": "the key for every element that gives none of its own" },
+            })
+        }
         Mode::DeleteZohoMailCopy => {
             let mut flag = nullable(lenient_bool());
             flag["description"] =
@@ -355,16 +370,33 @@ fn zoid_param() -> Value {
 /// of addresses separated by commas. `extra` are the element keys besides
 /// `mailForwardTo`.
 fn mail_forward(extra: &[(&str, Value)]) -> Value {
-    let mut props = json!({ "mailForwardTo": email() });
-    for (k, v) in extra {
-        props[*k] = v.clone();
-    }
-    let element = json!({ "type": "object", "additionalProperties": false, "required": ["mailForwardTo"], "properties": props });
+    let element = forward_element(extra, false);
     json!({ "oneOf": [
         { "type": "array", "minItems": 1, "maxItems": MAX_FORWARDS_PER_ACCOUNT, "items": element },
         element,
-        { "type": "string", "pattern": comma_list(&email_regex()), "description": "addresses separated by commas" }
+        { "type": "string", "pattern": format!("^{e}(?:,{e}){{0,{}}}$", MAX_FORWARDS_PER_ACCOUNT - 1, e = email_regex()), "description": "addresses separated by commas" }
     ] })
+}
+
+/// `mailForward` whose every element gives the `extra` keys itself (no string form: a
+/// string has no keys).
+fn mail_forward_keyed(extra: &[(&str, Value)]) -> Value {
+    let element = forward_element(extra, true);
+    json!({ "oneOf": [
+        { "type": "array", "minItems": 1, "maxItems": MAX_FORWARDS_PER_ACCOUNT, "items": element },
+        element
+    ] })
+}
+
+/// One `mailForward` object; with `required`, the `extra` keys must be there (not `null`).
+fn forward_element(extra: &[(&str, Value)], required: bool) -> Value {
+    let mut props = json!({ "mailForwardTo": email() });
+    let mut names = vec!["mailForwardTo"];
+    for (k, v) in extra {
+        props[*k] = v.clone();
+        names.extend(required.then_some(*k));
+    }
+    json!({ "type": "object", "additionalProperties": false, "required": names, "properties": props })
 }
 
 /// `start` and `limit` of a page.
