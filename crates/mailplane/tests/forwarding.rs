@@ -37,12 +37,7 @@ fn key_mailed_to(sink: &StandIn, to: &str, count: usize) -> String {
                 m.mail_from, "",
                 "mailplane's own mail goes out with the null sender"
             );
-            let (_, body) = m.data.split_once("\n\n").expect("a body");
-            let key = body
-                .lines()
-                .find(|l| l.len() == 20 && l.chars().all(|c| c.is_ascii_alphanumeric()))
-                .unwrap_or_else(|| panic!("no key line in {body}"));
-            return key.to_string();
+            return m.confirmation_key();
         }
         assert!(
             std::time::Instant::now() < deadline,

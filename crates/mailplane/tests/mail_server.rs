@@ -441,12 +441,7 @@ async fn forwarding(server: &MailServer, sink: &StandIn, password: &str) {
     .expect("the confirmation mail reaches the target");
     assert_eq!(mail.rcpt_to, [FORWARD_TO.to_string()]);
     assert_eq!(mail.mail_from, "");
-    let (_, body) = mail.data.split_once("\n\n").expect("a body");
-    let key = body
-        .lines()
-        .find(|l| l.len() == 20 && l.chars().all(|c| c.is_ascii_alphanumeric()))
-        .unwrap_or_else(|| panic!("no key line in {body}"))
-        .to_string();
+    let key = mail.confirmation_key();
 
     mail_to(server, REBECCA_NEW, "10 unconfirmed").accepted();
     assert!(arrives(server, REBECCA_NEW, password, "10 unconfirmed"));

@@ -76,25 +76,31 @@ pub(crate) async fn forwarding<D: Db>(
     db: &D,
     account: AccountId,
 ) -> Result<(Vec<EmailAddress>, bool), StoreError> {
-    let id = account.as_i64();
-    let params: &[&dyn crate::db::Param] = &[&id];
-    let (targets, delete_copy) = tokio::try_join!(
-        db.rows(
-            // A target that became an address of the account itself (an alias added
-            // later) is its own mail already: answering it would send Postfix round the
-            // alias and back.
-            "SELECT address FROM mail_forwards WHERE account_id = $1 AND confirmed AND enabled \
-             AND address NOT IN (SELECT address FROM addresses WHERE account_id = $1) ORDER BY address",
-            params,
-            |r| email(&r.get::<String>("address")?),
-        ),
-        db.row(
-            "SELECT forward_delete_copy FROM accounts WHERE account_id = $1",
-            params,
-            |r| r.get::<bool>("forward_delete_copy"),
+    // One statement: the account's flag on every row, a target on each (none, NULL, when
+    // no forward is in effect). A target that became an address of the account itself
+    // (an alias added later) is its own mail already: answering it would send Postfix
+    // round the alias and back.
+    let rows = db
+        .rows(
+            "SELECT a.forward_delete_copy, f.address FROM accounts a \
+             LEFT JOIN mail_forwards f ON f.account_id = a.account_id AND f.confirmed AND f.enabled \
+             AND f.address NOT IN (SELECT address FROM addresses WHERE account_id = a.account_id) \
+             WHERE a.account_id = $1 ORDER BY f.address",
+            &[&account.as_i64()],
+            |r| {
+                Ok((
+                    r.get::<bool>("forward_delete_copy")?,
+                    r.get::<Option<String>>("address")?,
+                ))
+            },
         )
-    )?;
-    Ok((targets, !delete_copy.unwrap_or(false)))
+        .await?;
+    let delete_copy = rows.first().is_some_and(|(d, _)| *d);
+    let targets = rows
+        .iter()
+        .filter_map(|(_, a)| a.as_deref().map(email))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((targets, !delete_copy))
 }
 
 /// The hosted account whose primary address is `login`, as a login sees it.

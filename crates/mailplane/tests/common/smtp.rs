@@ -275,6 +275,16 @@ pub struct Received {
 }
 
 impl Received {
+    /// The confirmation key of a message mailplane wrote: the body's line of 20 letters
+    /// and digits.
+    pub fn confirmation_key(&self) -> String {
+        let (_, body) = self.data.split_once("\n\n").expect("a body");
+        body.lines()
+            .find(|l| l.len() == 20 && l.chars().all(|c| c.is_ascii_alphanumeric()))
+            .unwrap_or_else(|| panic!("no key line in {body}"))
+            .to_string()
+    }
+
     /// The value of the first `Subject:` header.
     pub fn subject(&self) -> Option<&str> {
         self.data
