@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0009_user_expiry_and_profile.sql"),
     include_str!("../../migrations/sqlite/0010_mail_forwards.sql"),
     include_str!("../../migrations/sqlite/0011_requested_scopes.sql"),
+    include_str!("../../migrations/sqlite/0012_identity_verification.sql"),
 ];
 /// Read connections, and so reads at once. A read waits for a free connection rather than
 /// opening one: opening (the file, WAL setup, the schema, the statements) costs more than
