@@ -92,7 +92,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             if total > MAX_REPLY {
                 return Err(ReadError::ReplyTooLong);
             }
-            // `line` passed `check_start`: three digits come first.
+            // `line` passed `starts_reply`: three digits come first.
             let this = line[..3]
                 .iter()
                 .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
@@ -124,21 +124,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         let mut scanned = 0;
         loop {
             if let Some(i) = self.pending[scanned..].iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = self.pending.drain(..=scanned + i).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
+                let end = scanned + i;
+                let line = &self.pending[..end];
+                let line = line.strip_suffix(b"\r".as_slice()).unwrap_or(line);
                 if line.len() > MAX_LINE {
                     return Err(ReadError::LineTooLong);
                 }
-                check_start(&line, true)?;
+                if !starts_reply(line, true) {
+                    return Err(not_smtp(&self.pending));
+                }
+                let line = line.to_vec();
+                self.pending.drain(..=end);
                 return Ok(line);
             }
             scanned = self.pending.len();
             // Garbage shows in its first bytes; waiting for a newline that may never come
             // would turn "not an SMTP server" into a timeout.
-            check_start(&self.pending, false)?;
+            if !starts_reply(&self.pending, false) {
+                return Err(not_smtp(&self.pending));
+            }
             if self.pending.len() > MAX_LINE {
                 return Err(ReadError::LineTooLong);
             }
@@ -152,9 +156,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     }
 }
 
-/// Whether `bytes` can begin a reply line: a code 200–599, then a space, a hyphen or the
+/// Whether `bytes` can begin a reply line: a code 200-599, then a space, a hyphen or the
 /// end. `complete` says the line has ended, so a short one is malformed.
-fn check_start(bytes: &[u8], complete: bool) -> Result<(), ReadError> {
+fn starts_reply(bytes: &[u8], complete: bool) -> bool {
     let digits_ok = bytes
         .iter()
         .take(3)
@@ -165,13 +169,10 @@ fn check_start(bytes: &[u8], complete: bool) -> Result<(), ReadError> {
         // `\r` ends a bare `250` line whose `\n` is still to come.
         Some(b) => matches!(b, b' ' | b'-') || (!complete && *b == b'\r'),
     };
-    if digits_ok && separator_ok {
-        Ok(())
-    } else {
-        Err(not_smtp(bytes))
-    }
+    digits_ok && separator_ok
 }
 
+/// What came instead of a reply: its first bytes, line ends and all.
 fn not_smtp(bytes: &[u8]) -> ReadError {
     ReadError::NotSmtp(bytes[..bytes.len().min(SHOWN)].to_vec())
 }
@@ -182,16 +183,16 @@ mod tests {
 
     #[test]
     fn a_reply_line_starts_with_a_code() {
-        assert!(check_start(b"250 ok", true).is_ok());
-        assert!(check_start(b"250-SIZE", true).is_ok());
-        assert!(check_start(b"250", true).is_ok());
-        assert!(check_start(b"25", false).is_ok());
-        assert!(check_start(b"250\r", false).is_ok());
-        assert!(check_start(b"", false).is_ok());
-        assert!(check_start(b"25", true).is_err());
-        assert!(check_start(b"HTTP/1.1 400", false).is_err());
-        assert!(check_start(b"\x16\x03\x01", false).is_err());
-        assert!(check_start(b"650 no", true).is_err());
-        assert!(check_start(b"250x", false).is_err());
+        assert!(starts_reply(b"250 ok", true));
+        assert!(starts_reply(b"250-SIZE", true));
+        assert!(starts_reply(b"250", true));
+        assert!(starts_reply(b"25", false));
+        assert!(starts_reply(b"250\r", false));
+        assert!(starts_reply(b"", false));
+        assert!(!starts_reply(b"25", true));
+        assert!(!starts_reply(b"HTTP/1.1 400", false));
+        assert!(!starts_reply(b"\x16\x03\x01", false));
+        assert!(!starts_reply(b"650 no", true));
+        assert!(!starts_reply(b"250x", false));
     }
 }

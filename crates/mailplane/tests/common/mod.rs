@@ -11,6 +11,7 @@
 pub mod concurrency;
 pub mod dict_client;
 pub mod policy_client;
+pub mod relay;
 pub mod socketmap_client;
 pub mod wire;
 
