@@ -393,6 +393,35 @@ async fn a_relay_hanging_up_after_ehlo_is_reported_at_auth() {
 }
 
 #[tokio::test]
+async fn a_relay_mute_after_auth_has_passed_the_check() {
+    let relay = HostileRelay::start(Hostile::MuteAfterAuth);
+    // QUIT gets no answer; the deadline strikes during it, after AUTH succeeded.
+    let checker = checker(None, SECOND);
+    check_with(
+        &checker,
+        relay.addr(),
+        NAME,
+        SmtpConnection::Plain,
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_reply_injected_behind_starttls_fails_the_check() {
+    let relay = HostileRelay::start(Hostile::StartTlsInjection);
+    let checker = checker(None, LONG);
+    let f = check_with(&checker, relay.addr(), NAME, SmtpConnection::Tls, PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        f.to_string(),
+        "the server sent more than its reply to STARTTLS before TLS began"
+    );
+}
+
+#[tokio::test]
 async fn a_negative_greeting_is_reported_with_its_text() {
     let relay = HostileRelay::start(Hostile::Busy);
     let checker = checker(None, LONG);

@@ -716,7 +716,7 @@ fn path_of(line: &str, prefix: &str) -> Option<String> {
 pub enum Hostile {
     /// Accepts the connection and never says anything.
     Silent,
-    /// Sends binary bytes that are not SMTP, then waits.
+    /// Sends binary bytes that are not SMTP ([`GARBAGE`]), then waits.
     Garbage,
     /// Sends `220 ` and then `x` without end, until the client leaves.
     EndlessLine,
@@ -725,9 +725,14 @@ pub enum Hostile {
     CloseAfterEhlo,
     /// Greets with `554 5.3.2 busy, try later` and hangs up.
     Busy,
-    /// Offers AUTH PLAIN LOGIN and answers AUTH with a 535 that repeats what the client
-    /// sent, decoded too: a relay that would put the password into the failure text.
+    /// Answers AUTH with a 535 that repeats what the client sent, decoded too: a relay
+    /// that would put the password into the failure text.
     EchoAuth,
+    /// Accepts any AUTH, then answers nothing more (QUIT included).
+    MuteAfterAuth,
+    /// Offers STARTTLS and sends a forged extra reply right behind its 220, in the same
+    /// packet: what a man in the middle injects (CVE-2011-0411).
+    StartTlsInjection,
 }
 
 /// What [`Hostile::Garbage`] sends: the start of a PNG file.
@@ -735,24 +740,15 @@ pub const GARBAGE: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
 
 /// A relay that misbehaves in one way.
 pub struct HostileRelay {
-    kind: Hostile,
     listener: Listener,
-    /// Bytes of the endless line written so far.
-    written: Arc<AtomicUsize>,
 }
 
 impl HostileRelay {
     pub fn start(kind: Hostile) -> HostileRelay {
-        let written = Arc::new(AtomicUsize::new(0));
-        let count = written.clone();
         let listener = Listener::start(&format!("{kind:?}"), move |stream| {
-            let _ = misbehave(kind, stream, &count);
+            let _ = misbehave(kind, stream);
         });
-        HostileRelay {
-            kind,
-            listener,
-            written,
-        }
+        HostileRelay { listener }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -762,75 +758,93 @@ impl HostileRelay {
     pub fn connections(&self) -> usize {
         self.listener.connections.load(Ordering::SeqCst)
     }
-
-    /// How many bytes of the endless line the client let it write before leaving.
-    pub fn written(&self) -> usize {
-        self.written.load(Ordering::SeqCst)
-    }
 }
 
-fn misbehave(kind: Hostile, mut stream: TcpStream, written: &AtomicUsize) -> io::Result<()> {
+/// What a scripted relay does with a command line.
+enum Then {
+    /// Sends these lines (CRLF added) in one write.
+    Reply(String),
+    HangUp,
+    /// Says nothing and reads on.
+    Mute,
+}
+
+const GREETING: &str = "220 hostile.relay.mailplane.test ESMTP";
+const EHLO_AUTH: &str = "250-hostile.relay.mailplane.test\r\n250 AUTH PLAIN LOGIN";
+
+fn misbehave(kind: Hostile, mut stream: TcpStream) -> io::Result<()> {
+    let verb = |command: &str| {
+        let verb = command.split(' ').next().unwrap_or_default();
+        verb.to_ascii_uppercase()
+    };
     match kind {
-        Hostile::Silent => {}
-        Hostile::Garbage => stream.write_all(GARBAGE)?,
+        Hostile::Silent => wait_for_the_client(stream),
+        Hostile::Garbage => {
+            stream.write_all(GARBAGE)?;
+            wait_for_the_client(stream)
+        }
         Hostile::EndlessLine => {
             stream.write_all(b"220 ")?;
             let chunk = [b'x'; 16 * 1024];
             // Ends when the client closes: the write fails.
             loop {
                 stream.write_all(&chunk)?;
-                written.fetch_add(chunk.len(), Ordering::SeqCst);
             }
-        }
-        Hostile::CloseAfterEhlo => {
-            stream.write_all(b"220 hangs-up.relay.mailplane.test ESMTP\r\n")?;
-            let mut reader = io::BufReader::new(stream.try_clone()?);
-            let mut line = String::new();
-            io::BufRead::read_line(&mut reader, &mut line)?;
-            stream.write_all(
-                b"250-hangs-up.relay.mailplane.test\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n",
-            )?;
-            line.clear();
-            io::BufRead::read_line(&mut reader, &mut line)?;
-            return stream.shutdown(std::net::Shutdown::Both);
         }
         Hostile::Busy => {
             stream.write_all(b"554 5.3.2 busy, try later\r\n")?;
-            return stream.shutdown(std::net::Shutdown::Both);
+            stream.shutdown(std::net::Shutdown::Both)
         }
-        Hostile::EchoAuth => {
-            stream.write_all(b"220 echo.relay.mailplane.test ESMTP\r\n")?;
-            let mut reader = io::BufReader::new(stream.try_clone()?);
-            let mut line = String::new();
-            while io::BufRead::read_line(&mut reader, &mut line)? > 0 {
-                let command = line.trim_end().to_string();
-                line.clear();
-                let verb = command
+        Hostile::CloseAfterEhlo => scripted(stream, |c| match verb(c).as_str() {
+            "EHLO" => Then::Reply(EHLO_AUTH.into()),
+            _ => Then::HangUp,
+        }),
+        Hostile::EchoAuth => scripted(stream, |c| match verb(c).as_str() {
+            "EHLO" => Then::Reply(EHLO_AUTH.into()),
+            "AUTH" => {
+                let decoded = c
                     .split(' ')
-                    .next()
-                    .unwrap_or_default()
-                    .to_ascii_uppercase();
-                let reply = match verb.as_str() {
-                    "EHLO" => "250-echo.relay.mailplane.test\r\n250 AUTH PLAIN LOGIN".to_string(),
-                    "AUTH" => {
-                        let decoded = command
-                            .split(' ')
-                            .nth(2)
-                            .and_then(|b| BASE64.decode(b).ok())
-                            .map(|raw| String::from_utf8_lossy(&raw).replace('\0', "\t"))
-                            .unwrap_or_default();
-                        format!("535 5.7.8 you sent {command:?}, that is {decoded}")
-                    }
-                    "QUIT" => "221 bye".to_string(),
-                    _ => "502 5.5.2 no".to_string(),
-                };
-                stream.write_all(format!("{reply}\r\n").as_bytes())?;
+                    .nth(2)
+                    .and_then(|b| BASE64.decode(b).ok())
+                    .map(|raw| String::from_utf8_lossy(&raw).replace('\0', "\t"))
+                    .unwrap_or_default();
+                Then::Reply(format!("535 5.7.8 you sent {c:?}, that is {decoded}"))
             }
-            return Ok(());
-        }
+            "QUIT" => Then::Reply("221 2.0.0 Bye".into()),
+            _ => Then::Reply("502 5.5.2 Error: command not recognized".into()),
+        }),
+        Hostile::MuteAfterAuth => scripted(stream, |c| match verb(c).as_str() {
+            "EHLO" => Then::Reply(EHLO_AUTH.into()),
+            "AUTH" => Then::Reply("235 2.7.0 Authentication successful".into()),
+            _ => Then::Mute,
+        }),
+        Hostile::StartTlsInjection => scripted(stream, |c| match verb(c).as_str() {
+            "EHLO" => Then::Reply("250-hostile.relay.mailplane.test\r\n250 STARTTLS".into()),
+            "STARTTLS" => Then::Reply("220 2.0.0 Ready to start TLS\r\n250 2.0.0 forged".into()),
+            _ => Then::Mute,
+        }),
     }
-    // Wait for the client to leave, so that the connection stays open as long as it
-    // wants to wait.
+}
+
+/// Greets, then answers each command line as `answer` says, until the client leaves.
+fn scripted(mut stream: TcpStream, answer: impl Fn(&str) -> Then) -> io::Result<()> {
+    stream.write_all(format!("{GREETING}\r\n").as_bytes())?;
+    let mut reader = io::BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    while io::BufRead::read_line(&mut reader, &mut line)? > 0 {
+        match answer(line.trim_end()) {
+            Then::Reply(reply) => stream.write_all(format!("{reply}\r\n").as_bytes())?,
+            Then::HangUp => return stream.shutdown(std::net::Shutdown::Both),
+            Then::Mute => {}
+        }
+        line.clear();
+    }
+    Ok(())
+}
+
+/// Reads until the client leaves, so that the connection stays open as long as the
+/// client is willing to wait.
+fn wait_for_the_client(mut stream: TcpStream) -> io::Result<()> {
     let mut sink = [0u8; 1024];
     while stream.read(&mut sink)? > 0 {}
     Ok(())
