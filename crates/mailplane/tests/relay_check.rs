@@ -178,6 +178,22 @@ async fn a_wrong_password_is_reported_with_the_relays_reply() {
 }
 
 #[tokio::test]
+async fn a_wrong_password_over_login_is_reported_too() {
+    let relay = FakeRelay::builder(USER, PASSWORD)
+        .mechanisms("LOGIN")
+        .start();
+    let checker = checker(None, LONG);
+    let f = check_with(&checker, relay.addr(), NAME, SmtpConnection::Plain, "wrong")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        f.to_string(),
+        "authentication failed: 535 5.7.8 Authentication credentials invalid"
+    );
+    assert_eq!(relay.auths()[0].mechanism, "LOGIN");
+}
+
+#[tokio::test]
 async fn a_relay_that_starts_refusing_fails_the_next_check() {
     let ca = TestCa::new();
     let relay = FakeRelay::builder(USER, PASSWORD)
@@ -371,6 +387,22 @@ async fn an_endless_line_is_cut_off() {
     .await
     .unwrap_err();
     assert_eq!(f.to_string(), "reply line longer than 4096 bytes");
+}
+
+#[tokio::test]
+async fn an_endless_reply_of_short_lines_is_cut_off() {
+    let relay = HostileRelay::start(Hostile::EndlessReply);
+    let checker = checker(None, LONG);
+    let f = check_with(
+        &checker,
+        relay.addr(),
+        NAME,
+        SmtpConnection::Plain,
+        PASSWORD,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(f.to_string(), "reply longer than 65536 bytes");
 }
 
 #[tokio::test]

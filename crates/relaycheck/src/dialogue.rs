@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use crate::ehlo::{login_response, plain_response, Mechanism, Offer};
 use crate::failure::{escaped, Fail, FailureKind};
-use crate::wire::{ReadError, Reply, Wire, MAX_LINE, MAX_REPLY};
+use crate::wire::{ReadError, Reply, Wire, MAX_LINE, MAX_REPLY, MAX_REPLY_LINES};
 use crate::{tls, Checker, Target};
 
 /// The step a failure happened in, as the sentence names it.
@@ -44,6 +44,9 @@ fn unread(step: Step) -> impl FnOnce(ReadError) -> Fail {
             Fail::protocol(format!("reply line longer than {MAX_LINE} bytes"))
         }
         ReadError::ReplyTooLong => Fail::protocol(format!("reply longer than {MAX_REPLY} bytes")),
+        ReadError::TooManyLines => {
+            Fail::protocol(format!("reply of more than {MAX_REPLY_LINES} lines"))
+        }
         ReadError::NotSmtp(bytes) => {
             Fail::protocol(format!("not an SMTP server: {}", escaped(&bytes)))
         }

@@ -45,7 +45,7 @@ use mailplane_domain::{Secret, SmtpConnection};
 use tokio_rustls::TlsConnector;
 
 pub use failure::{CheckFailure, FailureKind, MAX_SENTENCE};
-pub use wire::{MAX_LINE, MAX_REPLY};
+pub use wire::{MAX_LINE, MAX_REPLY, MAX_REPLY_LINES};
 
 /// How checks are made.
 #[derive(Debug, Clone)]

@@ -11,6 +11,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub const MAX_LINE: usize = 4096;
 /// The most bytes of one reply, all its lines together (EHLO replies are the long ones).
 pub const MAX_REPLY: usize = 64 * 1024;
+/// The most lines of one reply: many short lines cost more memory than their bytes.
+/// EHLO replies have a dozen or two.
+pub const MAX_REPLY_LINES: usize = 512;
 /// How many bytes of something that is not a reply a failure shows.
 const SHOWN: usize = 32;
 /// How much is read from the socket at a time; the buffer never exceeds
@@ -40,6 +43,7 @@ pub enum ReadError {
     Closed,
     LineTooLong,
     ReplyTooLong,
+    TooManyLines,
     /// The first bytes of what came instead of a reply.
     NotSmtp(Vec<u8>),
     Io(io::Error),
@@ -91,6 +95,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             total += line.len();
             if total > MAX_REPLY {
                 return Err(ReadError::ReplyTooLong);
+            }
+            if lines.len() == MAX_REPLY_LINES {
+                return Err(ReadError::TooManyLines);
             }
             // `line` passed `starts_reply`: three digits come first.
             let this = line[..3]
@@ -180,6 +187,47 @@ fn not_smtp(bytes: &[u8]) -> ReadError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reply to `EHLO` when the relay sends `sent`.
+    async fn reply_to(sent: &[u8]) -> Result<Reply, ReadError> {
+        let (client, mut relay) = tokio::io::duplex(1 << 20);
+        relay.write_all(sent).await.unwrap();
+        drop(relay);
+        Wire::new(client).reply().await
+    }
+
+    #[tokio::test]
+    async fn replies_are_bounded_in_bytes_and_lines() {
+        let ok = reply_to(b"250-relay.test\r\n250-STARTTLS\n250 AUTH PLAIN\r\n")
+            .await
+            .unwrap();
+        assert_eq!(ok.code, 250);
+        assert_eq!(ok.lines, ["relay.test", "STARTTLS", "AUTH PLAIN"]);
+
+        let many = b"250-x\r\n".repeat(MAX_REPLY_LINES + 1);
+        assert!(matches!(
+            reply_to(&many).await,
+            Err(ReadError::TooManyLines)
+        ));
+        let long = format!("250-{}\r\n", "x".repeat(1000)).repeat(100);
+        assert!(matches!(
+            reply_to(long.as_bytes()).await,
+            Err(ReadError::ReplyTooLong)
+        ));
+        let line = format!("250 {}", "x".repeat(MAX_LINE));
+        assert!(matches!(
+            reply_to(line.as_bytes()).await,
+            Err(ReadError::LineTooLong)
+        ));
+        assert!(matches!(
+            reply_to(b"250-a\r\n").await,
+            Err(ReadError::Closed)
+        ));
+        assert!(matches!(
+            reply_to(b"250-a\r\n251 b\r\n").await,
+            Err(ReadError::NotSmtp(_))
+        ));
+    }
 
     #[test]
     fn a_reply_line_starts_with_a_code() {

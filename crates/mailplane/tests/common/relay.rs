@@ -720,6 +720,8 @@ pub enum Hostile {
     Garbage,
     /// Sends `220 ` and then `x` without end, until the client leaves.
     EndlessLine,
+    /// Sends `220-xxx…` lines of 200 bytes without end: each line fine, the reply endless.
+    EndlessReply,
     /// Greets and answers EHLO (offering AUTH PLAIN LOGIN), then hangs up when the next
     /// command comes.
     CloseAfterEhlo,
@@ -789,6 +791,13 @@ fn misbehave(kind: Hostile, mut stream: TcpStream) -> io::Result<()> {
             // Ends when the client closes: the write fails.
             loop {
                 stream.write_all(&chunk)?;
+            }
+        }
+        Hostile::EndlessReply => {
+            let lines = format!("220-{}\r\n", "x".repeat(194)).repeat(100);
+            let lines = lines.as_bytes();
+            loop {
+                stream.write_all(lines)?;
             }
         }
         Hostile::Busy => {
