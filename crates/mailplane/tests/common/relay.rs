@@ -4,8 +4,9 @@
 //! - [`FakeRelay`]: checks a user name and password (AUTH PLAIN and LOGIN), without TLS,
 //!   with STARTTLS or with TLS from the first byte, and accepts and records mail sent
 //!   after AUTH. It can be told to refuse every AUTH from then on.
-//! - [`HostileRelay`]: a silent one, one that sends garbage, one that sends an endless
-//!   line, one that hangs up in the middle of the dialogue.
+//! - [`HostileRelay`]: one way of misbehaving each ([`Hostile`]): silent, garbage, an
+//!   endless line or reply, hanging up after EHLO, a negative greeting, echoing the
+//!   credentials, mute after AUTH, a reply injected behind STARTTLS.
 //! - [`TestCa`]: a CA whose PEM file a client can trust, and the server certificates it
 //!   issues.
 //!
@@ -70,6 +71,12 @@ impl TestCa {
             .expect("a temporary directory");
         let pem_path = dir.path().join("ca.pem");
         std::fs::write(&pem_path, cert.pem()).expect("write the CA file");
+        // Readable by all: Postfix may read `smtp_tls_CAfile` as its own user.
+        use std::os::unix::fs::PermissionsExt;
+        for (path, mode) in [(dir.path(), 0o755), (pem_path.as_path(), 0o644)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .expect("make the CA file readable");
+        }
         TestCa {
             dir,
             pem_path,
