@@ -2,7 +2,7 @@
 //! nothing past this point sees JSON.
 
 use mailplane_domain::{
-    AccountCommand, AccountId, EmailAddress, ForwardDisable, ForwardKey, IdentityMode,
+    AccountCommand, AccountId, EmailAddress, ForwardDisable, ForwardKey, IdentityKey, IdentityMode,
     IdentitySelector, Mode, NewIdentity, NewRelay, Offered, PathId, PersonalInfo, Secret,
     SendMailId, SmtpConnection, Zuid, MAX_ADDRESSES_PER_ACCOUNT, MAX_FORWARDS_PER_ACCOUNT,
     MAX_IDENTITIES_PER_ACCOUNT,
@@ -129,6 +129,22 @@ pub fn parse_update(
         Mode::DeleteSendMailDetails => {
             AccountCommand::DeleteSendMailDetails(identity_selector(obj)?)
         }
+        Mode::VerifySendMailDetails => AccountCommand::VerifySendMailDetails {
+            id: lenient::id::<SendMailId>(
+                lenient::require(obj, "sendMailId", "sendMailId")?,
+                "sendMailId",
+            )?,
+            // Only the digest goes on: the store keeps no key in the clear.
+            key: lenient::get(obj, "confirmKey")
+                .map(|v| lenient::text(v, "confirmKey", 200).map(Secret::new))
+                .transpose()?
+                .map(|key| IdentityKey {
+                    digest: secrets::token_digest(key.expose()),
+                    now_ms: mailplane_store::now_ms(),
+                }),
+            // The admin URL grants admins only, within their organization.
+            by_admin: kind == GrantKind::Admin,
+        },
         Mode::EmailUpdate => AccountCommand::EmailUpdate(lenient::email(
             lenient::require(obj, "emailAddress", "emailAddress")?,
             "emailAddress",

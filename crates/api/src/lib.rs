@@ -10,6 +10,7 @@ mod client_addr;
 mod client_auth;
 mod command;
 mod error;
+mod key_mail;
 mod lenient;
 pub mod metrics;
 pub mod openapi;
@@ -77,6 +78,9 @@ pub struct AppState {
     /// Where mailplane hands the messages it writes (`--mail-submit`); `None`: nowhere,
     /// so the modes that must mail something are refused.
     pub mail_submit: Option<mailplane_outbound::Submitter>,
+    /// The checks of `extfrom` relays, run by this node's schedule and for
+    /// `verifysendmaildetails`.
+    pub relay_checks: mailplane_relaycheck::RelayChecks,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -212,6 +212,10 @@ fn mode_body(mode: Mode) -> Value {
             ));
             json!({ "sendMailId": nullable(lenient_id()), "fromAddress": nullable(email()) })
         }
+        Mode::VerifySendMailDetails => json!({
+            "sendMailId": lenient_id(),
+            "confirmKey": { "type": ["string", "null"], "minLength": 1, "maxLength": 200, "description": "the key mailed to the identity's address; without it an admin (on the organization's URL) confirms an address of the organization's own domains, and an identity whose owner is confirmed has its relay checked again" },
+        }),
         Mode::EmailUpdate => json!({ "emailAddress": email() }),
         Mode::EnableMailAccount | Mode::DisableMailAccount => json!({}),
         Mode::MailAccountOrderUpdate => json!({ "accList": { "oneOf": [

@@ -1,7 +1,9 @@
 //! The response shapes of the live service: the account object (contract §6) and the
 //! organization object (§7). Ids that Zoho sends as strings are strings here too.
 
-use mailplane_domain::{AccountKind, AliasId, EmailAddress, Identity, IdentityMode, MailForward};
+use mailplane_domain::{
+    AccountKind, AliasId, EmailAddress, Identity, IdentityMode, MailForward, RelayState,
+};
 use mailplane_store::{AccountView, AuditEntry, OrgView, SecurityEvent};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -14,11 +16,19 @@ use serde_json::{json, Value};
 /// One `sendMailDetails` element.
 #[derive(Serialize)]
 pub struct IdentityView<'a> {
+    /// What became of the key mailed to the address by the change (`addsendmaildetails`
+    /// answers only).
+    #[serde(rename = "confirmationMail", skip_serializing_if = "Option::is_none")]
+    confirmation_mail: Option<&'a str>,
     #[serde(rename = "displayName")]
     display_name: &'a str,
     #[serde(rename = "fromAddress")]
     from_address: &'a str,
     mode: &'a str,
+    /// Whether the owner of the address confirmed it (mailplane's addition; always true
+    /// for the account's own addresses).
+    #[serde(rename = "ownerConfirmed")]
+    owner_confirmed: bool,
     #[serde(rename = "sendMailId")]
     send_mail_id: String,
     #[serde(rename = "serverName", skip_serializing_if = "Option::is_none")]
@@ -31,45 +41,81 @@ pub struct IdentityView<'a> {
     /// Why `status` is false: the identity is stored but the mail server does not honour
     /// it (mailplane's addition; see the ownership rules in docs/security.md).
     #[serde(rename = "statusReason", skip_serializing_if = "Option::is_none")]
-    status_reason: Option<&'static str>,
+    status_reason: Option<String>,
     #[serde(rename = "userName", skip_serializing_if = "Option::is_none")]
     user_name: Option<&'a str>,
     validated: bool,
+    /// When the relay's last check ended (epoch ms), for `extfrom`.
+    #[serde(rename = "validatedTime", skip_serializing_if = "Option::is_none")]
+    validated_time: Option<i64>,
+    /// Why the relay's last check failed.
+    #[serde(rename = "validationError", skip_serializing_if = "Option::is_none")]
+    validation_error: Option<&'a str>,
     #[serde(rename = "validationRequired")]
     validation_required: bool,
     #[serde(rename = "validationState")]
     validation_state: &'static str,
 }
 
-/// Whether an identity's address still awaits a check: nothing verifies an external
-/// address or its relay yet, so `extfrom` and `backupacc` are reported as pending; the
-/// others are the account's own addresses or mailboxes it reads.
-fn awaits_validation(mode: IdentityMode) -> bool {
-    matches!(mode, IdentityMode::ExtFrom | IdentityMode::BackupAcc)
+/// `validationState`: `validated` once nothing is left to check, `failed` when an
+/// `extfrom` relay failed its last check, `pending` otherwise.
+fn validation_state(i: &Identity) -> &'static str {
+    if i.is_validated() {
+        "validated"
+    } else if i.mode == IdentityMode::ExtFrom && i.verification.relay.state == RelayState::Failed {
+        "failed"
+    } else {
+        "pending"
+    }
 }
 
-pub fn identity(i: &Identity) -> IdentityView<'_> {
-    let pending = awaits_validation(i.mode);
+pub fn identity<'a>(i: &'a Identity, mail: Option<&'a str>) -> IdentityView<'a> {
     let relay = i.relay.as_ref();
+    let validated = i.is_validated();
+    let check = (i.mode == IdentityMode::ExtFrom).then_some(&i.verification.relay);
     IdentityView {
+        confirmation_mail: mail,
         display_name: &i.display_name,
         from_address: i.from_address.as_str(),
         mode: i.mode.as_str(),
+        owner_confirmed: i.verification.owner_confirmed,
         send_mail_id: i.id.to_string(),
         server_name: relay.map(|r| r.server_name.as_str()),
         server_port: relay.map(|r| r.server_port),
         smtp_connection: relay.map(|r| r.smtp_connection.as_str()),
-        status: i.state.is_active(),
-        status_reason: i.state.reason(),
+        status: i.may_send(),
+        status_reason: i
+            .state
+            .reason()
+            .map(str::to_string)
+            .or_else(|| i.unverified_reason()),
         user_name: relay.map(|r| r.user_name.as_str()),
-        validated: !pending,
-        validation_required: pending,
-        validation_state: if pending { "pending" } else { "validated" },
+        validated,
+        validated_time: check.and_then(|c| c.checked_ms),
+        validation_error: check.and_then(|c| c.error.as_deref()),
+        validation_required: !validated,
+        validation_state: validation_state(i),
     }
 }
 
 pub fn identities(list: &[Identity]) -> Vec<IdentityView<'_>> {
-    list.iter().map(identity).collect()
+    list.iter().map(|i| identity(i, None)).collect()
+}
+
+/// The identities after a change, each with what became of the key mailed for it.
+pub fn identities_after<'a>(
+    list: &'a [Identity],
+    mailed: &'a [(EmailAddress, String)],
+) -> Vec<IdentityView<'a>> {
+    list.iter()
+        .map(|i| {
+            let outcome = mailed
+                .iter()
+                .find(|(to, _)| to == &i.from_address)
+                .map(|(_, o)| o.as_str());
+            identity(i, outcome)
+        })
+        .collect()
 }
 
 /// The addresses a change added, as `addEmailAlias` answers them: one object per address,
@@ -340,8 +386,8 @@ pub fn security_event(e: &SecurityEvent) -> Value {
 mod tests {
     use super::*;
     use mailplane_domain::{
-        AccountAddress, AccountId, EmailAddress, IdentityState, InertReason, Relay, Role,
-        SendMailId, SmtpConnection, UserProfile, Zoid, Zuid,
+        AccountAddress, AccountId, EmailAddress, IdentityState, InertReason, Relay, RelayCheck,
+        Role, SendMailId, SmtpConnection, UserProfile, Verification, Zoid, Zuid,
     };
 
     // The views as they were built before they were typed: the typed ones must write the
@@ -352,13 +398,27 @@ mod tests {
             "fromAddress": i.from_address.as_str(),
             "displayName": i.display_name,
             "mode": i.mode.as_str(),
-            "validated": !awaits_validation(i.mode),
-            "validationRequired": awaits_validation(i.mode),
-            "validationState": if awaits_validation(i.mode) { "pending" } else { "validated" },
-            "status": i.state.is_active(),
+            "validated": i.is_validated(),
+            "validationRequired": !i.is_validated(),
+            "validationState": validation_state(i),
+            "ownerConfirmed": i.verification.owner_confirmed,
+            "status": i.may_send(),
         });
-        if let Some(why) = i.state.reason() {
+        if let Some(why) = i
+            .state
+            .reason()
+            .map(str::to_string)
+            .or_else(|| i.unverified_reason())
+        {
             v["statusReason"] = json!(why);
+        }
+        if i.mode == IdentityMode::ExtFrom {
+            if let Some(t) = i.verification.relay.checked_ms {
+                v["validatedTime"] = json!(t);
+            }
+            if let Some(e) = &i.verification.relay.error {
+                v["validationError"] = json!(e);
+            }
         }
         if let Some(r) = &i.relay {
             v["serverName"] = json!(r.server_name);
@@ -516,6 +576,7 @@ mod tests {
                     mode: IdentityMode::Mailbox,
                     relay: None,
                     state: IdentityState::Active,
+                    verification: Verification::OWN,
                 },
                 Identity {
                     id: SendMailId::new(5).unwrap(),
@@ -523,7 +584,12 @@ mod tests {
                     display_name: "Backup".into(),
                     mode: IdentityMode::BackupAcc,
                     relay: None,
-                    state: IdentityState::Contested,
+                    state: IdentityState::Unconfirmed,
+                    verification: Verification {
+                        owner_confirmed: false,
+                        pending_key: None,
+                        relay: RelayCheck::PENDING,
+                    },
                 },
                 Identity {
                     id: SendMailId::new(7).unwrap(),
@@ -537,6 +603,15 @@ mod tests {
                         smtp_connection: SmtpConnection::parse("tls").unwrap(),
                     }),
                     state: IdentityState::Inert(InertReason::ForeignDomain),
+                    verification: Verification {
+                        owner_confirmed: true,
+                        pending_key: None,
+                        relay: RelayCheck {
+                            state: RelayState::Failed,
+                            error: Some("authentication failed: 535 5.7.8 no".into()),
+                            checked_ms: Some(1_700_000_000_000),
+                        },
+                    },
                 },
             ],
         }

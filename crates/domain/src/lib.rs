@@ -27,13 +27,15 @@ pub use mail_login::MailLogin;
 pub use mail_policy::{MailAccount, Verdict};
 pub use model::{
     AccountAddress, AccountAggregate, AccountKind, AccountState, Identity, IdentityMode,
-    MailForward, PendingKey, Relay, Role, SmtpConnection, UserAccount,
+    MailForward, PendingKey, Relay, RelayCheck, RelayState, Role, SmtpConnection, UserAccount,
+    Verification,
 };
 pub use modes::{
     apply, forward_status, AccountCommand, AggregateParts, Answer, Applies, Change, ForwardDisable,
-    ForwardKey, IdentitySelector, Mode, ModeSpec, NewIdentity, NewRelay, Offered, Op,
+    ForwardKey, IdentityKey, IdentitySelector, Mode, ModeSpec, NewIdentity, NewRelay, Offered, Op,
     PasswordReset, PathId, PersonalInfo, FORWARD_KEY_TTL_MS, FORWARD_RESEND_WAIT_MS,
-    MAX_ADDRESSES_PER_ACCOUNT, MAX_FORWARDS_PER_ACCOUNT, MAX_IDENTITIES_PER_ACCOUNT,
+    IDENTITY_KEY_TTL_MS, IDENTITY_RESEND_WAIT_MS, MAX_ADDRESSES_PER_ACCOUNT,
+    MAX_FORWARDS_PER_ACCOUNT, MAX_IDENTITIES_PER_ACCOUNT,
 };
 pub use relay_host::{is_internal_ip, literal_ip};
 pub use scope::{

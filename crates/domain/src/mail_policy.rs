@@ -15,9 +15,9 @@ pub struct MailAccount {
     /// `fromAddress` of each of its send-mail details that is active (see
     /// [`crate::send_as`]).
     pub may_send_as: Vec<EmailAddress>,
-    /// The addresses of its identities that another account claims as well: refused with
-    /// a reply that says so, so that the user knows why.
-    pub contested: Vec<EmailAddress>,
+    /// The addresses of its identities that are not verified yet, each with why: refused
+    /// with a reply that says so, so that the user knows what is missing.
+    pub unverified: Vec<(EmailAddress, String)>,
 }
 
 /// The answer for one SMTP transaction.
@@ -57,17 +57,19 @@ pub fn submission(login: &EmailAddress, account: &MailAccount, sender: &str) -> 
     let parsed = EmailAddress::parse(sender).ok();
     match parsed {
         Some(s) if account.may_send_as.contains(&s) => Verdict::Dunno,
-        Some(s) if account.contested.contains(&s) => Verdict::reject(
-            553,
-            format!(
-                "Sender address <{sender}> is claimed by more than one account; none may send as it until ownership is verified"
-            ),
-        ),
-        _ => Verdict::reject(
-            553,
-            format!("Sender address <{sender}> is not one the account of {login} may send as"),
-        ),
+        Some(s) => match account.unverified.iter().find(|(a, _)| *a == s) {
+            Some((_, why)) => Verdict::reject(553, format!("<{s}>: {why}")),
+            None => not_yours(sender, login),
+        },
+        None => not_yours(sender, login),
     }
+}
+
+fn not_yours(sender: &str, login: &EmailAddress) -> Verdict {
+    Verdict::reject(
+        553,
+        format!("Sender address <{sender}> is not one the account of {login} may send as"),
+    )
 }
 
 /// Mail arriving from outside for `recipient`, one of `account`'s addresses.
@@ -99,7 +101,10 @@ mod tests {
             outgoing_blocked: false,
             incoming_blocked: false,
             may_send_as: vec![addr("becky@zylker.com"), addr("becky@gmail.example")],
-            contested: vec![addr("shared@gmail.example")],
+            unverified: vec![(
+                addr("shared@gmail.example"),
+                "the external server for this address is not verified yet".into(),
+            )],
         }
     }
 
@@ -125,7 +130,9 @@ mod tests {
         assert_eq!(code(&submission(&login, &a, "not an address")), Some(553));
         let shared = submission(&login, &a, "shared@gmail.example");
         assert_eq!(code(&shared), Some(553));
-        assert!(format!("{shared:?}").contains("claimed by more than one account"));
+        assert!(format!("{shared:?}").contains(
+            "<shared@gmail.example>: the external server for this address is not verified yet"
+        ));
 
         a.outgoing_blocked = true;
         let blocked = submission(&login, &a, "ceo@zylker.com");

@@ -55,6 +55,14 @@ wire_enum!(
     }
 );
 
+impl IdentityMode {
+    /// Whether an identity of this mode names an address outside the account (a claim,
+    /// settled by the rules of [`crate::send_as`]) rather than one of its own.
+    pub fn is_claim(self) -> bool {
+        !matches!(self, IdentityMode::Mailbox | IdentityMode::Alias)
+    }
+}
+
 wire_enum!(
     /// The kind of connection to an external SMTP relay.
     SmtpConnection { Plain = "plain", Ssl = "ssl", Tls = "tls" }
@@ -101,6 +109,94 @@ pub struct Identity {
     pub relay: Option<Relay>,
     /// Whether the mail server honours it now (see [`crate::send_as`]).
     pub state: IdentityState,
+    /// What has been checked of it: its owner (an address outside the account) and its
+    /// relay (`extfrom`).
+    pub verification: Verification,
+}
+
+impl Identity {
+    /// Whether the identity names an address outside the account: it counts only once
+    /// whoever reads that address confirmed it (see [`crate::send_as`]).
+    pub fn is_claim(&self) -> bool {
+        self.mode.is_claim()
+    }
+
+    /// `validated` of the API: nothing left to check. An identity of the account's own
+    /// address is; a claim once its owner is confirmed; an `extfrom` one once its relay
+    /// passed its check too.
+    pub fn is_validated(&self) -> bool {
+        let owned = !self.is_claim() || self.verification.owner_confirmed;
+        let relay = self.mode != IdentityMode::ExtFrom
+            || self.verification.relay.state == RelayState::Validated;
+        owned && relay
+    }
+
+    /// Whether the mail server lets the account send as the address now.
+    pub fn may_send(&self) -> bool {
+        self.state.is_active() && self.is_validated()
+    }
+
+    /// Why the mail server refuses the address although the account has an identity for
+    /// it that verification would make usable: the sentence of the policy service's 553.
+    /// `None` when it may send, or when the identity can never count (another account's
+    /// address or domain: refused as any stranger's address).
+    pub fn unverified_reason(&self) -> Option<String> {
+        if self.may_send() || matches!(self.state, IdentityState::Inert(_)) {
+            return None;
+        }
+        if self.mode == IdentityMode::ExtFrom {
+            let relay = &self.verification.relay;
+            return Some(match (&relay.state, &relay.error) {
+                (RelayState::Failed, Some(error)) if self.verification.owner_confirmed => {
+                    format!("the external server for this address failed verification: {error}")
+                }
+                _ => "the external server for this address is not verified yet".to_string(),
+            });
+        }
+        Some("ownership of this address is not confirmed yet".to_string())
+    }
+}
+
+wire_enum!(
+    /// The outcome of the last check of an `extfrom` identity's relay.
+    RelayState { Pending = "pending", Validated = "validated", Failed = "failed" }
+);
+
+/// The last check of a relay: its outcome, the error of a failure (a sentence, never a
+/// password) and when it was known (epoch ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayCheck {
+    pub state: RelayState,
+    pub error: Option<String>,
+    pub checked_ms: Option<i64>,
+}
+
+impl RelayCheck {
+    pub const PENDING: RelayCheck = RelayCheck {
+        state: RelayState::Pending,
+        error: None,
+        checked_ms: None,
+    };
+}
+
+/// What has been verified of an identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Whoever reads the address gave back the key mailed to it, or an admin of the
+    /// organization whose domain holds it vouched for it.
+    pub owner_confirmed: bool,
+    /// The key mailed to the address and not yet given back.
+    pub pending_key: Option<PendingKey>,
+    pub relay: RelayCheck,
+}
+
+impl Verification {
+    /// An identity of one of the account's own addresses: nothing to verify.
+    pub const OWN: Verification = Verification {
+        owner_confirmed: true,
+        pending_key: None,
+        relay: RelayCheck::PENDING,
+    };
 }
 
 /// A forward of the account's incoming mail to another address (`addMailForward`).
@@ -203,10 +299,10 @@ impl AccountAggregate {
             .is_some_and(|f| f.in_foreign_domain(self.zoid))
     }
 
-    /// Whether another account already has a claim on the address that counts: a new
-    /// claim by this account would leave the address contested.
-    pub fn contested_by_others(&self, address: &EmailAddress) -> bool {
+    /// Whether another account has confirmed its ownership of the address: this account
+    /// cannot confirm it too.
+    pub fn verified_elsewhere(&self, address: &EmailAddress) -> bool {
         self.facts(address)
-            .is_some_and(|f| f.state_for(self.account.id, self.zoid) == IdentityState::Contested)
+            .is_some_and(|f| f.verified_by_other(self.account.id))
     }
 }

@@ -4,10 +4,12 @@
 //! unique on the server). Any other address it names in an identity (`extfrom`,
 //! `backupacc`, `extmailbox`) is only a *claim*, and the claim counts only while
 //!
-//! - the address is no other account's own address,
-//! - its domain is hosted by no other organization on this server, and
-//! - no other account holds a claim that counts on the same address (until ownership can
-//!   be verified, two counting claims cancel each other: the address is *contested*).
+//! - its owner is confirmed: whoever reads the address gave back the key mailed to it,
+//!   or an admin of the organization whose domain holds it vouched for it (among
+//!   confirmed claims an address is unique on the server, so an unconfirmed claim blocks
+//!   nobody and takes nothing),
+//! - the address is no other account's own address, and
+//! - its domain is hosted by no other organization on this server.
 //!
 //! The rules are applied where the answer is given (each lookup of the mail server, each
 //! read), not only when an identity is added, because users and domains added later can
@@ -20,6 +22,8 @@ use crate::{AccountId, EmailAddress, Zoid};
 pub struct Claim {
     pub account: AccountId,
     pub zoid: Zoid,
+    /// Whether the identity's owner is confirmed.
+    pub confirmed: bool,
 }
 
 /// What decides who may send as one address, as stored now.
@@ -39,8 +43,6 @@ pub struct AddressFacts {
 pub enum Owner {
     /// Exactly one account.
     Account(AccountId),
-    /// More than one account claims it and none holds it: nobody may use it.
-    Contested,
     /// No account holds it or has a claim that counts.
     Nobody,
 }
@@ -52,15 +54,18 @@ pub enum InertReason {
     ForeignDomain,
     /// The address is now another account's own address.
     HeldElsewhere,
+    /// Another account confirmed its ownership of the address first.
+    VerifiedElsewhere,
 }
 
 /// Whether the mail server honours an identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IdentityState {
-    /// The account may send as the address (and through the identity's relay).
+    /// The account may send as the address (and through the identity's relay, once that
+    /// passed its check).
     Active,
-    /// Another account claims the same address: no map answers for it.
-    Contested,
+    /// The owner of the address has not confirmed the claim yet.
+    Unconfirmed,
     /// The address is out of the account's reach now: the identity is kept but unused.
     Inert(InertReason),
 }
@@ -75,14 +80,17 @@ impl IdentityState {
     pub fn reason(self) -> Option<&'static str> {
         match self {
             IdentityState::Active => None,
-            IdentityState::Contested => Some(
-                "another account also has an identity for this address; until ownership is verified neither may send as it",
+            IdentityState::Unconfirmed => Some(
+                "ownership of the address is not confirmed yet: give back the key mailed to it with verifysendmaildetails",
             ),
             IdentityState::Inert(InertReason::ForeignDomain) => {
                 Some("the address's domain is hosted by another organization on this server")
             }
             IdentityState::Inert(InertReason::HeldElsewhere) => {
                 Some("the address now belongs to another account")
+            }
+            IdentityState::Inert(InertReason::VerifiedElsewhere) => {
+                Some("another account has confirmed its ownership of this address")
             }
         }
     }
@@ -94,27 +102,19 @@ impl AddressFacts {
         self.domain_org.is_none_or(|d| d == zoid)
     }
 
-    /// The accounts, other than `except`, whose claims count, each once.
-    fn counting_claims(&self, except: Option<AccountId>) -> Vec<AccountId> {
-        let mut out: Vec<AccountId> = Vec::new();
-        for c in &self.claims {
-            if Some(c.account) != except && self.domain_allows(c.zoid) && !out.contains(&c.account)
-            {
-                out.push(c.account);
-            }
-        }
-        out
+    /// The account, other than `except`, whose confirmed claim counts.
+    fn confirmed_claim(&self, except: Option<AccountId>) -> Option<AccountId> {
+        self.claims
+            .iter()
+            .find(|c| Some(c.account) != except && c.confirmed && self.domain_allows(c.zoid))
+            .map(|c| c.account)
     }
 
     /// Who may send as the address.
     pub fn owner(&self) -> Owner {
-        if let Some(holder) = self.holder {
-            return Owner::Account(holder);
-        }
-        match self.counting_claims(None).as_slice() {
-            [] => Owner::Nobody,
-            [one] => Owner::Account(*one),
-            _ => Owner::Contested,
+        match self.holder.or_else(|| self.confirmed_claim(None)) {
+            Some(account) => Owner::Account(account),
+            None => Owner::Nobody,
         }
     }
 
@@ -131,16 +131,31 @@ impl AddressFacts {
         if self.holder.is_some() {
             return IdentityState::Inert(InertReason::HeldElsewhere);
         }
-        if !self.counting_claims(Some(account)).is_empty() {
-            return IdentityState::Contested;
+        let own_confirmed = self
+            .claims
+            .iter()
+            .any(|c| c.account == account && c.confirmed);
+        if own_confirmed {
+            return IdentityState::Active;
         }
-        IdentityState::Active
+        if self.confirmed_claim(Some(account)).is_some() {
+            return IdentityState::Inert(InertReason::VerifiedElsewhere);
+        }
+        IdentityState::Unconfirmed
     }
 
     /// Whether an account of organization `zoid` may not even add a claim: the domain is
     /// another organization's.
     pub fn in_foreign_domain(&self, zoid: Zoid) -> bool {
         !self.domain_allows(zoid)
+    }
+
+    /// Whether an account other than `account` has confirmed its ownership of the
+    /// address: `account` cannot confirm it too.
+    pub fn verified_by_other(&self, account: AccountId) -> bool {
+        self.claims
+            .iter()
+            .any(|c| c.account != account && c.confirmed)
     }
 }
 
@@ -157,10 +172,11 @@ mod tests {
     fn org(n: u64) -> Zoid {
         Zoid::new(n).unwrap()
     }
-    fn claim(a: u64, z: u64) -> Claim {
+    fn claim(a: u64, z: u64, confirmed: bool) -> Claim {
         Claim {
             account: acc(a),
             zoid: org(z),
+            confirmed,
         }
     }
 
@@ -170,7 +186,7 @@ mod tests {
             address: addr("ceo@victim.example"),
             holder: Some(acc(2)),
             domain_org: Some(org(20)),
-            claims: vec![claim(1, 10), claim(2, 20)],
+            claims: vec![claim(1, 10, true), claim(2, 20, true)],
         };
         assert_eq!(f.owner(), Owner::Account(acc(2)));
         assert_eq!(f.state_for(acc(2), org(20)), IdentityState::Active);
@@ -192,41 +208,37 @@ mod tests {
             address: addr("postmaster@victim.example"),
             holder: None,
             domain_org: Some(org(20)),
-            claims: vec![claim(1, 10)],
+            claims: vec![claim(1, 10, true)],
         };
         assert_eq!(f.owner(), Owner::Nobody);
         assert!(f.in_foreign_domain(org(10)));
         assert!(!f.in_foreign_domain(org(20)));
-        // … nor make the home organization's own claim contested.
         let mut g = f.clone();
-        g.claims.push(claim(2, 20));
+        g.claims.push(claim(2, 20, true));
         assert_eq!(g.owner(), Owner::Account(acc(2)));
         assert_eq!(g.state_for(acc(2), org(20)), IdentityState::Active);
     }
 
     #[test]
-    fn two_counting_claims_contest_the_address() {
+    fn only_a_confirmed_claim_counts_and_unconfirmed_ones_block_nobody() {
         let f = AddressFacts {
             address: addr("rebecca@gmail.example"),
             holder: None,
             domain_org: None,
-            claims: vec![claim(1, 10), claim(2, 20)],
+            claims: vec![claim(1, 10, false), claim(2, 20, false)],
         };
-        assert_eq!(f.owner(), Owner::Contested);
-        assert_eq!(f.state_for(acc(1), org(10)), IdentityState::Contested);
-        assert_eq!(f.state_for(acc(2), org(20)), IdentityState::Contested);
-        let single = AddressFacts {
-            claims: vec![claim(1, 10), claim(1, 10)],
-            ..f
-        };
-        assert_eq!(single.owner(), Owner::Account(acc(1)));
-        assert_eq!(single.state_for(acc(1), org(10)), IdentityState::Active);
-        let nobody = AddressFacts {
-            address: addr("x@y.example"),
-            holder: None,
-            domain_org: None,
-            claims: Vec::new(),
-        };
-        assert_eq!(nobody.owner(), Owner::Nobody);
+        assert_eq!(f.owner(), Owner::Nobody);
+        assert_eq!(f.state_for(acc(1), org(10)), IdentityState::Unconfirmed);
+        assert!(!f.verified_by_other(acc(1)));
+        let mut g = f.clone();
+        g.claims[1].confirmed = true;
+        assert_eq!(g.owner(), Owner::Account(acc(2)));
+        assert_eq!(g.state_for(acc(2), org(20)), IdentityState::Active);
+        assert_eq!(
+            g.state_for(acc(1), org(10)),
+            IdentityState::Inert(InertReason::VerifiedElsewhere)
+        );
+        assert!(g.verified_by_other(acc(1)));
+        assert!(!g.verified_by_other(acc(2)));
     }
 }

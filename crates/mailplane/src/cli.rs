@@ -385,7 +385,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MAILPLANE_DOVECOT_SOCKET_GROUP")]
     pub dovecot_socket_group: Option<String>,
     /// HOST:PORT of the SMTP server mailplane hands its own messages to (the keys that
-    /// confirm a forward), normally the local Postfix: plain SMTP, no login, the null
+    /// confirm a forward or a send-as address), normally the local Postfix: plain SMTP, no login, the null
     /// sender. Unset: the modes that must mail a key are refused
     #[arg(long, env = "MAILPLANE_MAIL_SUBMIT")]
     pub mail_submit: Option<String>,
@@ -410,6 +410,37 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub mail_submit_slots: u32,
+    /// How often, in hours, the relay of an extfrom identity that passed its check is
+    /// checked again (each time ±10 %, so identities added together spread out);
+    /// fractions allowed
+    #[arg(
+        long,
+        env = "MAILPLANE_RELAY_RECHECK_HOURS",
+        default_value_t = 24.0,
+        value_parser = positive_hours
+    )]
+    pub relay_recheck_hours: f64,
+    /// The longest one check of a relay may take, connect to QUIT, in seconds
+    #[arg(
+        long,
+        env = "MAILPLANE_RELAY_PROBE_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=300)
+    )]
+    pub relay_probe_timeout_secs: u64,
+    /// Relay checks made at once by this node, scheduled and asked for together; a
+    /// verifysendmaildetails that finds none free is answered 503 SERVER_BUSY
+    #[arg(
+        long,
+        env = "MAILPLANE_RELAY_CHECK_SLOTS",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..=256)
+    )]
+    pub relay_check_slots: u32,
+    /// A PEM file of certificate authorities that relay checks trust besides the
+    /// system's (give Postfix the same in smtp_tls_CAfile)
+    #[arg(long, env = "MAILPLANE_RELAY_CA_FILE")]
+    pub relay_ca_file: Option<PathBuf>,
     /// The characters that start an address extension (user+ext@domain), as Postfix's
     /// recipient_delimiter; empty for none (the same in serve, postfix config and dovecot
     /// config)
@@ -535,4 +566,14 @@ pub struct IssueArgs {
 pub struct RevokeArgs {
     #[arg(long, env = "MAILPLANE_TOKEN", hide_env_values = true)]
     pub token: String,
+}
+
+/// `--relay-recheck-hours`: a positive number of hours, at most ten years.
+fn positive_hours(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(h) if h.is_finite() && h > 0.0 && h <= 87_600.0 => Ok(h),
+        _ => Err(format!(
+            "{s:?} is not a number of hours above 0 (at most 87600)"
+        )),
+    }
 }

@@ -12,6 +12,7 @@ use mailplane_api::{
 };
 use mailplane_domain::EmailAddress;
 use mailplane_outbound::{SubmitConfig, Submitter};
+use mailplane_relaycheck::{CheckConfig, Checker, RelayChecks, RelayGuard, ScheduleConfig};
 use serde_json::json;
 
 use mailplane_store::retention::Retention;
@@ -65,7 +66,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
     // The mail server's listeners start first: once the HTTP line is printed, everything is up.
     let services = mailplane_mailserver::Services {
         store: store.clone(),
-        relay_guard: mailplane_mailserver::RelayGuard {
+        relay_guard: RelayGuard {
             allow_internal: args.allow_internal_relays,
         },
         recipient_delimiter: args.recipient_delimiter.clone(),
@@ -121,6 +122,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
     }
 
     let mail_submit = mail_submit(&args)?;
+    let relay_checks = relay_checks(&args, &store)?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -176,7 +178,9 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
             Duration::from_millis(args.argon2_wait_ms),
         )),
         mail_submit,
+        relay_checks: relay_checks.clone(),
     };
+    tokio::spawn(relay_checks.serve());
     // The two background writers, one task each: refusals counted and written per window,
     // and retention.
     let refusal_log = state.refusal_log.clone();
@@ -217,6 +221,31 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term => {}
     }
+}
+
+/// The relay checks and their schedule, from the `--relay-*` flags.
+fn relay_checks(args: &ServeArgs, store: &mailplane_store::Store) -> Result<RelayChecks, String> {
+    let timeout = Duration::from_secs(args.relay_probe_timeout_secs);
+    let checker = Checker::new(CheckConfig {
+        timeout,
+        helo: "localhost".into(),
+        extra_roots: args.relay_ca_file.clone(),
+    })
+    .map_err(|e| format!("--relay-ca-file: {e}"))?;
+    Ok(RelayChecks::new(
+        store.clone(),
+        RelayGuard {
+            allow_internal: args.allow_internal_relays,
+        },
+        checker,
+        ScheduleConfig {
+            recheck: Duration::from_secs_f64(args.relay_recheck_hours * 3600.0),
+            slots: args.relay_check_slots as usize,
+            poll: Duration::from_secs(1),
+            node: format!("{}-{:08x}", std::process::id(), rand::random::<u32>()),
+            check_timeout: timeout,
+        },
+    ))
 }
 
 /// `--mail-submit` and the flags that go with it.

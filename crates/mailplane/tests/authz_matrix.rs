@@ -80,7 +80,7 @@ const ADDED_FORWARD: &str = "matrix.added@forward.example.net";
 fn rule_refuses(mode: &str) -> bool {
     matches!(
         mode,
-        "verifyMailForward" | "resendMailForwardVerficationMail"
+        "verifyMailForward" | "resendMailForwardVerficationMail" | "verifysendmaildetails"
     )
 }
 
@@ -275,6 +275,9 @@ impl Acct {
             Mode::ResendMailForwardVerficationMail => {
                 json!({"mode": mode, "mailForward": [{"mailForwardTo": KEPT_FORWARD}]})
             }
+            // No identity of any account has this id.
+            Mode::VerifySendMailDetails => json!({"mode": mode,
+                "sendMailId": "9000000000000000001", "confirmKey": "not-the-key"}),
             Mode::DeleteZohoMailCopy => json!({"mode": mode, "deleteCopy": "true"}),
             Mode::UpdatePersonalInfo => {
                 json!({"mode": mode, "firstName": "Matrix", "displayName": "Matrix Person"})

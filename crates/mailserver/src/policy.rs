@@ -106,8 +106,10 @@ pub async fn decide(store: &Store, request: &Request) -> Result<Verdict, StoreEr
         if let Some(account) = store.mail_account(&login).await? {
             let verdict = mail_policy::submission(&login, &account, sender);
             if verdict != Verdict::Dunno {
-                if EmailAddress::parse(sender).is_ok_and(|s| account.contested.contains(&s)) {
-                    tracing::warn!(%login, %sender, "sender refused: the address is claimed by more than one account");
+                if EmailAddress::parse(sender)
+                    .is_ok_and(|s| account.unverified.iter().any(|(a, _)| *a == s))
+                {
+                    tracing::info!(%login, %sender, "sender refused: its identity is not verified yet");
                 }
                 return Ok(verdict);
             }

@@ -33,6 +33,8 @@
 mod dialogue;
 mod ehlo;
 mod failure;
+pub mod guard;
+mod schedule;
 mod tls;
 mod wire;
 
@@ -45,6 +47,8 @@ use mailplane_domain::{Secret, SmtpConnection};
 use tokio_rustls::TlsConnector;
 
 pub use failure::{CheckFailure, FailureKind, MAX_SENTENCE};
+pub use guard::{RelayGuard, RelayRefusal};
+pub use schedule::{CheckSlot, RelayChecks, ScheduleConfig};
 pub use wire::{MAX_LINE, MAX_REPLY, MAX_REPLY_LINES};
 
 /// How checks are made.

@@ -19,6 +19,7 @@ pub mod oauth;
 mod postgres;
 mod provision;
 mod read;
+mod relay_checks;
 pub mod relay_key;
 pub mod retention;
 pub mod secrets;
@@ -30,8 +31,8 @@ mod write;
 use std::path::PathBuf;
 
 use mailplane_domain::{
-    Access, AccountCommand, AccountId, EmailAddress, Role, RuleError, ScopeRequest, ScopeSet, Zoid,
-    Zuid,
+    Access, AccountCommand, AccountId, EmailAddress, Identity, Role, RuleError, ScopeRequest,
+    ScopeSet, Zoid, Zuid,
 };
 
 pub use access::{Denied, Grant, GrantKind, Principal, UpdateTarget};
@@ -41,6 +42,7 @@ pub use model::{
     MAX_EVENT_PATH_CHARS,
 };
 pub use postgres::{redact_url, PgOptions, PgStore};
+pub use relay_checks::{RelayCheckJob, RelayOutcome, MAX_RELAY_ERROR_CHARS, RELAY_CHECK_MODE};
 pub use relay_key::RelayKey;
 pub use sqlite::{CommitStats, SqliteStore, FLUSH_BUCKETS};
 pub use synthetic::{SyntheticAccount, SyntheticOrg};
@@ -803,6 +805,73 @@ impl Store {
     ) -> Result<Option<RelayRoute>, StoreError> {
         let key = self.key();
         on_read!(self, |db| mail::relay_route(db, key, address).await)
+    }
+
+    /// Takes up to `limit` relay checks that are due, leased to `node` for `lease_ms`.
+    pub async fn take_relay_checks(
+        &self,
+        node: &str,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<RelayCheckJob>, StoreError> {
+        let node = node.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        on_write!(self, |db, _key| relay_checks::take_due(
+            db,
+            &node,
+            now_ms(),
+            lease_ms,
+            limit
+        )
+        .await)
+    }
+
+    /// Takes the check of identity `id` of `account` now, whatever its schedule; `None`
+    /// when the account has no such `extfrom` identity.
+    pub async fn take_relay_check(
+        &self,
+        node: &str,
+        account: AccountId,
+        id: mailplane_domain::SendMailId,
+        lease_ms: i64,
+    ) -> Result<Option<RelayCheckJob>, StoreError> {
+        let node = node.to_string();
+        on_write!(self, |db, _key| relay_checks::take_one(
+            db, &node, account, id, lease_ms
+        )
+        .await)
+    }
+
+    /// Records a check's outcome (audited when the state changes), next made at
+    /// `next_check_ms`; whether it was recorded (not when the identity changed meanwhile).
+    pub async fn record_relay_check(
+        &self,
+        job: RelayCheckJob,
+        outcome: RelayOutcome,
+        next_check_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        on_write!(self, |db, _key| relay_checks::record(
+            db,
+            &job,
+            &outcome,
+            next_check_ms
+        )
+        .await)
+    }
+
+    /// The relay password of a check, opened for the check alone.
+    pub fn relay_password(
+        &self,
+        job: &RelayCheckJob,
+    ) -> Result<mailplane_domain::Secret, StoreError> {
+        let binding = relay_key::binding(job.account_id.as_i64(), job.from_address.as_str());
+        let plain = self.key().open(&job.sealed, &binding)?;
+        Ok(mailplane_domain::Secret::new(plain.as_str().to_string()))
+    }
+
+    /// The account's identities, each with its state and verification.
+    pub async fn identities(&self, account: AccountId) -> Result<Vec<Identity>, StoreError> {
+        on_read!(self, |db| read::identities(db, account).await)
     }
 
     /// Records security events in one transaction, each in the log of the organization it

@@ -18,8 +18,12 @@ pub struct Applied {
     pub added_addresses: Option<Vec<(EmailAddress, AliasId)>>,
     /// The account's forwards after the change (`Answer::Forwards`).
     pub forwards: Option<Vec<MailForward>>,
-    /// The account's primary address, with the forwards (the confirmation mail names it).
+    /// The account's primary address, with the forwards and the identities (the
+    /// confirmation mail names it).
     pub account_address: Option<EmailAddress>,
+    /// The addresses of identities given a new key, to mail it to once the change
+    /// commits.
+    pub keyed: Vec<EmailAddress>,
 }
 
 /// An account with everything the account object of the API shows.

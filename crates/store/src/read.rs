@@ -3,8 +3,8 @@
 
 use mailplane_domain::{
     AccountAddress, AccountId, AccountKind, AddressFacts, Claim, EmailAddress, Identity,
-    IdentityMode, IdentityState, MailForward, PendingKey, Relay, Role, SendMailId, SmtpConnection,
-    UserProfile, Zoid, Zuid,
+    IdentityMode, IdentityState, MailForward, PendingKey, Relay, RelayCheck, RelayState, Role,
+    SendMailId, SmtpConnection, UserProfile, Verification, Zoid, Zuid,
 };
 
 use crate::db::{try_join_all, Db, Param, Row};
@@ -250,22 +250,58 @@ fn identity_row(r: &Row<'_>) -> Result<Identity, StoreError> {
         }),
         _ => None,
     };
+    let state: String = r.get("relay_state")?;
+    let relay_check = RelayCheck {
+        state: RelayState::parse(&state).ok_or_else(|| corrupt("relay state", &state))?,
+        error: r.get("relay_error")?,
+        checked_ms: r.get("relay_checked_ms")?,
+    };
+    let pending_key = match (
+        r.get::<Option<String>>("key_digest")?,
+        r.get::<Option<i64>>("key_expires_ms")?,
+        r.get::<Option<i64>>("key_sent_ms")?,
+    ) {
+        (Some(digest), Some(expires_ms), Some(sent_ms)) => Some(PendingKey {
+            digest,
+            expires_ms,
+            sent_ms,
+        }),
+        _ => None,
+    };
     Ok(Identity {
         id: SendMailId::from_db(r.get("send_mail_id")?),
         from_address: email(&r.get::<String>("from_address")?)?,
         display_name: r.get("display_name")?,
+        verification: Verification {
+            // An identity of the account's own address needs no one's confirmation.
+            owner_confirmed: !mode.is_claim() || r.get::<bool>("owner_confirmed")?,
+            pending_key,
+            relay: relay_check,
+        },
         mode,
         relay,
         state: IdentityState::Active,
     })
 }
 
+/// A statement that reads whole identities, for [`identity_row`]: its columns, then the
+/// rest of the statement.
+macro_rules! select_identities {
+    ($rest:literal) => {
+        concat!(
+            "SELECT send_mail_id, from_address, display_name, mode, server_name, server_port, \
+             user_name, smtp_connection, owner_confirmed, key_digest, key_expires_ms, key_sent_ms, \
+             relay_state, relay_error, relay_checked_ms FROM identities ",
+            $rest
+        )
+    };
+}
+
 /// The account's send-as identities, each with its state under the ownership rules.
 pub(crate) async fn identities<D: Db>(db: &D, id: AccountId) -> Result<Vec<Identity>, StoreError> {
     let mut identities = db
         .rows(
-            "SELECT send_mail_id, from_address, display_name, mode, server_name, server_port, user_name, smtp_connection \
-             FROM identities WHERE account_id = $1 ORDER BY send_mail_id",
+            select_identities!("WHERE account_id = $1 ORDER BY send_mail_id"),
             &[&id.as_i64()],
             identity_row,
         )
@@ -302,7 +338,7 @@ async fn facts_of<D: Db>(db: &D, a: &EmailAddress) -> Result<AddressFacts, Store
         },
     );
     let claims = db.rows(
-        "SELECT i.account_id, u.zoid FROM identities i \
+        "SELECT i.account_id, u.zoid, i.owner_confirmed FROM identities i \
          JOIN accounts a ON a.account_id = i.account_id JOIN users u ON u.zuid = a.zuid \
          WHERE i.from_address = $1 ORDER BY i.account_id",
         &by_name[..1],
@@ -310,6 +346,7 @@ async fn facts_of<D: Db>(db: &D, a: &EmailAddress) -> Result<AddressFacts, Store
             Ok(Claim {
                 account: AccountId::from_db(r.get("account_id")?),
                 zoid: Zoid::from_db(r.get("zoid")?),
+                confirmed: r.get("owner_confirmed")?,
             })
         },
     );

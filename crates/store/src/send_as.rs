@@ -2,28 +2,20 @@
 //! backends load [`AddressFacts`] in their own dialect and finish here, so that reads,
 //! the policy service and the socketmaps agree on who may send as an address.
 
-use mailplane_domain::{
-    AccountId, AddressFacts, EmailAddress, Identity, IdentityMode, IdentityState, MailAccount,
-};
-
-/// Whether an identity of this mode names an address of the account itself (always
-/// owned) rather than one outside it (a claim, settled by the rules of `send_as`).
-fn is_claim(mode: IdentityMode) -> bool {
-    !matches!(mode, IdentityMode::Mailbox | IdentityMode::Alias)
-}
+use mailplane_domain::{AccountId, AddressFacts, EmailAddress, Identity, MailAccount};
 
 /// The addresses of `identities` whose state depends on other accounts.
 pub(crate) fn claimed_addresses(identities: &[Identity]) -> Vec<EmailAddress> {
     identities
         .iter()
-        .filter(|i| is_claim(i.mode))
+        .filter(|i| i.is_claim())
         .map(|i| i.from_address.clone())
         .collect()
 }
 
 /// Sets the state of each of `account`'s identities from the facts of their addresses.
 pub(crate) fn settle(account: AccountId, identities: &mut [Identity], facts: &[AddressFacts]) {
-    for identity in identities.iter_mut().filter(|i| is_claim(i.mode)) {
+    for identity in identities.iter_mut().filter(|i| i.is_claim()) {
         let Some(f) = facts.iter().find(|f| f.address == identity.from_address) else {
             continue;
         };
@@ -43,12 +35,12 @@ pub(crate) fn mail_account(
     identities: &[Identity],
 ) -> MailAccount {
     let mut may_send_as = addresses;
-    let mut contested = Vec::new();
+    let mut unverified = Vec::new();
     for i in identities {
-        match i.state {
-            IdentityState::Active => may_send_as.push(i.from_address.clone()),
-            IdentityState::Contested => contested.push(i.from_address.clone()),
-            IdentityState::Inert(_) => {}
+        if i.may_send() {
+            may_send_as.push(i.from_address.clone());
+        } else if let Some(why) = i.unverified_reason() {
+            unverified.push((i.from_address.clone(), why));
         }
     }
     MailAccount {
@@ -57,6 +49,6 @@ pub(crate) fn mail_account(
         outgoing_blocked,
         incoming_blocked,
         may_send_as,
-        contested,
+        unverified,
     }
 }

@@ -3,7 +3,7 @@
 
 use mailplane_domain::{
     Access, AccountAggregate, AccountCommand, AccountId, AccountState, AliasId, Answer,
-    EmailAddress, Op, Role, RuleError, UserAccount, Zoid, Zuid,
+    EmailAddress, IdentityMode, Op, Role, RuleError, UserAccount, Zoid, Zuid,
 };
 use serde_json::Value;
 
@@ -81,6 +81,7 @@ fn single_statement(op: &Op, dialect: Dialect) -> Option<&'static str> {
         // Three tables for the tokens.
         Op::SetPrimaryAddress { .. }
         | Op::UpsertIdentity { .. }
+        | Op::ConfirmIdentityOwner(_)
         | Op::AddAlias(_)
         | Op::RevokeUserTokens => None,
         // The forwarding modes answer with the forwards, read back after the change.
@@ -248,6 +249,7 @@ async fn persist<D: Db>(
             display_name,
             mode,
             relay,
+            key: new_key,
         } => {
             let (server, port, user, conn, password) = match &relay {
                 Some((r, secret)) => (
@@ -259,25 +261,63 @@ async fn persist<D: Db>(
                 ),
                 None => (None, None, None, None, None),
             };
+            let (digest, expires, sent) = match &new_key {
+                Some(k) => (Some(k.digest.as_str()), Some(k.expires_ms), Some(k.sent_ms)),
+                None => (None, None, None),
+            };
+            let now = now_ms();
+            // A relay is checked as soon as a node gets to it; anything else never is.
+            let next_check = (mode == IdentityMode::ExtFrom).then_some(now);
             match replaces {
-                // Replacing keeps the sendMailId, so a retried request changes nothing.
+                // Replacing keeps the sendMailId, so a retried request changes nothing
+                // but the relay check, which starts over: the details may be new. The
+                // owner stays confirmed (same account, same address); a key not renewed
+                // stays the one to give back.
                 Some(sid) => {
                     db.exec(
                         "UPDATE identities SET display_name = $1, mode = $2, server_name = $3, server_port = $4, \
-                         user_name = $5, password_enc = $6, smtp_connection = $7 WHERE send_mail_id = $8",
-                        &[&display_name, &mode.as_str(), &server, &port, &user, &password, &conn, &sid.as_i64()],
+                         user_name = $5, password_enc = $6, smtp_connection = $7, \
+                         key_digest = COALESCE($8, key_digest), key_expires_ms = COALESCE($9, key_expires_ms), \
+                         key_sent_ms = COALESCE($10, key_sent_ms), relay_state = 'pending', relay_error = NULL, \
+                         relay_checked_ms = NULL, next_check_ms = $11, lease_until_ms = NULL, lease_node = NULL, \
+                         relay_version = relay_version + 1 WHERE send_mail_id = $12",
+                        &[&display_name, &mode.as_str(), &server, &port, &user, &password, &conn,
+                          &digest, &expires, &sent, &next_check, &sid.as_i64()],
                     )
                     .await?;
                 }
                 None => {
                     db.exec(
                         "INSERT INTO identities (account_id, from_address, display_name, mode, server_name, server_port, \
-                         user_name, password_enc, smtp_connection, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                        &[&id, &from_address.as_str(), &display_name, &mode.as_str(), &server, &port, &user, &password, &conn, &now_ms()],
+                         user_name, password_enc, smtp_connection, created_ms, key_digest, key_expires_ms, key_sent_ms, \
+                         next_check_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                        &[&id, &from_address.as_str(), &display_name, &mode.as_str(), &server, &port, &user, &password, &conn, &now,
+                          &digest, &expires, &sent, &next_check],
                     )
                     .await?;
                 }
             }
+        }
+        Op::ConfirmIdentityOwner(sid) => {
+            // The key is spent. Among confirmed identities an address is unique: should
+            // another account's confirmation have won the race, this one is a conflict.
+            db.exec(
+                "UPDATE identities SET owner_confirmed = TRUE, confirmed_ms = $1, key_digest = NULL, \
+                 key_expires_ms = NULL, key_sent_ms = NULL WHERE send_mail_id = $2 AND account_id = $3",
+                &[&now_ms(), &sid.as_i64(), &id],
+            )
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    RuleError::conflict(
+                        "sendMailId",
+                        "sendMailId: another account has confirmed its ownership of this address",
+                    )
+                    .into()
+                } else {
+                    WriteError::from(e)
+                }
+            })?;
         }
         Op::DeleteIdentity(sid) => {
             db.exec(DELETE_IDENTITY, &[&sid.as_i64(), &id]).await?;
@@ -497,6 +537,19 @@ pub(crate) async fn apply<D: Tx>(
     };
     let change = mailplane_domain::apply(&agg, cmd)?;
     let answer = mode.spec().answer;
+    // The addresses that are to be mailed a new key once the change commits.
+    let keyed: Vec<EmailAddress> = change
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::UpsertIdentity {
+                from_address,
+                key: Some(_),
+                ..
+            } => Some(from_address.clone()),
+            _ => None,
+        })
+        .collect();
     let with_commit = match change.ops.as_slice() {
         [op] if answer == Answer::StatusOnly => single_statement(op, db.dialect()),
         _ => None,
@@ -537,6 +590,8 @@ pub(crate) async fn apply<D: Tx>(
         Answer::StatusOnly => Applied::default(),
         Answer::Identities => Applied {
             identities: Some(read::identities(db, account).await?),
+            account_address: agg.primary_address().cloned(),
+            keyed,
             ..Applied::default()
         },
         Answer::AddedAddresses => Applied {

@@ -10,15 +10,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::{conformance, Fresh};
 use mailplane_domain::{
-    Access, AccountCommand, AccountId, AccountKind, EmailAddress, IdentityMode, IdentitySelector,
-    NewIdentity, NewRelay, PasswordHash, PasswordReset, Relay, Role, RuleErrorKind, ScopeSet,
-    Secret, SmtpConnection, Zoid, Zuid,
+    Access, AccountCommand, AccountId, AccountKind, EmailAddress, IdentityKey, IdentityMode,
+    IdentitySelector, IdentityState, NewIdentity, NewRelay, PasswordHash, PasswordReset, Relay,
+    RelayCheck, RelayState, Role, RuleErrorKind, ScopeSet, Secret, SmtpConnection, Zoid, Zuid,
 };
 use mailplane_store::oauth::{CodeChallenge, OAuthClient, OAuthError};
 use mailplane_store::{
     AuditEntry, AuditQuery, Caller, DemoTokens, Denied, Grant, GrantKind, NewUser, ProvisionError,
     Pruned, ReadError, Refusal, RequestMeta, SecurityEvent, Store, UpdateTarget, UserRef,
-    WriteError, MAX_EVENT_PATH_CHARS,
+    WriteError, MAX_EVENT_PATH_CHARS, RELAY_CHECK_MODE,
 };
 
 conformance!(
@@ -744,7 +744,11 @@ async fn every_mode_applies_and_the_mail_server_sees_it(db: Fresh) {
             run(AccountCommand::AddSendMailDetails(vec![extfrom(
                 "rebecca@outside.example",
                 "relay-secret-1",
-            )])),
+            )
+            .with_key(IdentityKey {
+                digest: "digest-of-the-key".into(),
+                now_ms: now_ms(),
+            })])),
         )
         .await
         .unwrap()
@@ -755,7 +759,84 @@ async fn every_mode_applies_and_the_mail_server_sees_it(db: Fresh) {
         .find(|i| i.from_address == outside)
         .expect("the new identity");
     assert_eq!(ident.mode, IdentityMode::ExtFrom);
-    assert!(ident.state.is_active(), "{:?}", ident.state);
+    // Nothing counts before the owner of the address confirms it and the relay passes.
+    assert_eq!(ident.state, IdentityState::Unconfirmed);
+    assert!(!ident.verification.owner_confirmed && !ident.may_send());
+    assert!(ident.verification.pending_key.is_some());
+    assert_eq!(ident.verification.relay, RelayCheck::PENDING);
+    assert!(s.relay_route(&outside).await.unwrap().is_none());
+    let mail = s.mail_account(&becky).await.unwrap().unwrap();
+    assert!(!mail.may_send_as.contains(&outside));
+    assert!(mail.unverified.iter().any(|(a, _)| a == &outside));
+    let wrong = s
+        .apply(
+            me,
+            &meta("m5-wrong"),
+            None,
+            id,
+            None,
+            AccountCommand::VerifySendMailDetails {
+                id: ident.id,
+                key: Some(IdentityKey {
+                    digest: "another".into(),
+                    now_ms: now_ms(),
+                }),
+                by_admin: false,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong, WriteError::Rule(ref e) if e.field == "confirmKey"),
+        "{wrong:?}"
+    );
+    let confirmed = s
+        .apply(
+            me,
+            &meta("m5-key"),
+            None,
+            id,
+            None,
+            run(AccountCommand::VerifySendMailDetails {
+                id: ident.id,
+                key: Some(IdentityKey {
+                    digest: "digest-of-the-key".into(),
+                    now_ms: now_ms(),
+                }),
+                by_admin: false,
+            }),
+        )
+        .await
+        .unwrap()
+        .identities
+        .unwrap();
+    let ident = confirmed.iter().find(|i| i.id == ident.id).unwrap().clone();
+    assert!(ident.verification.owner_confirmed && ident.verification.pending_key.is_none());
+    assert_eq!(ident.state, IdentityState::Active);
+    assert!(!ident.may_send(), "the relay is not checked yet");
+    // The relay check: taken once (a second node finds it leased), the password opened
+    // for it, the outcome recorded.
+    let job = s
+        .take_relay_checks("node-a", 60_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|j| j.send_mail_id == ident.id)
+        .expect("the new identity's check is due");
+    assert!(s
+        .take_relay_checks("node-b", 60_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.relay_password(&job).unwrap().expose(), "relay-secret-1");
+    assert!(s
+        .record_relay_check(job, Ok(()), Some(now_ms() + 3_600_000))
+        .await
+        .unwrap());
+    let added = rebecca(&s, &t).await.identities;
+    let ident = added.iter().find(|i| i.id == ident.id).unwrap();
+    assert!(ident.may_send() && ident.is_validated());
+    assert_eq!(ident.verification.relay.state, RelayState::Validated);
     assert_eq!(
         ident.relay,
         Some(Relay {
@@ -766,7 +847,6 @@ async fn every_mode_applies_and_the_mail_server_sees_it(db: Fresh) {
         })
     );
     assert!(added.iter().any(|i| i.from_address == becky));
-    assert_eq!(rebecca(&s, &t).await.identities, added);
     let route = s
         .relay_route(&outside)
         .await
@@ -791,7 +871,7 @@ async fn every_mode_applies_and_the_mail_server_sees_it(db: Fresh) {
     let mail = s.mail_account(&becky).await.unwrap().unwrap();
     assert_eq!(mail.account_id, id);
     assert!(mail.may_send_as.contains(&outside) && mail.may_send_as.contains(&becky));
-    assert!(mail.contested.is_empty());
+    assert!(mail.unverified.is_empty());
 
     let after_delete = s
         .apply(
@@ -877,14 +957,33 @@ async fn every_mode_applies_and_the_mail_server_sees_it(db: Fresh) {
         .await
         .unwrap()
         .unwrap();
-    let changes: Vec<&AuditEntry> = audit.iter().filter(|e| e.mode != "denied").collect();
+    // The relay check's outcome is the system's row: no actor, no request.
+    let (checks, changes): (Vec<&AuditEntry>, Vec<&AuditEntry>) = audit
+        .iter()
+        .filter(|e| e.mode != "denied")
+        .partition(|e| e.mode == RELAY_CHECK_MODE);
+    assert_eq!(checks.len(), 1);
+    assert_eq!(
+        (checks[0].actor_zuid, checks[0].request_id.as_deref()),
+        (None, None)
+    );
+    assert_eq!(
+        (
+            &checks[0].before["sendMailDetails"][0]["validationState"],
+            &checks[0].after["sendMailDetails"][0]["validationState"]
+        ),
+        (
+            &serde_json::json!("pending"),
+            &serde_json::json!("validated")
+        )
+    );
     let logged: Vec<&str> = changes.iter().map(|e| e.mode.as_str()).collect();
     let expected: Vec<&str> = modes.iter().rev().copied().collect();
     assert_eq!(logged, expected);
     let ids: Vec<Option<&str>> = changes.iter().map(|e| e.request_id.as_deref()).collect();
     assert_eq!(
         ids,
-        ["m8", "m7", "m6", "m5", "m4", "m3", "m2", "m1"].map(Some)
+        ["m8", "m7", "m6", "m5-key", "m5", "m4", "m3", "m2", "m1"].map(Some)
     );
     assert!(changes
         .iter()
@@ -1957,16 +2056,27 @@ async fn seed_synthetic_makes_organizations_users_and_tokens(db: Fresh) {
 async fn relay_passwords_survive_key_rotation(db: Fresh) {
     let outside = addr("rebecca@outside.example");
     let (s, t) = demo(&db).await;
-    s.apply(
-        user(&t.user_token),
-        &meta("k"),
-        None,
-        account(REBECCA),
-        None,
-        AccountCommand::AddSendMailDetails(vec![extfrom("rebecca@outside.example", "k-secret")]),
-    )
-    .await
-    .unwrap();
+    let added = s
+        .apply(
+            user(&t.user_token),
+            &meta("k"),
+            None,
+            account(REBECCA),
+            None,
+            AccountCommand::AddSendMailDetails(vec![extfrom(
+                "rebecca@outside.example",
+                "k-secret",
+            )]),
+        )
+        .await
+        .unwrap();
+    let added_id = added
+        .identities
+        .unwrap()
+        .iter()
+        .find(|i| i.from_address == outside)
+        .unwrap()
+        .id;
     assert_eq!(s.check_relay_passwords().await.unwrap(), (1, 0));
     drop(s);
 
@@ -1980,14 +2090,20 @@ async fn relay_passwords_survive_key_rotation(db: Fresh) {
     // The old version retired: the password opens with the new key alone...
     let s = db.open(rotated.current_only()).await;
     assert_eq!(s.check_relay_passwords().await.unwrap(), (1, 0));
-    let route = s.relay_route(&outside).await.unwrap().unwrap();
-    assert_eq!(
-        route.password.as_deref().map(String::as_str),
-        Some("k-secret")
-    );
+    let job = s
+        .take_relay_check("n", account(REBECCA), added_id, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.relay_password(&job).unwrap().expose(), "k-secret");
     drop(s);
     // ...and no longer with the old key alone.
     let s = db.open(db.key.clone()).await;
     assert_eq!(s.check_relay_passwords().await.unwrap(), (0, 1));
-    assert!(s.relay_route(&outside).await.is_err());
+    let job = s
+        .take_relay_check("n", account(REBECCA), added_id, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(s.relay_password(&job).is_err());
 }

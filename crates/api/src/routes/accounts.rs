@@ -9,15 +9,15 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
 use mailplane_domain::{
-    Access, AccountCommand, AccountId, EmailAddress, ForwardKey, PasswordHash, PasswordReset,
-    PathId, Secret, Zoid, Zuid, FORWARD_KEY_TTL_MS,
+    Access, AccountCommand, AccountId, EmailAddress, ForwardKey, IdentityKey, Mode, NewIdentity,
+    PasswordHash, PasswordReset, PathId, Zoid, Zuid,
 };
-use mailplane_outbound::{Message, Slot, Submitter};
 use mailplane_store::{secrets, Caller, GrantKind, RequestMeta, UpdateTarget};
 
 use super::{body, path_id, success, success_with, Segments};
 use crate::command::{parse_update, KeysToMail, NewPassword, UpdateBody};
 use crate::error::ApiError;
+use crate::key_mail::{KeyMail, KeyPurpose, NO_MAIL_SUBMIT};
 use crate::metrics::ModeLabel;
 use crate::{auth, lenient, view, AppState};
 
@@ -108,30 +108,59 @@ async fn update(
     };
     let mode = request.body.mode();
     let target = path_id.target(mode.spec().path)?;
+    // Refusals keep their order: nothing is prepared (a slot taken, a key made) for a
+    // caller whose token, scope and role do not allow the update; the store checks them
+    // again in the change's transaction.
+    let allowed = async {
+        auth::authenticate(&state.store, headers)
+            .await?
+            .grant(kind, Access::Update)
+            .map_err(ApiError::from)
+    };
     // Keys to mail once the change commits, with the slot to mail them in.
     let mut to_mail = None;
+    // A slot to check a relay in once the change commits (`verifysendmaildetails`).
+    let mut check = None;
     let command = match request.body {
+        UpdateBody::Command(AccountCommand::AddSendMailDetails(ids))
+            if ids.iter().any(NewIdentity::is_claim) =>
+        {
+            allowed.await?;
+            let (ids, mail) = keyed_identities(state, ids)?;
+            to_mail = Some(mail);
+            AccountCommand::AddSendMailDetails(ids)
+        }
+        UpdateBody::Command(cmd @ AccountCommand::VerifySendMailDetails { key: None, .. }) => {
+            allowed.await?;
+            check = Some(
+                state
+                    .relay_checks
+                    .slot()
+                    .ok_or(ApiError::Busy(CHECK_BUSY_RETRY_AFTER_SECS))?,
+            );
+            cmd
+        }
         UpdateBody::Command(command) => command,
         UpdateBody::KeysToMail(keys) => {
-            auth::authenticate(&state.store, headers)
-                .await?
-                .grant(kind, Access::Update)?;
-            let (command, mail) = keys_to_mail(state, keys)?;
-            to_mail = Some(mail);
+            allowed.await?;
+            let (command, mail) = forward_keys(state, keys)?;
+            to_mail = Some(ToMail::Keys(mail));
             command
         }
         UpdateBody::ResetPassword(new) => {
             // argon2 is slow on purpose: a hash is computed only for a caller whose
-            // token, scope and role allow the update (the store checks them again in the
-            // change's transaction).
-            auth::authenticate(&state.store, headers)
-                .await?
-                .grant(kind, Access::Update)?;
+            // token, scope and role allow the update.
+            allowed.await?;
             hashed(state, new).await?
         }
     };
+    let verified = match &command {
+        AccountCommand::VerifySendMailDetails { id, .. } => Some(*id),
+        _ => None,
+    };
+    let adds_relay = matches!(&command, AccountCommand::AddSendMailDetails(ids) if ids.iter().any(NewIdentity::has_relay));
     // The store checks the token in the change's own transaction.
-    let updated = state
+    let mut updated = state
         .store
         .apply(
             Caller { token, kind },
@@ -142,8 +171,33 @@ async fn update(
             command,
         )
         .await?;
+    if adds_relay {
+        state.relay_checks.wake();
+    }
+    if let (Some(slot), Some(id), UpdateTarget::Account(account)) = (check, verified, target) {
+        // The relay is checked now and the answer shows the outcome.
+        if state.relay_checks.check_now(slot, account, id).await? {
+            updated.identities = Some(state.store.identities(account).await?);
+        }
+    }
     let mailed = match (to_mail, &updated.account_address) {
-        (Some(mail), Some(account)) => mail.send(account).await,
+        (Some(ToMail::Keys(mail)), Some(account)) if mode == Mode::AddSendMailDetails => {
+            mail.send(account, Some(&updated.keyed)).await
+        }
+        (Some(ToMail::Keys(mail)), Some(account)) => mail.send(account, None).await,
+        // Nothing could be mailed: said of each identity that still awaits its owner.
+        (Some(ToMail::Nowhere(claims)), _) => {
+            let awaiting = |to: &EmailAddress| {
+                updated.identities.iter().flatten().any(|i| {
+                    &i.from_address == to && i.is_claim() && !i.verification.owner_confirmed
+                })
+            };
+            claims
+                .into_iter()
+                .filter(|to| awaiting(to))
+                .map(|to| (to, format!("not sent: {NO_MAIL_SUBMIT}")))
+                .collect()
+        }
         _ => Vec::new(),
     };
     let mut resp = match (
@@ -151,7 +205,7 @@ async fn update(
         &updated.added_addresses,
         &updated.forwards,
     ) {
-        (Some(identities), _, _) => success_with(view::identities(identities)),
+        (Some(identities), _, _) => success_with(view::identities_after(identities, &mailed)),
         (None, Some(added), _) => success_with(view::added_addresses(added)),
         (None, None, Some(forwards)) => success_with(view::forwards_after(
             forwards,
@@ -162,6 +216,84 @@ async fn update(
     };
     resp.extensions_mut().insert(ModeLabel(mode.as_str()));
     Ok(resp)
+}
+
+/// The confirmation mail of a change.
+enum ToMail {
+    /// Keys made, to mail once the change commits.
+    Keys(KeyMail),
+    /// The addresses that needed a key, with nowhere to mail one.
+    Nowhere(Vec<EmailAddress>),
+}
+
+/// Seconds a client is asked to wait when every relay check slot is taken.
+const CHECK_BUSY_RETRY_AFTER_SECS: u64 = 5;
+
+/// `addsendmaildetails` with identities for addresses outside the account: a key for
+/// each, to mail once the change commits. Without `--mail-submit` no key is made (the
+/// answer says so, and an admin can still confirm the organization's own domains).
+fn keyed_identities(
+    state: &AppState,
+    ids: Vec<NewIdentity>,
+) -> Result<(Vec<NewIdentity>, ToMail), ApiError> {
+    let claims: Vec<EmailAddress> = ids
+        .iter()
+        .filter(|i| i.is_claim())
+        .filter_map(|i| i.from_address().cloned())
+        .collect();
+    let Some(mail) = KeyMail::make(
+        state.mail_submit.as_ref(),
+        KeyPurpose::SendAs,
+        claims.clone(),
+    )?
+    else {
+        return Ok((ids, ToMail::Nowhere(claims)));
+    };
+    let now_ms = mailplane_store::now_ms();
+    let digests: Vec<(EmailAddress, String)> =
+        mail.digests().map(|(to, d)| (to.clone(), d)).collect();
+    let ids = ids
+        .into_iter()
+        .map(
+            |i| match digests.iter().find(|(to, _)| Some(to) == i.from_address()) {
+                Some((_, digest)) => i.with_key(IdentityKey {
+                    digest: digest.clone(),
+                    now_ms,
+                }),
+                None => i,
+            },
+        )
+        .collect();
+    Ok((ids, ToMail::Keys(mail)))
+}
+
+/// The command of `addMailForward` or `resendMailForwardVerficationMail`: a new key for
+/// each target. A forward exists only to be confirmed: with nowhere to mail, nothing
+/// changes.
+fn forward_keys(
+    state: &AppState,
+    KeysToMail { resend, targets }: KeysToMail,
+) -> Result<(AccountCommand, KeyMail), ApiError> {
+    let mail = KeyMail::make(state.mail_submit.as_ref(), KeyPurpose::Forward, targets)?
+        .ok_or_else(|| {
+            ApiError::Invalid(format!(
+                "mailForward: a forward is confirmed with a key mailed to its target, and {NO_MAIL_SUBMIT}"
+            ))
+        })?;
+    let keys = mail
+        .digests()
+        .map(|(to, digest)| ForwardKey {
+            to: to.clone(),
+            digest,
+        })
+        .collect();
+    let now_ms = mailplane_store::now_ms();
+    let command = if resend {
+        AccountCommand::ResendMailForward { keys, now_ms }
+    } else {
+        AccountCommand::AddMailForward { keys, now_ms }
+    };
+    Ok((command, mail))
 }
 
 /// `resetPassword`'s command: the password hashed (argon2id) in one of the bounded slots,
@@ -184,125 +316,6 @@ async fn hashed(state: &AppState, new: NewPassword) -> Result<AccountCommand, Ap
         revoke_tokens,
         one_time,
     }))
-}
-
-/// The confirmation keys of a forwarding change, to mail once it commits.
-struct KeyMail {
-    submitter: Submitter,
-    slot: Slot,
-    keys: Vec<(EmailAddress, Secret)>,
-}
-
-/// The command of `addMailForward` or `resendMailForwardVerficationMail`: a new key for
-/// each target (120 bits, random), of which the command carries the digest only. A slot
-/// to mail them is taken first: with none free, or nowhere to mail, nothing changes.
-fn keys_to_mail(
-    state: &AppState,
-    KeysToMail { resend, targets }: KeysToMail,
-) -> Result<(AccountCommand, KeyMail), ApiError> {
-    let submitter = state.mail_submit.clone().ok_or_else(|| {
-        ApiError::Invalid(
-            "mailForward: a forward is confirmed with a key mailed to its target, and this server has nowhere to hand mail (serve --mail-submit is not set); ask its operator".into(),
-        )
-    })?;
-    let slot = submitter
-        .slot()
-        .ok_or(ApiError::Busy(MAIL_BUSY_RETRY_AFTER_SECS))?;
-    let keys: Vec<(EmailAddress, Secret)> = targets
-        .into_iter()
-        .map(|to| (to, Secret::new(secrets::new_password())))
-        .collect();
-    let digests = keys
-        .iter()
-        .map(|(to, key)| ForwardKey {
-            to: to.clone(),
-            digest: secrets::token_digest(key.expose()),
-        })
-        .collect();
-    let now_ms = mailplane_store::now_ms();
-    let command = if resend {
-        AccountCommand::ResendMailForward {
-            keys: digests,
-            now_ms,
-        }
-    } else {
-        AccountCommand::AddMailForward {
-            keys: digests,
-            now_ms,
-        }
-    };
-    Ok((
-        command,
-        KeyMail {
-            submitter,
-            slot,
-            keys,
-        },
-    ))
-}
-
-/// Seconds a client is asked to wait when every mail slot is taken.
-const MAIL_BUSY_RETRY_AFTER_SECS: u64 = 5;
-
-impl KeyMail {
-    /// Mails each key to its target, in the slot taken before the change. The change has
-    /// committed: a message that cannot be handed over is reported in the answer (the
-    /// client can ask for a new key), never as a failure of the request. All of it within
-    /// one step timeout, so the answer never waits on the mail server past the request's
-    /// own limit.
-    async fn send(self, account: &EmailAddress) -> Vec<(EmailAddress, String)> {
-        let KeyMail {
-            submitter,
-            slot,
-            keys,
-        } = self;
-        let Some(from) = submitter.from_for(account) else {
-            return keys
-                .into_iter()
-                .map(|(to, _)| (to, "not sent: no From address".to_string()))
-                .collect();
-        };
-        let budget = submitter.step_timeout();
-        let deadline = tokio::time::Instant::now() + budget;
-        let mut outcomes = Vec::new();
-        for (to, key) in keys {
-            let message = confirmation(account, &to, &key, from.clone());
-            let outcome =
-                match tokio::time::timeout_at(deadline, submitter.send(&slot, &to, &message)).await
-                {
-                    Ok(Ok(())) => "sent".to_string(),
-                    Ok(Err(e)) => format!("not sent: {e}"),
-                    Err(_) => format!("not sent: the mail server took longer than {budget:?}"),
-                };
-            outcomes.push((to, outcome));
-        }
-        outcomes
-    }
-}
-
-/// The message that carries a forward's key: who asks, and the key on a line of its own.
-fn confirmation(
-    account: &EmailAddress,
-    to: &EmailAddress,
-    key: &Secret,
-    from: EmailAddress,
-) -> Message {
-    let days = FORWARD_KEY_TTL_MS / (24 * 60 * 60 * 1000);
-    Message {
-        from,
-        subject: format!("Confirm forwarding of {account}'s mail to you"),
-        body: vec![
-            format!("The mail account {account} asks that its incoming mail be forwarded to {to}."),
-            String::new(),
-            format!(
-                "If you want this mail, give the confirmation key below to {account} (or to its mail administrator); it is valid for {days} days:"
-            ),
-            String::new(),
-            key.expose().to_string(),
-            String::new(),
-            "If you do not, ignore this message: nothing is forwarded to you until the key is given back.".into(),
-        ],
-    }
 }
 
 /// Zoho: Get All User Accounts.

@@ -153,6 +153,7 @@ mod tests {
             mode,
             relay: None,
             state: IdentityState::Active,
+            verification: Verification::OWN,
         }
     }
 

@@ -21,7 +21,9 @@ pub use mail_forward::{
     MAX_FORWARDS_PER_ACCOUNT,
 };
 pub use personal_info::PersonalInfo;
-pub use send_mail::MAX_IDENTITIES_PER_ACCOUNT;
+pub use send_mail::{
+    IdentityKey, IDENTITY_KEY_TTL_MS, IDENTITY_RESEND_WAIT_MS, MAX_IDENTITIES_PER_ACCOUNT,
+};
 
 /// At most this many addresses (the primary and its aliases) per account: the modes that
 /// add an address (`emailupdate` with a new one) stop there.
@@ -147,6 +149,23 @@ modes!(
             offered: Offered::BothUrls,
             path: PathId::AccountId,
             reads: AggregateParts::ALL,
+            answer: Answer::Identities,
+            applies: Applies::HostedOnly,
+        },
+        // mailplane's own: confirms the owner of an identity's address (with the key
+        // mailed to it, or on the admin URL for the organization's own domains without
+        // one) and checks an `extfrom` identity's relay again.
+        VerifySendMailDetails = "verifysendmaildetails" {
+            required: ["sendMailId"],
+            optional: ["confirmKey"],
+            offered: Offered::BothUrls,
+            path: PathId::AccountId,
+            reads: AggregateParts {
+                org_domains: true,
+                addresses: true,
+                identities: true,
+                ..AggregateParts::NONE
+            },
             answer: Answer::Identities,
             applies: Applies::HostedOnly,
         },
@@ -394,6 +413,8 @@ pub struct NewIdentity {
     pub(crate) mode: IdentityMode,
     /// Present exactly for `extfrom`.
     pub(crate) relay: Option<(Relay, Secret)>,
+    /// For an address outside the account: the key the edge made to mail there.
+    pub(crate) key: Option<IdentityKey>,
 }
 
 /// Which identity `deletesendmaildetails` removes.
@@ -419,6 +440,13 @@ pub struct PasswordReset {
 pub enum AccountCommand {
     AddSendMailDetails(Vec<NewIdentity>),
     DeleteSendMailDetails(IdentitySelector),
+    /// `verifysendmaildetails`: the digest of the key given back, if one was; `by_admin`
+    /// on the admin URL (an admin may vouch for an address of the organization's domains).
+    VerifySendMailDetails {
+        id: SendMailId,
+        key: Option<IdentityKey>,
+        by_admin: bool,
+    },
     EmailUpdate(EmailAddress),
     EnableMailAccount,
     DisableMailAccount,
@@ -469,6 +497,7 @@ impl AccountCommand {
         match self {
             AccountCommand::AddSendMailDetails(_) => Mode::AddSendMailDetails,
             AccountCommand::DeleteSendMailDetails(_) => Mode::DeleteSendMailDetails,
+            AccountCommand::VerifySendMailDetails { .. } => Mode::VerifySendMailDetails,
             AccountCommand::EmailUpdate(_) => Mode::EmailUpdate,
             AccountCommand::EnableMailAccount => Mode::EnableMailAccount,
             AccountCommand::DisableMailAccount => Mode::DisableMailAccount,
@@ -509,7 +538,9 @@ impl AccountCommand {
                 ids.iter().filter_map(|i| i.from_address.clone()).collect()
             }
             // Listed rather than left to a fallback, so that a new mode has to say.
+            // The identity's own state carries who else confirmed its address.
             AccountCommand::DeleteSendMailDetails(_)
+            | AccountCommand::VerifySendMailDetails { .. }
             | AccountCommand::EnableMailAccount
             | AccountCommand::DisableMailAccount
             | AccountCommand::MailAccountOrderUpdate(_)
@@ -591,8 +622,13 @@ pub enum Op {
         display_name: String,
         mode: IdentityMode,
         relay: Option<(Relay, Secret)>,
+        /// A new key to mail to the address (a claim whose owner is not confirmed yet).
+        /// Whatever the key, the relay of an `extfrom` identity is checked again.
+        key: Option<PendingKey>,
     },
     DeleteIdentity(SendMailId),
+    /// The owner of the identity's address is confirmed; its key is spent.
+    ConfirmIdentityOwner(SendMailId),
     /// The full new order of the user's accounts: sequence 1, 2, … in this order.
     SetAccountOrder(Vec<AccountId>),
     /// Adds an address to the account, not as its primary one.
@@ -655,6 +691,9 @@ pub fn apply(agg: &AccountAggregate, cmd: AccountCommand) -> Result<Change, Rule
     match cmd {
         AccountCommand::AddSendMailDetails(new) => send_mail::add(agg, new),
         AccountCommand::DeleteSendMailDetails(sel) => send_mail::delete(agg, sel),
+        AccountCommand::VerifySendMailDetails { id, key, by_admin } => {
+            send_mail::verify(agg, id, key, by_admin)
+        }
         AccountCommand::EmailUpdate(addr) => email_update::apply(agg, addr),
         AccountCommand::EnableMailAccount => Ok(status::enabled(agg, true)),
         AccountCommand::DisableMailAccount => Ok(status::enabled(agg, false)),
@@ -749,6 +788,7 @@ pub(crate) mod fixtures {
                 mode: IdentityMode::Mailbox,
                 relay: None,
                 state: IdentityState::Active,
+                verification: Verification::OWN,
             }],
             forwards: vec![],
             user_accounts: vec![
@@ -885,6 +925,16 @@ mod reads_tests {
                 display_name: "Rebecca A.".into(),
                 address: addr("admin@zylker.com"),
             },
+            AccountCommand::VerifySendMailDetails {
+                id: SendMailId::new(1).unwrap(),
+                key: None,
+                by_admin: true,
+            },
+            AccountCommand::VerifySendMailDetails {
+                id: SendMailId::new(77).unwrap(),
+                key: None,
+                by_admin: false,
+            },
         ];
         // A mode that reads less than everything is held to it here: it must be among the
         // commands above.
@@ -916,7 +966,12 @@ mod reads_tests {
         for m in Mode::ALL {
             assert_eq!(
                 m.answers_with_identities(),
-                matches!(m, Mode::AddSendMailDetails | Mode::DeleteSendMailDetails)
+                matches!(
+                    m,
+                    Mode::AddSendMailDetails
+                        | Mode::DeleteSendMailDetails
+                        | Mode::VerifySendMailDetails
+                )
             );
         }
     }

@@ -83,6 +83,7 @@ pub(super) fn display_name_email(
             display_name,
             mode: IdentityMode::Mailbox,
             relay: None,
+            key: None,
         }],
         before,
         after,
@@ -135,6 +136,7 @@ pub(super) mod tests {
                 display_name: "Rebecca Anderson".into(),
                 mode: IdentityMode::Mailbox,
                 relay: None,
+                key: None,
             }]
         );
         assert_eq!(c.before["displayName"], "Rebecca");

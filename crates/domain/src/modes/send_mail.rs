@@ -1,15 +1,37 @@
-//! `addsendmaildetails` and `deletesendmaildetails`: the identities an account may send as.
+//! `addsendmaildetails`, `deletesendmaildetails` and `verifysendmaildetails`: the
+//! identities an account may send as.
+//!
+//! An identity for an address outside the account counts only once the address's owner
+//! confirmed it (see [`crate::send_as`]): adding one mails a key to the address, made at
+//! the edge (it is mailed after the change commits; the rules see its digest only), and
+//! `verifysendmaildetails` gives it back. An admin may vouch for an address of the
+//! organization's own domains instead.
 
 use serde_json::{json, Value};
 
 use super::{Change, IdentitySelector, NewIdentity, NewRelay, Op};
 use crate::{
-    AccountAggregate, EmailAddress, Identity, IdentityMode, Relay, RuleError, Secret,
-    SmtpConnection,
+    AccountAggregate, EmailAddress, Identity, IdentityMode, IdentityState, InertReason, PendingKey,
+    Relay, RuleError, Secret, SendMailId, SmtpConnection,
 };
 
 /// At most this many identities per account.
 pub const MAX_IDENTITIES_PER_ACCOUNT: usize = 50;
+
+/// How long a key mailed to an identity's address can be given back.
+pub const IDENTITY_KEY_TTL_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// How long after a key was mailed to an address adding the identity again mails no new
+/// one: re-adding cannot be used to flood someone's mailbox.
+pub const IDENTITY_RESEND_WAIT_MS: i64 = 60 * 1000;
+
+/// A key for an identity's address, as its digest, with the time it was made (to mail) or
+/// given back (to check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityKey {
+    pub digest: String,
+    pub now_ms: i64,
+}
 
 fn audit_view(
     from: &EmailAddress,
@@ -58,8 +80,54 @@ impl NewIdentity {
             display_name,
             mode,
             relay,
+            key: None,
         })
     }
+
+    /// Whether the identity names an address outside the account: its owner must
+    /// confirm it, with a key mailed there.
+    pub fn is_claim(&self) -> bool {
+        self.mode.is_claim()
+    }
+
+    /// Whether it names a relay (`extfrom`): one to check once the change commits.
+    pub fn has_relay(&self) -> bool {
+        self.relay.is_some()
+    }
+
+    /// The address, when given (a mailbox identity may leave it to the primary).
+    pub fn from_address(&self) -> Option<&EmailAddress> {
+        self.from_address.as_ref()
+    }
+
+    /// Gives the identity the key the edge made for its address.
+    pub fn with_key(mut self, key: IdentityKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+}
+
+/// The key to store for a claim: none once its owner is confirmed, and none while the
+/// last one was mailed less than [`IDENTITY_RESEND_WAIT_MS`] ago (that one stays valid).
+fn key_to_store(existing: Option<&Identity>, key: Option<IdentityKey>) -> Option<PendingKey> {
+    let key = key?;
+    if let Some(x) = existing.filter(|x| x.is_claim()) {
+        if x.verification.owner_confirmed {
+            return None;
+        }
+        if x.verification
+            .pending_key
+            .as_ref()
+            .is_some_and(|p| key.now_ms - p.sent_ms < IDENTITY_RESEND_WAIT_MS)
+        {
+            return None;
+        }
+    }
+    Some(PendingKey {
+        digest: key.digest,
+        expires_ms: key.now_ms + IDENTITY_KEY_TTL_MS,
+        sent_ms: key.now_ms,
+    })
 }
 
 /// Checks the relay fields against the mode: complete for `extfrom`, absent otherwise.
@@ -206,9 +274,13 @@ pub(super) fn add(agg: &AccountAggregate, new: Vec<NewIdentity>) -> Result<Chang
             n.mode,
             relay.as_ref().map(|(r, _)| r),
         );
-        // The claim that makes an address contested is recorded with the change.
-        if agg.contested_by_others(&from) {
-            view["state"] = json!("contested");
+        let key = if n.mode.is_claim() {
+            key_to_store(existing, n.key)
+        } else {
+            None
+        };
+        if key.is_some() {
+            view["confirmationKey"] = json!("mailed");
         }
         after.push(view);
         seen.push(from.clone());
@@ -218,6 +290,7 @@ pub(super) fn add(agg: &AccountAggregate, new: Vec<NewIdentity>) -> Result<Chang
             display_name: n.display_name,
             mode: n.mode,
             relay,
+            key,
         });
     }
     if agg.identities.len() + added > MAX_IDENTITIES_PER_ACCOUNT {
@@ -279,6 +352,118 @@ pub(super) fn delete(agg: &AccountAggregate, sel: IdentitySelector) -> Result<Ch
         before: json!({ "sendMailDetails": [identity_view(identity)] }),
         after: json!({ "sendMailDetails": [] }),
     })
+}
+
+/// `verifysendmaildetails`: confirms the owner of the identity's address with the key
+/// mailed there, or, on the admin URL, an address of the organization's own domains
+/// without one. Without a key, an identity whose owner is confirmed is left as it is: the
+/// edge checks its relay again.
+pub(super) fn verify(
+    agg: &AccountAggregate,
+    id: SendMailId,
+    key: Option<IdentityKey>,
+    by_admin: bool,
+) -> Result<Change, RuleError> {
+    let Some(identity) = agg.identities.iter().find(|x| x.id == id) else {
+        return Err(RuleError::invalid(
+            "sendMailId",
+            "sendMailId does not name an identity of this account",
+        ));
+    };
+    let from = &identity.from_address;
+    if !identity.is_claim() {
+        return Err(RuleError::invalid(
+            "sendMailId",
+            format!(
+                "sendMailId names the {} identity of {from}, an address of the account itself: there is nothing to verify",
+                identity.mode.as_str()
+            ),
+        ));
+    }
+    let confirmed = identity.verification.owner_confirmed;
+    let unchanged = || Change {
+        ops: Vec::new(),
+        before: json!({ "sendMailDetails": [identity_view(identity)] }),
+        after: json!({ "sendMailDetails": [identity_view(identity)], "check": "relay" }),
+    };
+    match key {
+        Some(_) if confirmed => Err(RuleError::invalid(
+            "confirmKey",
+            format!("confirmKey: the owner of {from} is already confirmed"),
+        )),
+        Some(key) => {
+            let pending = identity.verification.pending_key.as_ref().ok_or_else(|| {
+                RuleError::invalid(
+                    "confirmKey",
+                    format!("confirmKey: no key awaits confirmation for {from}; add the identity again to mail a new one"),
+                )
+            })?;
+            if key.now_ms > pending.expires_ms {
+                return Err(RuleError::invalid(
+                    "confirmKey",
+                    format!("confirmKey: the key mailed to {from} has expired; add the identity again to mail a new one"),
+                ));
+            }
+            if key.digest != pending.digest {
+                return Err(RuleError::invalid(
+                    "confirmKey",
+                    format!("confirmKey does not match the key mailed to {from}"),
+                ));
+            }
+            confirm(identity)
+        }
+        None if confirmed && identity.mode == IdentityMode::ExtFrom => Ok(unchanged()),
+        None if confirmed => Err(RuleError::invalid(
+            "sendMailId",
+            format!("sendMailId: the owner of {from} is already confirmed, and a {} identity has no relay to check", identity.mode.as_str()),
+        )),
+        None if by_admin && agg.org_domains.iter().any(|d| d == from.domain()) => {
+            confirm(identity)
+        }
+        None => Err(RuleError {
+            kind: crate::RuleErrorKind::Missing,
+            field: "confirmKey".into(),
+            message: format!(
+                "confirmKey is required: the owner of {from} confirms it with the key mailed there{}",
+                if by_admin {
+                    ""
+                } else {
+                    " (an admin of the organization can confirm an address of its own domains)"
+                }
+            ),
+        }),
+    }
+}
+
+/// The owner of the identity's address is confirmed, unless the address is out of the
+/// account's reach or another account confirmed it first.
+fn confirm(identity: &Identity) -> Result<Change, RuleError> {
+    let from = &identity.from_address;
+    match identity.state {
+        IdentityState::Inert(InertReason::VerifiedElsewhere) => Err(RuleError::conflict(
+            "sendMailId",
+            format!("sendMailId: another account has confirmed its ownership of {from}"),
+        )),
+        IdentityState::Inert(_) => Err(RuleError::invalid(
+            "sendMailId",
+            format!(
+                "sendMailId: {from} cannot be confirmed: {}",
+                identity
+                    .state
+                    .reason()
+                    .unwrap_or("it is out of this account's reach")
+            ),
+        )),
+        IdentityState::Active | IdentityState::Unconfirmed => {
+            let mut after = identity_view(identity);
+            after["ownerConfirmed"] = json!(true);
+            Ok(Change {
+                ops: vec![Op::ConfirmIdentityOwner(identity.id)],
+                before: json!({ "sendMailDetails": [identity_view(identity)] }),
+                after: json!({ "sendMailDetails": [after] }),
+            })
+        }
+    }
 }
 
 #[cfg(test)]
@@ -433,6 +618,7 @@ mod tests {
                 .map(|&(a, z)| Claim {
                     account: AccountId::new(a).unwrap(),
                     zoid: Zoid::new(z).unwrap(),
+                    confirmed: false,
                 })
                 .collect(),
         });
@@ -466,14 +652,129 @@ mod tests {
         }
     }
 
+    fn key(digest: &str, now_ms: i64) -> IdentityKey {
+        IdentityKey {
+            digest: digest.into(),
+            now_ms,
+        }
+    }
+
+    /// Rebecca with an `extfrom` identity (id 2) for `a`, its key `k` mailed at 1000.
+    fn with_claim(a: &str, confirmed: bool, state: IdentityState) -> AccountAggregate {
+        let mut agg = rebecca();
+        agg.identities.push(Identity {
+            id: SendMailId::new(2).unwrap(),
+            from_address: addr(a),
+            display_name: "R".into(),
+            mode: IdentityMode::ExtFrom,
+            relay: None,
+            state,
+            verification: Verification {
+                owner_confirmed: confirmed,
+                pending_key: Some(PendingKey {
+                    digest: "k".into(),
+                    expires_ms: 1000 + IDENTITY_KEY_TTL_MS,
+                    sent_ms: 1000,
+                }),
+                relay: RelayCheck::PENDING,
+            },
+        });
+        agg
+    }
+
+    fn verify(
+        agg: &AccountAggregate,
+        k: Option<IdentityKey>,
+        by_admin: bool,
+    ) -> Result<Change, RuleError> {
+        let id = SendMailId::new(2).unwrap();
+        crate::apply(
+            agg,
+            AccountCommand::VerifySendMailDetails {
+                id,
+                key: k,
+                by_admin,
+            },
+        )
+    }
+
     #[test]
-    fn a_claim_that_contests_an_address_is_audited_as_such() {
-        let agg = with_facts(None, None, &[(7, 99)], "rebecca@gmail.example");
-        let c = add(&agg, vec![extfrom("rebecca@gmail.example")]).unwrap();
-        assert_eq!(c.after["sendMailDetails"][0]["state"], "contested");
-        let alone = with_facts(None, None, &[], "rebecca@gmail.example");
-        let c = add(&alone, vec![extfrom("rebecca@gmail.example")]).unwrap();
-        assert!(c.after["sendMailDetails"][0].get("state").is_none());
+    fn a_claim_gets_a_key_unless_confirmed_or_mailed_a_minute_ago() {
+        let n = extfrom("rebecca@gmail.example").with_key(key("new", 5000));
+        let c = add(&rebecca(), vec![n.clone()]).unwrap();
+        assert!(
+            matches!(&c.ops[0], Op::UpsertIdentity { key: Some(k), .. } if k.digest == "new" && k.expires_ms == 5000 + IDENTITY_KEY_TTL_MS)
+        );
+        assert_eq!(c.after["sendMailDetails"][0]["confirmationKey"], "mailed");
+        // Re-added within the minute: the mailed key stays the one to give back.
+        let pending = with_claim("rebecca@gmail.example", false, IdentityState::Unconfirmed);
+        let c = add(&pending, vec![n.clone()]).unwrap();
+        assert!(matches!(
+            &c.ops[0],
+            Op::UpsertIdentity {
+                key: None,
+                replaces: Some(_),
+                ..
+            }
+        ));
+        let later =
+            extfrom("rebecca@gmail.example").with_key(key("new", 1000 + IDENTITY_RESEND_WAIT_MS));
+        let c = add(&pending, vec![later.clone()]).unwrap();
+        assert!(matches!(&c.ops[0], Op::UpsertIdentity { key: Some(_), .. }));
+        let confirmed = with_claim("rebecca@gmail.example", true, IdentityState::Active);
+        let c = add(&confirmed, vec![later]).unwrap();
+        assert!(matches!(&c.ops[0], Op::UpsertIdentity { key: None, .. }));
+        // An identity of the account's own address never gets one.
+        let own = plain("rebecca.alias@zylker.com", IdentityMode::Alias).with_key(key("x", 1));
+        let c = add(&rebecca(), vec![own]).unwrap();
+        assert!(matches!(&c.ops[0], Op::UpsertIdentity { key: None, .. }));
+    }
+
+    #[test]
+    fn the_key_given_back_confirms_the_owner_once() {
+        let agg = with_claim("rebecca@gmail.example", false, IdentityState::Unconfirmed);
+        let c = verify(&agg, Some(key("k", 2000)), false).unwrap();
+        assert_eq!(
+            c.ops,
+            vec![Op::ConfirmIdentityOwner(SendMailId::new(2).unwrap())]
+        );
+        let e = verify(&agg, Some(key("wrong", 2000)), false).unwrap_err();
+        assert_eq!(
+            (e.kind, e.field.as_str()),
+            (RuleErrorKind::Invalid, "confirmKey")
+        );
+        let e = verify(&agg, Some(key("k", 1001 + IDENTITY_KEY_TTL_MS)), false).unwrap_err();
+        assert!(e.message.contains("expired"), "{}", e.message);
+        let e = verify(&agg, None, false).unwrap_err();
+        assert_eq!(
+            (e.kind, e.field.as_str()),
+            (RuleErrorKind::Missing, "confirmKey")
+        );
+        let done = with_claim("rebecca@gmail.example", true, IdentityState::Active);
+        let e = verify(&done, Some(key("k", 2000)), false).unwrap_err();
+        assert!(e.message.contains("already confirmed"), "{}", e.message);
+        // Without a key, a confirmed extfrom identity is left for its relay check.
+        assert_eq!(verify(&done, None, false).unwrap().ops, vec![]);
+        let taken = with_claim(
+            "rebecca@gmail.example",
+            false,
+            IdentityState::Inert(InertReason::VerifiedElsewhere),
+        );
+        let e = verify(&taken, Some(key("k", 2000)), false).unwrap_err();
+        assert_eq!(e.kind, RuleErrorKind::Conflict);
+    }
+
+    #[test]
+    fn an_admin_vouches_for_the_organizations_own_domains_only() {
+        let own = with_claim("rebecca@zylker.com", false, IdentityState::Unconfirmed);
+        assert_eq!(verify(&own, None, true).unwrap().ops.len(), 1);
+        let e = verify(&own, None, false).unwrap_err();
+        assert_eq!(e.field, "confirmKey");
+        let outside = with_claim("rebecca@gmail.example", false, IdentityState::Unconfirmed);
+        let e = verify(&outside, None, true).unwrap_err();
+        assert_eq!(e.field, "confirmKey");
+        let e = verify(&rebecca(), None, true).unwrap_err();
+        assert_eq!(e.field, "sendMailId");
     }
 
     #[test]
