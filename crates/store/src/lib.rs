@@ -796,13 +796,22 @@ impl Store {
         on_read!(self, |db| mail::sender_logins(db, address).await)
     }
 
-    /// The relay (with its password, decrypted) of the `extfrom` identity of `address`.
+    /// The relay (with its password, decrypted) of the `extfrom` identity of `address`,
+    /// once that identity is validated (owner confirmed, relay check passed).
     pub async fn relay_route(
         &self,
         address: &EmailAddress,
     ) -> Result<Option<RelayRoute>, StoreError> {
         let key = self.key();
         on_read!(self, |db| mail::relay_route(db, key, address).await)
+    }
+
+    /// The distinct (server name, connection kind) of the validated relays on `port`.
+    pub async fn relay_tls_names(
+        &self,
+        port: u16,
+    ) -> Result<Vec<(String, mailplane_domain::SmtpConnection)>, StoreError> {
+        on_read!(self, |db| mail::relay_tls_names(db, port).await)
     }
 
     /// Records security events in one transaction, each in the log of the organization it

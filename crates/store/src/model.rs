@@ -281,6 +281,19 @@ pub struct RelayRoute {
     pub server_port: u16,
     pub user_name: String,
     pub password: Option<zeroize::Zeroizing<String>>,
+    /// How Postfix must connect: the transport and TLS policy it is handed follow this.
+    pub smtp_connection: mailplane_domain::SmtpConnection,
+}
+
+/// An `smtp_connection` column of a relay. A relay row always has one (the API fills in
+/// `plain` when it is not given); a missing or unknown one is corruption, never a guess.
+pub(crate) fn smtp_connection(
+    column: Option<String>,
+) -> Result<mailplane_domain::SmtpConnection, crate::StoreError> {
+    column
+        .as_deref()
+        .and_then(mailplane_domain::SmtpConnection::parse)
+        .ok_or_else(|| crate::StoreError::Corrupt(format!("smtp connection {column:?}")))
 }
 
 impl RelayRoute {
@@ -294,6 +307,7 @@ impl RelayRoute {
         port: Option<i64>,
         user_name: Option<String>,
         sealed: Option<Vec<u8>>,
+        connection: Option<String>,
     ) -> Result<RelayRoute, crate::StoreError> {
         let server_port = port
             .and_then(|p| u16::try_from(p).ok())
@@ -306,6 +320,7 @@ impl RelayRoute {
             server_port,
             user_name: user_name.unwrap_or_default(),
             password,
+            smtp_connection: smtp_connection(connection)?,
         })
     }
 }

@@ -767,6 +767,15 @@ async fn every_mode_applies_and_the_mail_server_sees_it(db: Fresh) {
     );
     assert!(added.iter().any(|i| i.from_address == becky));
     assert_eq!(rebecca(&s, &t).await.identities, added);
+    // The mail server gets no route until the identity is validated.
+    assert!(s.relay_route(&outside).await.unwrap().is_none());
+    assert!(s.relay_tls_names(587).await.unwrap().is_empty());
+    db.validate_identities().await;
+    assert_eq!(
+        s.relay_tls_names(587).await.unwrap(),
+        vec![("smtp.outside.example".to_string(), SmtpConnection::Tls)]
+    );
+    assert!(s.relay_tls_names(465).await.unwrap().is_empty());
     let route = s
         .relay_route(&outside)
         .await
@@ -780,6 +789,7 @@ async fn every_mode_applies_and_the_mail_server_sees_it(db: Fresh) {
         ),
         ("smtp.outside.example", 587, "rebecca.relay")
     );
+    assert_eq!(route.smtp_connection, SmtpConnection::Tls);
     assert_eq!(
         route.password.as_deref().map(String::as_str),
         Some("relay-secret-1")
@@ -1967,6 +1977,7 @@ async fn relay_passwords_survive_key_rotation(db: Fresh) {
     )
     .await
     .unwrap();
+    db.validate_identities().await;
     assert_eq!(s.check_relay_passwords().await.unwrap(), (1, 0));
     drop(s);
 
