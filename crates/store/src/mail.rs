@@ -184,31 +184,15 @@ pub(crate) async fn relay_route<D: Db>(
                 validated_relay!()
             ),
             &[&id.as_i64(), &address.as_str()],
-            |r| {
-                Ok((
-                    r.get::<String>("server_name")?,
-                    r.get::<Option<i32>>("server_port")?.map(i64::from),
-                    r.get::<Option<String>>("user_name")?,
-                    r.get::<Option<Vec<u8>>>("password_enc")?,
-                    r.get::<Option<String>>("smtp_connection")?,
-                ))
-            },
+            RelayRoute::from_row,
         )
         .await?;
-    let Some((server, port, user, sealed, connection)) = found else {
+    let Some((route, sealed)) = found else {
         return Ok(None);
     };
-    RelayRoute::unseal(
-        key,
-        id.as_i64(),
-        address.as_str(),
-        server,
-        port,
-        user,
-        sealed,
-        connection,
-    )
-    .map(Some)
+    route
+        .unseal(key, id.as_i64(), address.as_str(), sealed)
+        .map(Some)
 }
 
 /// The distinct (server name, connection kind) of the validated relays on `port`: the TLS
