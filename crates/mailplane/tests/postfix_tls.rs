@@ -77,6 +77,27 @@ fn send(smtpd: &str, label: &str, from: &str) {
     }
 }
 
+/// The first maillog line of a deferral through `127.0.0.1:port`, waiting up to 60 s.
+fn deferred_through(mta: &postfix::PostfixInstance, port: u16) -> String {
+    let relay = format!("relay=127.0.0.1[127.0.0.1]:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(l) = mta
+            .maillog()
+            .lines()
+            .find(|l| l.contains(&relay) && l.contains("status=deferred"))
+        {
+            return l.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no deferral through {relay} within 60 s"
+        );
+        mta.flush();
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 async fn postfix_uses_each_relay_the_way_its_identity_says() {
     mail_server::require("postfix_uses_each_relay_the_way_its_identity_says");
     let files = postfix::open_temp_dir("pfx-relay-ca-", &[]);
@@ -164,23 +185,7 @@ async fn postfix_uses_each_relay_the_way_its_identity_says() {
     }
 
     // A certificate for another name: deferred (4.7.5), the password never sent.
-    let deferred = format!("relay=127.0.0.1[127.0.0.1]:{}", wrong.port());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let line = loop {
-        let log = mta.maillog();
-        if let Some(l) = log
-            .lines()
-            .find(|l| l.contains(&deferred) && l.contains("status=deferred"))
-        {
-            break l.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no deferral through {deferred} within 60 s"
-        );
-        mta.flush();
-        std::thread::sleep(Duration::from_secs(1));
-    };
+    let line = deferred_through(mta, wrong.port());
     eprintln!(">>> [starttls wrong name] {line}");
     assert!(line.contains("dsn=4.7.5"), "{line}");
     assert!(
@@ -194,6 +199,32 @@ async fn postfix_uses_each_relay_the_way_its_identity_says() {
         "no AUTH to a wrong certificate"
     );
     assert!(wrong.connections().1 >= 1, "Postfix did start TLS with it");
+
+    // Without its policy, each TLS transport is `secure` on its own: the certificate is
+    // then checked against the next hop's IP, and the mail waits rather than meeting an
+    // unverified server (taken away here in master.cf, as a policy lookup that missed).
+    for service in ["relay-tls", "relay-ssl"] {
+        let out = mta.postconf(&["-P", &format!("{service}/unix/smtp_tls_policy_maps=")]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    mta.reload();
+    let auths = (tls.auths().len(), ssl.auths().len());
+    send(&smtpd, "starttls without policy", "tls@example.net");
+    send(&smtpd, "implicit tls without policy", "ssl@example.net");
+    for (relay, label) in [
+        (&tls, "starttls without policy"),
+        (&ssl, "implicit tls without policy"),
+    ] {
+        let line = deferred_through(mta, relay.port());
+        eprintln!(">>> [{label}] {line}");
+        assert!(line.contains("dsn=4.7.5"), "{line}");
+        assert!(relay.find(label).is_none(), "{label}");
+    }
+    assert_eq!(
+        (tls.auths().len(), ssl.auths().len()),
+        auths,
+        "no AUTH without a verified certificate"
+    );
 
     // Nothing went to the default relay.
     assert!(sink.messages().is_empty());

@@ -293,6 +293,16 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         }
     }
 
+    /// `postfix reload`: the daemons read the configuration again.
+    pub fn reload(&self) {
+        let out = self.command("postfix", &["reload"]);
+        assert!(
+            out.status.success(),
+            "postfix reload failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `postqueue -f`: tries to deliver the queued mail now.
     pub fn flush(&self) {
         let out = self.command("postqueue", &["-f"]);
