@@ -1,8 +1,8 @@
 //! The Postfix socketmap (`serve --socketmap-listen`), over real sockets: the
 //! socketmap_table protocol (a netstring `<len>:<map> <key>,` asks, a netstring
 //! `OK <value>`, `NOTFOUND `, `TEMP <reason>` or `PERM <reason>` answers, many lookups per
-//! connection) and its maps `senderlogin`, `relayhost` and `relaycreds`, as the API
-//! changes them.
+//! connection) and its maps `senderlogin`, `transport`, `tlspolicy`, `relayhost` and
+//! `relaycreds`, as the API changes them (relays only once their identity is validated).
 //!
 //! Every read and write has a timeout: a server that hangs fails the test instead of
 //! hanging it.

@@ -114,9 +114,11 @@ pub(crate) async fn tls_policy(services: &Services, key: &str) -> Reply {
     Reply::Ok(secure(&names))
 }
 
-/// Whether `name:port` resolves, through the guard, to the next hop `key`. A name that
-/// does not resolve now is left out: its own mail cannot have been routed here just now,
-/// and the transports' own `secure` level keeps whatever was without its policy.
+/// Whether `name:port` resolves, through the guard, to the next hop `key` (any of its
+/// permitted addresses: the transport map may have picked another of a round-robin name).
+/// A name that does not resolve now is left out; should its mail have been routed here a
+/// moment ago, the TLS transports' own `secure` level defers it rather than sending it
+/// without its policy.
 async fn leads_to(guard: &RelayGuard, name: &str, port: u16, key: &str) -> bool {
     guard
         .next_hops(name, port)
