@@ -164,7 +164,8 @@ pub struct BenchEchoArgs {
 #[derive(Subcommand)]
 pub enum PostfixCommand {
     /// Print the main.cf lines that make Postfix ask mailplane's policy service and
-    /// socketmap, and hand mail and SMTP logins to Dovecot
+    /// socketmap, and hand mail and SMTP logins to Dovecot (with --master-cf: the
+    /// master.cf lines of the relay transports)
     Config(PostfixConfigArgs),
 }
 
@@ -199,6 +200,10 @@ pub struct PostfixConfigArgs {
     /// config)
     #[arg(long, env = "MAILPLANE_RECIPIENT_DELIMITER", default_value = "+")]
     pub recipient_delimiter: String,
+    /// Print the master.cf lines instead: the transports that relay an extfrom
+    /// identity's mail the way its smtpConnection says (plain, STARTTLS, implicit TLS)
+    #[arg(long)]
+    pub master_cf: bool,
 }
 
 #[derive(Subcommand)]

@@ -6,6 +6,10 @@ use mailplane_mailserver::config::{self, DovecotWiring, PostfixWiring};
 use crate::cli::{DovecotConfigArgs, PostfixConfigArgs};
 
 pub fn postfix_config(args: PostfixConfigArgs) -> Result<(), String> {
+    if args.master_cf {
+        print!("{}", config::master_cf());
+        return Ok(());
+    }
     print!(
         "{}",
         config::main_cf(&PostfixWiring {

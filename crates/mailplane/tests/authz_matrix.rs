@@ -1166,7 +1166,10 @@ fn judge(c: &Case, r: &Reply) -> Option<String> {
             }
             if c.rule_refusal {
                 let more = r.more_info();
-                if !(more.starts_with("confirmKey") || more.starts_with("mailForward")) {
+                if !["confirmKey", "mailForward", "sendMailId"]
+                    .iter()
+                    .any(|field| more.starts_with(field))
+                {
                     return Some("the rule's 400 does not name its field".into());
                 }
             } else if code == ZUID_NOT_OWNER.1 && !r.more_info().contains("zuid") {

@@ -250,11 +250,20 @@ async fn assert_all_unavailable(app: &TestApp, outage: &str) {
         }
     }
     let mut socketmap = Socketmap::connect(app).await;
-    for map in ["domains", "mailboxes", "aliases", "senderlogin"] {
-        let key = if map == "domains" {
-            "zylker.com"
-        } else {
-            "becky@zylker.com"
+    for map in [
+        "domains",
+        "mailboxes",
+        "aliases",
+        "senderlogin",
+        "transport",
+        "relaycreds",
+        "tlspolicy",
+    ] {
+        let key = match map {
+            "domains" => "zylker.com",
+            // A TLS policy missing by accident would fall back to main.cf's level.
+            "tlspolicy" => "[8.8.8.8]:587",
+            _ => "becky@zylker.com",
         };
         let answer = timed_lookup(socketmap.lookup(map, key)).await;
         assert!(

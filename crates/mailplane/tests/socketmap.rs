@@ -1,8 +1,8 @@
 //! The Postfix socketmap (`serve --socketmap-listen`), over real sockets: the
 //! socketmap_table protocol (a netstring `<len>:<map> <key>,` asks, a netstring
 //! `OK <value>`, `NOTFOUND `, `TEMP <reason>` or `PERM <reason>` answers, many lookups per
-//! connection) and its maps `senderlogin`, `relayhost` and `relaycreds`, as the API
-//! changes them.
+//! connection) and its maps `senderlogin`, `transport`, `tlspolicy`, `relayhost` and
+//! `relaycreds`, as the API changes them (relays only once their identity is validated).
 //!
 //! Every read and write has a timeout: a server that hangs fails the test instead of
 //! hanging it.
@@ -25,6 +25,9 @@ backend_tests!(
     relayhost_resolves_relay_names_at_lookup_time,
     relay_names_resolving_to_internal_addresses_are_perm_without_the_flag,
     relaycreds_answer_exactly_user_colon_password,
+    transport_names_the_transport_of_the_connection_kind,
+    only_validated_identities_have_a_route,
+    tlspolicy_verifies_the_name_the_user_gave_for_its_next_hop,
     an_unknown_map_is_perm,
     netstrings_over_10000_bytes_are_perm_and_close,
     malformed_netstrings_are_perm_and_close,
@@ -75,7 +78,7 @@ fn relay(from: &str, server: &str, port: u16, user: &str, password: &str) -> Val
 /// `relay-user` with `password`, and a connection to its socketmap.
 async fn app_with_relay(password: &str) -> (TestApp, Socketmap) {
     let app = app();
-    add_identity(
+    add_validated_identity(
         &app,
         relay("relay@example.net", "8.8.8.8", 587, "relay-user", password),
     )
@@ -224,7 +227,7 @@ async fn relayhost_answers_the_relay_of_an_extfrom_identity() {
     let app = app();
     let mut m = Socketmap::connect(&app).await;
     assert_eq!(m.lookup("relayhost", "relay@example.net").await, NOTFOUND);
-    add_identity(
+    add_validated_identity(
         &app,
         relay("relay@example.net", "8.8.8.8", 587, "relay-user", "pw"),
     )
@@ -257,7 +260,7 @@ async fn relayhost_answers_the_relay_of_an_extfrom_identity() {
     // With --allow-internal-relays, a relay on this host.
     let app = internal_app();
     let mut m = Socketmap::connect(&app).await;
-    add_identity(
+    add_validated_identity(
         &app,
         relay("local@example.net", "127.0.0.1", 2525, "local-user", "pw"),
     )
@@ -271,7 +274,7 @@ async fn relayhost_answers_the_relay_of_an_extfrom_identity() {
 async fn relayhost_resolves_relay_names_at_lookup_time() {
     let app = internal_app();
     let mut m = Socketmap::connect(&app).await;
-    add_identity(
+    add_validated_identity(
         &app,
         relay("named@example.net", "localhost", 2526, "named-user", "pw"),
     )
@@ -287,7 +290,7 @@ async fn relay_names_resolving_to_internal_addresses_are_perm_without_the_flag()
     let app = app();
     let mut m = Socketmap::connect(&app).await;
     // A name is accepted when the identity is added (only literals are refused then)…
-    add_identity(
+    add_validated_identity(
         &app,
         relay("ssrf@example.net", "localhost", 25, "ssrf-user", "pw"),
     )
@@ -311,7 +314,7 @@ async fn relaycreds_answer_exactly_user_colon_password() {
     // A password holding `:`, `=`, `,`, spaces and non-ASCII letters (so the netstring
     // length counts bytes, not characters).
     let password = "p:a:s=s, wörd:ÿ";
-    add_identity(
+    add_validated_identity(
         &app,
         relay(
             "creds@example.net",
@@ -332,7 +335,7 @@ async fn relaycreds_answer_exactly_user_colon_password() {
         "keys are case-insensitive"
     );
     // Re-adding the address replaces the identity: the next lookup has the new secret.
-    add_identity(
+    add_validated_identity(
         &app,
         relay(
             "creds@example.net",
@@ -353,6 +356,129 @@ async fn relaycreds_answer_exactly_user_colon_password() {
     );
     // The password is not in the server's log.
     assert!(!app.log().contains("wörd"), "the relay password was logged");
+}
+
+// ---- transport and tlspolicy ----
+
+/// An `extfrom` identity relayed through `server:port` with `connection`.
+fn relay_by(from: &str, server: &str, port: u16, connection: &str) -> Value {
+    let mut r = relay(from, server, port, "u", "p");
+    r["smtpConnection"] = json!(connection);
+    r
+}
+
+async fn transport_names_the_transport_of_the_connection_kind() {
+    let app = app();
+    let mut m = Socketmap::connect(&app).await;
+    for (from, port, connection, want) in [
+        ("plain@example.net", 25, "plain", "relay-plain:[8.8.8.8]:25"),
+        ("tls@example.net", 587, "tls", "relay-tls:[8.8.8.8]:587"),
+        ("ssl@example.net", 465, "ssl", "relay-ssl:[8.8.8.8]:465"),
+    ] {
+        assert_eq!(m.lookup("transport", from).await, NOTFOUND, "{from}");
+        add_validated_identity(&app, relay_by(from, "8.8.8.8", port, connection)).await;
+        assert_eq!(m.lookup("transport", from).await, format!("OK {want}"));
+        assert_eq!(
+            m.lookup("transport", &from.to_uppercase()).await,
+            format!("OK {want}"),
+            "keys are case-insensitive"
+        );
+    }
+    // Postfix asks for the null sender too (with and without quotes), and for domains.
+    for key in ["<>", "\"\"", "@example.net", BECKY, "nobody@example.net"] {
+        assert_eq!(m.lookup("transport", key).await, NOTFOUND, "{key}");
+    }
+}
+
+async fn only_validated_identities_have_a_route() {
+    let app = internal_app();
+    let mut m = Socketmap::connect(&app).await;
+    let ext = "unchecked@example.net";
+    add_identity(&app, relay_by(ext, "localhost", 2587, "tls")).await;
+    let hop = "[127.0.0.1]:2587";
+    // A new identity is pending, its owner unconfirmed; then each state but the one.
+    for (confirmed, state) in [
+        (None, ""),
+        (Some(false), "validated"),
+        (Some(true), "pending"),
+        (Some(true), "failed"),
+        (Some(false), "failed"),
+    ] {
+        if let Some(confirmed) = confirmed {
+            set_identity_state(&app, ext, confirmed, state);
+        }
+        let what = format!("owner confirmed {confirmed:?}, relay {state:?}");
+        for map in ["transport", "relayhost", "relaycreds"] {
+            assert_eq!(m.lookup(map, ext).await, NOTFOUND, "{map}, {what}");
+        }
+        assert_eq!(m.lookup("tlspolicy", hop).await, NOTFOUND, "{what}");
+        // Ownership of the address as a sender does not wait for the relay.
+        assert_eq!(m.senderlogin(ext, &what).await, set(&[BECKY]));
+    }
+    validate_identity(&app, ext);
+    assert_eq!(
+        m.lookup("transport", ext).await,
+        format!("OK relay-tls:{hop}")
+    );
+    assert_eq!(m.lookup("relaycreds", ext).await, "OK u:p");
+    assert_eq!(
+        m.lookup("tlspolicy", hop).await,
+        "OK secure match=localhost servername=localhost"
+    );
+    // A relay that starts failing its checks is dropped at the next lookup.
+    set_identity_state(&app, ext, true, "failed");
+    assert_eq!(m.lookup("transport", ext).await, NOTFOUND);
+    assert_eq!(m.lookup("tlspolicy", hop).await, NOTFOUND);
+}
+
+async fn tlspolicy_verifies_the_name_the_user_gave_for_its_next_hop() {
+    let app = internal_app();
+    let mut m = Socketmap::connect(&app).await;
+    add_validated_identity(&app, relay_by("a@example.net", "localhost", 2587, "tls")).await;
+    add_validated_identity(&app, relay_by("b@example.net", "localhost", 2465, "ssl")).await;
+    add_validated_identity(&app, relay_by("c@example.net", "127.0.0.1", 2525, "plain")).await;
+    // Asked by the next hop exactly as the transport map wrote it.
+    let mut hops = Vec::new();
+    for from in ["a@example.net", "b@example.net", "c@example.net"] {
+        let t = m.lookup("transport", from).await;
+        hops.push(t.split_once(':').expect("transport:nexthop").1.to_string());
+    }
+    let [a, b, c] = <[String; 3]>::try_from(hops).unwrap();
+    assert_eq!(
+        (a.as_str(), b.as_str(), c.as_str()),
+        ("[127.0.0.1]:2587", "[127.0.0.1]:2465", "[127.0.0.1]:2525")
+    );
+    let verified = "OK secure match=localhost servername=localhost";
+    assert_eq!(m.lookup("tlspolicy", &a).await, verified, "tls");
+    assert_eq!(m.lookup("tlspolicy", &b).await, verified, "ssl");
+    assert_eq!(m.lookup("tlspolicy", &c).await, "OK none", "plain");
+    // Not a next hop of ours, or not a bracketed next hop at all.
+    for key in [
+        "[127.0.0.1]:2526",
+        "[127.0.0.2]:2587",
+        "127.0.0.1:2587",
+        "[127.0.0.1]",
+        "localhost",
+        "[localhost]:2587",
+        "a@example.net",
+        "<>",
+    ] {
+        assert_eq!(m.lookup("tlspolicy", key).await, NOTFOUND, "{key}");
+    }
+    // Several relays behind one next hop share its policy: the strictest, with every name.
+    add_validated_identity(&app, relay_by("d@example.net", "127.0.0.1", 2587, "plain")).await;
+    assert_eq!(m.lookup("tlspolicy", &a).await, verified, "plain and tls");
+    add_validated_identity(&app, relay_by("e@example.net", "127.0.0.1", 2587, "tls")).await;
+    assert_eq!(
+        m.lookup("tlspolicy", &a).await,
+        "OK secure match=127.0.0.1:localhost servername=localhost"
+    );
+    add_validated_identity(&app, relay_by("f@example.net", "127.0.0.1", 2525, "plain")).await;
+    assert_eq!(
+        m.lookup("tlspolicy", &c).await,
+        "OK none",
+        "plain and plain"
+    );
 }
 
 // ---- protocol errors ----
@@ -583,7 +709,7 @@ async fn api_changes_apply_to_the_next_lookup_on_the_same_connection() {
     assert_eq!(m.lookup("relayhost", ext).await, NOTFOUND);
     assert_eq!(m.lookup("relaycreds", ext).await, NOTFOUND);
 
-    add_identity(&app, relay(ext, "8.8.8.8", 587, "later-user", "first")).await;
+    add_validated_identity(&app, relay(ext, "8.8.8.8", 587, "later-user", "first")).await;
     assert_eq!(m.senderlogin(ext, ext).await, set(&[BECKY]));
     assert_eq!(m.lookup("relayhost", ext).await, "OK [8.8.8.8]:587");
     assert_eq!(m.lookup("relaycreds", ext).await, "OK later-user:first");
@@ -595,6 +721,7 @@ async fn api_changes_apply_to_the_next_lookup_on_the_same_connection() {
                "sendMailDetails": [relay(ext, "8.8.4.4", 2587, "later-user2", "second")]}),
     )
     .await;
+    validate_identity(&app, ext);
     assert_eq!(m.lookup("relayhost", ext).await, "OK [8.8.4.4]:2587");
     assert_eq!(m.lookup("relaycreds", ext).await, "OK later-user2:second");
 
@@ -632,7 +759,7 @@ async fn a_second_node_answers_from_the_same_database() {
     let ext = "nodes@example.net";
     assert_eq!(mb.lookup("relaycreds", ext).await, NOTFOUND);
     // Added through node A, encrypted with the shared relay key, read by node B.
-    add_identity(&a, relay(ext, "8.8.8.8", 587, "nodes-user", "n0des:pw")).await;
+    add_validated_identity(&a, relay(ext, "8.8.8.8", 587, "nodes-user", "n0des:pw")).await;
     assert_eq!(mb.lookup("relaycreds", ext).await, "OK nodes-user:n0des:pw");
     assert_eq!(mb.lookup("relayhost", ext).await, "OK [8.8.8.8]:587");
     assert_eq!(mb.senderlogin(ext, ext).await, set(&[BECKY]));
@@ -699,7 +826,7 @@ async fn lookups_over_a_unix_socket_only_its_owner_and_group_may_open() {
         cf.contains(&format!("check_policy_service {},", unix(&policy))),
         "{cf}"
     );
-    for name in ["senderlogin", "relayhost", "relaycreds"] {
+    for name in ["senderlogin", "transport", "tlspolicy", "relaycreds"] {
         assert!(
             cf.contains(&format!("socketmap:{}:{name}", unix(&map))),
             "{cf}"

@@ -55,12 +55,24 @@ smtpd_policy_service_default_action = 451 4.3.5 Policy service unavailable
 # Which logins may use an envelope sender: the account's addresses and send-mail details.
 smtpd_sender_login_maps = {senderlogin}
 smtpd_sender_restrictions = reject_authenticated_sender_login_mismatch
-# Mail from an extfrom identity leaves through its own relay, authenticated as stored.
-sender_dependent_relayhost_maps = {relayhost}
+# Mail from a validated extfrom identity leaves through its own relay, at the IP address
+# mailplane checked, over the transport of its smtpConnection (relay-plain, relay-tls,
+# relay-ssl: add the lines of `mailplane postfix config --master-cf` to master.cf), and
+# authenticated as stored. Any other sender takes default_transport. To refuse instead
+# of sending mail of unknown senders straight to the recipient's MX, where that fits:
+#   default_transport = error:5.7.1 no relay configured for this sender
+sender_dependent_default_transport_maps = {transport}
+# The relay's TLS, by next hop: `secure` against the name the user gave for tls and ssl,
+# `none` for plain. Two relays behind one [ip]:port share one policy, the strictest.
+smtp_tls_policy_maps = {tlspolicy}
+# Postfix trusts no CA unless told: the system's roots, to verify relays' certificates.
+smtp_tls_CAfile = /etc/ssl/certs/ca-certificates.crt
 smtp_sender_dependent_authentication = yes
 smtp_sasl_auth_enable = yes
 smtp_sasl_password_maps = {relaycreds}
-smtp_sasl_security_options = noanonymous
+# A second line of defence: no password in clear, except on relay-plain (as its user asked).
+smtp_sasl_security_options = noplaintext, noanonymous
+smtp_sasl_tls_security_options = noanonymous
 #
 # Delivery: the organizations' domains are virtual mailbox domains (keep them out of
 # mydestination). An account's primary address is its mailbox, its aliases lead there,
@@ -86,13 +98,39 @@ smtpd_sasl_security_options = noanonymous
         socketmap = w.socketmap,
         policy_ep = endpoint(&w.policy),
         senderlogin = map("senderlogin"),
-        relayhost = map("relayhost"),
+        transport = map("transport"),
+        tlspolicy = map("tlspolicy"),
         relaycreds = map("relaycreds"),
         domains = map("domains"),
         mailboxes = map("mailboxes"),
         aliases = map("aliases"),
         lmtp_ep = endpoint(&w.lmtp),
         delimiter = w.recipient_delimiter,
+    )
+}
+
+/// The `master.cf` lines of the relay transports that the `transport` map names: one
+/// `smtp` client per kind of connection, each with the TLS it needs whatever main.cf
+/// says. The policy map narrows `secure` to the relay's own name; without an entry,
+/// `secure` checks the certificate against the next hop's IP, which fails: a relay whose
+/// policy went missing defers rather than meeting an unverified server.
+pub fn master_cf() -> String {
+    use mailplane_domain::SmtpConnection::{Plain, Ssl, Tls};
+
+    use crate::relay_maps::transport_name;
+    format!(
+        "# mailplane: the relay transports (`mailplane postfix config --master-cf`).
+# Add to master.cf, then `postfix reload`.
+# plain: no TLS, the password in clear, as the identity's user asked.
+{plain} unix - - n - - smtp -o smtp_tls_security_level=none -o smtp_sasl_security_options=noanonymous
+# tls: STARTTLS, the certificate verified (smtp_tls_policy_maps gives the name).
+{tls} unix - - n - - smtp -o smtp_tls_security_level=secure
+# ssl: implicit TLS from the first byte (port 465), the certificate verified the same way.
+{ssl} unix - - n - - smtp -o smtp_tls_wrappermode=yes -o smtp_tls_security_level=secure
+",
+        plain = transport_name(Plain),
+        tls = transport_name(Tls),
+        ssl = transport_name(Ssl),
     )
 }
 
@@ -274,7 +312,8 @@ mod tests {
         assert!(policy < cf.find("permit_mynetworks").unwrap());
         for name in [
             "senderlogin",
-            "relayhost",
+            "transport",
+            "tlspolicy",
             "relaycreds",
             "domains",
             "mailboxes",
@@ -285,13 +324,53 @@ mod tests {
     }
 
     #[test]
+    fn relays_are_used_the_way_their_identity_says() {
+        let cf = main_cf(&wiring("127.0.0.1:1", "127.0.0.1:2"));
+        for line in [
+            "sender_dependent_default_transport_maps = socketmap:inet:127.0.0.1:2:transport\n",
+            "smtp_tls_policy_maps = socketmap:inet:127.0.0.1:2:tlspolicy\n",
+            "smtp_sasl_password_maps = socketmap:inet:127.0.0.1:2:relaycreds\n",
+            "smtp_sasl_auth_enable = yes\n",
+            "smtp_sender_dependent_authentication = yes\n",
+            "smtp_sasl_security_options = noplaintext, noanonymous\n",
+            "smtp_sasl_tls_security_options = noanonymous\n",
+            "smtp_tls_CAfile = /etc/ssl/certs/ca-certificates.crt\n",
+        ] {
+            assert!(cf.contains(line), "{line}");
+        }
+        // The transport map alone: a relayhost map's next hop would lose to it anyway.
+        assert!(!cf.contains("sender_dependent_relayhost_maps"), "{cf}");
+        assert!(
+            !cf.lines().any(|l| l.starts_with("default_transport")),
+            "failing closed is the operator's choice"
+        );
+        let master = master_cf();
+        for line in [
+            "relay-plain unix - - n - - smtp -o smtp_tls_security_level=none -o smtp_sasl_security_options=noanonymous\n",
+            "relay-tls unix - - n - - smtp -o smtp_tls_security_level=secure\n",
+            "relay-ssl unix - - n - - smtp -o smtp_tls_wrappermode=yes -o smtp_tls_security_level=secure\n",
+        ] {
+            assert!(master.contains(line), "{line}");
+        }
+        assert!(master
+            .lines()
+            .all(|l| l.starts_with('#') || l.starts_with("relay-")));
+    }
+
+    #[test]
     fn unix_sockets_are_named_as_postfix_names_them() {
         let cf = main_cf(&wiring(
             "unix:/run/mailplane/policy",
             "unix:/run/mailplane/socketmap",
         ));
         assert!(cf.contains("check_policy_service unix:/run/mailplane/policy,"));
-        for name in ["senderlogin", "relayhost", "relaycreds", "aliases"] {
+        for name in [
+            "senderlogin",
+            "transport",
+            "tlspolicy",
+            "relaycreds",
+            "aliases",
+        ] {
             assert!(cf.contains(&format!("socketmap:unix:/run/mailplane/socketmap:{name}")));
         }
         assert!(cf.contains("virtual_transport = lmtp:unix:private/dovecot-lmtp\n"));

@@ -12,6 +12,7 @@ pub mod dict;
 mod listen;
 pub mod policy;
 mod relay;
+pub mod relay_maps;
 pub mod socketmap;
 
 pub use listen::{bind, bind_in_group, Limits, ListenError, Listener, SOCKET_MODE};

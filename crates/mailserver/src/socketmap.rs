@@ -5,11 +5,11 @@
 //! Maps:
 //! - `senderlogin <address>`: the logins that may use the address as envelope sender
 //!   (for `smtpd_sender_login_maps`);
-//! - `relayhost <address>`: `[ip]:port` of the relay of the address's `extfrom` identity,
-//!   resolved and checked now (for `sender_dependent_relayhost_maps`);
-//! - `relaycreds <address>`: `userName:password` for that relay (for
-//!   `smtp_sasl_password_maps`). The only place a relay password leaves mailplane, which
-//!   is why this listener binds a UNIX socket (mode 0660) or loopback only;
+//! - `transport <address>`, `tlspolicy <[ip]:port>`, `relayhost <address>` and
+//!   `relaycreds <address>`: the relay of the address's validated `extfrom` identity, the
+//!   way it must be used (see [`crate::relay_maps`]). `relaycreds` is the only place a
+//!   relay password leaves mailplane, which is why this listener binds a UNIX socket
+//!   (mode 0660) or loopback only;
 //! - `domains <domain>`: found when an organization holds the domain (for
 //!   `virtual_mailbox_domains`: mail to it is delivered here, and a recipient the next two
 //!   maps do not know is refused `550 5.1.1 … User unknown`);
@@ -31,8 +31,7 @@ use mailplane_store::StoreError;
 use tokio::io::{AsyncBufRead, AsyncReadExt};
 
 use crate::listen::{accept_loop, serve_requests, Limits, Listener};
-use crate::relay::RelayRefusal;
-use crate::Services;
+use crate::{relay_maps, Services};
 
 /// The longest request accepted. A key is an address (at most 254 bytes); the bound is for
 /// clients that are not Postfix.
@@ -124,7 +123,7 @@ fn parse(body: &[u8]) -> Result<(&str, &str), Reply> {
         .ok_or_else(|| Reply::Perm("expected '<map> <key>'".into()))
 }
 
-fn unavailable(e: StoreError) -> Reply {
+pub(crate) fn unavailable(e: StoreError) -> Reply {
     tracing::error!(error = %e, "socketmap lookup failed");
     Reply::Temp("mailplane cannot read its database".into())
 }
@@ -137,11 +136,21 @@ pub async fn lookup(services: &Services, body: &[u8]) -> Reply {
     };
     if !matches!(
         map,
-        "senderlogin" | "relayhost" | "relaycreds" | "domains" | "mailboxes" | "aliases"
+        "senderlogin"
+            | "relayhost"
+            | "relaycreds"
+            | "transport"
+            | "tlspolicy"
+            | "domains"
+            | "mailboxes"
+            | "aliases"
     ) {
         return Reply::Perm(format!("unknown map {map:?}"));
     }
     let store = &services.store;
+    if map == "tlspolicy" {
+        return relay_maps::tls_policy(services, key).await;
+    }
     if map == "domains" {
         let Some(domain) = mailplane_domain::parse_domain(key) else {
             return Reply::NotFound;
@@ -152,7 +161,8 @@ pub async fn lookup(services: &Services, body: &[u8]) -> Reply {
             Err(e) => unavailable(e),
         };
     }
-    // Postfix also asks for `@domain` and other partial keys: no address, nothing found.
+    // Postfix also asks for `@domain` and other partial keys, and for the null sender as
+    // `<>` or `""`: no address, nothing found.
     let Ok(address) = EmailAddress::parse(key) else {
         return Reply::NotFound;
     };
@@ -190,34 +200,9 @@ pub async fn lookup(services: &Services, body: &[u8]) -> Reply {
             ),
             Err(e) => unavailable(e),
         },
-        "relayhost" => match store.relay_route(&address).await {
-            Ok(None) => Reply::NotFound,
-            Ok(Some(route)) => {
-                match services
-                    .relay_guard
-                    .next_hop(&route.server_name, route.server_port)
-                    .await
-                {
-                    Ok(hop) => Reply::Ok(hop),
-                    Err(refusal @ RelayRefusal::Internal(_)) => {
-                        tracing::warn!(sender = %address, %refusal, "relay refused");
-                        Reply::Perm(refusal.to_string())
-                    }
-                    Err(refusal @ RelayRefusal::Unresolved(_)) => Reply::Temp(refusal.to_string()),
-                }
-            }
-            Err(e) => unavailable(e),
-        },
-        _ => match store.relay_route(&address).await {
-            Ok(Some(route)) => match route.password {
-                Some(password) if !route.user_name.is_empty() => {
-                    Reply::Ok(format!("{}:{}", route.user_name, password.as_str()))
-                }
-                _ => Reply::NotFound,
-            },
-            Ok(None) => Reply::NotFound,
-            Err(e) => unavailable(e),
-        },
+        "relayhost" => relay_maps::next_hop(services, &address, false).await,
+        "transport" => relay_maps::next_hop(services, &address, true).await,
+        _ => relay_maps::credentials(services, &address).await,
     }
 }
 

@@ -34,15 +34,28 @@ pub enum RelayRefusal {
 impl RelayGuard {
     /// The next hop to hand to Postfix for `host:port`: `[ip]:port` of a permitted address.
     pub async fn next_hop(&self, host: &str, port: u16) -> Result<String, RelayRefusal> {
-        let addr = self.resolve(host, port).await?;
-        Ok(match addr.ip() {
-            IpAddr::V4(v4) => format!("[{v4}]:{port}"),
-            IpAddr::V6(v6) => format!("[ipv6:{v6}]:{port}"),
-        })
+        // A name may resolve to public and internal addresses at once (DNS rebinding):
+        // pin a public one; refuse when there is none.
+        let chosen = self.permitted(host, port).await?[0];
+        Ok(next_hop(chosen, port))
     }
 
-    /// The address to connect to for `host:port`: one the guard permits.
+    /// The address a check of the relay at `host:port` connects to: the one
+    /// [`RelayGuard::next_hop`] would hand to Postfix.
     pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, RelayRefusal> {
+        Ok(SocketAddr::new(self.permitted(host, port).await?[0], port))
+    }
+
+    /// Every next hop `host:port` may be handed to Postfix as, now: the TLS policy map
+    /// asks about a next hop some time after the transport map chose it, and a name with
+    /// several addresses (round-robin DNS) may resolve in another order by then.
+    pub async fn next_hops(&self, host: &str, port: u16) -> Result<Vec<String>, RelayRefusal> {
+        let permitted = self.permitted(host, port).await?;
+        Ok(permitted.into_iter().map(|ip| next_hop(ip, port)).collect())
+    }
+
+    /// The permitted addresses of `host`, in the resolver's order; at least one.
+    async fn permitted(&self, host: &str, port: u16) -> Result<Vec<IpAddr>, RelayRefusal> {
         let candidates: Vec<IpAddr> = match literal_ip(host) {
             Some(ip) => vec![ip],
             None => tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
@@ -55,13 +68,22 @@ impl RelayGuard {
         if candidates.is_empty() {
             return Err(RelayRefusal::Unresolved(host.to_string()));
         }
-        // A name may resolve to public and internal addresses at once (DNS rebinding):
-        // pin a public one; refuse when there is none.
-        let chosen = candidates
+        let permitted: Vec<IpAddr> = candidates
             .into_iter()
-            .find(|ip| self.allow_internal || !is_internal_ip(*ip))
-            .ok_or_else(|| RelayRefusal::Internal(host.to_string()))?;
-        Ok(SocketAddr::new(chosen, port))
+            .filter(|ip| self.allow_internal || !is_internal_ip(*ip))
+            .collect();
+        if permitted.is_empty() {
+            return Err(RelayRefusal::Internal(host.to_string()));
+        }
+        Ok(permitted)
+    }
+}
+
+/// Postfix's spelling of a next hop at `ip`: brackets turn off MX lookups.
+fn next_hop(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("[{v4}]:{port}"),
+        IpAddr::V6(v6) => format!("[ipv6:{v6}]:{port}"),
     }
 }
 
@@ -102,6 +124,14 @@ mod tests {
         assert_eq!(
             open.next_hop("127.0.0.1", 2525).await.as_deref(),
             Ok("[127.0.0.1]:2525")
+        );
+        assert_eq!(
+            open.next_hops("127.0.0.1", 2525).await,
+            Ok(vec!["[127.0.0.1]:2525".to_string()])
+        );
+        assert_eq!(
+            strict.next_hops("localhost", 25).await,
+            Err(RelayRefusal::Internal("localhost".into()))
         );
         assert!(matches!(
             strict.next_hop("no-such-host.invalid", 25).await,

@@ -798,7 +798,8 @@ impl Store {
         on_read!(self, |db| mail::sender_logins(db, address).await)
     }
 
-    /// The relay (with its password, decrypted) of the `extfrom` identity of `address`.
+    /// The relay (with its password, decrypted) of the `extfrom` identity of `address`,
+    /// once that identity is validated (owner confirmed, relay check passed).
     pub async fn relay_route(
         &self,
         address: &EmailAddress,
@@ -872,6 +873,14 @@ impl Store {
     /// The account's identities, each with its state and verification.
     pub async fn identities(&self, account: AccountId) -> Result<Vec<Identity>, StoreError> {
         on_read!(self, |db| read::identities(db, account).await)
+    }
+
+    /// The distinct (server name, connection kind) of the validated relays on `port`.
+    pub async fn relay_tls_names(
+        &self,
+        port: u16,
+    ) -> Result<Vec<(String, mailplane_domain::SmtpConnection)>, StoreError> {
+        on_read!(self, |db| mail::relay_tls_names(db, port).await)
     }
 
     /// Records security events in one transaction, each in the log of the organization it

@@ -3,7 +3,8 @@
 //! by the rules of `mailplane_domain::send_as`, at each lookup.
 
 use mailplane_domain::{
-    AccountId, AccountKind, AddressFacts, EmailAddress, IdentityMode, MailAccount, MailLogin, Owner,
+    AccountId, AccountKind, AddressFacts, EmailAddress, MailAccount, MailLogin, Owner,
+    SmtpConnection,
 };
 
 use crate::db::Db;
@@ -155,7 +156,18 @@ pub(crate) async fn sender_logins<D: Db>(
         .collect())
 }
 
-/// The relay of the `extfrom` identity of the one account that owns `address`.
+/// The rows of `identities` whose relay the mail server may use: `extfrom` identities
+/// whose owner is confirmed and whose relay passed its last check. Anything else (pending,
+/// failed, unconfirmed) gets no route, so Postfix never tries a relay nobody checked.
+/// A macro, not a `const`, so that `concat!` can put it into `&'static str` statements.
+macro_rules! validated_relay {
+    () => {
+        "mode = 'extfrom' AND owner_confirmed AND relay_state = 'validated' \
+         AND server_name IS NOT NULL"
+    };
+}
+
+/// The relay of the validated `extfrom` identity of the one account that owns `address`.
 pub(crate) async fn relay_route<D: Db>(
     db: &D,
     key: &RelayKey,
@@ -166,36 +178,50 @@ pub(crate) async fn relay_route<D: Db>(
     };
     let found = db
         .row(
-            "SELECT server_name, server_port, user_name, password_enc FROM identities \
-             WHERE account_id = $1 AND from_address = $2 AND mode = $3 AND server_name IS NOT NULL",
-            &[
-                &id.as_i64(),
-                &address.as_str(),
-                &IdentityMode::ExtFrom.as_str(),
-            ],
+            concat!(
+                "SELECT server_name, server_port, user_name, password_enc, smtp_connection \
+                 FROM identities WHERE account_id = $1 AND from_address = $2 AND ",
+                validated_relay!()
+            ),
+            &[&id.as_i64(), &address.as_str()],
+            RelayRoute::from_row,
+        )
+        .await?;
+    let Some((route, sealed)) = found else {
+        return Ok(None);
+    };
+    route
+        .unseal(key, id.as_i64(), address.as_str(), sealed)
+        .map(Some)
+}
+
+/// The distinct (server name, connection kind) of the validated relays on `port`: the TLS
+/// policy map resolves the names and keeps those that lead to the next hop it was asked
+/// about (Postfix asks by `[ip]:port`, the name is ours to map back).
+pub(crate) async fn relay_tls_names<D: Db>(
+    db: &D,
+    port: u16,
+) -> Result<Vec<(String, SmtpConnection)>, StoreError> {
+    let rows = db
+        .rows(
+            concat!(
+                "SELECT DISTINCT server_name, smtp_connection FROM identities \
+                 WHERE server_port = $1 AND ",
+                validated_relay!(),
+                " ORDER BY server_name, smtp_connection"
+            ),
+            &[&i32::from(port)],
             |r| {
                 Ok((
                     r.get::<String>("server_name")?,
-                    r.get::<Option<i32>>("server_port")?.map(i64::from),
-                    r.get::<Option<String>>("user_name")?,
-                    r.get::<Option<Vec<u8>>>("password_enc")?,
+                    r.get::<Option<String>>("smtp_connection")?,
                 ))
             },
         )
         .await?;
-    let Some((server, port, user, sealed)) = found else {
-        return Ok(None);
-    };
-    RelayRoute::unseal(
-        key,
-        id.as_i64(),
-        address.as_str(),
-        server,
-        port,
-        user,
-        sealed,
-    )
-    .map(Some)
+    rows.into_iter()
+        .map(|(name, conn)| Ok((name, crate::model::smtp_connection(conn)?)))
+        .collect()
 }
 
 /// Every stored relay password: (identity id, binding, ciphertext), locked for the

@@ -285,31 +285,54 @@ pub struct RelayRoute {
     pub server_port: u16,
     pub user_name: String,
     pub password: Option<zeroize::Zeroizing<String>>,
+    /// How Postfix must connect: the transport and TLS policy it is handed follow this.
+    pub smtp_connection: mailplane_domain::SmtpConnection,
+}
+
+/// An `smtp_connection` column of a relay. A relay row always has one (the API fills in
+/// `plain` when it is not given); a missing or unknown one is corruption, never a guess.
+pub(crate) fn smtp_connection(
+    column: Option<String>,
+) -> Result<mailplane_domain::SmtpConnection, crate::StoreError> {
+    column
+        .as_deref()
+        .and_then(mailplane_domain::SmtpConnection::parse)
+        .ok_or_else(|| crate::StoreError::Corrupt(format!("smtp connection {column:?}")))
 }
 
 impl RelayRoute {
-    /// The route from the columns of its identity row, the password opened with `key`
-    /// (it is bound to the row's account and address).
-    pub(crate) fn unseal(
-        key: &crate::RelayKey,
-        account_id: i64,
-        from_address: &str,
-        server_name: String,
-        port: Option<i64>,
-        user_name: Option<String>,
-        sealed: Option<Vec<u8>>,
-    ) -> Result<RelayRoute, crate::StoreError> {
+    /// The route from the columns of its identity row (`server_name`, `server_port`,
+    /// `user_name`, `smtp_connection`), without its password yet; and the sealed password
+    /// (`password_enc`).
+    pub(crate) fn from_row(
+        r: &crate::db::Row<'_>,
+    ) -> Result<(RelayRoute, Option<Vec<u8>>), crate::StoreError> {
+        let port = r.get::<Option<i32>>("server_port")?;
         let server_port = port
             .and_then(|p| u16::try_from(p).ok())
             .ok_or_else(|| crate::StoreError::Corrupt(format!("relay port {port:?}")))?;
-        let password = sealed
+        let route = RelayRoute {
+            server_name: r.get("server_name")?,
+            server_port,
+            user_name: r.get::<Option<String>>("user_name")?.unwrap_or_default(),
+            password: None,
+            smtp_connection: smtp_connection(r.get("smtp_connection")?)?,
+        };
+        Ok((route, r.get("password_enc")?))
+    }
+
+    /// The route with its password opened with `key` (it is bound to the row's account
+    /// and address).
+    pub(crate) fn unseal(
+        mut self,
+        key: &crate::RelayKey,
+        account_id: i64,
+        from_address: &str,
+        sealed: Option<Vec<u8>>,
+    ) -> Result<RelayRoute, crate::StoreError> {
+        self.password = sealed
             .map(|ct| key.open(&ct, &crate::relay_key::binding(account_id, from_address)))
             .transpose()?;
-        Ok(RelayRoute {
-            server_name,
-            server_port,
-            user_name: user_name.unwrap_or_default(),
-            password,
-        })
+        Ok(self)
     }
 }

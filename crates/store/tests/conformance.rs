@@ -847,6 +847,12 @@ async fn every_mode_applies_and_the_mail_server_sees_it(db: Fresh) {
         })
     );
     assert!(added.iter().any(|i| i.from_address == becky));
+    // The TLS policy map's names: the validated relays on a port.
+    assert_eq!(
+        s.relay_tls_names(587).await.unwrap(),
+        vec![("smtp.outside.example".to_string(), SmtpConnection::Tls)]
+    );
+    assert!(s.relay_tls_names(465).await.unwrap().is_empty());
     let route = s
         .relay_route(&outside)
         .await
@@ -860,6 +866,7 @@ async fn every_mode_applies_and_the_mail_server_sees_it(db: Fresh) {
         ),
         ("smtp.outside.example", 587, "rebecca.relay")
     );
+    assert_eq!(route.smtp_connection, SmtpConnection::Tls);
     assert_eq!(
         route.password.as_deref().map(String::as_str),
         Some("relay-secret-1")

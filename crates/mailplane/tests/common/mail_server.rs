@@ -125,6 +125,15 @@ impl MailServer {
             "the configuration names neither the policy service nor the socketmap"
         );
         postfix.append_main_cf(&format!("# mailplane postfix config\n{config}"));
+        let out = app.cli(&["postfix", "config", "--master-cf"]);
+        assert!(
+            out.status.success(),
+            "mailplane postfix config --master-cf failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let transports = String::from_utf8(out.stdout).expect("UTF-8");
+        eprintln!(">>> mailplane postfix config --master-cf:\n{transports}");
+        postfix.append_master_cf(&transports);
         more_postfix(&mut postfix);
         postfix.start();
         MailServer {

@@ -198,6 +198,20 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         }
     }
 
+    /// Appends lines to master.cf (services of their own, e.g. mailplane's relay
+    /// transports).
+    pub fn append_master_cf(&self, text: &str) {
+        assert!(!self.started, "add services before starting");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.config_dir().join("master.cf"))
+            .expect("open master.cf");
+        f.write_all(text.as_bytes()).expect("append to master.cf");
+        if !text.ends_with('\n') {
+            f.write_all(b"\n").unwrap();
+        }
+    }
+
     pub fn main_cf(&self) -> String {
         std::fs::read_to_string(self.config_dir().join("main.cf")).unwrap_or_default()
     }
@@ -277,6 +291,16 @@ postlog   unix-dgram n  -       n       -       1       postlogd
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
+    }
+
+    /// `postfix reload`: the daemons read the configuration again.
+    pub fn reload(&self) {
+        let out = self.command("postfix", &["reload"]);
+        assert!(
+            out.status.success(),
+            "postfix reload failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `postqueue -f`: tries to deliver the queued mail now.

@@ -247,7 +247,8 @@ struct Relay {
     name: String,
     user: String,
     password: String,
-    tls: RelayTls,
+    /// Behind a lock: a test may change the certificate while the relay runs.
+    tls: Mutex<RelayTls>,
     mechanisms: String,
     reject_auth: AtomicBool,
     auths: Mutex<Vec<AuthAttempt>>,
@@ -255,6 +256,12 @@ struct Relay {
     arrived: Condvar,
     /// The SNI of each TLS session (`None`: the client sent none).
     server_names: Mutex<Vec<Option<String>>>,
+}
+
+impl Relay {
+    fn tls(&self) -> RelayTls {
+        self.tls.lock().unwrap().clone()
+    }
 }
 
 /// How to start a [`FakeRelay`]; from [`FakeRelay::builder`].
@@ -295,7 +302,7 @@ impl RelayBuilder {
             name: self.name,
             user: self.user,
             password: self.password,
-            tls: self.tls,
+            tls: Mutex::new(self.tls),
             mechanisms: self.mechanisms,
             reject_auth: AtomicBool::new(false),
             auths: Mutex::default(),
@@ -346,6 +353,17 @@ impl FakeRelay {
     }
 
     /// From now on, answer every AUTH with 535 (`true`) or check it again (`false`).
+    /// From the next session on, TLS (as it was started) with `leaf`'s certificate: a
+    /// relay whose certificate changed after it was checked.
+    pub fn set_certificate(&self, leaf: &Leaf) {
+        let mut tls = self.relay.tls.lock().unwrap();
+        *tls = match &*tls {
+            RelayTls::StartTls(_) => RelayTls::StartTls(leaf.server_config()),
+            RelayTls::Implicit(_) => RelayTls::Implicit(leaf.server_config()),
+            RelayTls::None => panic!("set_certificate on a relay without TLS"),
+        };
+    }
+
     pub fn reject_auth(&self, reject: bool) {
         self.relay.reject_auth.store(reject, Ordering::SeqCst);
     }
@@ -432,7 +450,7 @@ struct Session<'a> {
 
 impl<'a> Session<'a> {
     fn run(relay: &'a Relay, stream: TcpStream) -> io::Result<()> {
-        let io = match &relay.tls {
+        let io = match &relay.tls() {
             RelayTls::Implicit(config) => tls(relay, config, stream)?,
             _ => Io::Plain(stream),
         };
@@ -504,7 +522,7 @@ impl<'a> Session<'a> {
 
     fn ehlo(&mut self) -> io::Result<()> {
         let mut lines = vec![format!("{}.relay.mailplane.test", self.relay.name)];
-        let offers_starttls = matches!(self.relay.tls, RelayTls::StartTls(_)) && !self.in_tls();
+        let offers_starttls = matches!(self.relay.tls(), RelayTls::StartTls(_)) && !self.in_tls();
         if offers_starttls {
             lines.push("STARTTLS".into());
         } else {
@@ -521,7 +539,7 @@ impl<'a> Session<'a> {
     }
 
     fn starttls(&mut self) -> io::Result<()> {
-        let config = match &self.relay.tls {
+        let config = match &self.relay.tls() {
             RelayTls::StartTls(config) if !self.in_tls() => config.clone(),
             _ => return self.reply("502 5.5.1 Error: command not implemented"),
         };
@@ -541,7 +559,7 @@ impl<'a> Session<'a> {
         if self.user.is_some() {
             return self.reply("503 5.5.1 Error: already authenticated");
         }
-        if matches!(self.relay.tls, RelayTls::StartTls(_)) && !self.in_tls() {
+        if matches!(self.relay.tls(), RelayTls::StartTls(_)) && !self.in_tls() {
             return self.reply("530 5.7.0 Must issue a STARTTLS command first");
         }
         let mut words = line.split_whitespace().skip(1);
