@@ -15,7 +15,7 @@ backend_tests!(
     an_address_in_another_organizations_domain_is_refused_alike_whether_it_exists_or_not,
     an_identity_whose_domain_another_organization_later_hosts_is_inert,
     an_identity_whose_address_becomes_a_colleagues_is_inert,
-    an_external_address_claimed_twice_is_nobodys_until_one_claim_goes,
+    an_external_address_is_its_confirmed_owners_and_later_claims_change_nothing,
     backupacc_is_pending_and_follows_the_same_rules,
     logged_in_senders_meet_the_recipient_rules_too,
 );
@@ -173,8 +173,7 @@ async fn an_identity_whose_domain_another_organization_later_hosts_is_inert() {
     )
     .await;
     assert_eq!(s, 200, "{body}");
-    // TEMP until verifysendmaildetails lands: validated through SQL, not the API.
-    validate_identity(&app, "ceo@later.example");
+    mark_verified(&app, "ceo@later.example");
     assert_eq!(
         maps(&app, "ceo@later.example").await,
         [
@@ -262,15 +261,20 @@ async fn an_identity_whose_address_becomes_a_colleagues_is_inert() {
     );
 }
 
-// Finding 2: somebody else's stored relay password.
-async fn an_external_address_claimed_twice_is_nobodys_until_one_claim_goes() {
+// Finding 2: somebody else's stored relay password. Only a confirmed claim counts, and
+// the first to confirm an address has it: a later claim, however typed, changes nothing.
+async fn an_external_address_is_its_confirmed_owners_and_later_claims_change_nothing() {
     let app = app();
     let other = bootstrap(&app, "Other", "other.example", "ceo@other.example");
     let shared = "rebecca@gmail.example";
     let (s, _) = rebecca_adds(&app, extfrom(shared, "8.8.8.8", "rebecca-relay", "real-pw")).await;
     assert_eq!(s, 200);
-    // TEMP until verifysendmaildetails lands: validated through SQL, not the API.
-    validate_identity(&app, shared);
+    // Unconfirmed, it is nobody's yet.
+    assert_eq!(
+        maps(&app, shared).await,
+        [NOTFOUND.to_string(), NOTFOUND.into(), NOTFOUND.into()]
+    );
+    mark_verified(&app, shared);
     assert_eq!(
         maps(&app, shared).await,
         [
@@ -280,9 +284,40 @@ async fn an_external_address_claimed_twice_is_nobodys_until_one_claim_goes() {
         ]
     );
     // The other organization's admin claims the same address with junk relay details:
-    // accepted (nothing can tell the owner yet), and recorded as contested.
+    // stored (an unconfirmed claim blocks nobody), and of no use to anyone.
     let (s, body) = org_admin_adds(&other, extfrom(shared, "9.9.9.9", "junk", "junk-pw")).await;
     assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        maps(&app, shared).await,
+        [
+            format!("OK {BECKY}"),
+            "OK [8.8.8.8]:587".into(),
+            "OK rebecca-relay:real-pw".into()
+        ],
+        "Rebecca's relay and password stay hers"
+    );
+    assert_dunno(
+        &policy(&app, BECKY, shared, "friend@example.org").await,
+        "the confirmed owner sends",
+    );
+    assert_refused(
+        &policy(&app, "ceo@other.example", shared, "friend@example.org").await,
+        "553",
+        "is not one the account of ceo@other.example may send as",
+    );
+    let theirs = other.admin.account(&other.account).await.unwrap();
+    let theirs = theirs.data()["sendMailDetails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["fromAddress"] == shared)
+        .cloned()
+        .unwrap();
+    assert_eq!(theirs["status"], false, "{theirs}");
+    assert!(
+        !theirs.to_string().contains("zylker"),
+        "names nobody: {theirs}"
+    );
     let audit = other
         .admin
         .send(
@@ -292,53 +327,16 @@ async fn an_external_address_claimed_twice_is_nobodys_until_one_claim_goes() {
         )
         .await
         .unwrap();
-    assert!(
-        audit.body.to_string().contains("\"state\":\"contested\""),
-        "the claim that contests the address is audited as such: {}",
-        audit.body
-    );
     assert!(!audit.body.to_string().contains("junk-pw"));
-    // No map answers for it: nobody's relay, nobody's password, no login.
+    // Rebecca's claim goes: the address is nobody's until the other account confirms it.
+    user_put(
+        &app,
+        json!({"mode": "deletesendmaildetails", "fromAddress": shared}),
+    )
+    .await;
     assert_eq!(
         maps(&app, shared).await,
         [NOTFOUND.to_string(), NOTFOUND.into(), NOTFOUND.into()]
-    );
-    for login in ["ceo@other.example", BECKY] {
-        assert_refused(
-            &policy(&app, login, shared, "friend@example.org").await,
-            "553",
-            "claimed by more than one account",
-        );
-    }
-    let i = rebecca_identity(&app, shared).await;
-    assert_eq!(i["status"], false, "{i}");
-    assert!(
-        !i.to_string().contains("other.example"),
-        "names nobody: {i}"
-    );
-    assert!(app.log().contains("claimed by more than one account"));
-    // The other claim goes: Rebecca's relay and password are hers again.
-    let r = other
-        .admin
-        .update_org_account(
-            &other.zoid,
-            &other.account,
-            &json!({"mode": "deletesendmaildetails", "fromAddress": shared}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(
-        maps(&app, shared).await,
-        [
-            format!("OK {BECKY}"),
-            "OK [8.8.8.8]:587".into(),
-            "OK rebecca-relay:real-pw".into()
-        ]
-    );
-    assert_dunno(
-        &policy(&app, BECKY, shared, "friend@example.org").await,
-        "the single owner sends again",
     );
 }
 
@@ -362,14 +360,11 @@ async fn backupacc_is_pending_and_follows_the_same_rules() {
         (json!(false), json!(true), json!("pending")),
         "{i}"
     );
-    // Claimed by a second account too, it is nobody's.
-    let other = bootstrap(&app, "Other", "other.example", "ceo@other.example");
-    let (s, _) = org_admin_adds(&other, backup("security@bank.example")).await;
-    assert_eq!(s, 200);
+    // Until its owner confirms it, nobody may send as it, and the refusal says why.
     assert_refused(
         &policy(&app, BECKY, "security@bank.example", "friend@example.org").await,
         "553",
-        "claimed by more than one account",
+        "ownership of this address is not confirmed yet",
     );
     assert_eq!(
         maps(&app, "security@bank.example").await[0],

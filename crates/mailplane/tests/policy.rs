@@ -115,6 +115,12 @@ async fn a_login_may_send_as_the_addresses_of_its_identities() {
     let ext = "rebecca.relay@example.net";
     assert_refused(&p.ask(&submission(BECKY, ext)).await, "553", ext);
     add_identity(&app, extfrom(ext)).await;
+    assert_refused(
+        &p.ask(&submission(BECKY, ext)).await,
+        "553",
+        &format!("<{ext}>: the external server for this address is not verified yet"),
+    );
+    mark_verified(&app, ext);
     assert_dunno(&p.ask(&submission(BECKY, ext)).await, "extfrom identity");
     assert_dunno(
         &p.ask(&submission(BECKY, "Rebecca.Relay@EXAMPLE.net")).await,
@@ -126,6 +132,12 @@ async fn a_login_may_send_as_the_addresses_of_its_identities() {
         json!({"fromAddress": "rebecca@pop.example.net", "displayName": "P", "mode": "extmailbox"}),
     )
     .await;
+    assert_refused(
+        &p.ask(&submission(BECKY, "rebecca@pop.example.net")).await,
+        "553",
+        "ownership of this address is not confirmed yet",
+    );
+    mark_verified(&app, "rebecca@pop.example.net");
     assert_dunno(
         &p.ask(&submission(BECKY, "rebecca@pop.example.net")).await,
         "extmailbox identity",
@@ -136,6 +148,7 @@ async fn a_login_may_send_as_the_addresses_of_its_identities() {
         json!({"fromAddress": "backup@example.org", "displayName": "B", "mode": "backupacc"}),
     )
     .await;
+    mark_verified(&app, "backup@example.org");
     assert_dunno(
         &p.ask(&submission(BECKY, "backup@example.org")).await,
         "backupacc identity",
@@ -560,7 +573,7 @@ async fn api_changes_apply_to_the_next_request_on_the_same_connection() {
     // An identity added, then deleted.
     let ext = "later@example.net";
     assert_refused(&p.ask(&submission(BECKY, ext)).await, "553", ext);
-    add_identity(&app, extfrom(ext)).await;
+    add_verified_identity(&app, extfrom(ext)).await;
     assert_dunno(&p.ask(&submission(BECKY, ext)).await, "identity added");
     user_put(
         &app,
@@ -618,7 +631,7 @@ async fn a_second_node_answers_from_the_same_database() {
     )
     .await;
     assert_dunno(&pb.ask(&submission(BECKY, BECKY)).await, "node B after");
-    add_identity(&a, extfrom("nodes@example.net")).await;
+    add_verified_identity(&a, extfrom("nodes@example.net")).await;
     assert_dunno(
         &pb.ask(&submission(BECKY, "nodes@example.net")).await,
         "identity added on A",

@@ -749,36 +749,39 @@ pub async fn add_identity(app: &TestApp, detail: Value) {
     .await;
 }
 
-/// Sets the verification state of the identities for `address`: whether the owner is
-/// confirmed and the relay check's outcome (`pending`, `validated`, `failed`).
-///
-/// TEMP until verifysendmaildetails lands: the tests then reach these states through the
-/// API (a confirmation key, an admin's confirmation, a relay check) instead of SQL.
+/// Gives the identities for `address` the state verification would lead to (`relay`:
+/// `pending`, `validated` or `failed`; the owner confirmed or not), by writing it in the
+/// database. A fixture for the tests of what the maps and the policy service do with an
+/// identity in each state, for relays at public addresses no test can reach; how an
+/// identity gets there through the API (the key, the relay check) is tested in
+/// `relay_verification.rs` and, with Postfix, in `postfix_tls.rs`.
 pub fn set_identity_state(app: &TestApp, address: &str, owner_confirmed: bool, relay: &str) {
     assert!(!address.contains('\'') && !relay.contains('\''));
     let confirmed = if owner_confirmed { "TRUE" } else { "FALSE" };
     app.execute(&format!(
-        "UPDATE identities SET owner_confirmed = {confirmed}, relay_state = '{relay}' \
+        // A check under way records nothing over it (the version moves on), and none is
+        // scheduled.
+        "UPDATE identities SET owner_confirmed = {confirmed}, relay_state = '{relay}', \
+         relay_version = relay_version + 1, next_check_ms = NULL, lease_until_ms = NULL \
          WHERE from_address = '{}'",
         address.to_lowercase()
     ));
 }
 
-/// Marks the identities for `address` validated (owner confirmed, relay check passed).
-/// TEMP until verifysendmaildetails lands (see [`set_identity_state`]).
-pub fn validate_identity(app: &TestApp, address: &str) {
+/// [`set_identity_state`]: owner confirmed, relay check passed.
+pub fn mark_verified(app: &TestApp, address: &str) {
     set_identity_state(app, address, true, "validated");
 }
 
-/// Adds an identity to Rebecca's account and marks it validated.
-/// TEMP until verifysendmaildetails lands (see [`set_identity_state`]).
-pub async fn add_validated_identity(app: &TestApp, detail: Value) {
+/// Adds an identity to Rebecca's account and gives it the verified state (see
+/// [`set_identity_state`]).
+pub async fn add_verified_identity(app: &TestApp, detail: Value) {
     let address = detail["fromAddress"]
         .as_str()
         .expect("a fromAddress")
         .to_string();
     add_identity(app, detail).await;
-    validate_identity(app, &address);
+    mark_verified(app, &address);
 }
 
 /// The seconds of an answer's `Retry-After` header (which must be there).
