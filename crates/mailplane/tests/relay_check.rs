@@ -52,6 +52,20 @@ async fn check_with(
     result
 }
 
+/// The failure of a `plain` check against a hostile relay of `kind`.
+async fn hostile(kind: Hostile) -> CheckFailure {
+    let relay = HostileRelay::start(kind);
+    check_with(
+        &checker(None, LONG),
+        relay.addr(),
+        NAME,
+        SmtpConnection::Plain,
+        PASSWORD,
+    )
+    .await
+    .unwrap_err()
+}
+
 /// A failure sentence is printable ASCII, bounded, and holds the password in no form.
 fn assert_safe(f: &CheckFailure, password: &str) {
     let s = f.to_string();
@@ -355,17 +369,7 @@ async fn a_silent_relay_times_out_at_the_deadline() {
 
 #[tokio::test]
 async fn garbage_is_not_an_smtp_server() {
-    let relay = HostileRelay::start(Hostile::Garbage);
-    let checker = checker(None, LONG);
-    let f = check_with(
-        &checker,
-        relay.addr(),
-        NAME,
-        SmtpConnection::Plain,
-        PASSWORD,
-    )
-    .await
-    .unwrap_err();
+    let f = hostile(Hostile::Garbage).await;
     assert!(
         f.to_string()
             .starts_with(r"not an SMTP server: \x89PNG\x0d\x0a\x1a\x0a"),
@@ -375,49 +379,19 @@ async fn garbage_is_not_an_smtp_server() {
 
 #[tokio::test]
 async fn an_endless_line_is_cut_off() {
-    let relay = HostileRelay::start(Hostile::EndlessLine);
-    let checker = checker(None, LONG);
-    let f = check_with(
-        &checker,
-        relay.addr(),
-        NAME,
-        SmtpConnection::Plain,
-        PASSWORD,
-    )
-    .await
-    .unwrap_err();
+    let f = hostile(Hostile::EndlessLine).await;
     assert_eq!(f.to_string(), "reply line longer than 4096 bytes");
 }
 
 #[tokio::test]
 async fn an_endless_reply_of_short_lines_is_cut_off() {
-    let relay = HostileRelay::start(Hostile::EndlessReply);
-    let checker = checker(None, LONG);
-    let f = check_with(
-        &checker,
-        relay.addr(),
-        NAME,
-        SmtpConnection::Plain,
-        PASSWORD,
-    )
-    .await
-    .unwrap_err();
+    let f = hostile(Hostile::EndlessReply).await;
     assert_eq!(f.to_string(), "reply longer than 65536 bytes");
 }
 
 #[tokio::test]
 async fn a_relay_hanging_up_after_ehlo_is_reported_at_auth() {
-    let relay = HostileRelay::start(Hostile::CloseAfterEhlo);
-    let checker = checker(None, LONG);
-    let f = check_with(
-        &checker,
-        relay.addr(),
-        NAME,
-        SmtpConnection::Plain,
-        PASSWORD,
-    )
-    .await
-    .unwrap_err();
+    let f = hostile(Hostile::CloseAfterEhlo).await;
     assert_eq!(
         f.to_string(),
         "the server closed the connection during AUTH"
@@ -455,17 +429,7 @@ async fn a_reply_injected_behind_starttls_fails_the_check() {
 
 #[tokio::test]
 async fn a_negative_greeting_is_reported_with_its_text() {
-    let relay = HostileRelay::start(Hostile::Busy);
-    let checker = checker(None, LONG);
-    let f = check_with(
-        &checker,
-        relay.addr(),
-        NAME,
-        SmtpConnection::Plain,
-        PASSWORD,
-    )
-    .await
-    .unwrap_err();
+    let f = hostile(Hostile::Busy).await;
     assert_eq!(
         f.to_string(),
         "the server turned the connection away: 554 5.3.2 busy, try later"

@@ -69,6 +69,15 @@ async fn identity(app: &TestApp, from: &str) -> Value {
         .unwrap_or_else(|| panic!("no identity for {from}: {}", r.body))
 }
 
+/// The identity for `from` in an answer that lists the identities.
+fn in_answer(answer: &Value, from: &str) -> Value {
+    answer["data"]
+        .as_array()
+        .and_then(|list| list.iter().find(|i| i["fromAddress"] == from))
+        .cloned()
+        .unwrap_or_else(|| panic!("no identity for {from} in {answer}"))
+}
+
 /// Waits until the relay check of `from` has an outcome; the identity then.
 async fn checked(app: &TestApp, from: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -141,13 +150,7 @@ async fn an_address_is_confirmed_by_the_key_mailed_to_it_and_then_its_relay_is_u
                "sendMailDetails": [extfrom(OUTSIDE, "127.0.0.1", relay.port(), "plain", RELAY_PASSWORD)]}),
     )
     .await;
-    let new = added["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["fromAddress"] == OUTSIDE)
-        .unwrap()
-        .clone();
+    let new = in_answer(&added, OUTSIDE);
     assert_eq!(new["confirmationMail"], "sent", "{new}");
     assert_eq!(
         (
@@ -199,13 +202,7 @@ async fn an_address_is_confirmed_by_the_key_mailed_to_it_and_then_its_relay_is_u
         json!({"mode": "verifysendmaildetails", "sendMailId": id, "confirmKey": key}),
     )
     .await;
-    let i = ok["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["fromAddress"] == OUTSIDE)
-        .unwrap()
-        .clone();
+    let i = in_answer(&ok, OUTSIDE);
     assert_eq!(
         (
             &i["validated"],
@@ -244,13 +241,7 @@ async fn an_address_is_confirmed_by_the_key_mailed_to_it_and_then_its_relay_is_u
         json!({"mode": "verifysendmaildetails", "sendMailId": id}),
     )
     .await;
-    let i = now["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["fromAddress"] == OUTSIDE)
-        .unwrap()
-        .clone();
+    let i = in_answer(&now, OUTSIDE);
     assert_eq!(
         (&i["validated"], &i["validationState"]),
         (&json!(false), &json!("failed")),
@@ -498,13 +489,7 @@ async fn an_admin_confirms_the_organizations_own_addresses_and_the_first_confirm
         json!({"mode": "verifysendmaildetails", "sendMailId": id}),
     )
     .await;
-    let i = done["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["fromAddress"] == own)
-        .unwrap()
-        .clone();
+    let i = in_answer(&done, own);
     assert_eq!(
         (&i["validated"], &i["ownerConfirmed"]),
         (&json!(true), &json!(true)),
@@ -556,13 +541,7 @@ async fn an_admin_confirms_the_organizations_own_addresses_and_the_first_confirm
         })
         .expect("a key for the admin's claim")
         .confirmation_key();
-    let theirs = r.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["fromAddress"] == OUTSIDE)
-        .unwrap()
-        .clone();
+    let theirs = in_answer(&r.body, OUTSIDE);
     let r = app
         .admin()
         .update_account(&admin_account, &json!({"mode": "verifysendmaildetails", "sendMailId": id_text(&theirs["sendMailId"]), "confirmKey": admin_key}))

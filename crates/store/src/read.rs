@@ -125,18 +125,7 @@ pub(crate) async fn forwards<D: Db>(
          FROM mail_forwards WHERE account_id = $1 ORDER BY address",
         &[&account.as_i64()],
         |r| {
-            let pending_key = match (
-                r.get::<Option<String>>("key_digest")?,
-                r.get::<Option<i64>>("key_expires_ms")?,
-                r.get::<Option<i64>>("key_sent_ms")?,
-            ) {
-                (Some(digest), Some(expires_ms), Some(sent_ms)) => Some(PendingKey {
-                    digest,
-                    expires_ms,
-                    sent_ms,
-                }),
-                _ => None,
-            };
+            let pending_key = pending_key(r)?;
             Ok(MailForward {
                 to: email(&r.get::<String>("address")?)?,
                 confirmed: r.get("confirmed")?,
@@ -231,6 +220,25 @@ pub(crate) async fn addresses<D: Db>(
     .await
 }
 
+/// The key awaiting confirmation in a row of `mail_forwards` or `identities` (the same
+/// three columns in both), if any.
+fn pending_key(r: &Row<'_>) -> Result<Option<PendingKey>, StoreError> {
+    Ok(
+        match (
+            r.get::<Option<String>>("key_digest")?,
+            r.get::<Option<i64>>("key_expires_ms")?,
+            r.get::<Option<i64>>("key_sent_ms")?,
+        ) {
+            (Some(digest), Some(expires_ms), Some(sent_ms)) => Some(PendingKey {
+                digest,
+                expires_ms,
+                sent_ms,
+            }),
+            _ => None,
+        },
+    )
+}
+
 fn identity_row(r: &Row<'_>) -> Result<Identity, StoreError> {
     let mode: String = r.get("mode")?;
     let mode = IdentityMode::parse(&mode).ok_or_else(|| corrupt("identity mode", &mode))?;
@@ -256,18 +264,7 @@ fn identity_row(r: &Row<'_>) -> Result<Identity, StoreError> {
         error: r.get("relay_error")?,
         checked_ms: r.get("relay_checked_ms")?,
     };
-    let pending_key = match (
-        r.get::<Option<String>>("key_digest")?,
-        r.get::<Option<i64>>("key_expires_ms")?,
-        r.get::<Option<i64>>("key_sent_ms")?,
-    ) {
-        (Some(digest), Some(expires_ms), Some(sent_ms)) => Some(PendingKey {
-            digest,
-            expires_ms,
-            sent_ms,
-        }),
-        _ => None,
-    };
+    let pending_key = pending_key(r)?;
     Ok(Identity {
         id: SendMailId::from_db(r.get("send_mail_id")?),
         from_address: email(&r.get::<String>("from_address")?)?,

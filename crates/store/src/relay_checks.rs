@@ -68,6 +68,19 @@ fn job_row(r: &Row<'_>) -> Result<RelayCheckJob, StoreError> {
     })
 }
 
+/// A statement that leases the rows its `WHERE` clause picks (`$1` the lease's end, `$2`
+/// the node) and returns them as [`job_row`] reads them.
+macro_rules! leased {
+    ($where:literal) => {
+        concat!(
+            "UPDATE identities SET lease_until_ms = $1, lease_node = $2 ",
+            $where,
+            " RETURNING send_mail_id, account_id, from_address, server_name, server_port, \
+             user_name, smtp_connection, relay_state, relay_version, password_enc"
+        )
+    };
+}
+
 /// Takes up to `limit` due checks for `node`, each leased until `now + lease_ms`.
 pub(crate) async fn take_due<D: Db>(
     db: &D,
@@ -77,13 +90,12 @@ pub(crate) async fn take_due<D: Db>(
     limit: i64,
 ) -> Result<Vec<RelayCheckJob>, StoreError> {
     db.rows(
-        "UPDATE identities SET lease_until_ms = $1, lease_node = $2 \
-         WHERE send_mail_id IN (SELECT send_mail_id FROM identities WHERE mode = $3 \
+        leased!(
+            "WHERE send_mail_id IN (SELECT send_mail_id FROM identities WHERE mode = $3 \
              AND next_check_ms <= $4 AND (lease_until_ms IS NULL OR lease_until_ms < $4) \
              ORDER BY next_check_ms LIMIT $5) \
-         AND (lease_until_ms IS NULL OR lease_until_ms < $4) \
-         RETURNING send_mail_id, account_id, from_address, server_name, server_port, user_name, \
-             smtp_connection, relay_state, relay_version, password_enc",
+             AND (lease_until_ms IS NULL OR lease_until_ms < $4)"
+        ),
         &[
             &(now + lease_ms),
             &node,
@@ -107,10 +119,7 @@ pub(crate) async fn take_one<D: Db>(
     lease_ms: i64,
 ) -> Result<Option<RelayCheckJob>, StoreError> {
     db.row(
-        "UPDATE identities SET lease_until_ms = $1, lease_node = $2 \
-         WHERE send_mail_id = $3 AND account_id = $4 AND mode = $5 \
-         RETURNING send_mail_id, account_id, from_address, server_name, server_port, user_name, \
-             smtp_connection, relay_state, relay_version, password_enc",
+        leased!("WHERE send_mail_id = $3 AND account_id = $4 AND mode = $5"),
         &[
             &(now_ms() + lease_ms),
             &node,
