@@ -610,7 +610,7 @@ pub fn document() -> Value {
                 },
                 "SendMailDetail": {
                     "type": "object",
-                    "required": ["sendMailId", "fromAddress", "displayName", "mode", "validated", "validationRequired", "validationState", "status"],
+                    "required": ["sendMailId", "fromAddress", "displayName", "mode", "ownerConfirmed", "validated", "validationRequired", "validationState", "status"],
                     "properties": {
                         "sendMailId": { "type": "string" },
                         "fromAddress": { "type": "string" },
@@ -620,10 +620,14 @@ pub fn document() -> Value {
                         "serverPort": { "type": "integer" },
                         "userName": { "type": "string" },
                         "smtpConnection": strings(SmtpConnection::ALL.iter().map(|m| m.as_str()).collect()),
-                        "validated": { "type": "boolean" },
+                        "ownerConfirmed": { "type": "boolean", "description": "whether the owner of the address confirmed it (always true for the account's own addresses; mailplane's addition)" },
+                        "validated": { "type": "boolean", "description": "true once the owner is confirmed and, for extfrom, the relay passed its last check" },
                         "validationRequired": { "type": "boolean" },
-                        "validationState": { "type": "string" },
-                        "status": { "type": "boolean", "description": "false when the mail server does not honour the identity: its address is another account's, lies in a domain another organization hosts, or is claimed by more than one account" },
+                        "validationState": { "type": "string", "enum": ["pending", "validated", "failed"] },
+                        "validationError": { "type": "string", "maxLength": 300, "description": "why the relay's last check failed (extfrom)" },
+                        "validatedTime": { "type": "integer", "description": "when the relay's last check ended, epoch ms (extfrom)" },
+                        "confirmationMail": { "type": "string", "description": "in the answer of addsendmaildetails: `sent`, or `not sent: <why>`, for the key mailed to the address" },
+                        "status": { "type": "boolean", "description": "false when the mail server does not honour the identity: its owner is not confirmed, its relay not verified, its address is another account's or lies in a domain another organization hosts, or another account confirmed it first" },
                         "statusReason": { "type": "string", "description": "why status is false (mailplane's addition)" }
                     }
                 },
