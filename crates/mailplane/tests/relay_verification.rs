@@ -24,6 +24,7 @@ backend_tests!(
     every_outcome_of_a_relay_check_is_shown_and_enforced,
     a_relay_that_starts_failing_is_flipped_by_the_schedule_and_audited,
     an_admin_confirms_the_organizations_own_addresses_and_the_first_confirmation_wins;
+    sqlite only: with_every_check_slot_taken_a_check_on_request_is_busy_and_changes_nothing;
     postgres only: with_two_nodes_each_identity_is_checked_once
 );
 
@@ -601,4 +602,58 @@ async fn with_two_nodes_each_identity_is_checked_once() {
             r.connections()
         );
     }
+}
+
+async fn with_every_check_slot_taken_a_check_on_request_is_busy_and_changes_nothing() {
+    let (sink, ca) = (StandIn::start("submit", false), TestCa::new());
+    // One slot; a relay that never answers holds it for the whole timeout (2 s).
+    let silent = HostileRelay::start(Hostile::Silent);
+    let app = app_with(Db::fresh(), &sink, &ca, &["--relay-check-slots", "1"]);
+    let own = "rebecca@zylker.com";
+    add_identity(
+        &app,
+        extfrom(
+            own,
+            "127.0.0.1",
+            silent.addr().port(),
+            "plain",
+            RELAY_PASSWORD,
+        ),
+    )
+    .await;
+    let id = id_text(&identity(&app, own).await["sendMailId"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while silent.connections() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the background check never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The background check holds the slot: the admin's confirmation is refused, busy,
+    // before anything changes.
+    let r = app
+        .admin()
+        .update_org_account(
+            ZOID,
+            REBECCA,
+            &json!({"mode": "verifysendmaildetails", "sendMailId": id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.error_code()),
+        (503, "SERVER_BUSY"),
+        "{}",
+        r.body
+    );
+    assert_eq!(identity(&app, own).await["ownerConfirmed"], false);
+    // Once the slot is free again, the same request goes through.
+    checked(&app, own).await;
+    let done = admin_put(
+        &app,
+        json!({"mode": "verifysendmaildetails", "sendMailId": id}),
+    )
+    .await;
+    assert_eq!(in_answer(&done, own)["ownerConfirmed"], true);
 }
