@@ -808,13 +808,17 @@ impl Store {
         on_read!(self, |db| mail::relay_route(db, key, address).await)
     }
 
-    /// Takes up to `limit` relay checks that are due, leased to `node` for `lease_ms`.
+    /// Takes up to `limit` relay checks that are due, leased to `node` for `lease_ms`; a
+    /// write only when a read found one.
     pub async fn take_relay_checks(
         &self,
         node: &str,
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<RelayCheckJob>, StoreError> {
+        if !on_read!(self, |db| relay_checks::any_due(db, now_ms()).await)? {
+            return Ok(Vec::new());
+        }
         let node = node.to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         on_write!(self, |db, _key| relay_checks::take_due(

@@ -81,6 +81,17 @@ macro_rules! leased {
     };
 }
 
+/// Whether any check is due and free to take: read first, so that a node with nothing to
+/// do never takes the writer (on SQLite there is one) to find that out.
+pub(crate) async fn any_due<D: Db>(db: &D, now: i64) -> Result<bool, StoreError> {
+    db.exists(
+        "SELECT 1 FROM identities WHERE mode = $1 AND next_check_ms <= $2 \
+         AND (lease_until_ms IS NULL OR lease_until_ms < $2) LIMIT 1",
+        &[&IdentityMode::ExtFrom.as_str(), &now],
+    )
+    .await
+}
+
 /// Takes up to `limit` due checks for `node`, each leased until `now + lease_ms`.
 pub(crate) async fn take_due<D: Db>(
     db: &D,
