@@ -16,6 +16,8 @@ pub struct Principal {
     pub(crate) zoid: Zoid,
     pub(crate) role: Role,
     pub(crate) scopes: ScopeSet,
+    /// Where the token is used: the API, or a console session.
+    pub(crate) via: crate::Via,
 }
 
 /// Why a principal may not perform an operation at all (before any target is looked at).
@@ -226,6 +228,7 @@ mod tests {
             zoid: Zoid::new(1).unwrap(),
             role,
             scopes: ScopeSet::everything(),
+            via: crate::Via::Api,
         }
     }
 

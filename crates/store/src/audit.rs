@@ -14,7 +14,7 @@ pub(crate) async fn entries<D: Db>(
 ) -> Result<Vec<AuditEntry>, StoreError> {
     let json = |text: String| serde_json::from_str(&text).unwrap_or(Value::Null);
     db.rows(
-        "SELECT id, at_ms, request_id, actor_zuid, actor_token_id, client_addr, zuid, account_id, mode, before, after \
+        "SELECT id, at_ms, request_id, actor_zuid, actor_token_id, client_addr, zuid, account_id, mode, before, after, via \
          FROM audit WHERE zoid = $1 AND (CAST($2 AS BIGINT) IS NULL OR account_id = $2) \
          AND (CAST($3 AS BIGINT) IS NULL OR at_ms >= $3) ORDER BY id DESC LIMIT $4 OFFSET $5",
         &[&zoid.as_i64(), &q.account.map(|a| a.as_i64()), &q.since_ms, &i64::from(q.limit), &i64::from(q.start)],
@@ -31,6 +31,7 @@ pub(crate) async fn entries<D: Db>(
                 mode: r.get("mode")?,
                 before: json(r.get("before")?),
                 after: json(r.get("after")?),
+                via: r.get("via")?,
             })
         },
     )

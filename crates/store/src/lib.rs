@@ -11,6 +11,7 @@
 
 mod access;
 mod audit;
+pub mod console_sessions;
 mod db;
 mod demo;
 mod mail;
@@ -36,9 +37,10 @@ use mailplane_domain::{
 };
 
 pub use access::{Denied, Grant, GrantKind, Principal, UpdateTarget};
+pub use console_sessions::{ConsoleSession, SessionLimits};
 pub use model::{
     clip_event_path, AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, DemoTokens,
-    NewUser, OrgView, Pruned, RelayPassword, RelayRoute, RequestMeta, SecurityEvent, UserRef,
+    NewUser, OrgView, Pruned, RelayPassword, RelayRoute, RequestMeta, SecurityEvent, UserRef, Via,
     MAX_EVENT_PATH_CHARS,
 };
 pub use postgres::{redact_url, PgOptions, PgStore};
@@ -558,6 +560,42 @@ impl Store {
         on_write!(self, |db, _key| {
             provision::issue_token(db, zuid, &scopes, expires_in_secs).await
         })
+    }
+
+    /// Opens a console session for `zuid` (signed in with its password); the token for
+    /// the session's cookie.
+    pub async fn open_console_session(
+        &self,
+        zuid: Zuid,
+        limits: SessionLimits,
+    ) -> Result<String, StoreError> {
+        on_write!(self, |db, _key| console_sessions::open(db, zuid, limits)
+            .await)
+    }
+
+    /// The live console session behind a cookie's token; `None` when it is unknown,
+    /// revoked, past either limit, or not a console session. Moves the idle limit
+    /// forward, with a write at most once a minute per session.
+    pub async fn console_session(&self, token: &str) -> Result<Option<ConsoleSession>, StoreError> {
+        let digest = secrets::token_digest(token);
+        let session = on_read!(self, |db| {
+            let (principal, idle) = tokio::try_join!(
+                provision::authenticate(db, &digest),
+                console_sessions::idle(db, &digest)
+            )?;
+            Ok::<_, StoreError>(console_sessions::live(principal, idle))
+        })?;
+        let now = now_ms();
+        if session.as_ref().is_some_and(|s| s.due_for_touch(now)) {
+            on_write!(self, |db, _key| console_sessions::touch(db, &digest, now)
+                .await)?;
+        }
+        Ok(session)
+    }
+
+    /// Ends every console session of `zuid` (sign-out ends them all); how many were live.
+    pub async fn end_console_sessions(&self, zuid: Zuid) -> Result<u64, StoreError> {
+        on_write!(self, |db, _key| console_sessions::end_all(db, zuid).await)
     }
 
     /// Revokes a token; `false` when no such live token exists.

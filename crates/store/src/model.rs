@@ -152,6 +152,31 @@ pub enum UserRef {
     Email(EmailAddress),
 }
 
+/// Where a change came from, as its audit row says: a token of the API, or a session of
+/// the web console (which is a token of its own kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Api,
+    Console,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Api => "api",
+            Via::Console => "console",
+        }
+    }
+
+    pub(crate) fn of_kind(kind: &str) -> Via {
+        if kind == "console" {
+            Via::Console
+        } else {
+            Via::Api
+        }
+    }
+}
+
 /// Facts about a request that go into the audit row.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
@@ -227,6 +252,8 @@ pub struct AuditEntry {
     pub mode: String,
     pub before: serde_json::Value,
     pub after: serde_json::Value,
+    /// `api` or `console`; `None` for the system's rows and rows from before it was kept.
+    pub via: Option<String>,
 }
 
 /// Requests refused on an admin URL (401, 403, 404, 429), kept as a security event of the

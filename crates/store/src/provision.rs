@@ -23,8 +23,8 @@ pub(crate) async fn authenticate<D: Db>(
 ) -> Result<Option<Principal>, StoreError> {
     let found = db
         .row(
-            "SELECT t.token_id, t.zuid, t.scopes, t.expires_ms, t.revoked_ms, u.zoid, u.role, \
-             u.expires_ms AS user_expires_ms \
+            "SELECT t.token_id, t.zuid, t.scopes, t.expires_ms, t.revoked_ms, t.kind, t.idle_until_ms, \
+             u.zoid, u.role, u.expires_ms AS user_expires_ms \
              FROM tokens t JOIN users u ON u.zuid = t.zuid WHERE t.digest = $1",
             &[&digest],
             |r| {
@@ -33,8 +33,10 @@ pub(crate) async fn authenticate<D: Db>(
                 let now = now_ms();
                 // An expired user's tokens stop working with it (`userExpiry`), as if
                 // revoked: the user can no longer act, and nobody can act as the user.
+                // A console session also ends when it has not been used for its idle limit.
                 if revoked_ms.is_some()
                     || is_expired(expires_ms, now)
+                    || is_expired(r.get("idle_until_ms")?, now)
                     || is_expired(r.get("user_expires_ms")?, now)
                 {
                     return Ok(None);
@@ -46,6 +48,7 @@ pub(crate) async fn authenticate<D: Db>(
                     role: read::role(&r.get::<String>("role")?)?,
                     scopes: ScopeSet::parse_list(&r.get::<String>("scopes")?)
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    via: crate::Via::of_kind(&r.get::<String>("kind")?),
                 }))
             },
         )

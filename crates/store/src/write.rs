@@ -37,8 +37,8 @@ const DELETE_ALIAS: &str =
 const SET_FORWARD_DELETE_COPY: &str =
     "UPDATE accounts SET forward_delete_copy = $1 WHERE account_id = $2";
 const AUDIT: &str =
-    "INSERT INTO audit (at_ms, request_id, actor_zuid, actor_token_id, client_addr, zoid, zuid, account_id, mode, before, after) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    "INSERT INTO audit (at_ms, request_id, actor_zuid, actor_token_id, client_addr, zoid, zuid, account_id, mode, before, after, via) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
 /// One statement sets every account's new sequence, its position in `$1`, a JSON list of
 /// account ids. The one statement whose text differs by dialect: each reads a JSON array
@@ -83,7 +83,8 @@ fn single_statement(op: &Op, dialect: Dialect) -> Option<&'static str> {
         | Op::UpsertIdentity { .. }
         | Op::ConfirmIdentityOwner(_)
         | Op::AddAlias(_)
-        | Op::RevokeUserTokens => None,
+        | Op::RevokeUserTokens
+        | Op::EndConsoleSessions => None,
         // The forwarding modes answer with the forwards, read back after the change.
         Op::AddForward { .. }
         | Op::SetForwardKey { .. }
@@ -428,6 +429,13 @@ async fn persist<D: Db>(
                 ),
             )?;
         }
+        Op::EndConsoleSessions => {
+            db.exec(
+                "UPDATE tokens SET revoked_ms = $1 WHERE zuid = $2 AND kind = 'console' AND revoked_ms IS NULL",
+                &[&crate::now_ms(), &owner.as_i64()],
+            )
+            .await?;
+        }
     }
     Ok(None)
 }
@@ -463,6 +471,7 @@ pub(crate) async fn audit<D: Db>(
             &row.mode,
             &before.to_string(),
             &after.to_string(),
+            &row.grant.actor.via.as_str(),
         ],
     )
     .await?;

@@ -643,6 +643,8 @@ pub enum Op {
     /// Revokes every access token, refresh token and pending authorization code of the
     /// user.
     RevokeUserTokens,
+    /// Ends every console session of the user (tokens of kind `console`), keeping the API's.
+    EndConsoleSessions,
     /// A new, unconfirmed forward awaiting the key mailed to it.
     AddForward {
         to: EmailAddress,

@@ -14,9 +14,13 @@ pub(super) fn apply(agg: &AccountAggregate, reset: PasswordReset) -> Change {
         one_time,
     } = reset;
     let mut ops = vec![Op::SetPassword { hash, one_time }];
-    if revoke_tokens {
-        ops.push(Op::RevokeUserTokens);
-    }
+    // The console's sessions end either way: a new password is how a user shuts out
+    // whoever knew the old one, and a session is as good as the password it came from.
+    ops.push(if revoke_tokens {
+        Op::RevokeUserTokens
+    } else {
+        Op::EndConsoleSessions
+    });
     // What changed, never the password or its hash.
     Change {
         ops,
@@ -66,7 +70,12 @@ pub(super) mod tests {
             AccountCommand::ResetPassword(reset(false, true)),
         )
         .unwrap();
-        assert_eq!(c.ops.len(), 1, "the tokens are kept");
+        assert_eq!(
+            c.ops[1],
+            Op::EndConsoleSessions,
+            "the API's tokens are kept, the console's sessions end"
+        );
+        assert_eq!(c.ops.len(), 2);
     }
 
     #[test]

@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0010_mail_forwards.sql"),
     include_str!("../../migrations/postgres/0011_requested_scopes.sql"),
     include_str!("../../migrations/postgres/0012_identity_verification.sql"),
+    include_str!("../../migrations/postgres/0013_console.sql"),
 ];
 /// Any constant shared by all nodes: the advisory lock that makes one node migrate at a time.
 const MIGRATION_LOCK: i64 = 0x6d61_696c_706c_616e;

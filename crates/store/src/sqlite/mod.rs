@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0010_mail_forwards.sql"),
     include_str!("../../migrations/sqlite/0011_requested_scopes.sql"),
     include_str!("../../migrations/sqlite/0012_identity_verification.sql"),
+    include_str!("../../migrations/sqlite/0013_console.sql"),
 ];
 /// Read connections, and so reads at once. A read waits for a free connection rather than
 /// opening one: opening (the file, WAL setup, the schema, the statements) costs more than
