@@ -16,8 +16,11 @@ pub(crate) async fn entries<D: Db>(
     db.rows(
         "SELECT id, at_ms, request_id, actor_zuid, actor_token_id, client_addr, zuid, account_id, mode, before, after, via \
          FROM audit WHERE zoid = $1 AND (CAST($2 AS BIGINT) IS NULL OR account_id = $2) \
-         AND (CAST($3 AS BIGINT) IS NULL OR at_ms >= $3) ORDER BY id DESC LIMIT $4 OFFSET $5",
-        &[&zoid.as_i64(), &q.account.map(|a| a.as_i64()), &q.since_ms, &i64::from(q.limit), &i64::from(q.start)],
+         AND (CAST($3 AS BIGINT) IS NULL OR at_ms >= $3) AND (CAST($4 AS TEXT) IS NULL OR mode = $4) \
+         AND (CAST($5 AS BIGINT) IS NULL OR actor_zuid = $5 OR zuid = $5) \
+         ORDER BY id DESC LIMIT $6 OFFSET $7",
+        &[&zoid.as_i64(), &q.account.map(|a| a.as_i64()), &q.since_ms, &q.kind, &q.actor.map(Zuid::as_i64),
+          &i64::from(q.limit), &i64::from(q.start)],
         |r| {
             Ok(AuditEntry {
                 id: r.get("id")?,
@@ -34,6 +37,28 @@ pub(crate) async fn entries<D: Db>(
                 via: r.get("via")?,
             })
         },
+    )
+    .await
+}
+
+/// The most modes [`kinds`] answers: a filter's choices, not a report.
+pub(crate) const MAX_AUDIT_KINDS: i64 = 100;
+
+/// The distinct modes of the organization's audit rows, by name, at most
+/// [`MAX_AUDIT_KINDS`]. The trail grows without bound and `DISTINCT` would read all of
+/// it, so the modes are walked one by one on the index `audit_org_mode`: each step is one
+/// look-up of the next mode after the last (a loose index scan, which neither backend
+/// plans on its own).
+pub(crate) async fn kinds<D: Db>(db: &D, zoid: Zoid) -> Result<Vec<String>, StoreError> {
+    db.rows(
+        "WITH RECURSIVE m(mode, n) AS ( \
+           SELECT (SELECT MIN(mode) FROM audit WHERE zoid = $1), CAST(1 AS BIGINT) \
+           UNION ALL \
+           SELECT (SELECT MIN(a.mode) FROM audit a WHERE a.zoid = $1 AND a.mode > m.mode), m.n + 1 \
+           FROM m WHERE m.mode IS NOT NULL AND m.n < $2) \
+         SELECT mode FROM m WHERE mode IS NOT NULL ORDER BY mode",
+        &[&zoid.as_i64(), &MAX_AUDIT_KINDS],
+        |r| r.get("mode"),
     )
     .await
 }
@@ -81,8 +106,10 @@ pub(crate) async fn security_events<D: Db>(
 ) -> Result<Vec<SecurityEvent>, StoreError> {
     db.rows(
         "SELECT at_ms, request_id, client_addr, method, path, status, error_code, actor_zuid, count, first_ms FROM security_events \
-         WHERE zoid = $1 AND (CAST($2 AS BIGINT) IS NULL OR at_ms >= $2) ORDER BY id DESC LIMIT $3 OFFSET $4",
-        &[&zoid.as_i64(), &q.since_ms, &i64::from(q.limit), &i64::from(q.start)],
+         WHERE zoid = $1 AND (CAST($2 AS BIGINT) IS NULL OR at_ms >= $2) \
+         AND (CAST($3 AS TEXT) IS NULL OR error_code = $3) AND (CAST($4 AS BIGINT) IS NULL OR actor_zuid = $4) \
+         ORDER BY id DESC LIMIT $5 OFFSET $6",
+        &[&zoid.as_i64(), &q.since_ms, &q.kind, &q.actor.map(Zuid::as_i64), &i64::from(q.limit), &i64::from(q.start)],
         |r| {
             let at_ms = r.get("at_ms")?;
             Ok(SecurityEvent {

@@ -969,6 +969,19 @@ impl Store {
             .map(Some))
     }
 
+    /// The distinct modes of the organization's audit rows, by name (at most 100): the
+    /// choices of the console's filter. `None` out of the grant's reach.
+    pub async fn audit_kinds(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
+        }
+        on_read!(self, |db| audit::kinds(db, zoid).await.map(Some))
+    }
+
     fn key(&self) -> &RelayKey {
         match self {
             Store::Sqlite(s) => s.key(),

@@ -228,14 +228,19 @@ impl std::fmt::Debug for DemoTokens {
 /// A relay password for the store to encrypt, carried as a domain secret.
 pub type RelayPassword = Secret;
 
-/// Which audit rows to read, newest first.
-#[derive(Debug, Clone)]
+/// Which audit rows (or security events) to read, newest first.
+#[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     pub start: u32,
     pub limit: u32,
     pub account: Option<mailplane_domain::AccountId>,
     /// Only rows at or after this time (epoch milliseconds).
     pub since_ms: Option<i64>,
+    /// Only audit rows of this mode; only security events of this error code.
+    pub kind: Option<String>,
+    /// Only audit rows this user made or that changed this user; only security events of
+    /// this user's token.
+    pub actor: Option<Zuid>,
 }
 
 /// One audit row: a change, or a denied attempt (`mode` = `denied`).

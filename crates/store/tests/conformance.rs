@@ -123,8 +123,7 @@ fn every_page() -> AuditQuery {
     AuditQuery {
         start: 0,
         limit: 1000,
-        account: None,
-        since_ms: None,
+        ..AuditQuery::default()
     }
 }
 

@@ -137,6 +137,7 @@ pub async fn audit_log(
         limit,
         account: filters.account,
         since_ms: filters.since,
+        ..Default::default()
     };
     if filters.security {
         let events = state
