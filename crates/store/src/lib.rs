@@ -11,6 +11,7 @@
 
 mod access;
 mod audit;
+pub mod console_reads;
 pub mod console_sessions;
 mod db;
 mod demo;
@@ -40,8 +41,8 @@ pub use access::{Denied, Grant, GrantKind, Principal, UpdateTarget};
 pub use console_sessions::{ConsoleSession, SessionLimits};
 pub use model::{
     clip_event_path, AccountView, Applied, AuditEntry, AuditQuery, Bootstrapped, DemoTokens,
-    NewUser, OrgView, Pruned, RelayPassword, RelayRoute, RequestMeta, SecurityEvent, UserRef, Via,
-    MAX_EVENT_PATH_CHARS,
+    NewUser, OrgView, Pruned, RelayPassword, RelayRoute, RequestMeta, SecurityEvent, UserRef,
+    UsersPage, Via, MAX_EVENT_PATH_CHARS,
 };
 pub use postgres::{redact_url, PgOptions, PgStore};
 pub use relay_checks::{RelayCheckJob, RelayOutcome, MAX_RELAY_ERROR_CHARS, RELAY_CHECK_MODE};
@@ -967,6 +968,28 @@ impl Store {
         on_read!(self, |db| audit::security_events(db, zoid, &query)
             .await
             .map(Some))
+    }
+
+    /// A page of the organization's users (each by its hosted account, by zuid) and how
+    /// many there are, for the console; `search` (trimmed), when not empty, keeps those
+    /// whose name or any address holds it, case aside. At most
+    /// [`console_reads::MAX_USERS_PAGE`] accounts a page. `None` out of the grant's reach.
+    pub async fn users_page(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+        search: &str,
+        start: u32,
+        limit: u32,
+    ) -> Result<Option<UsersPage>, StoreError> {
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
+        }
+        on_read!(self, |db| console_reads::users_page(
+            db, zoid, search, start, limit
+        )
+        .await
+        .map(Some))
     }
 
     /// The distinct modes of the organization's audit rows, by name (at most 100): the

@@ -74,6 +74,16 @@ impl AccountView {
     }
 }
 
+/// A page of an organization's users (their hosted accounts), and how many users the
+/// whole listing has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsersPage {
+    /// Users that match, on every page together.
+    pub total: u64,
+    /// This page's hosted accounts, by zuid.
+    pub accounts: Vec<AccountView>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgView {
     pub zoid: Zoid,

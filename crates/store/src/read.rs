@@ -43,7 +43,7 @@ pub(crate) fn sequence(r: &Row<'_>) -> Result<u32, StoreError> {
 /// The columns of an account view, and the tables they come from (`a` the account, `u`
 /// its user).
 macro_rules! select_accounts {
-    ($($rest:literal)*) => {
+    ($($rest:expr),*) => {
         concat!(
             "SELECT a.account_id, a.zuid, u.zoid, u.role, u.first_name, u.last_name, u.display_name, \
              a.kind, a.sequence, a.external_address, a.enabled, a.outgoing_blocked, a.incoming_blocked, \
@@ -56,6 +56,8 @@ macro_rules! select_accounts {
         )
     };
 }
+
+pub(crate) use select_accounts;
 
 fn account_row(r: &Row<'_>) -> Result<AccountView, StoreError> {
     Ok(AccountView {
@@ -98,7 +100,7 @@ fn account_row(r: &Row<'_>) -> Result<AccountView, StoreError> {
 
 /// The views of the accounts `sql` (a [`select_accounts!`]) finds, with the addresses and
 /// identities of the hosted ones.
-async fn views<D: Db>(
+pub(crate) async fn views<D: Db>(
     db: &D,
     sql: &'static str,
     params: &[&dyn Param],
