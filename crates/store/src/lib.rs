@@ -44,6 +44,7 @@ pub use model::{
     NewUser, OrgView, Pruned, RelayPassword, RelayRoute, RequestMeta, SecurityEvent, UserRef,
     UsersPage, Via, MAX_EVENT_PATH_CHARS,
 };
+pub use oauth::OrgClient;
 pub use postgres::{redact_url, PgOptions, PgStore};
 pub use relay_checks::{RelayCheckJob, RelayOutcome, MAX_RELAY_ERROR_CHARS, RELAY_CHECK_MODE};
 pub use relay_key::RelayKey;
@@ -990,6 +991,55 @@ impl Store {
         )
         .await
         .map(Some))
+    }
+
+    /// The OAuth clients the organization's admins registered in the console, newest
+    /// first, at most [`oauth::MAX_LISTED_CLIENTS`] (200); `None` out of the grant's reach.
+    pub async fn org_clients(
+        &self,
+        grant: &Grant,
+        zoid: Zoid,
+    ) -> Result<Option<Vec<OrgClient>>, StoreError> {
+        if !grant.reaches_org(zoid) {
+            return Ok(None);
+        }
+        on_read!(self, |db| oauth::org_clients::list(db, zoid)
+            .await
+            .map(Some))
+    }
+
+    /// Registers an OAuth client of the organization, for an admin of it; the secret is
+    /// returned once and stored as a digest. At most [`oauth::MAX_CLIENTS_PER_ORG`] (50)
+    /// per organization.
+    pub async fn register_org_client(
+        &self,
+        grant: &Grant,
+        meta: &RequestMeta,
+        zoid: Zoid,
+        name: &str,
+        redirect_uri: Option<&str>,
+    ) -> Result<oauth::ClientCredentials, WriteError> {
+        let (grant, meta) = (grant.clone(), meta.clone());
+        let (name, redirect_uri) = (name.to_string(), redirect_uri.map(str::to_string));
+        on_write!(self, |db, _key| {
+            let client = (name.as_str(), redirect_uri.as_deref());
+            oauth::org_clients::register(db, &grant, &meta, zoid, client).await
+        })
+    }
+
+    /// Deletes a client of the organization with its tokens, for an admin of it; `false`
+    /// when the organization has no such client.
+    pub async fn delete_org_client(
+        &self,
+        grant: &Grant,
+        meta: &RequestMeta,
+        zoid: Zoid,
+        client_id: &str,
+    ) -> Result<bool, WriteError> {
+        let (grant, meta, client_id) = (grant.clone(), meta.clone(), client_id.to_string());
+        on_write!(self, |db, _key| {
+            oauth::org_clients::delete(db, &grant, &meta, zoid, &client_id).await
+        })
     }
 
     /// The distinct modes of the organization's audit rows, by name (at most 100): the

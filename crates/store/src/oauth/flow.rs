@@ -1,7 +1,7 @@
 //! OAuth clients, authorization codes and refresh tokens: what the browser flow, the
 //! token endpoint and `mailplane oauth` read and write.
 
-use mailplane_domain::{is_expired, ScopeRequest, ScopeSet, Zuid};
+use mailplane_domain::{is_expired, ScopeRequest, ScopeSet, Zoid, Zuid};
 
 use super::{
     new_client_id, new_secret, pkce_satisfied, ClientCredentials, CodeChallenge, Credentials,
@@ -17,18 +17,29 @@ fn scopes(r: &Row<'_>) -> Result<ScopeSet, StoreError> {
         .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Registers a client for the operator (command line): it belongs to no organization.
 pub(crate) async fn create_client<D: Db>(
     db: &D,
     name: &str,
     redirect_uri: Option<&str>,
+) -> Result<ClientCredentials, StoreError> {
+    insert_client(db, name, redirect_uri, None).await
+}
+
+/// Registers a client, of organization `zoid` when an admin registers it in the console.
+pub(crate) async fn insert_client<D: Db>(
+    db: &D,
+    name: &str,
+    redirect_uri: Option<&str>,
+    zoid: Option<Zoid>,
 ) -> Result<ClientCredentials, StoreError> {
     let creds = ClientCredentials {
         client_id: new_client_id(),
         client_secret: new_secret(CLIENT_SECRET_PREFIX),
     };
     db.exec(
-        "INSERT INTO oauth_clients (client_id, secret_digest, name, redirect_uri, created_ms) VALUES ($1, $2, $3, $4, $5)",
-        &[&creds.client_id, &token_digest(&creds.client_secret), &name, &redirect_uri, &now_ms()],
+        "INSERT INTO oauth_clients (client_id, secret_digest, name, redirect_uri, created_ms, zoid) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&creds.client_id, &token_digest(&creds.client_secret), &name, &redirect_uri, &now_ms(), &zoid.map(Zoid::as_i64)],
     )
     .await?;
     Ok(creds)

@@ -10,6 +10,9 @@ use sha2::{Digest, Sha256};
 use crate::{redacted, StoreError, REDACTED};
 
 pub(crate) mod flow;
+pub(crate) mod org_clients;
+
+pub use org_clients::{OrgClient, MAX_CLIENTS_PER_ORG, MAX_LISTED_CLIENTS};
 
 /// Live refresh tokens per user and client; issuing one more revokes the oldest.
 pub const MAX_REFRESH_TOKENS_PER_GRANT: usize = 20;
