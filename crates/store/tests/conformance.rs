@@ -16,9 +16,9 @@ use mailplane_domain::{
 };
 use mailplane_store::oauth::{CodeChallenge, OAuthClient, OAuthError};
 use mailplane_store::{
-    AuditEntry, AuditQuery, Caller, DemoTokens, Denied, Grant, GrantKind, NewUser, ProvisionError,
-    Pruned, ReadError, Refusal, RequestMeta, SecurityEvent, Store, UpdateTarget, UserRef,
-    WriteError, MAX_EVENT_PATH_CHARS, RELAY_CHECK_MODE,
+    AuditEntry, AuditQuery, Caller, DemoTokens, Denied, Grant, GrantKind, NewUser, OrgClient,
+    ProvisionError, Pruned, ReadError, Refusal, RequestMeta, SecurityEvent, Store, UpdateTarget,
+    UserRef, WriteError, MAX_EVENT_PATH_CHARS, RELAY_CHECK_MODE,
 };
 
 conformance!(
@@ -44,6 +44,10 @@ conformance!(
     prune_removes_old_rows_in_batches,
     seed_synthetic_makes_organizations_users_and_tokens,
     relay_passwords_survive_key_rotation,
+    users_page_searches_names_and_addresses_and_pages_in_the_database,
+    org_clients_are_registered_listed_and_deleted_per_organization,
+    org_clients_are_limited_per_organization,
+    audit_and_events_filter_by_kind_and_actor,
 );
 
 // ---- the demo organization (contract §9) ----
@@ -2112,4 +2116,472 @@ async fn relay_passwords_survive_key_rotation(db: Fresh) {
         .unwrap()
         .unwrap();
     assert!(s.relay_password(&job).is_err());
+}
+
+// ---- the web console ----
+
+/// A member of the organization with these names.
+async fn member(s: &Store, g: &Grant, zoid_: Zoid, email: &str, first: &str, last: &str) -> Zuid {
+    let mut u = NewUser::minimal(addr(email), Role::Member);
+    u.first_name = first.into();
+    u.last_name = last.into();
+    s.create_user(g, &meta(email), zoid_, u).await.unwrap().zuid
+}
+
+async fn users_page_searches_names_and_addresses_and_pages_in_the_database(db: Fresh) {
+    let s = db.store().await;
+    let b = s
+        .bootstrap("Acme", "acme.example", addr("boss@acme.example"), None)
+        .await
+        .unwrap();
+    let other = s
+        .bootstrap("Beta", "beta.example", addr("boss@beta.example"), None)
+        .await
+        .unwrap();
+    let create = grant(&s, &b.access_token, GrantKind::Admin, Access::Create).await;
+    let ann = member(&s, &create, b.zoid, "ann@acme.example", "Ann", "Lee").await;
+    let mut bobby = NewUser::minimal(addr("bob@acme.example"), Role::Member);
+    (bobby.first_name, bobby.last_name) = ("Bob".into(), "Stone".into());
+    bobby.display_name = Some("Bobby Tables".into());
+    let bob = s
+        .create_user(&create, &meta("bob"), b.zoid, bobby)
+        .await
+        .unwrap()
+        .zuid;
+    let under = member(&s, &create, b.zoid, "a_b@acme.example", "Under", "Score").await;
+    member(&s, &create, b.zoid, "axb@acme.example", "Plain", "Letters").await;
+    let fifty = member(&s, &create, b.zoid, "p1@acme.example", "Sale 50% off", "P").await;
+    let five_hundred = member(&s, &create, b.zoid, "p2@acme.example", "Sale 500 off", "Q").await;
+    s.apply(
+        admin(&b.access_token),
+        &meta("alias"),
+        Some(b.zoid),
+        UpdateTarget::HostedAccountOf(bob),
+        None,
+        AccountCommand::AddEmailAlias(vec![addr("sales.desk@acme.example")]),
+    )
+    .await
+    .unwrap();
+    // Another organization's Ann is never found from Acme.
+    let beta = grant(&s, &other.access_token, GrantKind::Admin, Access::Create).await;
+    member(&s, &beta, other.zoid, "ann@beta.example", "Ann", "Other").await;
+
+    let g = grant(&s, &b.access_token, GrantKind::Admin, Access::Read).await;
+    let page = |search: &'static str, start: u32, limit: u32| {
+        let (s, g) = (&s, &g);
+        async move {
+            s.users_page(g, b.zoid, search, start, limit)
+                .await
+                .unwrap()
+                .expect("within reach")
+        }
+    };
+    let zuids =
+        |p: &mailplane_store::UsersPage| p.accounts.iter().map(|v| v.zuid).collect::<Vec<_>>();
+
+    let all = page("  ", 0, 100).await;
+    assert_eq!(all.total, 7, "the admin and six users");
+    assert_eq!(
+        all.accounts,
+        s.org_accounts(&g, b.zoid, 0, 100).await.unwrap().unwrap()
+    );
+    for (search, found) in [
+        ("ANN", vec![ann]),
+        ("  lee ", vec![ann]),
+        ("bobby", vec![bob]),
+        ("stone", vec![bob]),
+        ("Sales.Desk", vec![bob]),
+        ("a_b", vec![under]),
+        ("50%", vec![fifty]),
+        ("sale 50% ", vec![fifty]),
+        ("sale 50", vec![fifty, five_hundred]),
+        ("\\", vec![]),
+        ("%", vec![fifty]),
+        ("nobody", vec![]),
+    ] {
+        let p = page(search, 0, 100).await;
+        assert_eq!(
+            (zuids(&p), p.total),
+            (found.clone(), found.len() as u64),
+            "{search:?}"
+        );
+    }
+    let found = page("a_b", 0, 100).await;
+    assert_eq!(
+        found.accounts[0].primary_address(),
+        Some(&addr("a_b@acme.example"))
+    );
+
+    // Pages are cut in the database; the total is the whole listing's.
+    let every = zuids(&page("acme.example", 0, 100).await);
+    assert_eq!(every, zuids(&all));
+    let middle = page("acme.example", 2, 3).await;
+    assert_eq!((middle.total, zuids(&middle)), (7, every[2..5].to_vec()));
+    let last = page("", 6, 3).await;
+    assert_eq!((last.total, zuids(&last)), (7, every[6..].to_vec()));
+    let past = page("", 7, 3).await;
+    assert_eq!((past.total, past.accounts.len()), (7, 0));
+    let none = page("", 0, 0).await;
+    assert_eq!((none.total, none.accounts.len()), (7, 0));
+
+    // A text longer than any address matches nothing.
+    let long: &'static str = Box::leak("a".repeat(255).into_boxed_str());
+    assert_eq!(page(long, 0, 10).await.total, 0);
+
+    // Out of reach: another organization's admin, a user's grant.
+    let beta_read = grant(&s, &other.access_token, GrantKind::Admin, Access::Read).await;
+    assert!(s
+        .users_page(&beta_read, b.zoid, "", 0, 10)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .users_page(&g, other.zoid, "ann", 0, 10)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// The audit rows of `mode`, newest first.
+async fn audit_of(s: &Store, g: &Grant, zoid_: Zoid, mode: &str) -> Vec<AuditEntry> {
+    let q = AuditQuery {
+        kind: Some(mode.into()),
+        ..every_page()
+    };
+    s.audit_log(g, zoid_, q).await.unwrap().unwrap()
+}
+
+async fn org_clients_are_registered_listed_and_deleted_per_organization(db: Fresh) {
+    let s = db.store().await;
+    let b = s
+        .bootstrap("Acme", "acme.example", addr("boss@acme.example"), None)
+        .await
+        .unwrap();
+    let other = s
+        .bootstrap("Beta", "beta.example", addr("boss@beta.example"), None)
+        .await
+        .unwrap();
+    let g = grant(&s, &b.access_token, GrantKind::Admin, Access::Update).await;
+    let beta = grant(&s, &other.access_token, GrantKind::Admin, Access::Update).await;
+    let c = s
+        .register_org_client(&g, &meta("reg"), b.zoid, "  My app ", Some(REDIRECT))
+        .await
+        .unwrap();
+    assert!(c.client_id.starts_with("1000."));
+    let listed = s.org_clients(&g, b.zoid).await.unwrap().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0],
+        OrgClient {
+            client_id: c.client_id.clone(),
+            name: "My app".into(),
+            redirect_uri: Some(REDIRECT.into()),
+            created_ms: listed[0].created_ms,
+        }
+    );
+    assert!((now_ms() - listed[0].created_ms).abs() < 60_000);
+    // The client works in the OAuth flow like the operator's.
+    assert_eq!(
+        s.oauth_client(&c.client_id).await.unwrap().map(|o| o.name),
+        Some("My app".into())
+    );
+
+    // One audit row, without the secret or its digest.
+    let rows = audit_of(&s, &g, b.zoid, "registerclient").await;
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!((row.zuid, row.account_id), (None, None));
+    assert_eq!(row.actor_zuid, Some(b.zuid.as_i64()));
+    assert_eq!(row.request_id.as_deref(), Some("reg"));
+    assert_eq!(
+        row.after,
+        serde_json::json!({"clientId": c.client_id, "name": "My app", "redirectUri": REDIRECT})
+    );
+    let text = format!("{} {}", row.before, row.after);
+    let digest = mailplane_store::secrets::token_digest(&c.client_secret);
+    assert!(
+        !text.contains(&c.client_secret) && !text.contains(&digest),
+        "{text}"
+    );
+
+    // Refused: fields that are not right, a grant of another organization.
+    assert_rule(
+        s.register_org_client(&g, &meta("r2"), b.zoid, " \t ", None)
+            .await,
+        RuleErrorKind::Invalid,
+        "name",
+    );
+    assert_rule(
+        s.register_org_client(&g, &meta("r3"), b.zoid, "Bad\u{1b}[31m", None)
+            .await,
+        RuleErrorKind::Invalid,
+        "name",
+    );
+    assert_rule(
+        s.register_org_client(&g, &meta("r4"), b.zoid, "App", Some("javascript:alert(1)"))
+            .await,
+        RuleErrorKind::Invalid,
+        "redirectUri",
+    );
+    let elsewhere = s
+        .register_org_client(&beta, &meta("r5"), b.zoid, "Intruder", None)
+        .await;
+    assert!(
+        matches!(elsewhere, Err(WriteError::NotFound(_))),
+        "{elsewhere:?}"
+    );
+    assert!(s.org_clients(&beta, b.zoid).await.unwrap().is_none());
+
+    // Each organization lists its own; the operator's belong to none.
+    let theirs = s
+        .register_org_client(&beta, &meta("b1"), other.zoid, "Beta app", None)
+        .await
+        .unwrap();
+    let operators = s.create_client("Operator's", None).await.unwrap();
+    let ids = |l: Vec<OrgClient>| l.into_iter().map(|c| c.client_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.org_clients(&g, b.zoid).await.unwrap().unwrap()),
+        [c.client_id.as_str()]
+    );
+    assert_eq!(
+        ids(s.org_clients(&beta, other.zoid).await.unwrap().unwrap()),
+        [theirs.client_id.as_str()]
+    );
+    // Deleting another's is "not found", with nothing written.
+    for id in [
+        &theirs.client_id,
+        &operators.client_id,
+        &"1000.NOSUCH".to_string(),
+    ] {
+        assert!(!s
+            .delete_org_client(&g, &meta("d0"), b.zoid, id)
+            .await
+            .unwrap());
+    }
+    assert!(s.oauth_client(&theirs.client_id).await.unwrap().is_some());
+    assert!(s
+        .oauth_client(&operators.client_id)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(audit_of(&s, &g, b.zoid, "deleteclient").await.is_empty());
+    let denied = s
+        .delete_org_client(&beta, &meta("d1"), b.zoid, &c.client_id)
+        .await;
+    assert!(matches!(denied, Err(WriteError::NotFound(_))), "{denied:?}");
+
+    // Deleting takes its refresh tokens with it, and their access tokens.
+    let refresh = s
+        .oauth_grant(&c.client_id, b.zuid, ScopeSet::user_all().into())
+        .await
+        .unwrap();
+    let access = s
+        .refresh_access(&c.client_id, &c.client_secret, &refresh, 600)
+        .await
+        .unwrap();
+    assert!(s
+        .authenticate(&access.access_token)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(s
+        .delete_org_client(&g, &meta("d2"), b.zoid, &c.client_id)
+        .await
+        .unwrap());
+    assert!(s
+        .authenticate(&access.access_token)
+        .await
+        .unwrap()
+        .is_none());
+    // The refresh token is gone, not merely refused: there is nothing left to revoke.
+    assert!(!s.revoke_oauth_token(&refresh).await.unwrap());
+    assert!(s.oauth_client(&c.client_id).await.unwrap().is_none());
+    assert!(s.org_clients(&g, b.zoid).await.unwrap().unwrap().is_empty());
+    assert!(!s
+        .delete_org_client(&g, &meta("d3"), b.zoid, &c.client_id)
+        .await
+        .unwrap());
+    let deleted = audit_of(&s, &g, b.zoid, "deleteclient").await;
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(
+        deleted[0].before,
+        serde_json::json!({"clientId": c.client_id, "name": "My app"})
+    );
+    assert_eq!(deleted[0].request_id.as_deref(), Some("d2"));
+}
+
+async fn org_clients_are_limited_per_organization(db: Fresh) {
+    let s = db.store().await;
+    let b = s
+        .bootstrap("Acme", "acme.example", addr("boss@acme.example"), None)
+        .await
+        .unwrap();
+    let g = grant(&s, &b.access_token, GrantKind::Admin, Access::Update).await;
+    let limit = mailplane_store::oauth::MAX_CLIENTS_PER_ORG;
+    assert_eq!(limit, 50);
+    for n in 0..limit {
+        s.register_org_client(&g, &meta("r"), b.zoid, &format!("App {n}"), None)
+            .await
+            .unwrap();
+    }
+    let refused = s
+        .register_org_client(&g, &meta("r"), b.zoid, "One too many", None)
+        .await;
+    match refused {
+        Err(WriteError::Rule(e)) => {
+            assert_eq!(e.kind, RuleErrorKind::Invalid);
+            assert!(e.message.contains("50"), "{}", e.message);
+        }
+        other => panic!("expected the limit, got {other:?}"),
+    }
+    let listed = s.org_clients(&g, b.zoid).await.unwrap().unwrap();
+    assert_eq!(listed.len(), 50);
+    assert!(
+        listed
+            .windows(2)
+            .all(|w| w[0].created_ms >= w[1].created_ms),
+        "not newest first"
+    );
+    assert_eq!(audit_of(&s, &g, b.zoid, "registerclient").await.len(), 50);
+    // A deleted one makes room again.
+    assert!(s
+        .delete_org_client(&g, &meta("d"), b.zoid, &listed[0].client_id)
+        .await
+        .unwrap());
+    s.register_org_client(&g, &meta("r"), b.zoid, "Room again", None)
+        .await
+        .unwrap();
+}
+
+async fn audit_and_events_filter_by_kind_and_actor(db: Fresh) {
+    let (s, t) = demo(&db).await;
+    let z = zoid(DEMO_ZOID);
+    let boss = s
+        .authenticate(&t.admin_token)
+        .await
+        .unwrap()
+        .unwrap()
+        .zuid();
+    let becky = zuid(REBECCA_ZUID);
+    for n in 0..2 {
+        s.apply(
+            user(&t.user_token),
+            &meta(&format!("own{n}")),
+            None,
+            account(REBECCA),
+            None,
+            AccountCommand::UpdateOutgoingStatus { blocked: n == 0 },
+        )
+        .await
+        .unwrap();
+    }
+    s.apply(
+        admin(&t.admin_token),
+        &meta("admin-on-becky"),
+        Some(z),
+        account(REBECCA),
+        None,
+        AccountCommand::UpdateIncomingStatus { blocked: true },
+    )
+    .await
+    .unwrap();
+    let g = grant(&s, &t.admin_token, GrantKind::Admin, Access::Read).await;
+    s.register_org_client(&g, &meta("client"), z, "Filtered", None)
+        .await
+        .unwrap();
+    let ids = |rows: Vec<AuditEntry>| {
+        rows.into_iter()
+            .map(|e| e.request_id.unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    let audit = |kind: Option<&str>, actor: Option<Zuid>| {
+        let (s, g) = (&s, &g);
+        let q = AuditQuery {
+            kind: kind.map(str::to_string),
+            actor,
+            ..every_page()
+        };
+        async move { ids(s.audit_log(g, z, q).await.unwrap().unwrap()) }
+    };
+    assert_eq!(audit(None, None).await.len(), 4);
+    assert_eq!(
+        audit(Some("updateOutgoingStatus"), None).await,
+        ["own1", "own0"]
+    );
+    assert_eq!(audit(Some("registerclient"), None).await, ["client"]);
+    assert!(audit(Some("nosuchmode"), None).await.is_empty());
+    // An actor finds what they did and what was done to them.
+    assert_eq!(
+        audit(None, Some(becky)).await,
+        ["admin-on-becky", "own1", "own0"]
+    );
+    assert_eq!(audit(None, Some(boss)).await, ["client", "admin-on-becky"]);
+    assert_eq!(
+        audit(Some("updateIncomingStatus"), Some(boss)).await,
+        ["admin-on-becky"]
+    );
+    assert!(audit(Some("registerclient"), Some(becky)).await.is_empty());
+    // The filter's choices.
+    assert_eq!(
+        s.audit_kinds(&g, z).await.unwrap().unwrap(),
+        [
+            "registerclient",
+            "updateIncomingStatus",
+            "updateOutgoingStatus"
+        ]
+    );
+    let mine = grant(&s, &t.user_token, GrantKind::User, Access::Read).await;
+    assert!(s.audit_kinds(&mine, z).await.unwrap().is_none());
+    assert!(s.audit_kinds(&g, zoid(999)).await.unwrap().is_none());
+    let fresh = s
+        .bootstrap("Empty", "empty.example", addr("boss@empty.example"), None)
+        .await
+        .unwrap();
+    let empty = grant(&s, &fresh.access_token, GrantKind::Admin, Access::Read).await;
+    assert!(s
+        .audit_kinds(&empty, fresh.zoid)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_empty());
+
+    // Security events: by error code and by the token's user.
+    let now = now_ms();
+    let mut denied = event(z, now - 3000, "/a", Some(becky));
+    denied.error_code = "INVALID_OAUTHSCOPE".into();
+    let events = vec![
+        denied,
+        event(z, now - 2000, "/b", Some(boss)),
+        event(z, now - 1000, "/c", None),
+    ];
+    s.record_security_events(events).await.unwrap();
+    let paths = |kind: Option<&str>, actor: Option<Zuid>| {
+        let (s, g) = (&s, &g);
+        let q = AuditQuery {
+            kind: kind.map(str::to_string),
+            actor,
+            ..every_page()
+        };
+        async move {
+            s.security_events(g, z, q)
+                .await
+                .unwrap()
+                .unwrap()
+                .into_iter()
+                .map(|e| e.path)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(paths(None, None).await, ["/c", "/b", "/a"]);
+    assert_eq!(paths(Some("INVALID_OAUTHSCOPE"), None).await, ["/a"]);
+    assert_eq!(
+        paths(Some("URL_RULE_NOT_CONFIGURED"), None).await,
+        ["/c", "/b"]
+    );
+    assert_eq!(paths(None, Some(becky)).await, ["/a"]);
+    assert_eq!(
+        paths(Some("URL_RULE_NOT_CONFIGURED"), Some(becky)).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(paths(None, Some(boss)).await, ["/b"]);
 }
