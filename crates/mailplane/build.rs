@@ -5,4 +5,5 @@ include!("../store/probes.rs");
 fn main() {
     probe_postgres();
     probe_mail_server();
+    probe_browser();
 }

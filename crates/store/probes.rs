@@ -128,3 +128,27 @@ fn probe_mail_server() {
         );
     }
 }
+
+/// The console's browser tests need Chromium and its WebDriver (Debian's `chromium` and
+/// `chromium-driver`); without them they are marked ignored, except under `CI=true`.
+#[allow(dead_code)]
+fn probe_browser() {
+    println!("cargo::rustc-check-cfg=cfg(no_browser)");
+    if std::env::var("PROFILE").as_deref() == Ok("release")
+        || std::env::var("CI").as_deref() == Ok("true")
+    {
+        return;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = |names: &[&str]| {
+        std::env::split_paths(&path)
+            .chain(["/usr/bin", "/usr/lib/chromium"].map(std::path::PathBuf::from))
+            .any(|dir| names.iter().any(|n| dir.join(n).is_file()))
+    };
+    if !(found(&["chromium", "chromium-browser"]) && found(&["chromedriver"])) {
+        println!("cargo::rustc-cfg=no_browser");
+        println!(
+            "cargo::warning=the console's browser tests are marked ignored: Chromium not found (apt-get install chromium chromium-driver)"
+        );
+    }
+}

@@ -9,11 +9,13 @@ mod bad_token_limit;
 mod client_addr;
 mod client_auth;
 mod command;
+mod console;
 mod error;
 mod key_mail;
 mod lenient;
 pub mod metrics;
 pub mod openapi;
+mod password_sign_in;
 mod password_work;
 mod rate_limit;
 pub mod refusal_log;
@@ -38,6 +40,7 @@ use tracing::Instrument;
 pub use bad_token_limit::BadTokenLimit;
 pub use client_addr::{IpNet, TrustedProxies};
 pub use command::RelayPolicy;
+pub use console::ConsoleSettings;
 pub use error::ApiError;
 pub use password_work::PasswordWork;
 pub use rate_limit::RateLimiter;
@@ -81,6 +84,8 @@ pub struct AppState {
     /// The checks of `extfrom` relays, run by this node's schedule and for
     /// `verifysendmaildetails`.
     pub relay_checks: mailplane_relaycheck::RelayChecks,
+    /// The web console's session limits and cookie.
+    pub console: ConsoleSettings,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -116,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth/v2/auth/consent", post(oauth::consent))
         .route("/oauth/v2/token", post(oauth::token))
         .route("/oauth/v2/token/revoke", post(oauth::revoke))
+        .merge(console::routes())
         .fallback(|| async { ApiError::UrlNotConfigured })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

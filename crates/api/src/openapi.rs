@@ -719,7 +719,8 @@ fn add_other_paths(doc: &mut Value, auth: &Value) {
             "actor": { "type": "object", "properties": { "zuid": { "type": ["integer", "null"] }, "tokenId": { "type": ["integer", "null"] } } },
             "clientAddress": { "type": ["string", "null"] },
             "target": { "type": "object", "properties": { "zuid": { "type": ["integer", "null"] }, "accountId": { "type": ["string", "null"] } } },
-            "mode": { "type": "string" }, "before": {}, "after": {}
+            "mode": { "type": "string" }, "before": {}, "after": {},
+            "via": { "type": ["string", "null"], "enum": ["api", "console", null], "description": "where the change was made: the API or the web console; null for the system's own rows (relay checks) and rows from before it was recorded" }
         }
     });
     let security_event = json!({

@@ -59,7 +59,7 @@ pub struct IdentityView<'a> {
 
 /// `validationState`: `validated` once nothing is left to check, `failed` when an
 /// `extfrom` relay failed its last check, `pending` otherwise.
-fn validation_state(i: &Identity) -> &'static str {
+pub(crate) fn validation_state(i: &Identity) -> &'static str {
     if i.is_validated() {
         "validated"
     } else if i.mode == IdentityMode::ExtFrom && i.verification.relay.state == RelayState::Failed {
@@ -364,6 +364,7 @@ pub fn audit_entry(e: &AuditEntry) -> Value {
         "mode": e.mode,
         "before": e.before,
         "after": e.after,
+        "via": e.via,
     })
 }
 

@@ -442,6 +442,22 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..=256)
     )]
     pub relay_check_slots: u32,
+    /// A console session ends after this many minutes without a request
+    #[arg(
+        long,
+        env = "MAILPLANE_CONSOLE_IDLE_MINUTES",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=10_080)
+    )]
+    pub console_idle_minutes: u64,
+    /// A console session ends this many hours after sign-in, used or not
+    #[arg(
+        long,
+        env = "MAILPLANE_CONSOLE_SESSION_HOURS",
+        default_value_t = 12,
+        value_parser = clap::value_parser!(u64).range(1..=720)
+    )]
+    pub console_session_hours: u64,
     /// A PEM file of certificate authorities that relay checks trust besides the
     /// system's (give Postfix the same in smtp_tls_CAfile)
     #[arg(long, env = "MAILPLANE_RELAY_CA_FILE")]

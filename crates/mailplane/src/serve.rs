@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailplane_api::{
-    AppState, BadTokenLimit, PasswordWork, RateLimiter, RefusalLog, RelayPolicy, SignInLimiter,
-    SignInPolicy, TrustedProxies,
+    AppState, BadTokenLimit, ConsoleSettings, PasswordWork, RateLimiter, RefusalLog, RelayPolicy,
+    SignInLimiter, SignInPolicy, TrustedProxies,
 };
 use mailplane_domain::EmailAddress;
 use mailplane_outbound::{SubmitConfig, Submitter};
@@ -38,6 +38,8 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         .unwrap_or_else(|| data_dir(&storage));
     let store = open_store(&storage, &dir).await?;
 
+    // The demo's sign-in, printed with the console's address once it is listening.
+    let mut demo_sign_in = None;
     if args.demo {
         let tokens = store.seed_demo().await.map_err(|e| e.to_string())?;
         let file = dir.join("demo-tokens.json");
@@ -61,6 +63,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
             "mailbox passwords (IMAP, POP3, SMTP AUTH, OAuth sign-in): admin@zylker.com {}, becky@zylker.com {}",
             tokens.admin_password, tokens.user_password
         );
+        demo_sign_in = Some((tokens.admin_password.clone(), tokens.user_password.clone()));
     }
 
     // The mail server's listeners start first: once the HTTP line is printed, everything is up.
@@ -132,10 +135,20 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_string();
+    if let Some((admin, user)) = &demo_sign_in {
+        println!(
+            "console: {public_url}/ (sign in as admin@zylker.com with {admin}, or as becky@zylker.com with {user})"
+        );
+    }
     println!("mailplane listening on http://{addr}");
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, data_dir = %dir.display(), "serving");
 
+    let console = ConsoleSettings::new(
+        &public_url,
+        args.console_idle_minutes,
+        args.console_session_hours,
+    );
     let state = AppState {
         store,
         public_url,
@@ -179,6 +192,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), String> {
         )),
         mail_submit,
         relay_checks: relay_checks.clone(),
+        console,
     };
     tokio::spawn(relay_checks.serve());
     // The two background writers, one task each: refusals counted and written per window,

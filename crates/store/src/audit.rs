@@ -6,13 +6,31 @@ use serde_json::Value;
 use crate::db::Db;
 use crate::{AuditEntry, AuditQuery, Pruned, SecurityEvent, StoreError};
 
+/// One audit row as read.
+fn entry(r: &crate::db::Row<'_>) -> Result<AuditEntry, StoreError> {
+    let json = |text: String| serde_json::from_str(&text).unwrap_or(Value::Null);
+    Ok(AuditEntry {
+        id: r.get("id")?,
+        at_ms: r.get("at_ms")?,
+        request_id: r.get("request_id")?,
+        actor_zuid: r.get("actor_zuid")?,
+        actor_token_id: r.get("actor_token_id")?,
+        client_addr: r.get("client_addr")?,
+        zuid: r.get("zuid")?,
+        account_id: r.get("account_id")?,
+        mode: r.get("mode")?,
+        before: json(r.get("before")?),
+        after: json(r.get("after")?),
+        via: r.get("via")?,
+    })
+}
+
 /// The organization's audit rows, newest first.
 pub(crate) async fn entries<D: Db>(
     db: &D,
     zoid: Zoid,
     q: &AuditQuery,
 ) -> Result<Vec<AuditEntry>, StoreError> {
-    let json = |text: String| serde_json::from_str(&text).unwrap_or(Value::Null);
     db.rows(
         "SELECT id, at_ms, request_id, actor_zuid, actor_token_id, client_addr, zuid, account_id, mode, before, after, via \
          FROM audit WHERE zoid = $1 AND (CAST($2 AS BIGINT) IS NULL OR account_id = $2) \
@@ -21,22 +39,24 @@ pub(crate) async fn entries<D: Db>(
          ORDER BY id DESC LIMIT $6 OFFSET $7",
         &[&zoid.as_i64(), &q.account.map(|a| a.as_i64()), &q.since_ms, &q.kind, &q.actor.map(Zuid::as_i64),
           &i64::from(q.limit), &i64::from(q.start)],
-        |r| {
-            Ok(AuditEntry {
-                id: r.get("id")?,
-                at_ms: r.get("at_ms")?,
-                request_id: r.get("request_id")?,
-                actor_zuid: r.get("actor_zuid")?,
-                actor_token_id: r.get("actor_token_id")?,
-                client_addr: r.get("client_addr")?,
-                zuid: r.get("zuid")?,
-                account_id: r.get("account_id")?,
-                mode: r.get("mode")?,
-                before: json(r.get("before")?),
-                after: json(r.get("after")?),
-                via: r.get("via")?,
-            })
-        },
+        entry,
+    )
+    .await
+}
+
+/// The organization's audit rows about one user's accounts (or the user), newest first.
+pub(crate) async fn about_user<D: Db>(
+    db: &D,
+    zoid: Zoid,
+    zuid: Zuid,
+    start: u32,
+    limit: u32,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    db.rows(
+        "SELECT id, at_ms, request_id, actor_zuid, actor_token_id, client_addr, zuid, account_id, mode, before, after, via \
+         FROM audit WHERE zoid = $1 AND zuid = $2 ORDER BY id DESC LIMIT $3 OFFSET $4",
+        &[&zoid.as_i64(), &zuid.as_i64(), &i64::from(limit), &i64::from(start)],
+        entry,
     )
     .await
 }

@@ -19,6 +19,11 @@ pub struct SessionLimits {
     pub idle_ms: i64,
 }
 
+/// The most live console sessions a user has: signing in once more ends the oldest. With
+/// the rows of ended sessions removed at each sign-in, a user's rows stay bounded however
+/// often they sign in.
+pub const MAX_SESSIONS_PER_USER: i64 = 10;
+
 /// A session is touched (its idle limit moved) at most once in this long: a page view is
 /// not a write, except once a minute.
 pub const TOUCH_EVERY_MS: i64 = 60_000;
@@ -47,6 +52,22 @@ pub(crate) async fn open<D: Db>(
 ) -> Result<String, StoreError> {
     let token = new_access_token();
     let now = now_ms();
+    // Ended sessions leave no rows behind. The audit rows of their changes keep the
+    // session's token id, which no other token is ever given.
+    db.exec(
+        "DELETE FROM tokens WHERE zuid = $1 AND kind = 'console' \
+         AND (revoked_ms IS NOT NULL OR expires_ms <= $2 OR idle_until_ms <= $2)",
+        &[&zuid.as_i64(), &now],
+    )
+    .await?;
+    // The oldest live sessions beyond the limit, counting the one about to open.
+    db.exec(
+        "UPDATE tokens SET revoked_ms = $1 WHERE zuid = $2 AND kind = 'console' AND revoked_ms IS NULL \
+         AND token_id <= (SELECT token_id FROM tokens WHERE zuid = $2 AND kind = 'console' \
+                          AND revoked_ms IS NULL ORDER BY token_id DESC LIMIT 1 OFFSET $3)",
+        &[&now, &zuid.as_i64(), &(MAX_SESSIONS_PER_USER - 1)],
+    )
+    .await?;
     // Every scope: what the session may do is the user's role's to say, read at each
     // request, as for any token.
     db.exec(

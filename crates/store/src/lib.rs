@@ -379,6 +379,40 @@ impl Store {
         on_read!(self, |db| read::user_account_views(db, zuid).await)
     }
 
+    /// Every account of user `zuid` (hosted and external, by sequence), when the user is
+    /// within the grant's reach: the grant's own user, or a user of the admin's
+    /// organization. `None` otherwise, alike for a user who does not exist.
+    pub async fn user_accounts(
+        &self,
+        grant: &Grant,
+        zuid: Zuid,
+    ) -> Result<Option<Vec<AccountView>>, StoreError> {
+        let views = on_read!(self, |db| read::user_account_views(db, zuid).await)?;
+        Ok(views
+            .first()
+            .filter(|v| grant.reaches_account(v.zuid, v.zoid))
+            .is_some()
+            .then_some(views))
+    }
+
+    /// The audit rows about user `zuid`'s accounts, newest first, when the user is within
+    /// the grant's reach (see [`Store::user_accounts`]).
+    pub async fn user_history(
+        &self,
+        grant: &Grant,
+        zuid: Zuid,
+        start: u32,
+        limit: u32,
+    ) -> Result<Option<Vec<AuditEntry>>, StoreError> {
+        let Some(accounts) = self.user_accounts(grant, zuid).await? else {
+            return Ok(None);
+        };
+        let zoid = accounts[0].zoid;
+        on_read!(self, |db| audit::about_user(db, zoid, zuid, start, limit)
+            .await
+            .map(Some))
+    }
+
     pub async fn organization(
         &self,
         grant: &Grant,

@@ -24,7 +24,7 @@ use crate::{auth, lenient, view, AppState};
 /// The id in the path of an update. What it names is the mode's to say (its table entry's
 /// `path`): an account, or for some admin modes a user, as Zoho's pages have it.
 #[derive(Debug, Clone, Copy)]
-struct PathNumber(u64);
+pub(crate) struct PathNumber(pub(crate) u64);
 
 impl std::str::FromStr for PathNumber {
     type Err = mailplane_domain::IdError;
@@ -82,7 +82,7 @@ pub async fn update_in_org(
     .await
 }
 
-async fn update(
+pub(crate) async fn update(
     state: &AppState,
     meta: &RequestMeta,
     headers: &HeaderMap,

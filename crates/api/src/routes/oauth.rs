@@ -12,15 +12,16 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mailplane_domain::{EmailAddress, ScopeRequest};
+use mailplane_domain::ScopeRequest;
 use mailplane_store::oauth::{CodeChallenge, IssuedTokens, OAuthClient, OAuthError};
-use mailplane_store::{secrets, RequestMeta, StoreError};
+use mailplane_store::{RequestMeta, StoreError};
 use serde_json::json;
 
 use super::pages;
 use crate::client_auth::{client_credentials, ClientAuthError};
-use crate::password_work::{PasswordWorkError, BUSY_RETRY_AFTER_SECS};
-use crate::signin_limit::{client_key, Throttled};
+use crate::password_sign_in::{self, SignIn};
+use crate::password_work::BUSY_RETRY_AFTER_SECS;
+use crate::signin_limit::Throttled;
 use crate::AppState;
 
 /// Query string and form body, merged (the body wins on a repeated name).
@@ -202,10 +203,6 @@ pub async fn authorize(State(state): State<AppState>, Params(p): Params) -> Resp
     }
 }
 
-/// The longest email a throttle key keeps: no address is longer, and a key must not
-/// take whatever size a form sends.
-const MAX_EMAIL_KEY: usize = 254;
-
 /// The sign-in form's post: on the right password, the consent page.
 pub async fn sign_in(
     State(state): State<AppState>,
@@ -216,73 +213,31 @@ pub async fn sign_in(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let email = get(&p, "email").trim().to_ascii_lowercase();
-    let credentials = match EmailAddress::parse(&email) {
-        Ok(address) => match state.store.credentials(&address).await {
-            Ok(c) => c,
-            Err(e) => return unavailable(e),
-        },
-        Err(_) => None,
-    };
-    // Every address of an account counts against the account; an address that names no
-    // user counts against itself, and is answered alike.
-    let account_key = match &credentials {
-        Some(c) => format!("zuid:{}", c.zuid),
-        None => {
-            let mut end = email.len().min(MAX_EMAIL_KEY);
-            while !email.is_char_boundary(end) {
-                end -= 1;
-            }
-            format!("email:{}", &email[..end])
-        }
-    };
-    // Reserved before the argon2 work, so that parallel attempts cannot outrun the count.
-    let attempt = match state
-        .signin_limiter
-        .begin(&account_key, &client_key(&meta.client_addr))
-    {
-        Ok(a) => a,
-        Err(t) => return throttled(&req.client, &p, t),
-    };
     let password = get(&p, "password").to_string();
-    let hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
-    // The same argon2 work whether or not the user exists: the answer takes the same time.
-    let verified = match state
-        .password_work
-        .run(move || secrets::verify_password(hash.as_deref(), &password))
+    let user = match password_sign_in::check(&state, &meta.client_addr, get(&p, "email"), password)
         .await
     {
-        Ok(verified) => verified,
-        // Nothing was checked: the attempt is given back uncounted (dropped without a
-        // verdict), so a busy server never costs a user one of their free failures.
-        Err(PasswordWorkError::Busy) => {
-            drop(attempt);
-            return busy(&req.client, &p);
+        SignIn::Signed(user) => user,
+        SignIn::Wrong => {
+            return sign_in_page(
+                StatusCode::OK,
+                &req.client,
+                &p,
+                Some("Wrong email address or password."),
+            )
         }
-        Err(PasswordWorkError::Failed(cause)) => {
-            tracing::error!(%cause, "password verification failed");
-            false
+        SignIn::Expired => {
+            return sign_in_page(
+                StatusCode::OK,
+                &req.client,
+                &p,
+                Some("This account has expired. Ask your administrator."),
+            )
         }
+        SignIn::Throttled(t) => return throttled(&req.client, &p, t),
+        SignIn::Busy => return busy(&req.client, &p),
+        SignIn::Unavailable(e) => return unavailable(e),
     };
-    let Some(user) = credentials.filter(|_| verified) else {
-        attempt.failed();
-        return sign_in_page(
-            StatusCode::OK,
-            &req.client,
-            &p,
-            Some("Wrong email address or password."),
-        );
-    };
-    attempt.succeeded();
-    // Said only once the password is right, so it tells a guesser nothing.
-    if user.expired() {
-        return sign_in_page(
-            StatusCode::OK,
-            &req.client,
-            &p,
-            Some("This account has expired. Ask your administrator."),
-        );
-    }
     match state
         .store
         .issue_code(

@@ -9,6 +9,7 @@
 #![allow(dead_code, unused_macros)]
 
 pub mod concurrency;
+pub mod console;
 pub mod dict_client;
 pub mod policy_client;
 pub mod relay;
