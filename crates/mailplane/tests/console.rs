@@ -18,6 +18,7 @@ backend_tests!(
     console_changes_take_the_api_path_and_are_audited_via_console,
     sign_in_is_throttled_like_the_oauth_page,
     a_user_keeps_at_most_ten_sessions_and_no_rows_of_ended_ones,
+    a_session_is_rate_limited_like_a_token,
 );
 
 const ADMIN: &str = "admin@zylker.com";
@@ -554,4 +555,30 @@ async fn a_user_keeps_at_most_ten_sessions_and_no_rows_of_ended_ones() {
         rows("SELECT COUNT(*) FROM tokens WHERE kind = 'console'"),
         1
     );
+}
+
+async fn a_session_is_rate_limited_like_a_token() {
+    let app = TestApp::demo_on(
+        Db::fresh(),
+        &["--rate-limit", "0.01", "--rate-limit-burst", "3"],
+    );
+    let c = becky_console(&app).await;
+    let page = format!("/console/users/{REBECCA_ZUID}");
+    let statuses: Vec<u16> = {
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            out.push(c.get(&page).await.status.as_u16());
+        }
+        out
+    };
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429],
+        "the session's burst, then 429"
+    );
+    let limited = c.get(&page).await;
+    assert!(limited.headers.contains_key("retry-after"));
+    // Another user's session has its own allowance.
+    let admin = admin_console(&app).await;
+    assert_eq!(admin.get("/console").await.status, StatusCode::OK);
 }

@@ -43,7 +43,7 @@ async fn an_admin_manages_rebecca_in_the_browser() {
     b.fill("#password", &admin_password).await;
     let overview = b.click("form button[type=submit]").await;
     assert!(overview.contains("Zylker"), "the overview");
-    b.screenshot("overview").await;
+    b.screenshot("overview-first").await;
 
     // Rebecca's page: disable her account; the API says so.
     b.goto(&format!("{base}/console/users")).await;
@@ -175,6 +175,11 @@ async fn an_admin_manages_rebecca_in_the_browser() {
         .await
         .unwrap();
     assert_eq!(r.status, 404, "{}", r.body);
+
+    // The overview again, with the changes made.
+    b.goto(&format!("{base}/console")).await;
+    assert!(b.keep().await.contains("disableMailAccount"));
+    b.screenshot("overview").await;
 
     for html in &b.seen {
         assert!(!html.contains(secret), "a page showed the relay password");

@@ -31,6 +31,8 @@ use mailplane_store::SessionLimits;
 
 use crate::AppState;
 
+pub(crate) use session::cookie_token;
+
 /// How the console's sessions behave.
 #[derive(Debug, Clone, Copy)]
 pub struct ConsoleSettings {

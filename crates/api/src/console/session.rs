@@ -48,7 +48,7 @@ pub(crate) fn clear_cookie(secure: bool) -> HeaderValue {
 }
 
 /// The session token the request's cookie holds, if any.
-fn cookie_token(headers: &HeaderMap, secure: bool) -> Option<String> {
+pub(crate) fn cookie_token(headers: &HeaderMap, secure: bool) -> Option<String> {
     let name = cookie_name(secure);
     headers
         .get_all(header::COOKIE)

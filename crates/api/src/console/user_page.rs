@@ -97,6 +97,19 @@ impl AccountCard {
         self.failed_in(form).is_some()
     }
 
+    /// What the primary address field shows: the address refused, or the current one.
+    pub fn primary_value(&self) -> &str {
+        match self.failed_in("emailupdate") {
+            Some(_) => self.value("emailupdate", "emailAddress"),
+            None => self
+                .addresses
+                .iter()
+                .find(|(_, primary)| *primary)
+                .map(|(a, _)| a.as_str())
+                .unwrap_or_default(),
+        }
+    }
+
     /// Whether `option` is the choice to show again in `field` of `form`.
     pub fn selected(&self, form: &str, field: &str, option: &str) -> bool {
         self.value(form, field) == option

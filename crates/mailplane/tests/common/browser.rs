@@ -208,9 +208,8 @@ impl Browser {
     }
 
     /// Saves the current page at each of [`WIDTHS`], whole (as tall as its content, at
-    /// most 8000 px), as `<dir>/<name>-<width>.png`. The page is laid out as a device of
-    /// that width would lay it out (a phone's below 500 px), through Chromium's own
-    /// emulation: a window cannot be made taller than the screen.
+    /// most 8000 px), as `<dir>/<name>-<width>.png`. The page is laid out at that width
+    /// through Chromium's own emulation (a window cannot be made taller than the screen).
     pub async fn screenshot(&self, name: &str) {
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).expect("screenshot directory");
@@ -228,6 +227,25 @@ impl Browser {
                 .unwrap_or(900)
                 .clamp(600, 8000) as u32;
             self.emulate(width, height).await;
+            // Readable at this width: nothing makes the page wider than the screen (a
+            // phone would zoom the whole page out to show it). Tables scroll in their own
+            // box instead.
+            let wide = self
+                .client
+                .execute(
+                    &format!("const w = {width}; \
+                     return [...document.querySelectorAll('body *')] \
+                       .filter(e => e.getBoundingClientRect().right > w + 1 && !(e.parentElement && e.parentElement.closest('.scroll'))) \
+                       .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"),
+                    vec![],
+                )
+                .await
+                .expect("layout");
+            assert_eq!(
+                wide,
+                json!([]),
+                "{name} at {width} px: wider than the screen"
+            );
             let png = self.client.screenshot().await.expect("screenshot");
             std::fs::write(dir.join(format!("{name}-{width}.png")), png).expect("write screenshot");
         }
@@ -242,7 +260,10 @@ impl Browser {
             "width": width,
             "height": height,
             "deviceScaleFactor": 1,
-            "mobile": width < 500,
+            // A window of that width rather than a phone's zoomable viewport: a phone
+            // loads each page at its width, where an emulated one would keep the zoom of
+            // the page it was switched on.
+            "mobile": false,
         });
         self.client
             .issue_cmd(Cdp("Emulation.setDeviceMetricsOverride", metrics))
