@@ -85,11 +85,7 @@ pub(crate) async fn overview(State(state): State<AppState>, session: Session) ->
                 users: org.users_count,
                 mailboxes: org.mailbox_count,
             },
-            changes: changes
-                .unwrap_or_default()
-                .iter()
-                .map(ChangeRow::of)
-                .collect(),
+            changes: ChangeRow::all(&state, &grant, &changes.unwrap_or_default()).await,
         },
     )
 }
@@ -206,7 +202,7 @@ pub(crate) async fn audit(
             kind: q.kind.trim().to_string(),
             kinds,
             error,
-            changes: rows.iter().map(ChangeRow::of).collect(),
+            changes: ChangeRow::all(&state, &grant, &rows).await,
             page,
             prev: (page > 1).then(|| q.url("/console/audit", page - 1)),
             next: (full && page < MAX_PAGE).then(|| q.url("/console/audit", page + 1)),

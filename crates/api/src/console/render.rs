@@ -4,8 +4,10 @@
 use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use mailplane_domain::Access;
-use mailplane_store::AuditEntry;
+use std::collections::HashMap;
+
+use mailplane_domain::{Access, Zuid};
+use mailplane_store::{AuditEntry, Grant};
 
 use super::session::Session;
 use super::time;
@@ -184,23 +186,61 @@ pub(crate) struct ChangeRow {
 }
 
 impl ChangeRow {
-    pub fn of(e: &AuditEntry) -> ChangeRow {
-        let mut after = e.after.to_string();
-        if after.len() > 300 {
+    /// The rows of `entries`, each actor named by their primary address where `grant`
+    /// reaches them (a user since deleted, or out of reach, stays `user <zuid>`).
+    pub async fn all(state: &AppState, grant: &Grant, entries: &[AuditEntry]) -> Vec<ChangeRow> {
+        let mut names: HashMap<i64, String> = HashMap::new();
+        for zuid in entries.iter().filter_map(|e| e.actor_zuid) {
+            if names.contains_key(&zuid) {
+                continue;
+            }
+            let address = match u64::try_from(zuid).ok().and_then(|z| Zuid::new(z).ok()) {
+                Some(z) => state
+                    .store
+                    .user_accounts(grant, z)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|list| {
+                        list.iter()
+                            .find_map(|a| a.primary_address().map(ToString::to_string))
+                    }),
+                None => None,
+            };
+            names.insert(zuid, address.unwrap_or_else(|| format!("user {zuid}")));
+        }
+        entries.iter().map(|e| ChangeRow::of(e, &names)).collect()
+    }
+
+    fn of(e: &AuditEntry, names: &HashMap<i64, String>) -> ChangeRow {
+        // What the change left, or for a removal what it removed.
+        let removed = e.after.as_object().is_some_and(|o| o.is_empty());
+        let mut details = if removed {
+            format!("removed: {}", e.before)
+        } else {
+            e.after.to_string()
+        };
+        if details.len() > 300 {
             let mut end = 300;
-            while !after.is_char_boundary(end) {
+            while !details.is_char_boundary(end) {
                 end -= 1;
             }
-            after.truncate(end);
-            after.push('…');
+            details.truncate(end);
+            details.push('…');
         }
         ChangeRow {
             at: time::utc(e.at_ms),
             mode: e.mode.clone(),
             account: e.account_id.map(|a| a.to_string()).unwrap_or_default(),
-            actor: e
-                .actor_zuid
-                .map_or_else(|| "system".to_string(), |z| format!("user {z}")),
+            actor: e.actor_zuid.map_or_else(
+                || "system".to_string(),
+                |z| {
+                    names
+                        .get(&z)
+                        .cloned()
+                        .unwrap_or_else(|| format!("user {z}"))
+                },
+            ),
             via: e.via.clone().unwrap_or_else(|| {
                 if e.actor_zuid.is_some() {
                     "api"
@@ -209,7 +249,7 @@ impl ChangeRow {
                 }
                 .to_string()
             }),
-            after,
+            after: details,
         }
     }
 }

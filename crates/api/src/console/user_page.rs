@@ -227,11 +227,7 @@ async fn render_user(
         hosted_id: hosted.account_id.to_string(),
         reset_error,
         general_error: None,
-        changes: history
-            .unwrap_or_default()
-            .iter()
-            .map(ChangeRow::of)
-            .collect(),
+        changes: ChangeRow::all(state, &grant, &history.unwrap_or_default()).await,
         nav: Some(nav),
     };
     render::page(status, &page)
