@@ -34,6 +34,19 @@ pub(crate) async fn admin_grant(
     }
 }
 
+/// The checks of an admin page's post: the form's origin and token, then the admin's
+/// grant.
+pub(crate) async fn admin_post(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    session: &Session,
+    form: &super::form::Form,
+    current: &'static str,
+) -> Result<(Grant, Nav), Response> {
+    super::session::check_post(state, headers, session, form).await?;
+    admin_grant(state, session, current).await
+}
+
 pub(crate) struct OrgFacts {
     name: String,
     zoid: String,

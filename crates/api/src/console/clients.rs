@@ -8,7 +8,7 @@ use axum::response::Response;
 use axum::Extension;
 use mailplane_store::{Grant, RequestMeta};
 
-use super::admin_pages::admin_grant;
+use super::admin_pages::{admin_grant, admin_post};
 use super::form::Form;
 use super::render::{self, Nav};
 use super::session::{self, Session};
@@ -124,10 +124,7 @@ pub(crate) async fn register(
     session: Session,
     form: Form,
 ) -> Response {
-    if let Err(refused) = session::check_post(&state, &headers, &session, &form).await {
-        return refused;
-    }
-    let (_, nav) = match admin_grant(&state, &session, "clients").await {
+    let (_, nav) = match admin_post(&state, &headers, &session, &form, "clients").await {
         Ok(g) => g,
         Err(refused) => return refused,
     };

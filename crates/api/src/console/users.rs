@@ -12,10 +12,10 @@ use mailplane_store::{AccountView, Grant, RequestMeta};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::admin_pages::admin_grant;
+use super::admin_pages::{admin_grant, admin_post};
 use super::form::Form;
 use super::render::{self, Nav};
-use super::session::{self, Session};
+use super::session::Session;
 use super::user_page::person;
 use crate::routes::{organization, Segments};
 use crate::AppState;
@@ -225,10 +225,7 @@ pub(crate) async fn add(
     session: Session,
     form: Form,
 ) -> Response {
-    if let Err(refused) = session::check_post(&state, &headers, &session, &form).await {
-        return refused;
-    }
-    let (grant, nav) = match admin_grant(&state, &session, "users").await {
+    let (grant, nav) = match admin_post(&state, &headers, &session, &form, "users").await {
         Ok(g) => g,
         Err(refused) => return refused,
     };
@@ -345,10 +342,7 @@ pub(crate) async fn delete(
     session: Session,
     form: Form,
 ) -> Response {
-    if let Err(refused) = session::check_post(&state, &headers, &session, &form).await {
-        return refused;
-    }
-    let (grant, nav) = match admin_grant(&state, &session, "users").await {
+    let (grant, nav) = match admin_post(&state, &headers, &session, &form, "users").await {
         Ok(g) => g,
         Err(refused) => return refused,
     };
