@@ -90,6 +90,7 @@ pub struct StepResult {
     /// Not sent: `max_in_flight` requests were outstanding.
     pub shed: u64,
     pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub p999_ms: Option<f64>,
     pub max_ms: Option<f64>,
@@ -294,6 +295,7 @@ pub async fn run_step(
         timeouts,
         shed,
         p50_ms,
+        p90_ms: latency.p90,
         p99_ms,
         p999_ms,
         max_ms,
@@ -320,6 +322,7 @@ pub fn percentile(sorted: &[u64], q: f64) -> Option<u64> {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Percentiles {
     pub p50: Option<f64>,
+    pub p90: Option<f64>,
     pub p99: Option<f64>,
     pub p999: Option<f64>,
     pub max: Option<f64>,
@@ -331,6 +334,7 @@ impl Percentiles {
         let ms = |q: f64| percentile(sorted, q).map(|us| us as f64 / 1000.0);
         Percentiles {
             p50: ms(0.5),
+            p90: ms(0.9),
             p99: ms(0.99),
             p999: ms(0.999),
             max: ms(1.0),
@@ -524,8 +528,8 @@ mod tests {
         assert_eq!(percentile(&[], 0.5), None);
         let p = Percentiles::of_sorted_micros(&[1_000, 2_000, 3_000, 40_000]);
         assert_eq!(
-            (p.p50, p.p99, p.p999, p.max),
-            (Some(2.0), Some(40.0), Some(40.0), Some(40.0))
+            (p.p50, p.p90, p.p99, p.p999, p.max),
+            (Some(2.0), Some(40.0), Some(40.0), Some(40.0), Some(40.0))
         );
         assert_eq!(Percentiles::of_sorted_micros(&[]).max, None);
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::Method;
 use rand::Rng;
 
@@ -188,6 +188,54 @@ impl Workload for Read {
     }
 }
 
+/// `GET`s of a path the workload's closure picks for each request (its randomness its
+/// own), with the same headers on every request: the console scenario's pages and its
+/// baseline listing. Requests go to the servers in turn.
+pub struct Gets {
+    bases: Arc<[String]>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    path: Box<dyn Fn(u64) -> String + Send + Sync>,
+}
+
+impl Gets {
+    /// `bases` like `http://127.0.0.1:8080`; `path(i)` the path and query of the `i`-th
+    /// request, starting with `/`.
+    pub fn new(
+        bases: Vec<String>,
+        headers: &[(&str, &str)],
+        path: impl Fn(u64) -> String + Send + Sync + 'static,
+    ) -> Result<Gets, String> {
+        assert!(!bases.is_empty());
+        let headers = headers
+            .iter()
+            .map(|(k, v)| {
+                Ok((
+                    HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("{k}: {e}"))?,
+                    HeaderValue::from_str(v).map_err(|e| format!("{k}: {e}"))?,
+                ))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Gets {
+            bases: bases.into(),
+            headers,
+            path: Box::new(path),
+        })
+    }
+}
+
+impl Workload for Gets {
+    fn request(&self, i: u64) -> HttpRequest {
+        let base = &self.bases[(i % self.bases.len() as u64) as usize];
+        let mut b = hyper::Request::builder()
+            .method(Method::GET)
+            .uri(format!("{base}{}", (self.path)(i)));
+        for (k, v) in &self.headers {
+            b = b.header(k, v);
+        }
+        b.body(Full::new(Bytes::new())).expect("a valid request")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +282,28 @@ mod tests {
         assert_eq!(
             read.request(1).headers()[AUTHORIZATION],
             "Zoho-oauthtoken u"
+        );
+    }
+
+    #[test]
+    fn gets_carry_their_headers_to_the_servers_in_turn() {
+        let gets = Gets::new(
+            vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:2".into()],
+            &[("cookie", "mailplane_console=t")],
+            |i| format!("/console/users?page={i}"),
+        )
+        .unwrap();
+        let r = gets.request(3);
+        assert_eq!(r.method(), Method::GET);
+        assert_eq!(
+            r.uri().to_string(),
+            "http://127.0.0.1:2/console/users?page=3"
+        );
+        assert_eq!(r.headers()["cookie"], "mailplane_console=t");
+        assert!(
+            Gets::new(vec!["http://x".into()], &[("cookie", "a\nb")], |_| "/"
+                .into())
+            .is_err()
         );
     }
 }

@@ -35,6 +35,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::admin::open_store;
 use crate::cli::{BenchArgs, BenchEchoArgs, StorageArgs};
 
+mod console;
 mod hostile;
 
 /// The memory target: a node's resident memory at the highest rate, with 100,000 accounts.
@@ -118,6 +119,9 @@ fn check_args(args: &BenchArgs) -> Result<(), String> {
     if !(args.step_factor.is_finite() && args.step_factor > 1.0) {
         return Err("--step-factor must be above 1".into());
     }
+    if !positive(args.console_rate) {
+        return Err("--console-rate must be positive".into());
+    }
     if !positive(args.max_p99_ms) {
         return Err("--max-p99-ms must be positive".into());
     }
@@ -134,7 +138,9 @@ async fn bench(
     pg: Option<&Pg>,
 ) -> Result<(), String> {
     let nodes = args.nodes.unwrap_or(if pg.is_some() { 2 } else { 1 });
-    let total_accounts = u64::from(args.orgs) * u64::from(args.accounts);
+    // The console's scenario is about one organization's users.
+    let org_count = if args.console { 1 } else { args.orgs };
+    let total_accounts = u64::from(org_count) * u64::from(args.accounts);
     let data_dir = work.join("data");
     let node_storage = StorageArgs {
         data_dir: Some(data_dir.clone()),
@@ -143,8 +149,9 @@ async fn bench(
     };
 
     eprintln!(
-        "seeding {} organizations × {} accounts into a fresh {} …",
-        args.orgs,
+        "seeding {} organization{} × {} accounts into a fresh {} …",
+        org_count,
+        if org_count == 1 { "" } else { "s" },
         args.accounts,
         if pg.is_some() {
             "PostgreSQL database"
@@ -155,7 +162,7 @@ async fn bench(
     let started = Instant::now();
     let store = open_store(&node_storage, &data_dir).await?;
     let orgs = store
-        .seed_synthetic(args.orgs, args.accounts)
+        .seed_synthetic(org_count, args.accounts)
         .await
         .map_err(|e| format!("seeding: {e}"))?;
     let seed_secs = started.elapsed().as_secs_f64();
@@ -163,6 +170,10 @@ async fn bench(
         .durability()
         .await
         .map_err(|e| format!("reading the durability settings: {e}"))?;
+    let console_org = match orgs.first() {
+        Some(org) if args.console => Some(console::prepare(&store, org).await?),
+        _ => None,
+    };
     drop(store);
     let mut accounts = Vec::with_capacity(total_accounts as usize);
     for org in &orgs {
@@ -182,7 +193,7 @@ async fn bench(
     let ceiling_time = Duration::from_secs_f64(args.ceiling_secs);
     let mut ceilings = Vec::new();
     match pg {
-        _ if args.hostile => {}
+        _ if args.hostile || args.console => {}
         None => {
             for per_tx in [1, 100] {
                 ceilings.push(sqlite_loop(work, total_accounts, per_tx, ceiling_time).await);
@@ -246,6 +257,19 @@ async fn bench(
             None => hostile::Db::Sqlite(data_dir.join("mailplane.db")),
         };
         return hostile::run(args, &mailplane, accounts, &step, &db).await;
+    }
+    if let Some(org) = console_org {
+        let run = console::Run {
+            backend: if pg.is_some() { "postgres" } else { "sqlite" },
+            database: match pg {
+                Some(pg) => pg::redact(&pg.url),
+                None => format!("{}", data_dir.join("mailplane.db").display()),
+            },
+            nodes,
+            seed_secs,
+            work,
+        };
+        return console::run(args, &mailplane, &step, &org, &run).await;
     }
     let mut workloads = Vec::new();
     let mut per_node = Vec::new();

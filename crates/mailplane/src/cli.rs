@@ -142,6 +142,15 @@ pub struct BenchArgs {
     /// --hostile: invalid-token requests per second of the fixed-rate flood
     #[arg(long, default_value_t = 5000.0)]
     pub flood_rate: f64,
+    /// Instead of the ramps: the web console's users table in one organization of
+    /// --accounts users, at --console-rate requests per second, one step after the other:
+    /// the API's listing of the organization's accounts (the baseline), the table's first
+    /// page, random pages, and searches that find one user, many, and none
+    #[arg(long, conflicts_with = "hostile")]
+    pub console: bool,
+    /// --console: requests per second of each step
+    #[arg(long, default_value_t = 200.0)]
+    pub console_rate: f64,
     /// Where the JSON report is written
     #[arg(
         long,

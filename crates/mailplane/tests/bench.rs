@@ -295,3 +295,48 @@ fn postgres_bench_on_two_nodes_writes_a_complete_report() {
     );
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn console_bench_measures_each_page_against_the_api_listing() {
+    let (r, stdout, _) = run_bench(&["--console", "--console-rate", "20"]);
+    assert_non_negative(&r, "report");
+    assert_eq!(r["scenario"], "console");
+    assert_eq!(r["backend"], "sqlite");
+    assert_eq!(r["organizations"], 1);
+    assert_eq!(r["users"], 20);
+    // 20 users and the admin: one page of 25.
+    assert_eq!(r["pages"], 1);
+    assert_eq!(r["plan"]["ratePerSecond"], 20.0);
+    assert_eq!(r["baseline"], "api_accounts");
+    let steps = r["steps"].as_array().expect("steps");
+    let keys: Vec<&str> = steps.iter().map(|s| s["key"].as_str().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "api_accounts",
+            "console_first_page",
+            "console_random_page",
+            "console_search_one",
+            "console_search_many",
+            "console_search_none"
+        ]
+    );
+    for s in steps {
+        let key = s["key"].as_str().unwrap();
+        let result = &s["result"];
+        check_step(result, key);
+        number_or_null(&result["p90Ms"], &format!("{key}.p90Ms"));
+        // Every answer was a 200 page: a redirect to the sign-in page would be an error.
+        assert_eq!(result["errors"], 0, "{key}: {result}");
+        assert!(result["ok"].as_u64().unwrap() > 0, "{key}: {result}");
+        number_or_null(&s["p50VsBaseline"], key);
+        number_or_null(&s["p99VsBaseline"], key);
+        assert!(s["request"].as_str().unwrap().starts_with("GET /"), "{key}");
+        assert!(
+            stdout.contains(s["name"].as_str().unwrap()),
+            "{key} not in the table"
+        );
+    }
+    assert_eq!(steps[0]["p50VsBaseline"], 1.0);
+    assert!(stdout.contains("p99 ÷ baseline"), "{stdout}");
+}
