@@ -57,7 +57,13 @@ const COUNT_MATCHING: &str = concat!(
     "SELECT COUNT(*) AS n FROM accounts a JOIN users u ON u.zuid = a.zuid ",
     matching!()
 );
-const PAGE_MATCHING: &str = select_accounts!(matching!("ORDER BY u.zuid LIMIT $3 OFFSET $4"));
+/// The page of a search with the number of users it found on every row: the search's
+/// scan is the cost of the query, and a window over it counts in the same scan.
+const PAGE_MATCHING: &str = concat!(
+    "SELECT t.*, COUNT(*) OVER () AS total FROM (",
+    select_accounts!(matching!()),
+    ") t ORDER BY t.zuid LIMIT $3 OFFSET $4"
+);
 
 /// `text` as a `LIKE` pattern that finds it anywhere, its own `%`, `_` and `\` taken
 /// literally (escaped with `\`, the `ESCAPE` of [`matching!`]).
@@ -107,10 +113,13 @@ pub(crate) async fn users_page<D: Db>(
     } else {
         let pattern = like_pattern(search);
         let paged: [&dyn Param; 4] = [&id, &pattern, &limit, &start];
-        tokio::try_join!(
-            db.one(COUNT_MATCHING, &paged[..2], count),
-            read::views(db, PAGE_MATCHING, &paged)
-        )?
+        match read::counted_views(db, PAGE_MATCHING, &paged).await? {
+            (Some(total), accounts) => (total, accounts),
+            // No row from the start: nothing matches.
+            (None, accounts) if start == 0 => (0, accounts),
+            // A page past the last has no row to carry the count.
+            (None, accounts) => (db.one(COUNT_MATCHING, &paged[..2], count).await?, accounts),
+        }
     };
     Ok(UsersPage {
         total: u64::try_from(total).unwrap_or_default(),

@@ -106,7 +106,13 @@ pub(crate) async fn views<D: Db>(
     params: &[&dyn Param],
 ) -> Result<Vec<AccountView>, StoreError> {
     let mut found = db.rows(sql, params, account_row).await?;
-    for v in found.iter_mut().filter(|v| v.kind == AccountKind::Hosted) {
+    with_parts(db, &mut found).await?;
+    Ok(found)
+}
+
+/// Loads the addresses, identities and forwards of the hosted accounts among `views`.
+async fn with_parts<D: Db>(db: &D, views: &mut [AccountView]) -> Result<(), StoreError> {
+    for v in views.iter_mut().filter(|v| v.kind == AccountKind::Hosted) {
         // Sent together: one round trip for the three on PostgreSQL.
         (v.addresses, v.identities, v.forwards) = tokio::try_join!(
             addresses(db, v.account_id),
@@ -114,7 +120,25 @@ pub(crate) async fn views<D: Db>(
             forwards(db, v.account_id)
         )?;
     }
-    Ok(found)
+    Ok(())
+}
+
+/// [`views`] of a query whose rows also carry a `total` (a window count): the views, and
+/// the total when there was a row to carry it.
+pub(crate) async fn counted_views<D: Db>(
+    db: &D,
+    sql: &'static str,
+    params: &[&dyn Param],
+) -> Result<(Option<i64>, Vec<AccountView>), StoreError> {
+    let rows = db
+        .rows(sql, params, |r| {
+            Ok((account_row(r)?, r.get::<i64>("total")?))
+        })
+        .await?;
+    let total = rows.first().map(|(_, n)| *n);
+    let mut found: Vec<AccountView> = rows.into_iter().map(|(v, _)| v).collect();
+    with_parts(db, &mut found).await?;
+    Ok((total, found))
 }
 
 /// The account's forwards, by target address.

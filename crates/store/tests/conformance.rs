@@ -2221,6 +2221,11 @@ async fn users_page_searches_names_and_addresses_and_pages_in_the_database(db: F
     assert_eq!((last.total, zuids(&last)), (7, every[6..].to_vec()));
     let past = page("", 7, 3).await;
     assert_eq!((past.total, past.accounts.len()), (7, 0));
+    // A search's count rides on its rows; past its last page it is counted on its own.
+    let past = page("acme.example", 7, 3).await;
+    assert_eq!((past.total, past.accounts.len()), (7, 0));
+    let tail = page("acme.example", 5, 3).await;
+    assert_eq!((tail.total, zuids(&tail)), (7, every[5..].to_vec()));
     let none = page("", 0, 0).await;
     assert_eq!((none.total, none.accounts.len()), (7, 0));
 
