@@ -39,8 +39,9 @@ impl CardForm {
             CardForm::EmailUpdate => &["emailAddress"],
             CardForm::Identity => IDENTITY_FIELDS,
             CardForm::Password => &["password"],
-            CardForm::IdentityRow => &["confirmKey"],
-            CardForm::Status | CardForm::Order => &[],
+            // The row's key field is one of many on the page: its refusal is said on the
+            // line under the table.
+            CardForm::IdentityRow | CardForm::Status | CardForm::Order => &[],
         }
     }
 }
