@@ -231,6 +231,11 @@ async fn rebecca_reorders_her_accounts_and_meets_403_and_404() {
 
     b.goto(&format!("{base}/console/users")).await;
     assert!(b.text("main h1").await.contains("Not allowed"));
+    assert_eq!(
+        b.text(".who").await,
+        "becky@zylker.com",
+        "the header names her by her mailbox, wherever it is in her order"
+    );
     b.screenshot("member-forbidden").await;
     b.goto(&format!(
         "{base}/console/users/{}",

@@ -38,7 +38,9 @@ impl Nav {
                 .await
                 .ok()
                 .and_then(|list| {
+                    // The hosted account's address, wherever the user put it in the order.
                     list.iter()
+                        .filter(|a| a.kind == mailplane_domain::AccountKind::Hosted)
                         .find_map(|a| a.primary_address().map(|p| p.to_string()))
                 })
                 .unwrap_or_default(),
@@ -203,6 +205,7 @@ impl ChangeRow {
                     .flatten()
                     .and_then(|list| {
                         list.iter()
+                            .filter(|a| a.kind == mailplane_domain::AccountKind::Hosted)
                             .find_map(|a| a.primary_address().map(ToString::to_string))
                     }),
                 None => None,
