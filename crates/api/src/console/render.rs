@@ -37,12 +37,7 @@ impl Nav {
                 .own_accounts(&grant)
                 .await
                 .ok()
-                .and_then(|list| {
-                    // The hosted account's address, wherever the user put it in the order.
-                    list.iter()
-                        .filter(|a| a.kind == mailplane_domain::AccountKind::Hosted)
-                        .find_map(|a| a.primary_address().map(|p| p.to_string()))
-                })
+                .and_then(|list| mailbox_address(&list))
                 .unwrap_or_default(),
             Err(_) => String::new(),
         };
@@ -60,6 +55,15 @@ impl Nav {
         self.notice = notice.map(str::to_string);
         self
     }
+}
+
+/// The primary address of a user's hosted account among their `accounts`, wherever the
+/// user put it in their order.
+pub(crate) fn mailbox_address(accounts: &[mailplane_store::AccountView]) -> Option<String> {
+    accounts
+        .iter()
+        .filter(|a| a.kind == mailplane_domain::AccountKind::Hosted)
+        .find_map(|a| a.primary_address().map(ToString::to_string))
 }
 
 /// A rendered page with `status`.
@@ -203,11 +207,7 @@ impl ChangeRow {
                     .await
                     .ok()
                     .flatten()
-                    .and_then(|list| {
-                        list.iter()
-                            .filter(|a| a.kind == mailplane_domain::AccountKind::Hosted)
-                            .find_map(|a| a.primary_address().map(ToString::to_string))
-                    }),
+                    .and_then(|list| mailbox_address(&list)),
                 None => None,
             };
             names.insert(zuid, address.unwrap_or_else(|| format!("user {zuid}")));
