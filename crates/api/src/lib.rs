@@ -267,8 +267,12 @@ async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Resp
         .unwrap_or_default();
     // A console session's cookie counts as its token: the same rate for the same user,
     // whichever door they use.
-    let session = console::cookie_token(req.headers(), state.console.secure_cookie);
-    if let Some(token) = auth::token_of(req.headers()).or(session.as_deref()) {
+    let bearer = auth::token_of(req.headers());
+    let session = bearer
+        .is_none()
+        .then(|| console::cookie_token(req.headers(), state.console.secure_cookie))
+        .flatten();
+    if let Some(token) = bearer.or(session.as_deref()) {
         if let Some(wait) = state.bad_tokens.retry_after(&client) {
             return ApiError::TooManyInvalidTokens(wait.as_secs_f64().ceil().max(1.0) as u64)
                 .into_response();

@@ -26,9 +26,10 @@ pub(crate) async fn admin_grant(
     state: &AppState,
     session: &Session,
     current: &'static str,
+    access: Access,
 ) -> Result<(Grant, Nav), Response> {
     let nav = Nav::of(state, session, current).await;
-    match session.principal.admin_grant(Access::Read) {
+    match session.principal.admin_grant(access) {
         Ok(grant) => Ok((grant, nav)),
         Err(_) => Err(render::forbidden(nav)),
     }
@@ -42,9 +43,10 @@ pub(crate) async fn admin_post(
     session: &Session,
     form: &super::form::Form,
     current: &'static str,
+    access: Access,
 ) -> Result<(Grant, Nav), Response> {
     super::session::check_post(state, headers, session, form).await?;
-    admin_grant(state, session, current).await
+    admin_grant(state, session, current, access).await
 }
 
 pub(crate) struct OrgFacts {
@@ -68,7 +70,7 @@ pub(crate) async fn overview(State(state): State<AppState>, session: Session) ->
     if !session.is_admin() {
         return render::see_other(&format!("/console/users/{}", session.principal.zuid()));
     }
-    let (grant, nav) = match admin_grant(&state, &session, "overview").await {
+    let (grant, nav) = match admin_grant(&state, &session, "overview", Access::Read).await {
         Ok(g) => g,
         Err(refused) => return refused,
     };
@@ -188,7 +190,7 @@ pub(crate) async fn audit(
     session: Session,
     Query(q): Query<LogQuery>,
 ) -> Response {
-    let (grant, nav) = match admin_grant(&state, &session, "audit").await {
+    let (grant, nav) = match admin_grant(&state, &session, "audit", Access::Read).await {
         Ok(g) => g,
         Err(refused) => return refused,
     };
@@ -252,7 +254,7 @@ pub(crate) async fn security(
     session: Session,
     Query(q): Query<LogQuery>,
 ) -> Response {
-    let (grant, nav) = match admin_grant(&state, &session, "security").await {
+    let (grant, nav) = match admin_grant(&state, &session, "security", Access::Read).await {
         Ok(g) => g,
         Err(refused) => return refused,
     };

@@ -6,12 +6,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
+use mailplane_domain::Access;
 use mailplane_store::{Grant, RequestMeta};
 
 use super::admin_pages::{admin_grant, admin_post};
 use super::form::Form;
 use super::render::{self, Nav};
-use super::session::{self, Session};
+use super::session::Session;
 use super::time;
 use crate::error::ApiError;
 use crate::AppState;
@@ -100,7 +101,7 @@ async fn page(
 
 /// `GET /console/clients`.
 pub(crate) async fn list(State(state): State<AppState>, session: Session) -> Response {
-    let (grant, nav) = match admin_grant(&state, &session, "clients").await {
+    let (grant, nav) = match admin_grant(&state, &session, "clients", Access::Read).await {
         Ok(g) => g,
         Err(refused) => return refused,
     };
@@ -124,18 +125,12 @@ pub(crate) async fn register(
     session: Session,
     form: Form,
 ) -> Response {
-    let (_, nav) = match admin_post(&state, &headers, &session, &form, "clients").await {
-        Ok(g) => g,
-        Err(refused) => return refused,
-    };
     // Registering changes the organization: the grant of a change, not of a read.
-    let grant = match session
-        .principal
-        .admin_grant(mailplane_domain::Access::Create)
-    {
-        Ok(g) => g,
-        Err(_) => return render::forbidden(nav),
-    };
+    let (grant, nav) =
+        match admin_post(&state, &headers, &session, &form, "clients", Access::Create).await {
+            Ok(g) => g,
+            Err(refused) => return refused,
+        };
     let (name, redirect) = (form.get("name"), form.get("redirectUri"));
     let redirect_uri = Some(redirect).filter(|r| !r.is_empty());
     match state
@@ -180,17 +175,11 @@ pub(crate) async fn delete(
     session: Session,
     form: Form,
 ) -> Response {
-    if let Err(refused) = session::check_post(&state, &headers, &session, &form).await {
-        return refused;
-    }
-    let nav = Nav::of(&state, &session, "clients").await;
-    let grant = match session
-        .principal
-        .admin_grant(mailplane_domain::Access::Delete)
-    {
-        Ok(g) => g,
-        Err(_) => return render::forbidden(nav),
-    };
+    let (grant, nav) =
+        match admin_post(&state, &headers, &session, &form, "clients", Access::Delete).await {
+            Ok(g) => g,
+            Err(refused) => return refused,
+        };
     match state
         .store
         .delete_org_client(

@@ -394,20 +394,26 @@ pub(crate) async fn change(
         Ok(None) => return render::not_found(nav),
         Err(e) => return render::unavailable(e.into()),
     };
-    let grant = match read_grant(&session) {
-        Ok(g) => g,
-        Err(_) => return render::not_found(nav),
-    };
-    let all = match state.store.user_accounts(&grant, target.zuid).await {
-        Ok(found) => found.unwrap_or_default(),
-        Err(e) => return render::unavailable(e.into()),
+    let action = form.get("action");
+    // The owner's other accounts matter only to a change of order: read only for one.
+    let all = if action.starts_with("move_") {
+        let grant = match read_grant(&session) {
+            Ok(g) => g,
+            Err(_) => return render::not_found(nav),
+        };
+        match state.store.user_accounts(&grant, target.zuid).await {
+            Ok(found) => found.unwrap_or_default(),
+            Err(e) => return render::unavailable(e.into()),
+        }
+    } else {
+        Vec::new()
     };
     let Some(Operation {
         form: card_form,
         body,
         by_user,
         done,
-    }) = account_forms::operation(form.get("action"), &form, &target, &all)
+    }) = account_forms::operation(action, &form, &target, &all)
     else {
         return render::message(
             StatusCode::BAD_REQUEST,

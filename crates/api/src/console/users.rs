@@ -7,7 +7,7 @@ use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
-use mailplane_domain::Zuid;
+use mailplane_domain::{Access, Zuid};
 use mailplane_store::{AccountView, Grant, RequestMeta};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -151,7 +151,7 @@ pub(crate) async fn list(
     session: Session,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let (grant, nav) = match admin_grant(&state, &session, "users").await {
+    let (grant, nav) = match admin_grant(&state, &session, "users", Access::Read).await {
         Ok(g) => g,
         Err(refused) => return refused,
     };
@@ -225,10 +225,11 @@ pub(crate) async fn add(
     session: Session,
     form: Form,
 ) -> Response {
-    let (grant, nav) = match admin_post(&state, &headers, &session, &form, "users").await {
-        Ok(g) => g,
-        Err(refused) => return refused,
-    };
+    let (grant, nav) =
+        match admin_post(&state, &headers, &session, &form, "users", Access::Create).await {
+            Ok(g) => g,
+            Err(refused) => return refused,
+        };
     let mut body = Map::new();
     for (name, ..) in NEW_USER_FIELDS {
         let value = if *name == "password" {
@@ -306,7 +307,7 @@ pub(crate) async fn confirm_delete(
     session: Session,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let (grant, nav) = match admin_grant(&state, &session, "users").await {
+    let (grant, nav) = match admin_grant(&state, &session, "users", Access::Read).await {
         Ok(g) => g,
         Err(refused) => return refused,
     };
@@ -342,10 +343,11 @@ pub(crate) async fn delete(
     session: Session,
     form: Form,
 ) -> Response {
-    let (grant, nav) = match admin_post(&state, &headers, &session, &form, "users").await {
-        Ok(g) => g,
-        Err(refused) => return refused,
-    };
+    let (grant, nav) =
+        match admin_post(&state, &headers, &session, &form, "users", Access::Delete).await {
+            Ok(g) => g,
+            Err(refused) => return refused,
+        };
     let zuids: Vec<&str> = form.all("zuid").take(MAX_DELETE).collect();
     if zuids.is_empty() {
         return render::see_other("/console/users");
